@@ -1,0 +1,25 @@
+# ssimsr: rebuilds "Effects of Normalised SSIM Loss on Super-Resolution Tasks" end to end.
+# Logic lives in src/ssimsr; rules call `ssimsr <stage>`. See README.md.
+from snakemake.utils import min_version, validate
+
+from ssimsr.config import check_config
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+# Name the offending key first (ssimsr.config), then let Snakemake validate and fill defaults.
+check_config(config, workflow.source_path("workflow/schemas/config.schema.yaml"))
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,193 @@
+"""Composite loss of the paper (Eq. 11), as plain functions of tensors.
+
+``hr`` and ``rec`` are float32 [B, H, W, 3] tensors in [0, 1] (``rec`` may
+leave that range: the SR upscaler is not clipped).
+
+    total = lambda_b * bw_mse + lambda_f * fw_mse + lambda_p * perceptual
+            + lambda_s * ssim_n,        ssim_n = (1 - SSIM) / 2
+
+``lambda_s = 2`` is exactly the non-normalised ``1 - SSIM`` loss.
+
+Corrections to the reference code (see reference-code-facts.md):
+
+* ``fw_mse`` compares D(hr) with D(rec), not D(hr) with itself, so it is not
+  identically zero.
+* The VGG19 feature extractor is loaded from a real weights file and frozen;
+  callers must pass only the SR/IRN variables to the optimiser. Missing
+  weights raise ``FileNotFoundError``: random weights are never used silently.
+* Perceptual inputs go through ``keras.applications.vgg19.preprocess_input``
+  (x255, RGB->BGR, ImageNet mean subtraction) and are not resized unless
+  ``resize_to`` is given (the reference squashed to 224x224).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import keras
+import tensorflow as tf
+
+__all__ = [
+    "DEFAULT_VGG_LAYERS",
+    "LossWeights",
+    "VGG19_NOTOP_FILENAME",
+    "VGG19_NOTOP_MD5",
+    "build_feature_extractor",
+    "bw_mse",
+    "fw_mse",
+    "load_vgg19",
+    "loss_terms",
+    "perceptual",
+    "ssim",
+    "ssim_n",
+]
+
+VGG19_NOTOP_FILENAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+VGG19_NOTOP_MD5 = "253f8cb515780f3b799900260a226db6"
+DEFAULT_VGG_LAYERS = ("block4_conv4", "block5_conv4")
+LOSS_KEYS = ("total", "bw_mse", "fw_mse", "perceptual", "ssim_n")
+
+
+def _as_float(images):
+    return tf.convert_to_tensor(images, dtype=tf.float32)
+
+
+def bw_mse(hr, rec):
+    """Backward MSE (Eq. 7, as a mean): pixel error of the reconstruction."""
+    return tf.reduce_mean(tf.square(_as_float(hr) - _as_float(rec)))
+
+
+def fw_mse(hr, rec, downscaler, lr=None):
+    """Forward MSE (Eq. 8): ``MSE(D(hr), D(rec))`` with the pair's downscaler D.
+
+    ``lr`` may pass an already computed ``D(hr)`` to save a forward pass.
+    For the IRN (learned D) it is non-zero whenever the reconstruction
+    differs in a way D sees; gradients flow into D through both terms. For
+    SR, D is decimation ``x[::s, ::s]``, so this term only sees the pixels
+    on the decimated grid: it is zero when ``rec`` equals ``hr`` there, even
+    if the other pixels differ.
+    """
+    if lr is None:
+        lr = downscaler(_as_float(hr), training=False)
+    return tf.reduce_mean(tf.square(_as_float(lr) - downscaler(_as_float(rec), training=False)))
+
+
+def ssim(hr, rec):
+    """Mean over the batch of ``tf.image.ssim(max_val=1.0)`` with its defaults.
+
+    11x11 Gaussian window (sigma 1.5), k1 0.01, k2 0.03, valid region only,
+    averaged over RGB channels. Sides must be at least 11 pixels.
+    """
+    return tf.reduce_mean(tf.image.ssim(_as_float(hr), _as_float(rec), max_val=1.0))
+
+
+def ssim_n(hr, rec):
+    """Normalised SSIM loss (Eq. 10): ``(1 - SSIM) / 2``, in [0, 1]."""
+    return (1.0 - ssim(hr, rec)) / 2.0
+
+
+# --------------------------------------------------------------------------
+# Perceptual loss
+# --------------------------------------------------------------------------
+
+
+def load_vgg19(weights_path):
+    """VGG19 without its classifier, with ImageNet weights from a local file.
+
+    ``weights_path`` must be the Keras no-top h5 file
+    (``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``). Nothing is
+    downloaded here and random weights are never substituted. The returned
+    model is frozen.
+    """
+    if weights_path is None or not os.path.isfile(os.fspath(weights_path)):
+        raise FileNotFoundError(
+            f"VGG19 weights not found (weights path: {weights_path!r}). The perceptual "
+            f"loss needs ImageNet weights: run the `fetch_vgg19` workflow rule, or set "
+            f"`losses.vgg_weights` in the config to a local copy of {VGG19_NOTOP_FILENAME} "
+            f"(md5 {VGG19_NOTOP_MD5}). Set lambda_p to 0 to train without it."
+        )
+    vgg = keras.applications.VGG19(
+        include_top=False, weights=os.fspath(weights_path), input_shape=(None, None, 3)
+    )
+    vgg.trainable = False
+    return vgg
+
+
+def build_feature_extractor(vgg, layers=DEFAULT_VGG_LAYERS):
+    """Frozen model mapping a preprocessed image to the list of ``layers`` outputs."""
+    outputs = [vgg.get_layer(name).output for name in layers]
+    extractor = keras.Model(vgg.input, outputs, name="vgg19_features")
+    extractor.trainable = False
+    return extractor
+
+
+def perceptual(hr, rec, extractor, resize_to=None):
+    """Eq. 9: per layer mean squared feature difference, summed over layers.
+
+    Images are scaled to [0, 255] and preprocessed the way VGG19 was trained
+    (BGR, ImageNet mean subtracted). ``resize_to`` optionally resizes both
+    images bilinearly to a square first (the reference used 224).
+    """
+    hr, rec = _as_float(hr), _as_float(rec)
+    # One forward pass for both images: half the overhead of two calls.
+    both = tf.concat([hr, rec], axis=0)
+    if resize_to:
+        both = tf.image.resize(both, (int(resize_to), int(resize_to)), method="bilinear")
+    both = keras.applications.vgg19.preprocess_input(both * 255.0)
+    features = extractor(both, training=False)
+    if not isinstance(features, (list, tuple)):
+        features = [features]
+    batch = tf.shape(hr)[0]
+    total = tf.constant(0.0)
+    for feature in features:
+        total += tf.reduce_mean(tf.square(feature[:batch] - feature[batch:]))
+    return total
+
+
+# --------------------------------------------------------------------------
+# Composite loss
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """The lambdas of Eq. 11. Paper: b = f = p = 1, s in {0, 1, 2}."""
+
+    lambda_b: float = 1.0
+    lambda_f: float = 1.0
+    lambda_p: float = 1.0
+    lambda_s: float = 1.0
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def loss_terms(hr, rec, downscaler, weights, extractor=None, lr=None, resize_to=None):
+    """All loss components and their weighted sum, as scalar tensors.
+
+    Returns a dict with keys ``total``, ``bw_mse``, ``fw_mse``, ``perceptual``,
+    ``ssim_n``. ``bw_mse`` and ``ssim_n`` are always computed (they are also
+    logged); ``fw_mse`` and ``perceptual`` are 0.0 without being computed
+    when their weight is 0. ``extractor`` is required when ``lambda_p != 0``.
+    ``lr`` may pass ``D(hr)`` already computed by ``models.reconstruct``.
+    """
+    zero = tf.constant(0.0)
+    terms = {"bw_mse": bw_mse(hr, rec), "ssim_n": ssim_n(hr, rec)}
+    terms["fw_mse"] = fw_mse(hr, rec, downscaler, lr=lr) if weights.lambda_f else zero
+    if weights.lambda_p:
+        if extractor is None:
+            raise ValueError(
+                "lambda_p is non-zero but no VGG19 feature extractor was given; build one "
+                "with build_feature_extractor(load_vgg19(path)) or set lambda_p to 0"
+            )
+        terms["perceptual"] = perceptual(hr, rec, extractor, resize_to=resize_to)
+    else:
+        terms["perceptual"] = zero
+    terms["total"] = (
+        weights.lambda_b * terms["bw_mse"]
+        + weights.lambda_f * terms["fw_mse"]
+        + weights.lambda_p * terms["perceptual"]
+        + weights.lambda_s * terms["ssim_n"]
+    )
+    return {key: terms[key] for key in LOSS_KEYS}

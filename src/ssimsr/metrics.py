@@ -1,0 +1,276 @@
+"""Per-image reconstruction metrics (numpy in, Python floats out).
+
+Images are ``float32`` arrays of shape ``(H, W, 3)`` (RGB) with values in
+``[0, 1]``; ``hr`` is the reference (ground truth), ``rec`` the reconstruction.
+
+Two families of metrics are provided:
+
+* RGB metrics as used by the paper and by training (section 2.4):
+  :func:`psnr` (data range 1, Eq. 12) and :func:`ssim` (``tf.image.ssim`` with
+  ``max_val=1.0`` and TensorFlow's defaults: 11x11 Gaussian window, sigma 1.5,
+  k1 0.01, k2 0.03, valid filtering, mean over the three channels) -- exactly the
+  SSIM the training loss uses.
+* The super-resolution community convention (BasicSR / MATLAB): :func:`psnr_y`
+  and :func:`ssim_y`, computed on the BT.601 luma channel ``Y`` (16-235 range,
+  on a 0-255 scale, data range 255) after cropping ``border`` pixels from every
+  side (``border = scale``).
+
+Decisions:
+
+* The reconstruction is clipped to ``[0, 1]`` before every metric (``clip=True``
+  by default): a reconstruction is evaluated as the image that would be saved.
+  The reference is used as given (it is assumed to lie in ``[0, 1]``).
+* No 8-bit quantisation is applied inside the metrics; callers who evaluate saved
+  PNG files (loaded with :func:`load_image`) get the quantised values naturally.
+* PSNR of identical images (MSE = 0) is ``inf`` (``float('inf')``), not an error.
+* ``Y`` is not rounded (BasicSR's float path), unlike MATLAB's ``rgb2ycbcr`` on
+  ``uint8`` input which rounds to integers.
+
+TensorFlow is imported lazily (only :func:`ssim` needs it); torch is never
+imported here.
+"""
+
+from __future__ import annotations
+
+import math
+from os import PathLike
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+__all__ = [
+    "psnr",
+    "ssim",
+    "rgb_to_y",
+    "psnr_y",
+    "ssim_y",
+    "image_metrics",
+    "load_image",
+    "save_image",
+    "crop_border",
+    "METRIC_KEYS",
+]
+
+#: Keys returned by :func:`image_metrics`, in order.
+METRIC_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y")
+
+#: ITU-R BT.601 luma coefficients for R, G, B in [0, 1], giving Y in [16, 235]
+#: (the ``rgb2ycbcr`` of MATLAB and BasicSR).
+_Y_COEFFS = np.array([65.481, 128.553, 24.966], dtype=np.float64)
+_Y_OFFSET = 16.0
+
+PathType = Union[str, "PathLike[str]", Path]
+
+
+# ----------------------------------------------------------------------------
+# input handling
+# ----------------------------------------------------------------------------
+def _as_image(img, name: str) -> np.ndarray:
+    arr = np.asarray(img)
+    if arr.ndim != 3 or arr.shape[-1] != 3:
+        raise ValueError(f"{name} must be an HxWx3 RGB array, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(
+            f"{name} must be a float array with values in [0, 1], got dtype {arr.dtype}"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains non-finite values")
+    return arr
+
+
+def _pair(hr, rec, clip: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    hr = _as_image(hr, "hr")
+    rec = _as_image(rec, "rec")
+    if hr.shape != rec.shape:
+        raise ValueError(f"hr and rec shapes differ: {hr.shape} vs {rec.shape}")
+    if clip:
+        rec = np.clip(rec, 0.0, 1.0)
+    return hr, rec
+
+
+def _psnr_from_mse(mse: float, data_range: float) -> float:
+    if mse == 0.0:
+        return math.inf
+    return float(10.0 * math.log10(data_range**2 / mse))
+
+
+def crop_border(img: np.ndarray, border: int) -> np.ndarray:
+    """Remove ``border`` pixels from every side of ``img`` (``border=0``: no crop)."""
+    border = int(border)
+    if border < 0:
+        raise ValueError(f"border must be >= 0, got {border}")
+    if border == 0:
+        return img
+    h, w = img.shape[:2]
+    if 2 * border >= h or 2 * border >= w:
+        raise ValueError(f"border {border} too large for an image of size {h}x{w}")
+    return img[border:-border, border:-border, ...]
+
+
+# ----------------------------------------------------------------------------
+# RGB metrics (paper / training)
+# ----------------------------------------------------------------------------
+def psnr(hr: np.ndarray, rec: np.ndarray, clip: bool = True) -> float:
+    """PSNR in dB on RGB with data range 1 (paper Eq. 12: ``10 log10(L^2 / MSE)``).
+
+    The MSE is the mean over all pixels and channels, computed in float64 on
+    ``rec`` clipped to ``[0, 1]`` (unless ``clip=False``).  Returns ``inf`` when
+    the two images are identical (MSE = 0).
+    """
+    hr, rec = _pair(hr, rec, clip)
+    mse = float(np.mean((hr.astype(np.float64) - rec.astype(np.float64)) ** 2))
+    return _psnr_from_mse(mse, 1.0)
+
+
+def ssim(hr: np.ndarray, rec: np.ndarray, clip: bool = True) -> float:
+    """SSIM on RGB exactly as training computes it: ``tf.image.ssim(max_val=1.0)``.
+
+    TensorFlow defaults: 11x11 Gaussian window with sigma 1.5, k1 = 0.01,
+    k2 = 0.03, valid filtering (no padding), mean over the SSIM map and the three
+    channels.  ``rec`` is clipped to ``[0, 1]`` first (unless ``clip=False``).
+    Both sides must be at least 11 pixels high and wide.
+    """
+    hr, rec = _pair(hr, rec, clip)
+    if min(hr.shape[:2]) < 11:
+        raise ValueError(f"ssim needs images of at least 11x11 pixels, got {hr.shape[:2]}")
+    import tensorflow as tf  # lazy: keep `import ssimsr.metrics` light
+
+    val = tf.image.ssim(
+        tf.constant(hr, dtype=tf.float32),
+        tf.constant(rec.astype(np.float32), dtype=tf.float32),
+        max_val=1.0,
+    )
+    return float(val.numpy())
+
+
+# ----------------------------------------------------------------------------
+# Y-channel metrics (SR community convention, BasicSR)
+# ----------------------------------------------------------------------------
+def rgb_to_y(img: np.ndarray) -> np.ndarray:
+    """BT.601 luma of an RGB image in ``[0, 1]``, on the 0-255 scale (16-235 range).
+
+    ``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` for R, G, B in ``[0, 1]`` (MATLAB's
+    and BasicSR's ``rgb2ycbcr``), so black maps to 16 and white to 235.  The result
+    is a float64 ``HxW`` array *not* rounded to integers, on the 0-255 scale that
+    :func:`psnr_y` / :func:`ssim_y` use with data range 255.
+    """
+    arr = np.asarray(img, dtype=np.float64)
+    if arr.ndim < 1 or arr.shape[-1] != 3:
+        raise ValueError(f"rgb_to_y expects an array whose last axis is RGB, got shape {arr.shape}")
+    return arr @ _Y_COEFFS + _Y_OFFSET
+
+
+def psnr_y(hr: np.ndarray, rec: np.ndarray, border: int, clip: bool = True) -> float:
+    """PSNR (dB) on the luma channel ``Y`` (0-255 scale, data range 255).
+
+    ``border`` pixels are removed from every side first (SR convention:
+    ``border = scale``).  Matches BasicSR's ``calculate_psnr(..., crop_border=border,
+    test_y_channel=True)`` on float input.  Returns ``inf`` for identical images.
+    """
+    hr, rec = _pair(hr, rec, clip)
+    y1 = crop_border(rgb_to_y(hr), border)
+    y2 = crop_border(rgb_to_y(rec), border)
+    mse = float(np.mean((y1 - y2) ** 2))
+    return _psnr_from_mse(mse, 255.0)
+
+
+def _gaussian_kernel_1d(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    # same as cv2.getGaussianKernel(size, sigma)
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    g = np.exp(-(x**2) / (2.0 * sigma**2))
+    return g / g.sum()
+
+
+def _filter_valid(img: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Separable 2-D filtering with ``outer(g, g)``, 'valid' output (no padding)."""
+    k = g.size
+    # rows then columns; the kernel is symmetric so correlation == convolution
+    rows = np.lib.stride_tricks.sliding_window_view(img, k, axis=0)  # (H-k+1, W, k)
+    tmp = rows @ g
+    cols = np.lib.stride_tricks.sliding_window_view(tmp, k, axis=1)  # (H-k+1, W-k+1, k)
+    return cols @ g
+
+
+def _ssim_single_channel(img1: np.ndarray, img2: np.ndarray, data_range: float) -> float:
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    g = _gaussian_kernel_1d(11, 1.5)
+    mu1 = _filter_valid(img1, g)
+    mu2 = _filter_valid(img2, g)
+    mu1_sq, mu2_sq, mu1_mu2 = mu1 * mu1, mu2 * mu2, mu1 * mu2
+    sigma1_sq = _filter_valid(img1 * img1, g) - mu1_sq
+    sigma2_sq = _filter_valid(img2 * img2, g) - mu2_sq
+    sigma12 = _filter_valid(img1 * img2, g) - mu1_mu2
+    ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / (
+        (mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2)
+    )
+    return float(ssim_map.mean())
+
+
+def ssim_y(hr: np.ndarray, rec: np.ndarray, border: int, clip: bool = True) -> float:
+    """SSIM on the luma channel ``Y`` as BasicSR's ``calculate_ssim(test_y_channel=True)``.
+
+    Steps: ``Y`` from :func:`rgb_to_y` (0-255 scale, not rounded), ``border``
+    pixels cropped on every side, then the Wang et al. SSIM with an 11x11 Gaussian
+    window (sigma 1.5, i.e. ``cv2.getGaussianKernel(11, 1.5)`` outer product),
+    data range 255 (C1 = (0.01*255)^2, C2 = (0.03*255)^2), *valid* filtering (the
+    SSIM map is ``(H-10) x (W-10)``), mean of the map.  Implemented in numpy
+    (float64, separable filter).  The cropped image must be at least 11x11.
+    """
+    hr, rec = _pair(hr, rec, clip)
+    y1 = crop_border(rgb_to_y(hr), border)
+    y2 = crop_border(rgb_to_y(rec), border)
+    if min(y1.shape) < 11:
+        raise ValueError(
+            f"ssim_y needs at least 11x11 pixels after cropping border {border}, got {y1.shape}"
+        )
+    return _ssim_single_channel(y1, y2, 255.0)
+
+
+def image_metrics(hr: np.ndarray, rec: np.ndarray, scale: int) -> dict[str, float]:
+    """All per-image metrics: ``{"psnr", "ssim", "psnr_y", "ssim_y"}``.
+
+    ``psnr`` / ``ssim`` are the paper's RGB metrics (no border crop); ``psnr_y`` /
+    ``ssim_y`` follow the SR convention with ``border = scale``.
+    """
+    border = int(scale)
+    return {
+        "psnr": psnr(hr, rec),
+        "ssim": ssim(hr, rec),
+        "psnr_y": psnr_y(hr, rec, border),
+        "ssim_y": ssim_y(hr, rec, border),
+    }
+
+
+# ----------------------------------------------------------------------------
+# image I/O
+# ----------------------------------------------------------------------------
+def load_image(path: PathType) -> np.ndarray:
+    """Read an image file with Pillow as RGB, returned as float32 ``HxWx3`` in ``[0, 1]``.
+
+    Grey-scale, palette and RGBA files are converted to RGB (alpha dropped).
+    """
+    from PIL import Image
+
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"), dtype=np.float32)
+    return arr / np.float32(255.0)
+
+
+def save_image(path: PathType, img: np.ndarray) -> None:
+    """Write a float ``HxWx3`` image in ``[0, 1]`` as 8-bit RGB (format from the suffix).
+
+    Values are clipped to ``[0, 1]`` and rounded to the nearest of 0..255, so
+    ``load_image(path)`` returns the 8-bit quantised image.  Parent folders are
+    created.
+    """
+    from PIL import Image
+
+    arr = np.asarray(img, dtype=np.float64)
+    if arr.ndim != 3 or arr.shape[-1] != 3:
+        raise ValueError(f"save_image expects an HxWx3 array, got shape {arr.shape}")
+    u8 = np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(u8).save(path)

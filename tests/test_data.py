@@ -1,0 +1,316 @@
+"""Data stage: decoding, resizing, splitting, fetching and checksums."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import io
+import json
+import tarfile
+import threading
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+from ssimsr import data
+from ssimsr.data import BadImageError, ChecksumMismatch, DataError
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+BSDS_SHA256 = "78e720c13d4a313e15ceb31d790f2606741e3065757d7794c18d20fb2b19cb8c"
+
+
+def png_bytes(img: Image.Image, **save) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", **save)
+    return buf.getvalue()
+
+
+def jpeg_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return skdata.astronaut()[:96, :128]  # 96x128 RGB crop, a real photograph
+
+
+# ----------------------------------------------------------------- decoding
+
+def test_rgb_passes_through_unchanged(astronaut):
+    rgb, conv = data.decode_rgb8(png_bytes(Image.fromarray(astronaut)), "a.png")
+    np.testing.assert_array_equal(rgb, astronaut)
+    assert conv == []
+
+
+def test_grayscale_is_replicated(astronaut):
+    gray = np.asarray(Image.fromarray(astronaut).convert("L"))
+    rgb, conv = data.decode_rgb8(png_bytes(Image.fromarray(gray)), "g.png")
+    assert rgb.shape == gray.shape + (3,)
+    for c in range(3):
+        np.testing.assert_array_equal(rgb[..., c], gray)
+    assert "gray->RGB" in conv
+
+
+def test_rgba_alpha_is_dropped(astronaut):
+    alpha = np.full(astronaut.shape[:2] + (1,), 7, np.uint8)  # nearly transparent
+    rgba = np.concatenate([astronaut, alpha], axis=2)
+    rgb, conv = data.decode_rgb8(png_bytes(Image.fromarray(rgba, "RGBA")), "a.png")
+    np.testing.assert_array_equal(rgb, astronaut)  # colour kept, not composited
+    assert "alpha dropped" in conv
+
+
+def test_palette_is_expanded(astronaut):
+    pal = Image.fromarray(astronaut).quantize(colors=16)
+    expected = np.asarray(pal.convert("RGB"))
+    rgb, conv = data.decode_rgb8(png_bytes(pal), "p.png")
+    np.testing.assert_array_equal(rgb, expected)
+    assert "palette->RGB" in conv
+
+
+def test_16bit_grayscale_is_scaled_to_8bit():
+    values = np.array([[0, 257, 65535, 32896]], dtype=np.uint16).repeat(4, axis=0)
+    img = Image.fromarray(values)  # mode I;16
+    assert img.mode.startswith("I;16")
+    rgb, conv = data.decode_rgb8(png_bytes(img), "deep.png")
+    np.testing.assert_array_equal(rgb[0, :, 0], [0, 1, 255, 128])
+    assert "16-bit->8-bit" in conv and "gray->RGB" in conv
+
+
+def test_truncated_jpeg_names_the_file(astronaut):
+    payload = jpeg_bytes(astronaut)
+    with pytest.raises(BadImageError, match="broken.jpg"):
+        data.decode_rgb8(payload[: len(payload) // 2], "broken.jpg")
+
+
+def test_text_file_named_png_names_the_file():
+    with pytest.raises(BadImageError, match="notes.png.*not a readable image"):
+        data.decode_rgb8(b"this is not an image\n", "notes.png")
+
+
+def test_tiny_image_is_rejected_with_its_name():
+    payload = png_bytes(Image.new("RGB", (8, 8), (10, 20, 30)))
+    with pytest.raises(BadImageError, match="small.png.*too small"):
+        data.prepare_image(payload, "small.png", {"multiple": 16, "min_side": 32, "scale": 2})
+
+
+# ----------------------------------------------------------------- resizing
+
+def test_longer_side_resize_and_multiple(astronaut):
+    payload = png_bytes(Image.fromarray(skdata.chelsea()))  # 451x300
+    out = data.prepare_image(payload, "c.png", {"resize": {"mode": "longer_side", "size": 500},
+                                                "multiple": 16, "scale": 2})
+    assert out.original_size == (451, 300)
+    assert out.pixels.shape == (320, 496, 3)  # 500x333 -> 496x320 as the reference code
+
+
+def test_exact_resize_then_multiple():
+    payload = png_bytes(Image.fromarray(skdata.coffee()))
+    out = data.prepare_image(payload, "c.png", {"resize": {"mode": "exact", "width": 1000, "height": 1000},
+                                                "multiple": 16, "scale": 2})
+    assert out.pixels.shape == (992, 992, 3)  # DIV2K_1000 -> 992x992
+
+
+def test_crop_mode_is_a_centre_crop(astronaut):
+    rgb, conv = data.round_to_multiple(astronaut[:90, :100], 16, "crop")
+    assert rgb.shape[:2] == (80, 96)
+    np.testing.assert_array_equal(rgb, astronaut[5:85, 2:98])
+    assert "crop" in conv[0]
+
+
+# ----------------------------------------------------------------- splits
+
+def test_random_split_is_deterministic_and_seeded():
+    stems = [f"im_{i}" for i in range(100)]
+    split = {"method": "random", "n_val": 8, "seed": 0}
+    a = data.assign_splits(stems, split, {})
+    b = data.assign_splits(list(reversed(stems)), split, {})
+    assert a == b
+    assert sum(v == "val" for v in a.values()) == 8
+    c = data.assign_splits(stems, dict(split, seed=1), {})
+    assert c != a
+
+
+def test_fixed_split_rejects_unknown_names():
+    with pytest.raises(DataError, match="unknown images.*'zebra'"):
+        data.assign_splits(["a", "b"], {"method": "fixed", "val": ["zebra"]}, {})
+
+
+def test_random_split_needs_training_images():
+    with pytest.raises(DataError, match="n_val=5"):
+        data.assign_splits(["a", "b"], {"method": "random", "n_val": 5}, {})
+
+
+# ----------------------------------------------------------------- fetching and preparing
+
+def make_zip(path: Path, images: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, payload in images.items():
+            zf.writestr(name, payload)
+    return path
+
+
+@pytest.fixture()
+def photo_zip(tmp_path):
+    photos = {"coffee": skdata.coffee(), "rocket": skdata.rocket(), "chelsea": skdata.chelsea(),
+              "astronaut": skdata.astronaut()}
+    images = {f"set/{k}.png": png_bytes(Image.fromarray(v)) for k, v in photos.items()}
+    images["set/readme.txt"] = b"ignored"
+    return make_zip(tmp_path / "photos.zip", images)
+
+
+def test_local_archive_with_wrong_checksum_fails_and_writes_nothing(tmp_path, photo_zip):
+    receipt = tmp_path / "out" / "source0.json"
+    with pytest.raises(ChecksumMismatch) as info:
+        data.fetch_source({"uri": str(photo_zip), "sha256": "0" * 64}, receipt, tmp_path / "dl")
+    message = str(info.value)
+    assert str(photo_zip) in message and "0" * 64 in message and data.sha256_file(photo_zip) in message
+    assert not receipt.exists()
+
+
+def test_missing_checksum_is_recorded_with_a_warning(tmp_path, photo_zip):
+    receipt = tmp_path / "source0.json"
+    with pytest.warns(UserWarning, match="no sha256 configured"):
+        record = data.fetch_source({"uri": str(photo_zip), "sha256": None}, receipt, tmp_path)
+    assert record["sha256"] == hashlib.sha256(photo_zip.read_bytes()).hexdigest()
+    assert record["verified"] is False
+    assert json.loads(receipt.read_text())["sha256"] == record["sha256"]
+
+
+@pytest.fixture()
+def http_root(tmp_path):
+    """A loopback HTTP server (127.0.0.1 only) serving tmp_path/www."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_download_verifies_and_renames(tmp_path, photo_zip, http_root):
+    root, base = http_root
+    (root / "photos.zip").write_bytes(photo_zip.read_bytes())
+    good = data.sha256_file(photo_zip)
+    dl = tmp_path / "dl"
+    record = data.fetch_source({"uri": f"{base}/photos.zip", "sha256": good}, tmp_path / "r.json", dl)
+    assert record["verified"] and Path(record["path"]) == dl / "photos.zip"
+    assert data.sha256_file(dl / "photos.zip") == good
+
+
+def test_download_with_wrong_checksum_leaves_no_file(tmp_path, photo_zip, http_root):
+    root, base = http_root
+    (root / "photos.zip").write_bytes(photo_zip.read_bytes())
+    dl = tmp_path / "dl"
+    with pytest.raises(ChecksumMismatch, match="expected sha256 f{64}"):
+        data.fetch_source({"uri": f"{base}/photos.zip", "sha256": "f" * 64}, tmp_path / "r.json", dl)
+    assert list(dl.iterdir()) == []
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_prepare_writes_splits_and_manifest(tmp_path, photo_zip):
+    receipt = tmp_path / "source0.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data.fetch_source({"uri": str(photo_zip)}, receipt, tmp_path)
+    options = {"resize": {"mode": "longer_side", "size": 200}, "multiple": 16, "multiple_mode": "resize",
+               "min_side": 32, "on_bad_image": "error", "scale": 2,
+               "split": {"method": "fixed", "val": ["chelsea"]}}
+    out = tmp_path / "prepared"
+    manifest = data.prepare_dataset([receipt], options, out)
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["astronaut.png", "coffee.png", "rocket.png"]
+    assert [p.name for p in (out / "val").iterdir()] == ["chelsea.png"]
+    assert set(manifest.columns) >= {"output", "source", "source_sha256", "original_width",
+                                     "original_height", "width", "height", "conversions"}
+    row = manifest.set_index("stem").loc["coffee"]
+    assert (row.original_width, row.original_height) == (600, 400)
+    assert (row.width, row.height) == (192, 128)
+    with Image.open(out / row.output) as img:
+        assert img.size == (192, 128) and img.mode == "RGB"
+    splits = pd.read_csv(out / "splits.csv")
+    assert dict(zip(splits.stem, splits.split))["chelsea"] == "val"
+    assert not list(tmp_path.glob(".prepared.tmp*"))
+
+
+def _folder_with_bad_image(tmp_path) -> Path:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        Image.fromarray(skdata.coffee()[:64, :64]).save(folder / f"{name}.png")
+    (folder / "bad.png").write_text("not an image")
+    return folder
+
+
+def test_bad_image_stops_prepare_and_leaves_nothing(tmp_path):
+    folder = _folder_with_bad_image(tmp_path)
+    receipt = tmp_path / "r.json"
+    data.fetch_source({"uri": str(folder)}, receipt, tmp_path)
+    out = tmp_path / "out"
+    options = {"multiple": 16, "scale": 2, "split": {"method": "random", "n_val": 1}}
+    with pytest.raises(BadImageError, match="bad.png"):
+        data.prepare_dataset([receipt], options, out)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.tmp*"))
+
+
+def test_bad_image_skip_is_recorded(tmp_path):
+    folder = _folder_with_bad_image(tmp_path)
+    receipt = tmp_path / "r.json"
+    data.fetch_source({"uri": str(folder)}, receipt, tmp_path)
+    options = {"multiple": 16, "scale": 2, "on_bad_image": "skip", "split": {"method": "random", "n_val": 1}}
+    manifest = data.prepare_dataset([receipt], options, tmp_path / "out")
+    bad = manifest.set_index("stem").loc["bad"]
+    assert bad.status == "skipped" and "not a readable image" in bad.reason
+    assert (manifest.status == "ok").sum() == 3
+
+
+def test_by_source_split_and_duplicate_names(tmp_path):
+    train = make_zip(tmp_path / "train.zip", {"HR/0001.png": png_bytes(Image.fromarray(skdata.coffee()))})
+    val = make_zip(tmp_path / "val.zip", {"HR/0801.png": png_bytes(Image.fromarray(skdata.rocket()))})
+    sources = [{"uri": str(train), "split": "train"}, {"uri": str(val), "split": "val"}]
+    receipts = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i, s in enumerate(sources):
+            receipts.append(tmp_path / f"s{i}.json")
+            data.fetch_source(s, receipts[-1], tmp_path)
+    options = {"multiple": 16, "scale": 2, "split": {"method": "by_source"}}
+    manifest = data.prepare_dataset(receipts, options, tmp_path / "out", sources=sources)
+    assert dict(zip(manifest.stem, manifest.split)) == {"0001": "train", "0801": "val"}
+    with pytest.raises(DataError, match="two images named '0001'"):
+        data.prepare_dataset([receipts[0], receipts[0]], options, tmp_path / "out2", sources=[sources[0]] * 2)
+
+
+def test_skimage_source_materialises_photos(tmp_path):
+    record = data.fetch_source({"uri": "skimage:chelsea,motorcycle_right"}, tmp_path / "r.json", tmp_path)
+    names = sorted(m.name for m in data.iter_members(record))
+    assert names == ["chelsea.png", "motorcycle_right.png"]
+    with pytest.raises(DataError, match="unknown scikit-image photo"):
+        data.fetch_source({"uri": "skimage:nosuchphoto"}, tmp_path / "r2.json", tmp_path)
+
+
+# ----------------------------------------------------------------- the real BSDS300 archive
+
+@pytest.mark.skipif(not (SHARED_DATA / "BSDS300-images.tgz").exists(), reason="../shared/data is absent")
+def test_bsds300_official_split_from_iids(tmp_path):
+    archive = SHARED_DATA / "BSDS300-images.tgz"
+    receipt = tmp_path / "r.json"
+    data.fetch_source({"uri": str(archive), "sha256": BSDS_SHA256}, receipt, tmp_path)
+    record = json.loads(receipt.read_text())
+    official = data._official_iids([record])
+    assert sum(v == "train" for v in official.values()) == 200
+    assert sum(v == "val" for v in official.values()) == 100
+    stems = [m.stem for m in data.iter_members(record, "BSDS300/images/*/*.jpg")]
+    splits = data.assign_splits(stems, {"method": "iids"}, {}, official)
+    assert sorted(splits) == sorted(stems) and len(stems) == 300

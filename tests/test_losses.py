@@ -1,0 +1,239 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import h5py  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras.src.legacy.saving import legacy_h5_format  # noqa: E402
+from skimage import data  # noqa: E402
+from skimage.filters import gaussian  # noqa: E402
+from skimage.metrics import structural_similarity  # noqa: E402
+
+from ssimsr import losses, models  # noqa: E402
+from ssimsr.losses import LossWeights  # noqa: E402
+
+RNG = np.random.default_rng(1)
+IMAGENET_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
+
+
+def random_images(batch=1, height=32, width=48):
+    return RNG.random((batch, height, width, 3), dtype=np.float32)
+
+
+def astronaut_pairs():
+    """Three (hr, rec) crops of skimage's astronaut: noisy, blurred, shifted."""
+    image = data.astronaut().astype(np.float32) / 255.0
+    hr = np.stack([image[100:164, 150:214], image[300:364, 50:114], image[200:264, 300:364]])
+    noisy = np.clip(hr[0] + RNG.normal(0, 0.05, hr[0].shape), 0, 1)
+    blurred = gaussian(hr[1], sigma=1.2, channel_axis=-1)
+    shifted = image[203:267, 302:366]
+    return hr, np.stack([noisy, blurred, shifted]).astype(np.float32)
+
+
+def skimage_ssim(a, b):
+    return structural_similarity(
+        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+        data_range=1.0, channel_axis=-1,
+    )
+
+
+# ---------------------------------------------------------------- SSIM
+
+
+def test_ssim_matches_skimage():
+    hr, rec = astronaut_pairs()
+    expected = np.mean([skimage_ssim(a, b) for a, b in zip(hr, rec)])
+    assert abs(float(losses.ssim(hr, rec)) - expected) < 1e-3
+    for a, b in zip(hr, rec):
+        assert abs(float(losses.ssim(a[None], b[None])) - skimage_ssim(a, b)) < 1e-3
+
+
+def test_ssim_n_range_and_relation():
+    hr, rec = astronaut_pairs()
+    assert abs(float(losses.ssim_n(hr, hr))) < 1e-6
+    for other in (rec, 1.0 - hr, random_images(3, 64, 64), np.zeros_like(hr)):
+        value = float(losses.ssim_n(hr, other))
+        assert 0.0 <= value <= 1.0
+        np.testing.assert_allclose(2 * value, 1 - float(losses.ssim(hr, other)), atol=1e-6)
+    assert float(losses.ssim_n(hr, 1.0 - hr)) > 0.5  # anti-correlated: SSIM < 0
+
+
+# ---------------------------------------------------------------- MSE terms
+
+
+def test_bw_mse_matches_numpy():
+    hr, rec = random_images(2), random_images(2)
+    np.testing.assert_allclose(float(losses.bw_mse(hr, rec)), np.mean((hr - rec) ** 2), rtol=1e-5)
+    assert float(losses.bw_mse(hr, hr)) == 0.0
+
+
+def test_fw_mse_sr_decimation():
+    downscaler = models.build_sr_downscaler(2)
+    hr, rec = random_images(2), random_images(2)
+    expected = np.mean((hr[:, ::2, ::2] - rec[:, ::2, ::2]) ** 2)
+    np.testing.assert_allclose(float(losses.fw_mse(hr, rec, downscaler)), expected, rtol=1e-5)
+    assert float(losses.fw_mse(hr, rec, downscaler)) > 0
+    assert float(losses.fw_mse(hr, hr, downscaler)) == 0.0
+    # Documented: decimation only sees the decimated grid.
+    off_grid = hr.copy()
+    off_grid[:, 1::2, :, :] = 0.0
+    assert float(losses.fw_mse(hr, off_grid, downscaler)) == 0.0
+
+
+def test_fw_mse_irn_learned_downscaler():
+    downscaler = models.build_irn_downscaler(2)
+    hr, rec = random_images(2), random_images(2)
+    lr_hr, lr_rec = downscaler(hr).numpy(), downscaler(rec).numpy()
+    value = float(losses.fw_mse(hr, rec, downscaler))
+    assert value > 0
+    np.testing.assert_allclose(value, np.mean((lr_hr - lr_rec) ** 2), rtol=1e-4)
+    np.testing.assert_allclose(float(losses.fw_mse(hr, rec, downscaler, lr=lr_hr)), value, rtol=1e-5)
+    assert float(losses.fw_mse(hr, hr, downscaler)) == 0.0
+
+
+# ---------------------------------------------------------------- VGG19
+
+
+@pytest.fixture(scope="session")
+def vgg_weights(tmp_path_factory):
+    """A VGG19 no-top weights file in the legacy Keras h5 layout, random values.
+
+    Keras 3's ``save_weights`` only writes ``.weights.h5`` (a different
+    layout); the legacy writer produces the ``layer_names`` / per-layer
+    groups layout of ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``.
+    """
+    model = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+    path = tmp_path_factory.mktemp("vgg") / losses.VGG19_NOTOP_FILENAME
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    return path, [w.copy() for w in model.get_weights()]
+
+
+@pytest.fixture(scope="session")
+def vgg(vgg_weights):
+    return losses.load_vgg19(vgg_weights[0])
+
+
+@pytest.fixture(scope="session")
+def extractor(vgg):
+    return losses.build_feature_extractor(vgg)
+
+
+def test_load_vgg19_reads_the_written_weights(vgg_weights, vgg):
+    written = vgg_weights[1]
+    loaded = vgg.get_weights()
+    assert len(loaded) == len(written) == 32
+    for a, b in zip(loaded, written):
+        np.testing.assert_array_equal(a, b)
+    fresh = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+    assert not np.array_equal(fresh.get_weights()[0], written[0])
+    assert vgg.trainable_weights == []
+
+
+@pytest.mark.parametrize("path", [None, "/nonexistent/vgg19_notop.h5"])
+def test_load_vgg19_missing_weights(path):
+    with pytest.raises(FileNotFoundError, match="fetch_vgg19") as info:
+        losses.load_vgg19(path)
+    assert losses.VGG19_NOTOP_MD5 in str(info.value)
+    assert "losses.vgg_weights" in str(info.value)
+
+
+def test_feature_extractor_is_frozen_list_of_layers(extractor):
+    assert extractor.trainable_weights == []
+    outputs = extractor(np.zeros((1, 32, 32, 3), np.float32))
+    assert isinstance(outputs, (list, tuple)) and len(outputs) == 2
+    assert outputs[0].shape[-1] == 512 and outputs[1].shape[-1] == 512
+    single = losses.build_feature_extractor(extractor, layers=("block1_conv1",))
+    assert float(losses.perceptual(random_images(1, 32, 32), random_images(1, 32, 32), single)) > 0
+
+
+def test_perceptual_zero_for_identical_positive_otherwise(extractor):
+    hr = random_images(2, 32, 32)
+    rec = np.clip(hr + RNG.normal(0, 0.1, hr.shape), 0, 1).astype(np.float32)
+    assert float(losses.perceptual(hr, hr, extractor)) == 0.0
+    assert float(losses.perceptual(hr, rec, extractor)) > 0.0
+    assert float(losses.perceptual(hr, rec, extractor, resize_to=48)) > 0.0
+
+
+def test_perceptual_matches_manual_caffe_preprocessing(extractor):
+    hr, rec = random_images(1, 32, 32), random_images(1, 32, 32)
+
+    def features(images):  # RGB [0,1] -> BGR [0,255] minus ImageNet mean
+        bgr = images[..., ::-1] * 255.0 - IMAGENET_BGR_MEAN
+        return [f.numpy() for f in extractor(bgr.astype(np.float32))]
+
+    expected = sum(np.mean((a - b) ** 2) for a, b in zip(features(hr), features(rec)))
+    np.testing.assert_allclose(float(losses.perceptual(hr, rec, extractor)), expected, rtol=1e-4)
+
+
+# ---------------------------------------------------------------- composite
+
+
+def test_loss_terms_weighted_sum(extractor):
+    downscaler = models.build_sr_downscaler(2)
+    hr, rec = random_images(1, 32, 32), random_images(1, 32, 32)
+    weights = LossWeights(lambda_b=0.5, lambda_f=2.0, lambda_p=3.0, lambda_s=1.5)
+    terms = {k: float(v) for k, v in losses.loss_terms(hr, rec, downscaler, weights, extractor).items()}
+    assert set(terms) == {"total", "bw_mse", "fw_mse", "perceptual", "ssim_n"}
+    np.testing.assert_allclose(terms["bw_mse"], float(losses.bw_mse(hr, rec)), rtol=1e-6)
+    np.testing.assert_allclose(terms["fw_mse"], float(losses.fw_mse(hr, rec, downscaler)), rtol=1e-6)
+    np.testing.assert_allclose(terms["perceptual"], float(losses.perceptual(hr, rec, extractor)), rtol=1e-5)
+    np.testing.assert_allclose(terms["ssim_n"], float(losses.ssim_n(hr, rec)), rtol=1e-6)
+    expected = (0.5 * terms["bw_mse"] + 2.0 * terms["fw_mse"]
+                + 3.0 * terms["perceptual"] + 1.5 * terms["ssim_n"])
+    np.testing.assert_allclose(terms["total"], expected, rtol=1e-5)
+
+
+def test_loss_terms_skips_zero_weighted_terms():
+    downscaler = models.build_sr_downscaler(2)
+    hr, rec = random_images(), random_images()
+    weights = LossWeights(lambda_b=1.0, lambda_f=0.0, lambda_p=0.0, lambda_s=2.0)
+    terms = losses.loss_terms(hr, rec, downscaler, weights)  # no extractor needed
+    assert float(terms["fw_mse"]) == 0.0 and float(terms["perceptual"]) == 0.0
+    assert float(terms["ssim_n"]) > 0 and float(terms["bw_mse"]) > 0
+    # lambda_s = 2 is the non-normalised 1 - SSIM loss.
+    np.testing.assert_allclose(
+        float(terms["total"]), float(losses.bw_mse(hr, rec)) + 1 - float(losses.ssim(hr, rec)), rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="extractor"):
+        losses.loss_terms(hr, rec, downscaler, LossWeights())
+
+
+def snapshot(variables):
+    return [np.array(v.numpy(), copy=True) for v in variables]
+
+
+def train_step(pair, hr, extractor):
+    optimizer = keras.optimizers.Adam(1e-3)
+    variables = pair.trainable_variables
+    with tf.GradientTape() as tape:
+        lr, rec = models.reconstruct(pair, hr, training=True)
+        terms = losses.loss_terms(hr, rec, pair.downscaler, LossWeights(), extractor, lr=lr)
+    grads = tape.gradient(terms["total"], variables)
+    assert all(g is not None for g in grads)
+    optimizer.apply_gradients(zip(grads, variables))
+    return terms
+
+
+@pytest.mark.parametrize("arch, freeze", [("irn", False), ("irn", True), ("sr", False)])
+def test_optimiser_step_updates_only_the_pair(arch, freeze, vgg, extractor):
+    pair = models.build_pair(arch, 2, freeze_downscaler=freeze, **({"res_blocks": 1} if arch == "sr" else {}))
+    hr = random_images(1, 32, 32)
+    vgg_before = snapshot(vgg.weights)
+    down_before = snapshot(pair.downscaler.weights)
+    up_before = snapshot(pair.upscaler.weights)
+
+    terms = train_step(pair, hr, extractor)
+    assert float(terms["perceptual"]) > 0 and float(terms["fw_mse"]) > 0
+
+    for before, variable in zip(vgg_before, vgg.weights):
+        np.testing.assert_array_equal(before, variable.numpy())
+    assert any(not np.array_equal(b, v.numpy()) for b, v in zip(up_before, pair.upscaler.weights))
+    down_changed = [not np.array_equal(b, v.numpy()) for b, v in zip(down_before, pair.downscaler.weights)]
+    if arch == "irn" and not freeze:
+        assert all(down_changed)  # trained end to end: every kernel and bias moved
+    else:
+        assert not any(down_changed)

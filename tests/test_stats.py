@@ -1,0 +1,240 @@
+"""Tests for ssimsr.stats against scipy, hand computations and the paper's Table 2."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from ssimsr.stats import STAT_KEYS, compare, compare_variants
+
+
+@pytest.fixture
+def ab():
+    rng = np.random.default_rng(0)
+    a = rng.normal(30.0, 2.0, 50)
+    b = a - 0.5 + rng.normal(0.0, 1.0, 50)
+    return a, b
+
+
+def test_keys(ab):
+    r = compare(*ab, "psnr")
+    assert r["metric"] == "psnr"
+    assert tuple(k for k in r if k != "metric") == STAT_KEYS
+
+
+def test_against_scipy(ab):
+    a, b = ab
+    r = compare(a, b, "psnr")
+    rel = sps.ttest_rel(a, b)
+    ind = sps.ttest_ind(a, b, equal_var=False)
+    w = sps.wilcoxon(a - b)
+    assert r["n"] == 50
+    assert r["mean_a"] == pytest.approx(a.mean())
+    assert r["mean_b"] == pytest.approx(b.mean())
+    assert r["mean_diff"] == pytest.approx(a.mean() - b.mean())
+    assert r["t_paired"] == pytest.approx(rel.statistic)
+    assert r["p_paired"] == pytest.approx(rel.pvalue)
+    assert r["df_paired"] == 49
+    assert r["t_welch"] == pytest.approx(ind.statistic)
+    assert r["p_welch"] == pytest.approx(ind.pvalue)
+    if hasattr(ind, "df"):
+        assert r["df_welch"] == pytest.approx(ind.df)
+    assert r["wilcoxon_W"] == pytest.approx(w.statistic)
+    assert r["p_wilcoxon"] == pytest.approx(w.pvalue)
+    # the p-value of the paired t follows from t and df
+    assert r["p_paired"] == pytest.approx(2 * sps.t.sf(abs(r["t_paired"]), 49))
+    assert r["p_welch"] == pytest.approx(2 * sps.t.sf(abs(r["t_welch"]), r["df_welch"]))
+
+
+def test_cohens_dz_hand_computed():
+    r = compare([2.0, 4.0, 6.0, 8.0], [1.0, 2.0, 3.0, 4.0], "x")  # diffs 1, 2, 3, 4
+    assert r["mean_diff"] == pytest.approx(2.5)
+    assert r["sd_diff"] == pytest.approx(1.2909944, abs=1e-6)
+    assert r["cohens_dz"] == pytest.approx(1.9364917, abs=1e-6)
+    assert r["t_paired"] == pytest.approx(r["cohens_dz"] * math.sqrt(4))
+
+
+def test_cohens_d_pooled_hand_computed():
+    a = np.array([1.0, 2.0, 3.0, 4.0])  # mean 2.5, var 5/3
+    b = np.array([2.0, 4.0, 6.0, 8.0])  # mean 5, var 20/3
+    r = compare(a, b, "x")
+    s_pooled = math.sqrt((5 / 3 + 20 / 3) / 2)
+    assert r["cohens_d_pooled"] == pytest.approx(-2.5 / s_pooled)
+    assert r["cohens_d_pooled"] == pytest.approx(-1.2247449, abs=1e-6)
+
+
+def test_welch_df_known_example():
+    a = np.array([1.0, 2.0, 3.0, 4.0])  # var 5/3
+    b = np.array([2.0, 4.0, 6.0, 8.0])  # var 20/3
+    r = compare(a, b, "x")
+    va, vb, n = 5 / 3, 20 / 3, 4
+    df = (va / n + vb / n) ** 2 / ((va / n) ** 2 / (n - 1) + (vb / n) ** 2 / (n - 1))
+    assert df == pytest.approx(3 * 625 / 425)  # = 4.4117647...
+    assert r["df_welch"] == pytest.approx(4.4117647, abs=1e-6)
+    assert r["t_welch"] == pytest.approx(-2.5 / math.sqrt(va / n + vb / n))
+    # equal variances -> df = 2(n-1)
+    r2 = compare([1.0, 2.0, 3.0], [11.0, 12.0, 13.0], "y")
+    assert r2["df_welch"] == pytest.approx(4.0)
+
+
+def test_paired_ci(ab):
+    a, b = ab
+    r = compare(a, b, "psnr")
+    d = a - b
+    half = sps.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    assert r["ci_low"] < r["mean_diff"] < r["ci_high"]
+    assert r["ci_low"] == pytest.approx(d.mean() - half)
+    assert r["ci_high"] == pytest.approx(d.mean() + half)
+    lo, hi = sps.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=sps.sem(d))
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((lo, hi))
+
+
+def test_welch_ci_and_pooled_d_relations(ab):
+    a, b = ab
+    r = compare(a, b, "psnr")
+    se = math.sqrt(a.var(ddof=1) / 50 + b.var(ddof=1) / 50)
+    half = sps.t.ppf(0.975, r["df_welch"]) * se
+    assert r["ci_low_welch"] == pytest.approx(r["mean_diff"] - half)
+    assert r["ci_high_welch"] == pytest.approx(r["mean_diff"] + half)
+    # equal n: pooled d = t_welch * sqrt(2/n) (the relation seen in the paper's tables)
+    assert r["cohens_d_pooled"] == pytest.approx(r["t_welch"] * math.sqrt(2 / 50))
+
+
+def test_reproduces_paper_table2_psnr_from_summary_stats():
+    """Data with the summary statistics behind Table 2's PSNR column (n = 50 each).
+
+    Table 2: t = 4.2626 (df ~ 83.49), p = 0.000053, mean diff 2.7828,
+    95 % CI [1.4845, 4.0812], Cohen's d 0.8525 -- an unpaired Welch analysis.
+    """
+    n, t, df, diff = 50, 4.2626, 83.49, 2.7828
+    s = (diff / t) ** 2  # va/n + vb/n
+    q = (n - 1) * s**2 / df  # (va/n)^2 + (vb/n)^2
+    disc = math.sqrt(2 * q - s**2)
+    sa2, sb2 = (s + disc) / 2, (s - disc) / 2
+    rng = np.random.default_rng(1)
+
+    def sample(mean, var):
+        z = rng.standard_normal(n)
+        z = (z - z.mean()) / z.std(ddof=1)
+        return mean + math.sqrt(var * n) * z
+
+    a, b = sample(32.0 + diff, sa2), sample(32.0, sb2)
+    r = compare(a, b, "psnr")
+    assert r["t_welch"] == pytest.approx(4.2626, abs=1e-4)
+    assert r["df_welch"] == pytest.approx(83.49, abs=1e-2)
+    assert r["p_welch"] == pytest.approx(0.000053, abs=1e-6)
+    assert r["mean_diff"] == pytest.approx(2.7828, abs=1e-4)
+    assert r["ci_low_welch"] == pytest.approx(1.4845, abs=1e-3)
+    assert r["ci_high_welch"] == pytest.approx(4.0812, abs=1e-3)
+    assert r["cohens_d_pooled"] == pytest.approx(0.8525, abs=1e-3)
+
+
+def test_wilcoxon_all_zero_differences():
+    x = [0.5, 0.6, 0.7, 0.8]
+    r = compare(x, list(x), "ssim")
+    assert math.isnan(r["wilcoxon_W"]) and math.isnan(r["p_wilcoxon"])
+    assert r["mean_diff"] == 0.0
+    assert math.isnan(r["cohens_dz"])
+
+
+def test_constant_nonzero_difference():
+    r = compare([1.0, 2.0, 3.0], [0.0, 1.0, 2.0], "x")
+    assert r["cohens_dz"] == math.inf
+    assert r["ci_low"] == pytest.approx(1.0) and r["ci_high"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "a, b, match",
+    [
+        ([1.0, 2.0, 3.0], [1.0, 2.0], "same length"),
+        ([1.0], [2.0], "at least 2"),
+        ([1.0, np.nan, 3.0], [1.0, 2.0, 3.0], "finite"),
+        ([1.0, 2.0, 3.0], [1.0, np.inf, 3.0], "finite"),
+        ([[1.0, 2.0]], [[1.0, 2.0]], "1-D"),
+        (["a", "b"], [1.0, 2.0], "numeric"),
+    ],
+)
+def test_bad_input(a, b, match):
+    with pytest.raises(ValueError, match=match) as exc:
+        compare(a, b, "lpips_vgg")
+    assert "lpips_vgg" in str(exc.value)
+
+
+def _long_table(rng, n_img=8, seeds=(0, 1)):
+    rows = []
+    for lam in (0, 1, 2):
+        for seed in seeds:
+            for i in range(n_img):
+                rows.append(
+                    {
+                        "model": "SR",
+                        "dataset": "BSDS300",
+                        "lambda_s": lam,
+                        "seed": seed,
+                        "image": f"img{i:02d}",
+                        "psnr": 30 + 0.1 * i + 0.3 * lam + rng.normal(0, 0.2),
+                        "ssim": 0.9 + 0.001 * i + 0.002 * lam + rng.normal(0, 0.001),
+                        "lpips_alex": np.nan,
+                        "lpips_alex_status": "unavailable: /w/alexnet-owt-7be5be79.pth missing",
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_compare_variants_pairs_shuffled_rows():
+    rng = np.random.default_rng(0)
+    df = _long_table(rng)
+    out = compare_variants(df, ["psnr", "ssim", "lpips_alex"], a=1, b=2)
+    shuffled = df.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    out2 = compare_variants(shuffled, ["psnr", "ssim", "lpips_alex"], a=1, b=2)
+    pd.testing.assert_frame_equal(out, out2)
+
+    assert list(out["metric"]) == ["psnr", "ssim", "lpips_alex"]
+    assert list(out.columns[:5]) == ["metric", "variant_col", "a", "b", "status"]
+    # reference: explicit pairing by (seed, image)
+    key = ["seed", "image"]
+    ra = df[df.lambda_s == 1].set_index(key).sort_index()
+    rb = df[df.lambda_s == 2].set_index(key).sort_index()
+    for m in ("psnr", "ssim"):
+        ref = compare(ra[m].to_numpy(), rb.loc[ra.index, m].to_numpy(), m)
+        row = out.set_index("metric").loc[m]
+        assert row["status"] == "ok"
+        assert row["n"] == 16
+        for k in STAT_KEYS:
+            assert row[k] == pytest.approx(ref[k], nan_ok=True), (m, k)
+    # paired t really is paired: differs from what mis-aligned pairs would give
+    wrong = compare(ra["psnr"].to_numpy(), rb["psnr"].to_numpy()[::-1], "psnr")
+    assert out.set_index("metric").loc["psnr", "t_paired"] != pytest.approx(wrong["t_paired"])
+
+    lp = out.set_index("metric").loc["lpips_alex"]
+    assert lp["status"] == "unavailable: /w/alexnet-owt-7be5be79.pth missing"
+    assert math.isnan(lp["t_welch"]) and math.isnan(lp["mean_diff"])
+
+
+def test_compare_variants_all_nan_without_status_column():
+    df = _long_table(np.random.default_rng(1)).drop(columns="lpips_alex_status")
+    out = compare_variants(df, ["lpips_alex"], a=1, b=0, pair_on=("seed", "image"))
+    assert out.loc[0, "status"] == "unavailable"
+    assert out.loc[0, "a"] == 1 and out.loc[0, "b"] == 0
+
+
+def test_compare_variants_errors():
+    rng = np.random.default_rng(2)
+    df = _long_table(rng)
+    missing = df.drop(index=df[(df.lambda_s == 2) & (df.image == "img03") & (df.seed == 1)].index)
+    with pytest.raises(ValueError, match="img03"):
+        compare_variants(missing, ["psnr"], a=1, b=2)
+    with pytest.raises(ValueError, match="several rows"):
+        compare_variants(df, ["psnr"], a=1, b=2, pair_on=("image",))
+    with pytest.raises(ValueError, match="no rows"):
+        compare_variants(df, ["psnr"], a=1, b=5)
+    with pytest.raises(ValueError, match="columns missing"):
+        compare_variants(df, ["psnr_y"], a=1, b=2)
+    partial = df.copy()
+    partial.loc[partial.index[0], "psnr"] = np.nan
+    with pytest.raises(ValueError, match="psnr"):
+        compare_variants(partial, ["psnr"], a=0, b=1)

@@ -1,0 +1,44 @@
+# Data stage: fetch (download or verify a local copy) then prepare PNG splits.
+
+
+localrules:
+    download,
+
+
+rule download:
+    """Fetch one configured source (URL, local archive or folder) and verify its sha256."""
+    output:
+        receipt=f"{RESOURCES}/datasets/{{dataset}}/source{{index}}.json",
+    params:
+        source=lambda w: json.dumps(dataset_config(w)["sources"][int(w.index)], sort_keys=True),
+        download_dir=lambda w: f"{RESOURCES}/datasets/{w.dataset}",
+    conda:
+        "../../envs/tensorflow.yaml"
+    log:
+        "logs/download/{dataset}_source{index}.log",
+    shell:
+        "ssimsr fetch --source {params.source:q} --receipt {output.receipt} "
+        "--download-dir {params.download_dir} > {log} 2>&1"
+
+
+rule prepare_dataset:
+    """Decode, resize, round to a multiple, split; write PNGs and a manifest."""
+    input:
+        receipts=source_receipts,
+    output:
+        manifest=f"{RESULTS}/data/{{dataset}}/manifest.csv",
+        splits=f"{RESULTS}/data/{{dataset}}/splits.csv",
+        train=directory(f"{RESULTS}/data/{{dataset}}/train"),
+        val=directory(f"{RESULTS}/data/{{dataset}}/val"),
+    params:
+        options=prepare_options,
+        sources=lambda w: json.dumps(dataset_config(w)["sources"], sort_keys=True),
+        scale=config["scale"],
+        out=lambda w: f"{RESULTS}/data/{w.dataset}",
+    conda:
+        "../../envs/tensorflow.yaml"
+    log:
+        "logs/prepare/{dataset}.log",
+    shell:
+        "ssimsr prepare --receipts {input.receipts} --sources {params.sources:q} "
+        "--options {params.options:q} --scale {params.scale} --out {params.out} > {log} 2>&1"
