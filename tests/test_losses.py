@@ -15,6 +15,9 @@ from skimage.metrics import structural_similarity  # noqa: E402
 from ssimsr import losses, models  # noqa: E402
 from ssimsr.losses import LossWeights  # noqa: E402
 
+# Keras' own convert_to_numpy (get_weights) triggers a NumPy 2 copy-keyword warning.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
 RNG = np.random.default_rng(1)
 IMAGENET_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
 

@@ -210,3 +210,17 @@ def test_import_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "alexnet-owt-7be5be79.pth" in out.stdout
+
+
+def test_verified_hash_loads(tmp_path, monkeypatch):
+    """With verify_hash=True a file whose sha256 matches its name's prefix loads."""
+    state = _write_fake_backbone(tmp_path, "alex")
+    src = le.backbone_path(tmp_path, "alex")
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    fname = f"alexnet-owt-{digest[:8]}.pth"
+    monkeypatch.setitem(le.BACKBONE_FILES, "alex", fname)
+    src.rename(src.with_name(fname))
+    assert le.expected_hash_prefix("alex") == digest[:8]
+    assert le.backbone_status(tmp_path, "alex") == (True, "ok")
+    model = le.load_lpips("alex", tmp_path)  # verify_hash=True by default
+    _assert_backbone_equals_file(model, state)

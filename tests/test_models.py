@@ -87,10 +87,11 @@ def test_check_size_accepts_multiples_and_rejects_bad_scale():
         models.scale_steps(1)
 
 
-def test_reconstruct_rejects_odd_size():
-    pair = models.build_pair("sr")
-    with pytest.raises(ValueError, match="33x48"):
-        models.reconstruct(pair, random_images(1, 33, 48))
+@pytest.mark.parametrize("arch, scale, height", [("sr", 2, 33), ("irn", 2, 33), ("sr", 4, 34), ("irn", 4, 34)])
+def test_reconstruct_rejects_sizes_not_multiple_of_scale(arch, scale, height):
+    pair = models.build_pair(arch, scale)
+    with pytest.raises(ValueError, match=rf"{height}x48.*scale {scale}"):
+        models.reconstruct(pair, random_images(1, height, 48))
 
 
 @pytest.mark.parametrize("scale", [2, 4])

@@ -257,8 +257,8 @@ def lpips_table(
 ):
     """LPIPS for many ``(hr, rec)`` pairs, loading each net once.
 
-    ``pairs`` yields ``(hr, rec)`` with float ``HxWx3`` arrays in ``[0, 1]`` (the
-    reconstruction is clipped) or image paths (read with
+    ``pairs`` yields ``(hr, rec)`` with float ``HxWx3`` arrays in ``[0, 1]`` (both
+    are clipped to ``[0, 1]`` before the ``2x - 1`` mapping) or image paths (read with
     :func:`ssimsr.metrics.load_image`).  Returns a ``pandas.DataFrame`` with one row
     per pair (index ``index`` if given) and, for each net, the columns
 

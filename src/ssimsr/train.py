@@ -1,0 +1,341 @@
+"""Training of one run: a (model, dataset, lambda_s, seed, VGG layers) combination.
+
+The paper's regime is the default: Adam (lr 5e-4), batch 1, whole images, shuffled each
+epoch, validation after every epoch. Random crops with a batch size are an option for
+speed. A run directory holds:
+
+``params.json``      the resolved parameters the run was trained with
+``history.csv``      one row per epoch and split (train, val): every loss term, PSNR, SSIM
+``upscaler.keras``   final upscaler; ``downscaler.keras`` its downscaler
+``checkpoint/``      ``state.npz`` every ``checkpoint_every`` epochs: weights, optimiser
+                     state, history so far (written atomically). A rerun of a killed job
+                     resumes from it; with a fixed seed on CPU the result equals an
+                     uninterrupted run, because every epoch's shuffling and crops come
+                     from ``default_rng([seed, epoch])`` rather than a running RNG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = ["epoch", "split", "total", "bw_mse", "fw_mse", "perceptual", "ssim_n",
+                   "psnr", "ssim", "seconds"]
+TERMS = ("total", "bw_mse", "fw_mse", "perceptual", "ssim_n")
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+@dataclass
+class RunParams:
+    """Everything a training run depends on (written to params.json)."""
+
+    model: str
+    dataset: str
+    lambda_s: float
+    seed: int = 0
+    epochs: int = 1
+    scale: int = 2
+    lambda_b: float = 1.0
+    lambda_f: float = 1.0
+    lambda_p: float = 1.0
+    vgg_layers: list[str] = field(default_factory=lambda: ["block4_conv4", "block5_conv4"])
+    vgg_resize: int | None = None
+    vgg_weights: str | None = None
+    learning_rate: float = 5e-4
+    batch_size: int = 1
+    crop: int | None = None
+    max_train_images: int | None = None
+    checkpoint_every: int = 1
+    log_every: int = 50
+    jit_compile: bool = False
+    train_downscaler: bool = True
+    widths: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunParams":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training parameter(s) {unknown}; known: {sorted(known)}")
+        params = cls(**values)
+        params.validate()
+        return params
+
+    def validate(self) -> None:
+        if self.model not in ("sr", "irn"):
+            raise ValueError(f"model: unknown value {self.model!r} (sr, irn)")
+        for name in ("lambda_s", "lambda_b", "lambda_f", "lambda_p"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        for name in ("epochs", "batch_size", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.batch_size > 1 and not self.crop:
+            raise ValueError("batch_size > 1 needs `crop` (whole images differ in size)")
+        if self.crop and self.crop % self.scale:
+            raise ValueError(f"crop: {self.crop} is not a multiple of scale {self.scale}")
+
+    def fingerprint(self) -> str:
+        """Identifies the run for resuming: everything except logging cadence."""
+        values = asdict(self)
+        values.pop("log_every")
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- data
+
+def load_split(data_dir: str | os.PathLike, split: str, limit: int | None = None) -> tuple[list[str], list[np.ndarray]]:
+    """Prepared PNGs of one split as uint8 arrays (uint8 keeps DIV2K at 2.4 GB)."""
+    from .data import list_split
+
+    paths = list_split(data_dir, split)[:limit]
+    if not paths:
+        raise FileNotFoundError(f"{Path(data_dir) / split}: no PNG images")
+    images = []
+    for p in paths:
+        with Image.open(p) as img:
+            images.append(np.asarray(img.convert("RGB")))
+    return [p.stem for p in paths], images
+
+
+def epoch_batches(images: list[np.ndarray], params: RunParams, epoch: int):
+    """Batches of one epoch as float32 [B,H,W,3] in [0,1]; a pure function of (seed, epoch)."""
+    rng = np.random.default_rng([params.seed, epoch])
+    order = rng.permutation(len(images))
+    if not params.crop:
+        for i in order:
+            yield images[i][None].astype(np.float32) / 255.0
+        return
+    size = params.crop
+    for start in range(0, len(order), params.batch_size):
+        crops = []
+        for i in order[start:start + params.batch_size]:
+            img = images[i]
+            h, w = img.shape[:2]
+            if h < size or w < size:
+                raise ValueError(f"crop {size} is larger than training image {i} ({w}x{h})")
+            # crops start on the scale grid, so decimation sees the same pixel phase
+            top = int(rng.integers(0, (h - size) // params.scale + 1)) * params.scale
+            left = int(rng.integers(0, (w - size) // params.scale + 1)) * params.scale
+            crops.append(img[top:top + size, left:left + size])
+        yield np.stack(crops).astype(np.float32) / 255.0
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path: Path, epoch: int, pair, optimizer, history: list[dict], fingerprint: str) -> None:
+    arrays = {"epoch": np.array(epoch), "fingerprint": np.array(fingerprint),
+              "history": np.array(json.dumps(history))}
+    for prefix, model in (("up", pair.upscaler), ("down", pair.downscaler)):
+        for i, w in enumerate(model.get_weights()):
+            arrays[f"{prefix}_{i}"] = w
+    for i, v in enumerate(optimizer.variables):
+        arrays[f"opt_{i}"] = np.asarray(v)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, pair, optimizer, variables, fingerprint: str) -> tuple[int, list[dict]] | None:
+    """Restore a checkpoint of the same run; None if there is none (or of another run)."""
+    if not path.exists():
+        return None
+    with np.load(path) as state:
+        if str(state["fingerprint"]) != fingerprint:
+            log.warning("ignoring %s: it belongs to a run with other parameters", path)
+            return None
+        for prefix, model in (("up", pair.upscaler), ("down", pair.downscaler)):
+            n = len(model.get_weights())
+            model.set_weights([state[f"{prefix}_{i}"] for i in range(n)])
+        optimizer.build(variables)
+        for i, v in enumerate(optimizer.variables):
+            v.assign(state[f"opt_{i}"])
+        return int(state["epoch"]), json.loads(str(state["history"]))
+
+
+def save_model(model, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- training
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Trainer:
+    """Builds the networks, the loss and the compiled steps of one run."""
+
+    def __init__(self, params: RunParams):
+        import keras
+        import tensorflow as tf
+
+        from . import losses, models
+
+        self.params = params
+        keras.utils.set_random_seed(params.seed)
+        # Same seed, same machine, same result: needed for resume == uninterrupted.
+        tf.config.experimental.enable_op_determinism()
+        self.pair = models.build_pair(params.model, scale=params.scale,
+                                      freeze_downscaler=not params.train_downscaler, **params.widths)
+        self.extractor = None
+        if params.lambda_p > 0:
+            vgg = losses.load_vgg19(params.vgg_weights)
+            self.extractor = losses.build_feature_extractor(vgg, params.vgg_layers)
+        self.weights = losses.LossWeights(params.lambda_b, params.lambda_f, params.lambda_p, params.lambda_s)
+        self.optimizer = keras.optimizers.Adam(learning_rate=params.learning_rate)
+        self.variables = self.pair.trainable_variables
+        self.optimizer.build(self.variables)
+        signature = [tf.TensorSpec([None, None, None, 3], tf.float32)]
+        self.train_step = tf.function(self._train_step, input_signature=signature,
+                                      jit_compile=params.jit_compile)
+        self.eval_step = tf.function(self._eval_step, input_signature=signature,
+                                     jit_compile=params.jit_compile)
+
+    def _train_step(self, hr):
+        import tensorflow as tf
+
+        from . import losses
+
+        with tf.GradientTape() as tape:
+            lr = self.pair.downscaler(hr, training=True)
+            rec = self.pair.upscaler(lr, training=True)
+            terms = losses.loss_terms(hr, rec, self.pair.downscaler, self.weights, self.extractor,
+                                      lr=lr, resize_to=self.params.vgg_resize)
+        grads = tape.gradient(terms["total"], self.variables)
+        self.optimizer.apply_gradients(zip(grads, self.variables))
+        clipped = tf.clip_by_value(rec, 0.0, 1.0)
+        terms["psnr"] = _psnr(hr, clipped)
+        terms["ssim"] = 1.0 - 2.0 * terms["ssim_n"]  # on the raw output; val rows use clipped
+        return terms
+
+    def _eval_step(self, hr):
+        """Every loss term (computed even when its weight is 0) and PSNR/SSIM on the clipped output."""
+        import tensorflow as tf
+
+        from . import losses
+
+        lr = self.pair.downscaler(hr, training=False)
+        rec = self.pair.upscaler(lr, training=False)
+        terms = {"bw_mse": losses.bw_mse(hr, rec), "fw_mse": losses.fw_mse(hr, rec, self.pair.downscaler, lr=lr),
+                 "ssim_n": losses.ssim_n(hr, rec)}
+        terms["perceptual"] = (losses.perceptual(hr, rec, self.extractor, self.params.vgg_resize)
+                               if self.extractor is not None else tf.constant(0.0))
+        w = self.weights
+        terms["total"] = (w.lambda_b * terms["bw_mse"] + w.lambda_f * terms["fw_mse"]
+                          + w.lambda_p * terms["perceptual"] + w.lambda_s * terms["ssim_n"])
+        clipped = tf.clip_by_value(rec, 0.0, 1.0)
+        terms["psnr"] = _psnr(hr, clipped)
+        terms["ssim"] = losses.ssim(hr, clipped)
+        return terms
+
+    def validate(self, images: list[np.ndarray]) -> dict:
+        sums: dict[str, float] = {}
+        for img in images:
+            terms = self.eval_step(img[None].astype(np.float32) / 255.0)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        return {k: v / len(images) for k, v in sums.items()}
+
+
+def _psnr(hr, rec):
+    import tensorflow as tf
+
+    mse = tf.reduce_mean(tf.square(hr - rec))
+    return 10.0 * tf.math.log(1.0 / mse) / tf.math.log(10.0)
+
+
+def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
+          stop_after_epoch: int | None = None) -> pd.DataFrame:
+    """Train one run into ``out_dir``; resume from its checkpoint if one exists.
+
+    ``stop_after_epoch`` ends the process early (after that epoch's checkpoint) as if it
+    had been killed: used by tests of resuming.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(out / "params.json", json.dumps(asdict(params), indent=2, sort_keys=True) + "\n")
+    _, train_images = load_split(data_dir, "train", params.max_train_images)
+    val_names, val_images = load_split(data_dir, "val")
+    if params.crop:
+        small = min(min(i.shape[:2]) for i in train_images)
+        if small < params.crop:
+            raise ValueError(f"crop: {params.crop} exceeds the smallest training image side ({small} px)")
+
+    trainer = Trainer(params)
+    ckpt = out / "checkpoint" / "state.npz"
+    fingerprint = params.fingerprint()
+    restored = load_checkpoint(ckpt, trainer.pair, trainer.optimizer, trainer.variables, fingerprint)
+    start_epoch, history = restored if restored else (0, [])
+    if restored:
+        log.info("resuming %s from epoch %d", out, start_epoch)
+
+    steps_per_epoch = math.ceil(len(train_images) / (params.batch_size if params.crop else 1))
+    total_steps = steps_per_epoch * (params.epochs - start_epoch)
+    done_steps, t_run = 0, time.perf_counter()
+    for epoch in range(start_epoch + 1, params.epochs + 1):
+        t_epoch = time.perf_counter()
+        sums = dict.fromkeys(TERMS + ("psnr", "ssim"), 0.0)
+        for step, batch in enumerate(epoch_batches(train_images, params, epoch), start=1):
+            terms = {k: float(v) for k, v in trainer.train_step(batch).items()}
+            if not all(math.isfinite(terms[k]) for k in TERMS):
+                raise NonFiniteLoss(
+                    f"non-finite loss at epoch {epoch}, step {step}: "
+                    + ", ".join(f"{k}={terms[k]}" for k in TERMS)
+                    + f"; last good checkpoint: {ckpt if ckpt.exists() else 'none'}"
+                )
+            for k in sums:
+                sums[k] += terms[k]
+            done_steps += 1
+            if step % params.log_every == 0 or step == steps_per_epoch:
+                rate = (time.perf_counter() - t_run) / done_steps
+                print(f"epoch {epoch}/{params.epochs} step {step}/{steps_per_epoch} "
+                      + " ".join(f"{k}={terms[k]:.5f}" for k in TERMS)
+                      + f" {rate:.3f}s/step eta {_format_eta(rate * (total_steps - done_steps))}",
+                      file=sys.stderr, flush=True)
+        train_row = {k: v / steps_per_epoch for k, v in sums.items()}
+        train_seconds = time.perf_counter() - t_epoch
+        history.append({"epoch": epoch, "split": "train", **train_row, "seconds": train_seconds})
+        t_val = time.perf_counter()
+        val_row = trainer.validate(val_images)
+        history.append({"epoch": epoch, "split": "val", **val_row, "seconds": time.perf_counter() - t_val})
+        print(f"epoch {epoch}/{params.epochs} val psnr={val_row['psnr']:.3f} ssim={val_row['ssim']:.4f} "
+              f"total={val_row['total']:.5f} ({train_seconds:.1f}s train)", file=sys.stderr, flush=True)
+        if epoch % params.checkpoint_every == 0 or epoch == params.epochs:
+            save_checkpoint(ckpt, epoch, trainer.pair, trainer.optimizer, history, fingerprint)
+        if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < params.epochs:
+            return pd.DataFrame(history, columns=HISTORY_COLUMNS)
+
+    frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
+    save_model(trainer.pair.upscaler, out / "upscaler.keras")
+    save_model(trainer.pair.downscaler, out / "downscaler.keras")
+    tmp = out / f".history.tmp{os.getpid()}.csv"
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, out / "history.csv")
+    return frame

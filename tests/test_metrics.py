@@ -1,0 +1,194 @@
+"""Tests for ssimsr.metrics against independent references (scikit-image, hand values)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from ssimsr import metrics as M
+
+
+def _pair(seed=0, h=48, w=56, noise=0.05):
+    rng = np.random.default_rng(seed)
+    hr = gaussian_filter(rng.random((h, w, 3)), (1.5, 1.5, 0)).astype(np.float32)
+    hr = (hr - hr.min()) / (hr.max() - hr.min())
+    rec = np.clip(hr + noise * rng.standard_normal(hr.shape), 0, 1).astype(np.float32)
+    return hr.astype(np.float32), rec
+
+
+def _sk_ssim(x, y, data_range, channel_axis=None):
+    return structural_similarity(
+        x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+        data_range=data_range, channel_axis=channel_axis,
+    )
+
+
+# --------------------------------------------------------------------------- PSNR
+@pytest.mark.parametrize("seed", [0, 1])
+def test_psnr_matches_skimage(seed):
+    hr, rec = _pair(seed)
+    assert M.psnr(hr, rec) == pytest.approx(
+        peak_signal_noise_ratio(hr.astype(np.float64), rec.astype(np.float64), data_range=1.0),
+        abs=1e-6,
+    )
+
+
+def test_psnr_identical_is_inf():
+    hr, _ = _pair()
+    assert M.psnr(hr, hr.copy()) == math.inf
+    assert M.psnr_y(hr, hr.copy(), 2) == math.inf
+
+
+def test_psnr_clips_reconstruction():
+    hr, rec = _pair()
+    over = rec.copy()
+    over[0, 0, 0] = 1.7
+    over[1, 1, 1] = -0.4
+    clipped = np.clip(over, 0, 1)
+    ref = peak_signal_noise_ratio(hr.astype(np.float64), clipped.astype(np.float64), data_range=1.0)
+    assert M.psnr(hr, over) == pytest.approx(ref, abs=1e-6)
+    assert M.psnr(hr, over, clip=False) < M.psnr(hr, over)
+
+
+def test_psnr_known_value():
+    hr = np.zeros((4, 4, 3), np.float32)
+    rec = np.full((4, 4, 3), 0.1, np.float32)  # MSE = 0.01 -> 20 dB
+    assert M.psnr(hr, rec) == pytest.approx(20.0, abs=1e-5)
+
+
+# --------------------------------------------------------------------------- SSIM
+@pytest.mark.parametrize("seed, noise", [(0, 0.05), (1, 0.15)])
+def test_ssim_matches_skimage(seed, noise):
+    hr, rec = _pair(seed, noise=noise)
+    ours = M.ssim(hr, rec)
+    ref = _sk_ssim(hr, rec, 1.0, channel_axis=-1)
+    assert isinstance(ours, float)
+    assert ours == pytest.approx(ref, abs=1e-3)
+
+
+def test_ssim_identical_is_one_and_equals_tf():
+    import tensorflow as tf
+
+    hr, rec = _pair(2)
+    assert M.ssim(hr, hr.copy()) == pytest.approx(1.0, abs=1e-6)
+    assert M.ssim(hr, rec) == pytest.approx(float(tf.image.ssim(hr, rec, max_val=1.0)), abs=1e-7)
+
+
+# --------------------------------------------------------------------------- Y channel
+def test_rgb_to_y_known_pixels():
+    px = np.array(
+        [[[0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1]]], dtype=np.float32
+    )
+    y = M.rgb_to_y(px)
+    assert y.shape == (1, 5)
+    np.testing.assert_allclose(
+        y[0], [16.0, 235.0, 16 + 65.481, 16 + 128.553, 16 + 24.966], atol=1e-9
+    )
+    assert y[0, 2] == pytest.approx(81.481)
+
+
+def test_psnr_y_matches_skimage_on_cropped_y():
+    hr, rec = _pair(3)
+    b = 2
+    y1 = M.rgb_to_y(hr)[b:-b, b:-b]
+    y2 = M.rgb_to_y(rec)[b:-b, b:-b]
+    assert M.psnr_y(hr, rec, b) == pytest.approx(
+        peak_signal_noise_ratio(y1, y2, data_range=255.0), abs=1e-9
+    )
+
+
+def test_ssim_y_matches_skimage_on_cropped_y():
+    """skimage's gaussian SSIM, cropped by its 5-px pad, equals valid 11x11 filtering."""
+    hr, rec = _pair(4, noise=0.1)
+    for b in (0, 2, 4):
+        y1 = M.rgb_to_y(hr)
+        y2 = M.rgb_to_y(rec)
+        if b:
+            y1, y2 = y1[b:-b, b:-b], y2[b:-b, b:-b]
+        ref = _sk_ssim(y1, y2, 255.0)
+        assert M.ssim_y(hr, rec, b) == pytest.approx(ref, abs=1e-6)
+    assert M.ssim_y(hr, hr.copy(), 2) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_ssim_y_valid_filtering_by_hand():
+    """Direct (non-separable) implementation of BasicSR's _ssim with valid filtering."""
+    from scipy.signal import correlate2d
+
+    hr, rec = _pair(5, h=20, w=23)
+    y1, y2 = M.rgb_to_y(hr)[1:-1, 1:-1], M.rgb_to_y(rec)[1:-1, 1:-1]
+    x = np.arange(11) - 5.0
+    g = np.exp(-(x**2) / (2 * 1.5**2))
+    g /= g.sum()
+    win = np.outer(g, g)
+    f = lambda im: correlate2d(im, win, mode="valid")  # noqa: E731
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu1, mu2 = f(y1), f(y2)
+    s1, s2, s12 = f(y1 * y1) - mu1**2, f(y2 * y2) - mu2**2, f(y1 * y2) - mu1 * mu2
+    smap = ((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1**2 + mu2**2 + c1) * (s1 + s2 + c2))
+    assert smap.shape == (y1.shape[0] - 10, y1.shape[1] - 10)
+    assert M.ssim_y(hr, rec, 1) == pytest.approx(smap.mean(), abs=1e-12)
+
+
+def test_border_crop_effect():
+    """Errors confined to the border affect metrics only when the border is kept."""
+    hr, _ = _pair(6)
+    rec = hr.copy()
+    rec[:2, :, :] = 1 - rec[:2, :, :]  # corrupt the top two rows
+    assert math.isfinite(M.psnr_y(hr, rec, 0))
+    assert M.psnr_y(hr, rec, 1) < 100  # row 1 is still inside
+    assert M.psnr_y(hr, rec, 2) == math.inf
+    assert M.ssim_y(hr, rec, 0) < 0.999 < M.ssim_y(hr, rec, 2)
+    assert M.ssim_y(hr, rec, 2) == pytest.approx(1.0, abs=1e-12)
+    # the crop is really border pixels on every side
+    hr2, rec2 = _pair(7)
+    y1, y2 = M.rgb_to_y(hr2)[3:-3, 3:-3], M.rgb_to_y(rec2)[3:-3, 3:-3]
+    mse = np.mean((y1 - y2) ** 2)
+    assert M.psnr_y(hr2, rec2, 3) == pytest.approx(10 * np.log10(255**2 / mse), abs=1e-9)
+
+
+def test_image_metrics_keys_and_border():
+    hr, rec = _pair(8)
+    out = M.image_metrics(hr, rec, scale=2)
+    assert tuple(out) == M.METRIC_KEYS == ("psnr", "ssim", "psnr_y", "ssim_y")
+    assert all(isinstance(v, float) for v in out.values())
+    assert out["psnr"] == pytest.approx(M.psnr(hr, rec))
+    assert out["psnr_y"] == pytest.approx(M.psnr_y(hr, rec, 2))
+    assert out["ssim_y"] == pytest.approx(M.ssim_y(hr, rec, 2))
+    assert out["ssim_y"] != pytest.approx(M.ssim_y(hr, rec, 0), abs=1e-9)
+
+
+def test_bad_inputs():
+    hr, rec = _pair()
+    with pytest.raises(ValueError, match="shapes differ"):
+        M.psnr(hr, rec[:-1])
+    with pytest.raises(ValueError, match="HxWx3"):
+        M.psnr(hr[..., 0], rec[..., 0])
+    with pytest.raises(ValueError, match="border"):
+        M.psnr_y(hr, rec, 100)
+    with pytest.raises(ValueError, match="11x11"):
+        M.ssim_y(hr[:14, :14], rec[:14, :14], 2)
+    with pytest.raises(ValueError, match="float"):
+        M.psnr((hr * 255).astype(np.uint8), (rec * 255).astype(np.uint8))
+
+
+# --------------------------------------------------------------------------- I/O
+def test_save_load_roundtrip(tmp_path):
+    from PIL import Image
+
+    hr, _ = _pair(9)
+    p = tmp_path / "sub" / "img.png"
+    M.save_image(p, hr)
+    back = M.load_image(p)
+    assert back.dtype == np.float32 and back.shape == hr.shape
+    assert back.min() >= 0 and back.max() <= 1
+    np.testing.assert_allclose(back, hr, atol=0.5 / 255 + 1e-6)
+    # grey-scale and RGBA files are returned as RGB
+    Image.fromarray(np.full((5, 6), 128, np.uint8)).save(tmp_path / "g.png")
+    g = M.load_image(tmp_path / "g.png")
+    assert g.shape == (5, 6, 3) and np.allclose(g, 128 / 255)
+    Image.fromarray(np.zeros((5, 6, 4), np.uint8)).save(tmp_path / "a.png")
+    assert M.load_image(str(tmp_path / "a.png")).shape == (5, 6, 3)
