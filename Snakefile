@@ -17,6 +17,8 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/weights.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import re
 import subprocess
 import sys
 import time
@@ -25,6 +25,9 @@ TINY = {
     },
     "studies": {"smoke": {"models": ["sr"], "datasets": ["tiny"], "lambda_s": [1], "epochs": 1}},
     "active_studies": ["smoke"],
+    "losses": {"lambda_p": 0.0},
+    "training": {"crop": 32, "batch_size": 2},
+    "models": {"sr": {"filters": 8, "res_blocks": 1}},
 }
 
 
@@ -64,6 +67,17 @@ def test_paper_dag_resolves_quickly():
     for dataset in ("div2k", "bsds300", "general100"):
         assert f"results/data/{dataset}/manifest.csv" in result.stdout
     assert elapsed < 10  # the acceptance target is 3 s; leave room for a loaded CI machine
+    train_dirs = set(re.findall(r"results/train/(\w+)/corrected/(\w+)/(\w+)/ls(\d)/([\w-]+)/seed0", result.stdout))
+    table1 = {t for t in train_dirs if t[0] == "table1"}
+    appendix = {t for t in train_dirs if t[0] == "appendix_a"}
+    assert len(table1) == 18 and len(appendix) == 8
+    assert {t[4] for t in appendix} == {"b4c4-b5c4", "b1c2-b4c4", "b2c2-b5c2", "b3c2-b4c4"}
+    # every train job waits for its dataset's prepare job and the VGG19 weights
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
+    assert stats["train"] == "26" and stats["fetch_vgg19"] == "1" and stats["prepare_dataset"] == "3"
+    train_job = result.stdout.split("rule train:")[1].split("\n\n")[0]
+    assert "resources/weights/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in train_job
+    assert re.search(r"results/data/\w+/manifest.csv", train_job)
 
 
 def test_tiny_workflow_runs_and_reruns_nothing(tmp_path):
@@ -72,6 +86,8 @@ def test_tiny_workflow_runs_and_reruns_nothing(tmp_path):
     manifest = pd.read_csv(tmp_path / "results/data/tiny/manifest.csv")
     assert sorted(manifest.stem) == ["astronaut", "chelsea", "coffee", "rocket"]
     assert (tmp_path / "results/data/tiny/val/chelsea.png").exists()
+    history = pd.read_csv(tmp_path / "results/train/smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0/history.csv")
+    assert list(history.split) == ["train", "val"]
     again = run_snakemake(tmp_path, TINY, "-n")
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -79,28 +79,38 @@ class ChecksumMismatch(DataError):
 
 # --------------------------------------------------------------------------- checksums
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
 
 
-def verify_checksum(path: str | os.PathLike, expected: str | None, what: str) -> tuple[str, bool]:
-    """Return (actual sha256, verified). Raise ChecksumMismatch naming both values."""
-    actual = sha256_file(path)
+def sha256_file(path: str | os.PathLike) -> str:
+    return file_digest(path, "sha256")
+
+
+def verify_checksum(path: str | os.PathLike, expected: str | None, what: str,
+                    algorithm: str = "sha256", prefix: bool = False) -> tuple[str, bool]:
+    """Return (actual digest, verified). Raise ChecksumMismatch naming both values.
+
+    ``prefix=True`` accepts an expected value that is the start of the digest (torchvision
+    names its files after the first 8 hex digits of their sha256).
+    """
+    actual = file_digest(path, algorithm)
     if expected is None:
         warnings.warn(
-            f"{what}: no sha256 configured; recorded the computed sha256 {actual}. "
+            f"{what}: no {algorithm} configured; recorded the computed {algorithm} {actual}. "
             "Add it to the config to pin this file.",
             stacklevel=2,
         )
         return actual, False
-    if actual != expected.lower():
+    expected = expected.lower()
+    if not (actual.startswith(expected) if prefix else actual == expected):
         raise ChecksumMismatch(
-            f"checksum mismatch for {what} ({path}): expected sha256 {expected}, "
-            f"actual sha256 {actual}"
+            f"checksum mismatch for {what} ({path}): expected {algorithm} "
+            f"{expected}{'...' if prefix else ''}, actual {algorithm} {actual}"
         )
     return actual, True
 
@@ -114,15 +124,17 @@ def _atomic_json(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def _download(url: str, dest: Path, expected_sha256: str | None, timeout: float = 60.0) -> tuple[str, bool]:
+def download_file(url: str, dest: Path, expected: str | None, algorithm: str = "sha256",
+                  prefix: bool = False, timeout: float = 60.0) -> tuple[str, bool]:
     """Stream ``url`` to a temporary name beside ``dest``; verify, then rename."""
+    dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             shutil.copyfileobj(response, out, length=1 << 20)
-        actual, verified = verify_checksum(tmp, expected_sha256, url)
+        actual, verified = verify_checksum(tmp, expected, url, algorithm, prefix)
         os.replace(tmp, dest)
         return actual, verified
     except BaseException:
@@ -130,11 +142,24 @@ def _download(url: str, dest: Path, expected_sha256: str | None, timeout: float 
         raise
 
 
-def _is_url(uri: str) -> bool:
+def copy_verified(src: Path, dest: Path, expected: str | None, algorithm: str = "sha256",
+                  prefix: bool = False) -> tuple[str, bool]:
+    """Copy a local file to ``dest`` (temporary name, verify, rename)."""
+    if not Path(src).is_file():
+        raise DataError(f"{src}: no such file")
+    actual, verified = verify_checksum(src, expected, str(src), algorithm, prefix)
+    tmp = Path(dest).with_name(f".{Path(dest).name}.tmp{os.getpid()}")
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+    return actual, verified
+
+
+def is_url(uri: str) -> bool:
     return urllib.parse.urlparse(uri).scheme in ("http", "https", "ftp")
 
 
-def _local_path(uri: str) -> Path:
+def local_path(uri: str) -> Path:
     parsed = urllib.parse.urlparse(uri)
     if parsed.scheme == "file":
         return Path(urllib.request.url2pathname(parsed.path))
@@ -178,13 +203,13 @@ def fetch_source(source: dict, receipt: str | os.PathLike, download_dir: str | o
         folder = download_dir / "skimage"
         _materialise_skimage(names, folder)
         record.update(kind="folder", path=str(folder), sha256=None, verified=False)
-    elif _is_url(uri):
+    elif is_url(uri):
         name = Path(urllib.parse.urlparse(uri).path).name or "download"
         dest = download_dir / name
-        actual, verified = _download(uri, dest, expected)
+        actual, verified = download_file(uri, dest, expected)
         record.update(kind="archive", path=str(dest), sha256=actual, verified=verified)
     else:
-        path = _local_path(uri)
+        path = local_path(uri)
         if path.is_dir():
             if expected is not None:
                 raise DataError(f"source {uri}: sha256 is set but {path} is a folder; remove it")

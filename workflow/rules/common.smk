@@ -1,34 +1,32 @@
-# Helpers that turn the validated config into file lists and rule parameters.
+# Helpers that turn the validated config into the experiment table, file lists and
+# rule parameters. Logic that is not about paths lives in src/ssimsr.
 import json
+
+from ssimsr.experiments import experiment_table, run_dir
 
 RESULTS = "results"
 RESOURCES = "resources"
+VGG19_FILE = f"{RESOURCES}/weights/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
 wildcard_constraints:
     dataset="[a-z][a-z0-9]*",
     index=r"\d+",
+    study="[a-z][a-z0-9_]*",
+    preset="[a-z][a-z0-9_]*",
+    model="sr|irn",
+    lambda_s=r"[0-9]+(\.[0-9]+)?",
+    vgg="[a-z0-9-]+",
+    seed=r"\d+",
 
 
-def _check_studies():
-    """Cross-references the schema cannot express, reported by key."""
-    studies = config.get("studies", {})
-    for name in config["active_studies"]:
-        if name not in studies:
-            raise ValueError(f"active_studies: {name!r} is not a key of studies ({sorted(studies)})")
-        for ds in studies[name]["datasets"]:
-            if ds not in config["datasets"]:
-                raise ValueError(f"studies.{name}.datasets: unknown dataset {ds!r} ({sorted(config['datasets'])})")
-
-
-_check_studies()
+# One row per training run: study, preset, model, dataset, lambda_s, seed, vgg, params.
+RUNS = experiment_table(config)
+RUNS_BY_DIR = {run_dir(RESULTS, r): r for r in RUNS}
 
 
 def active_datasets():
-    names = []
-    for study in config["active_studies"]:
-        names += [d for d in config["studies"][study]["datasets"] if d not in names]
-    return names
+    return sorted({r["dataset"] for r in RUNS})
 
 
 def dataset_config(wildcards):
@@ -47,5 +45,27 @@ def prepare_options(wildcards):
     return json.dumps(ds, sort_keys=True)
 
 
+TRAIN_DIR = (RESULTS + "/train/{study}/{preset}/{model}/{dataset}/ls{lambda_s}/{vgg}/seed{seed}")
+
+
+def run_of(wildcards):
+    key = TRAIN_DIR.format(**wildcards)
+    if key not in RUNS_BY_DIR:
+        raise ValueError(f"{key}: not a run of the configured studies")
+    return RUNS_BY_DIR[key]
+
+
+def train_inputs(wildcards):
+    run = run_of(wildcards)
+    inputs = {"manifest": f"{RESULTS}/data/{run['dataset']}/manifest.csv"}
+    if run["params"]["lambda_p"] > 0:
+        inputs["vgg19"] = run["params"]["vgg_weights"]
+    return inputs
+
+
+def train_targets():
+    return [f"{run_dir(RESULTS, r)}/history.csv" for r in RUNS]
+
+
 def all_targets():
-    return [f"{RESULTS}/data/{d}/manifest.csv" for d in active_datasets()]
+    return [f"{RESULTS}/data/{d}/manifest.csv" for d in active_datasets()] + train_targets()

@@ -1,0 +1,149 @@
+"""Training runs: history, resume == uninterrupted, NaN guard; the upscale CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+from ssimsr import cli
+from ssimsr.train import HISTORY_COLUMNS, NonFiniteLoss, RunParams, epoch_batches, train
+
+TINY_WIDTHS = {"sr": {"filters": 8, "res_blocks": 1}, "irn": {"down_filters": 8, "up_filters": 4}}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """A prepared dataset: 4 train / 2 val real photo crops of 48x64."""
+    root = tmp_path_factory.mktemp("prepared")
+    photos = [skdata.astronaut(), skdata.coffee(), skdata.rocket(), skdata.chelsea(),
+              skdata.immunohistochemistry(), skdata.hubble_deep_field()]
+    for i, img in enumerate(photos):
+        split = "val" if i >= 4 else "train"
+        (root / split).mkdir(exist_ok=True)
+        Image.fromarray(img[100:148, 100:164]).save(root / split / f"img{i}.png")
+    return root
+
+
+def tiny_params(model="sr", **overrides) -> RunParams:
+    values = dict(model=model, dataset="tiny", lambda_s=1.0, epochs=3, crop=32, batch_size=2,
+                  lambda_p=0.0, log_every=100, widths=TINY_WIDTHS[model])
+    values.update(overrides)
+    return RunParams.from_dict(values)
+
+
+@pytest.fixture(scope="module")
+def trained_runs(dataset, tmp_path_factory):
+    runs = {}
+    for model in ("sr", "irn"):
+        out = tmp_path_factory.mktemp(f"run_{model}")
+        train(tiny_params(model, epochs=2, crop=None, batch_size=1), dataset, out)
+        runs[model] = out
+    return runs
+
+
+def test_history_has_one_row_per_epoch_and_split(trained_runs):
+    history = pd.read_csv(trained_runs["irn"] / "history.csv")
+    assert list(history.columns) == HISTORY_COLUMNS
+    assert list(zip(history.epoch, history.split)) == [(1, "train"), (1, "val"), (2, "train"), (2, "val")]
+    val = history[history.split == "val"]
+    assert (val.fw_mse > 0).all() and (val.ssim_n > 0).all() and (val.perceptual == 0).all()
+    assert np.allclose(val.total, val.bw_mse + val.fw_mse + val.ssim_n, rtol=1e-5)
+    params = json.loads((trained_runs["irn"] / "params.json").read_text())
+    assert params["model"] == "irn" and params["lambda_s"] == 1.0
+
+
+def test_epoch_batches_are_a_function_of_seed_and_epoch(dataset):
+    images = [np.asarray(Image.open(p)) for p in sorted((dataset / "train").glob("*.png"))]
+    params = tiny_params()
+    first = [b.copy() for b in epoch_batches(images, params, 2)]
+    again = [b.copy() for b in epoch_batches(images, params, 2)]
+    other = [b.copy() for b in epoch_batches(images, params, 3)]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+    assert first[0].shape == (2, 32, 32, 3) and first[0].dtype == np.float32
+
+
+def _weights(run: Path) -> list[np.ndarray]:
+    with np.load(run / "checkpoint" / "state.npz") as state:
+        return [state[k] for k in sorted(state.files) if k[:3] in ("up_", "dow", "opt")]
+
+
+@pytest.mark.parametrize("model", ["sr", "irn"])
+def test_resume_equals_uninterrupted(dataset, tmp_path, model):
+    params = tiny_params(model)
+    straight = train(params, dataset, tmp_path / "straight")
+    killed = tmp_path / "killed"
+    partial = train(params, dataset, killed, stop_after_epoch=1)  # as if killed after epoch 1
+    assert list(partial.epoch.unique()) == [1] and not (killed / "upscaler.keras").exists()
+    resumed = train(params, dataset, killed)
+    pd.testing.assert_frame_equal(straight.drop(columns="seconds"), resumed.drop(columns="seconds"))
+    for a, b in zip(_weights(tmp_path / "straight"), _weights(killed)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_checkpoint_of_other_parameters_is_not_resumed(dataset, tmp_path):
+    train(tiny_params(), dataset, tmp_path, stop_after_epoch=1)
+    history = train(tiny_params(lambda_s=2.0, epochs=2), dataset, tmp_path)
+    assert list(history.epoch) == [1, 1, 2, 2]  # started afresh
+
+
+def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(dataset, tmp_path):
+    train(tiny_params(epochs=2), dataset, tmp_path, stop_after_epoch=1)
+    ckpt = tmp_path / "checkpoint" / "state.npz"
+    before = ckpt.read_bytes()
+    # An absurd learning rate makes the weights, hence the loss, overflow to NaN.
+    with pytest.raises(NonFiniteLoss, match=r"non-finite loss at epoch 1, step \d+: total=nan"):
+        train(tiny_params(epochs=2, learning_rate=1e9), dataset, tmp_path)
+    assert ckpt.read_bytes() == before
+    assert not (tmp_path / "upscaler.keras").exists()
+
+
+def test_bad_parameters_name_the_key():
+    with pytest.raises(ValueError, match="lambda_s: must be >= 0"):
+        tiny_params(lambda_s=-1.0)
+    with pytest.raises(ValueError, match="epochs: must be >= 1"):
+        tiny_params(epochs=0)
+    with pytest.raises(ValueError, match="unknown training parameter"):
+        RunParams.from_dict({"model": "sr", "dataset": "x", "lambda_s": 1, "colour": 1})
+    with pytest.raises(ValueError, match="batch_size > 1 needs `crop`"):
+        tiny_params(crop=None, batch_size=4)
+
+
+# ----------------------------------------------------------------- ssimsr upscale
+
+def write_inputs(folder: Path) -> None:
+    folder.mkdir()
+    photo = skdata.astronaut()[:37, :51]  # odd size
+    Image.fromarray(photo).save(folder / "odd.png")
+    Image.fromarray(photo).convert("L").save(folder / "gray.png")
+    rgba = np.concatenate([photo, np.full(photo.shape[:2] + (1,), 128, np.uint8)], axis=2)
+    Image.fromarray(rgba, "RGBA").save(folder / "rgba.png")
+
+
+@pytest.mark.parametrize("model,factor", [("sr", 2), ("irn", 1)])
+def test_upscale_cli_handles_odd_gray_and_rgba(trained_runs, tmp_path, model, factor):
+    write_inputs(tmp_path / "in")
+    assert cli.main(["upscale", str(trained_runs[model]), str(tmp_path / "in"), str(tmp_path / "out")]) == 0
+    for name in ("odd", "gray", "rgba"):
+        with Image.open(tmp_path / "out" / f"{name}.png") as img:
+            assert img.mode == "RGB"
+            assert img.size == (51 * factor, 37 * factor)
+
+
+def test_upscale_cli_single_file_and_errors(trained_runs, tmp_path, capsys):
+    write_inputs(tmp_path / "in")
+    assert cli.main(["upscale", str(trained_runs["sr"]), str(tmp_path / "in" / "odd.png"),
+                     str(tmp_path / "big.png")]) == 0
+    assert Image.open(tmp_path / "big.png").size == (102, 74)
+    assert cli.main(["upscale", str(tmp_path), str(tmp_path / "in"), str(tmp_path / "o")]) == 1
+    assert "not a trained run" in capsys.readouterr().err
+    (tmp_path / "in" / "bad.png").write_text("not an image")
+    assert cli.main(["upscale", str(trained_runs["sr"]), str(tmp_path / "in" / "bad.png"),
+                     str(tmp_path / "o.png")]) == 1
+    assert "bad.png: not a readable image" in capsys.readouterr().err

@@ -1,0 +1,26 @@
+# Training: one job per (study, preset, model, dataset, lambda_s, VGG layers, seed).
+
+
+rule train:
+    """Train one SR or IRN run; resumes from its checkpoint when rerun after a kill."""
+    input:
+        unpack(train_inputs),
+    output:
+        upscaler=f"{TRAIN_DIR}/upscaler.keras",
+        downscaler=f"{TRAIN_DIR}/downscaler.keras",
+        history=f"{TRAIN_DIR}/history.csv",
+        params=f"{TRAIN_DIR}/params.json",
+    params:
+        run=lambda w: json.dumps(run_of(w)["params"], sort_keys=True),
+        data=lambda w: f"{RESULTS}/data/{w.dataset}",
+        out=lambda w: TRAIN_DIR.format(**w),
+    resources:
+        gpu=1,
+    conda:
+        "../../envs/tensorflow.yaml"
+    benchmark:
+        f"{TRAIN_DIR}/benchmark.tsv"
+    log:
+        f"{TRAIN_DIR}/train.log",
+    shell:
+        "ssimsr train --params {params.run:q} --data {params.data} --out {params.out} > {log} 2>&1"
