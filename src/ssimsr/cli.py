@@ -62,6 +62,67 @@ def _cmd_upscale(args) -> None:
         print(path)
 
 
+def _image_sets(args) -> dict:
+    from .data import list_split
+
+    sets = {"val": list_split(args.data, "val")}
+    if args.showcase:
+        sets["showcase"] = list_split(Path(args.showcase).parent, Path(args.showcase).name)
+    return sets
+
+
+def _cmd_showcase(args) -> None:
+    from .evaluate import prepare_showcase
+
+    for path in prepare_showcase(args.entries, args.data_root, args.crop, args.scale, args.out):
+        print(path)
+
+
+def _cmd_evaluate(args) -> None:
+    from .evaluate import evaluate_run
+
+    frame = evaluate_run(args.run, _image_sets(args), args.out)
+    print(frame.groupby("set")[["psnr", "ssim", "psnr_y", "ssim_y"]].mean().to_string())
+
+
+def _cmd_lpips(args) -> None:
+    from .lpips_eval import lpips_for_run
+
+    table = lpips_for_run(_image_sets(args), Path(args.eval_dir) / "recon", args.nets, args.weights_dir,
+                          Path(args.eval_dir) / "lpips.csv")
+    print(table.drop(columns=["set", "image"]).describe(include="all").to_string())
+
+
+def _cmd_fetch_lpips(args) -> None:
+    from .weights import fetch_lpips_backbones
+
+    status = fetch_lpips_backbones(args.weights_dir, args.nets, args.status, args.base_url, args.local_dir)
+    print(json.dumps(status, indent=2))
+
+
+def _cmd_collect(args) -> None:
+    from .evaluate import collect
+
+    per_image, history = collect(args.eval_dirs, args.train_root, args.data_root)
+    for frame, path in ((per_image, args.per_image), (history, args.history)):
+        tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+        frame.to_csv(tmp, index=False)
+        tmp.replace(path)
+    print(f"{len(per_image)} per-image rows, {len(history)} history rows")
+
+
+def _cmd_stats(args) -> None:
+    import pandas as pd
+
+    from .stats import compare_studies
+
+    table = compare_studies(pd.read_csv(args.per_image))
+    tmp = Path(args.out).with_name(f".{Path(args.out).name}.tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(args.out)
+    print(f"{len(table)} comparisons")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ssimsr", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -101,6 +162,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="image file or folder")
     p.add_argument("output", help="output PNG file or folder")
     p.set_defaults(func=_cmd_upscale)
+
+    p = sub.add_parser("showcase", help="write the showcase crops (Figs. 4-9, Table 4)")
+    p.add_argument("--entries", type=_json_arg, required=True, help="evaluation.showcase.images (JSON)")
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--crop", type=int, required=True)
+    p.add_argument("--scale", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_showcase)
+
+    for name, func, helptext in (("evaluate", _cmd_evaluate, "per-image PSNR/SSIM of a run (TensorFlow side)"),
+                                 ("lpips", _cmd_lpips, "per-image LPIPS of a run's reconstructions (torch side)")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--data", required=True, help="prepared dataset folder (its val split is evaluated)")
+        p.add_argument("--showcase", default=None, help="folder of showcase crops to evaluate too")
+        if name == "evaluate":
+            p.add_argument("--run", required=True, help="trained run folder")
+            p.add_argument("--out", required=True, help="evaluation folder of the run")
+        else:
+            p.add_argument("--eval-dir", required=True, help="evaluation folder of the run (holds recon/)")
+            p.add_argument("--nets", nargs="+", default=["alex", "squeeze", "vgg"])
+            p.add_argument("--weights-dir", required=True)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("fetch-lpips", help="fetch torchvision backbones for LPIPS; record availability")
+    p.add_argument("--weights-dir", required=True)
+    p.add_argument("--nets", nargs="+", default=["alex", "squeeze", "vgg"])
+    p.add_argument("--status", required=True, help="status JSON to write")
+    p.add_argument("--base-url", default=None, help="torchvision model URL base; omitted: no download")
+    p.add_argument("--local-dir", default=None, help="folder holding the .pth files to copy instead")
+    p.set_defaults(func=_cmd_fetch_lpips)
+
+    p = sub.add_parser("collect", help="gather per-image metrics and histories of all runs")
+    p.add_argument("--eval-dirs", nargs="+", required=True)
+    p.add_argument("--train-root", required=True)
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--per-image", required=True)
+    p.add_argument("--history", required=True)
+    p.set_defaults(func=_cmd_collect)
+
+    p = sub.add_parser("stats", help="paired and Welch comparisons of lambda_s variants")
+    p.add_argument("--per-image", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_stats)
     return parser
 
 

@@ -282,3 +282,37 @@ def compare_variants(
         rows.append(row)
 
     return pd.DataFrame(rows, columns=["metric", "variant_col", "a", "b", "status", *STAT_KEYS])
+
+
+#: Comparisons of the paper's Section 3.2: normalised vs non-normalised, normalised vs none.
+COMPARISONS = ((1.0, 2.0), (1.0, 0.0))
+GROUP_COLUMNS = ("study", "preset", "model", "dataset", "vgg")
+PER_IMAGE_METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips_alex", "lpips_squeeze", "lpips_vgg")
+
+
+def compare_studies(per_image: pd.DataFrame, image_set: str = "val") -> pd.DataFrame:
+    """Every available lambda_s comparison per (study, preset, model, dataset, vgg).
+
+    Images are paired across variants on (seed, image): within a seed the same image is
+    reconstructed by both variants; with several seeds, n = seeds x images pairs
+    (``pairing`` column says so). Returns one row per group, comparison and metric.
+    """
+    frame = per_image[per_image["set"] == image_set]
+    metrics = [m for m in PER_IMAGE_METRICS if m in frame.columns]
+    out = []
+    for keys, group in frame.groupby(list(GROUP_COLUMNS), sort=True):
+        present = set(group["lambda_s"].unique())
+        n_seeds = group["seed"].nunique()
+        for a, b in COMPARISONS:
+            if a not in present or b not in present:
+                continue
+            rows = compare_variants(group, metrics, "lambda_s", a, b, pair_on=("seed", "image"))
+            rows.insert(0, "comparison", f"ls{a:g}_vs_ls{b:g}")
+            for col, value in reversed(list(zip(GROUP_COLUMNS, keys))):
+                rows.insert(0, col, value)
+            rows["pairing"] = (f"paired on (seed, image): {n_seeds} seed(s) x "
+                               f"{group['image'].nunique()} images")
+            out.append(rows)
+    if not out:
+        return pd.DataFrame(columns=list(GROUP_COLUMNS) + ["comparison", "metric"])
+    return pd.concat(out, ignore_index=True)

@@ -23,3 +23,45 @@ def fetch_weight_file(uri: str, dest: str | os.PathLike, expected: str | None,
     else:
         actual, _ = copy_verified(local_path(uri), Path(dest), expected, algorithm, prefix)
     return actual
+
+
+def fetch_lpips_backbones(weights_dir: str | os.PathLike, nets: list[str], status_file: str | os.PathLike,
+                          base_url: str | None, local_dir: str | None = None) -> dict[str, str]:
+    """Put torchvision's backbone files where ``lpips_eval`` loads them; record each net's status.
+
+    Each file's sha256 must start with the 8 hex digits in its name. A net whose file
+    cannot be had (offline, bad hash, fetching disabled with ``base_url=None``) is
+    recorded as ``unavailable: <reason>`` instead of failing the workflow: LPIPS columns
+    are then reported as unavailable, never computed from random weights.
+    """
+    import json
+    import warnings
+
+    from .lpips_eval import BACKBONE_FILES, backbone_path, backbone_status, expected_hash_prefix
+
+    status = {}
+    for net in nets:
+        dest = backbone_path(weights_dir, net)
+        ok, reason = backbone_status(weights_dir, net)
+        if not ok:
+            file = BACKBONE_FILES[net]
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    if local_dir:
+                        copy_verified(Path(local_dir) / file, dest, expected_hash_prefix(net), prefix=True)
+                    elif base_url:
+                        download_file(base_url.rstrip("/") + "/" + file, dest, expected_hash_prefix(net),
+                                      prefix=True, timeout=120)
+                    else:
+                        raise RuntimeError("fetching is disabled (weights.lpips.fetch: false)")
+                ok, reason = backbone_status(weights_dir, net)
+            except Exception as exc:  # offline, bad hash, missing local file: all reported
+                ok, reason = False, f"{file} could not be fetched: {exc}"
+        status[net] = "ok" if ok else f"unavailable: {reason}"
+    path = Path(status_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(status, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return status

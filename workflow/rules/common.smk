@@ -68,4 +68,31 @@ def train_targets():
 
 
 def all_targets():
-    return [f"{RESULTS}/data/{d}/manifest.csv" for d in active_datasets()] + train_targets()
+    return [f"{RESULTS}/stats/comparisons.csv"]
+
+
+def expand_runs(pattern):
+    """``pattern`` (with run wildcards) formatted for every run of the experiment table."""
+    from ssimsr.experiments import lambda_tag
+
+    return [pattern.format(study=r["study"], preset=r["preset"], model=r["model"], dataset=r["dataset"],
+                           lambda_s=lambda_tag(r["lambda_s"]), vgg=r["vgg"], seed=r["seed"]) for r in RUNS]
+
+
+def is_showcase_run(wildcards):
+    show = config["evaluation"]["showcase"]
+    return bool(show["images"]) and wildcards.model == show["model"] and wildcards.dataset == show["dataset"]
+
+
+def showcase_manifests(wildcards):
+    names = {e["dataset"] for e in config["evaluation"]["showcase"]["images"] if "dataset" in e}
+    return [f"{RESULTS}/data/{d}/manifest.csv" for d in sorted(names)]
+
+
+def eval_inputs(wildcards):
+    run = TRAIN_DIR.format(**wildcards)
+    inputs = {"upscaler": f"{run}/upscaler.keras", "downscaler": f"{run}/downscaler.keras",
+              "params": f"{run}/params.json", "manifest": f"{RESULTS}/data/{wildcards.dataset}/manifest.csv"}
+    if is_showcase_run(wildcards):
+        inputs["showcase"] = SHOWCASE_DIR
+    return inputs

@@ -1,0 +1,143 @@
+"""Per-image evaluation of trained runs (TensorFlow side; LPIPS is in lpips_eval).
+
+For every HR image of a run's validation split (and of the showcase set, for the runs
+the paper shows in Figs. 4-9) the run reconstructs the image exactly as in training
+(downscale with the run's downscaler, upscale) and records
+
+* ``psnr``, ``ssim``: RGB in [0, 1], output clipped, tf.image.ssim defaults (as training);
+* ``psnr_y``, ``ssim_y``: BT.601 luma with ``scale`` border pixels cropped (SR convention).
+
+Metrics are computed on the float output; the reconstructions are also written as 8-bit
+PNGs (``recon/<set>/<image>.png``) for LPIPS (torch side) and the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from .data import list_split
+
+RUN_COLUMNS = ["study", "preset", "model", "dataset", "lambda_s", "seed", "vgg"]
+
+
+def parse_run_path(path: str | os.PathLike) -> dict:
+    """Run columns from a ``.../{study}/{preset}/{model}/{dataset}/ls{l}/{vgg}/seed{s}`` path."""
+    parts = Path(path).parts
+    try:
+        study, preset, model, dataset, ls, vgg, seed = parts[-7:]
+        if not (ls.startswith("ls") and seed.startswith("seed")):
+            raise ValueError
+        return {"study": study, "preset": preset, "model": model, "dataset": dataset,
+                "lambda_s": float(ls[2:]), "seed": int(seed[4:]), "vgg": vgg}
+    except ValueError:
+        raise ValueError(f"{path}: not a run path (<study>/<preset>/<model>/<dataset>/ls<l>/<vgg>/seed<s>)") from None
+
+
+def showcase_crop(rgb: np.ndarray, size: int, scale: int) -> np.ndarray:
+    """Centre crop of ``size`` x ``size`` (or the largest square that fits), sides a multiple of ``scale``."""
+    h, w = rgb.shape[:2]
+    side = min(size, h, w)
+    side -= side % scale
+    top, left = (h - side) // 2, (w - side) // 2
+    return rgb[top:top + side, left:left + side]
+
+
+def prepare_showcase(entries: list[dict], data_root: str | os.PathLike, crop: int, scale: int,
+                     out_dir: str | os.PathLike) -> list[Path]:
+    """Write the showcase crops: each entry names a prepared image (dataset, split, index) or a file."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    written = []
+    for entry in entries:
+        if "path" in entry:
+            src = Path(entry["path"])
+        else:
+            files = list_split(Path(data_root) / entry["dataset"], entry.get("split", "val"))
+            if entry["index"] >= len(files):
+                raise ValueError(f"evaluation.showcase: index {entry['index']} but {entry['dataset']}/"
+                                 f"{entry.get('split', 'val')} has {len(files)} images")
+            src = files[entry["index"]]
+        if not src.is_file():
+            raise FileNotFoundError(f"evaluation.showcase: {src} does not exist")
+        with Image.open(src) as img:
+            rgb = np.asarray(img.convert("RGB"))
+        name = entry.get("name") or f"{entry.get('dataset', 'file')}_{src.stem}"
+        Image.fromarray(showcase_crop(rgb, crop, scale)).save(tmp / f"{name}.png")
+        written.append(out_dir / f"{name}.png")
+    if out_dir.exists():
+        import shutil
+
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return written
+
+
+def evaluate_run(run: str | os.PathLike, image_sets: dict[str, list[Path]], out_dir: str | os.PathLike) -> pd.DataFrame:
+    """Metrics of one run on named sets of HR images; writes metrics.csv and recon PNGs."""
+    from .metrics import image_metrics
+    from .upscale import load_run
+
+    params, downscaler, upscaler = load_run(run)
+    scale = int(params["scale"])
+    out_dir = Path(out_dir)
+    recon_root = out_dir / "recon"
+    rows = []
+    for set_name, paths in image_sets.items():
+        (recon_root / set_name).mkdir(parents=True, exist_ok=True)
+        for path in paths:
+            with Image.open(path) as img:
+                hr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+            h, w = hr.shape[:2]
+            if h % scale or w % scale:
+                raise ValueError(f"{path}: size {w}x{h} is not a multiple of scale {scale}")
+            lr = downscaler(hr[None], training=False)
+            rec = np.asarray(upscaler(lr, training=False)[0])
+            rows.append({"set": set_name, "image": path.stem, **image_metrics(hr, rec, scale)})
+            png = np.round(np.clip(rec, 0, 1) * 255).astype(np.uint8)
+            target = recon_root / set_name / f"{path.stem}.png"
+            Image.fromarray(png).save(target.with_suffix(".tmp.png"))
+            os.replace(target.with_suffix(".tmp.png"), target)
+    frame = pd.DataFrame(rows)
+    tmp = out_dir / f".metrics.tmp{os.getpid()}.csv"
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, out_dir / "metrics.csv")
+    return frame
+
+
+def collect(eval_dirs: list[str | os.PathLike], train_root: str | os.PathLike,
+            data_root: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per_image, history): every run's metrics (+ LPIPS) and training history, long format.
+
+    ``eval_dirs`` are ``results/eval/<run path>`` folders; the matching training folder
+    (``results/train/<run path>``) supplies history.csv and params.json.
+    """
+    per_image, history = [], []
+    for ev in map(Path, eval_dirs):
+        run = parse_run_path(ev)
+        metrics = pd.read_csv(ev / "metrics.csv")
+        lpips_file = ev / "lpips.csv"
+        if lpips_file.exists():
+            lp = pd.read_csv(lpips_file)
+            metrics = metrics.merge(lp, on=["set", "image"], how="left", validate="one_to_one")
+        per_image.append(metrics.assign(**run))
+        train_dir = Path(train_root).joinpath(*ev.parts[-7:])
+        params = json.loads((train_dir / "params.json").read_text())
+        hist = pd.read_csv(train_dir / "history.csv")
+        n_train = len(list((Path(data_root) / run["dataset"] / "train").glob("*.png")))
+        if params.get("max_train_images"):
+            n_train = min(n_train, params["max_train_images"])
+        history.append(hist.assign(**run, epochs=params["epochs"], dataset_size=n_train,
+                                   vgg_layers="+".join(params["vgg_layers"])))
+    first = RUN_COLUMNS
+    per_image_df = pd.concat(per_image, ignore_index=True)
+    per_image_df = per_image_df[first + [c for c in per_image_df.columns if c not in first]]
+    history_df = pd.concat(history, ignore_index=True)
+    history_df = history_df[first + [c for c in history_df.columns if c not in first]]
+    return per_image_df, history_df
