@@ -1,0 +1,58 @@
+"""The experiment table built from config: runs, presets, paths."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ssimsr.evaluate import parse_run_path
+from ssimsr.experiments import experiment_table, lambda_tag, run_dir, vgg_tag
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def paper_config():
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_paper_study_has_18_table1_and_8_appendix_runs(paper_config):
+    runs = experiment_table(paper_config)
+    per_seed = len(paper_config["seeds"])
+    assert sum(r["study"] == "table1" for r in runs) == 18 * per_seed
+    assert sum(r["study"] == "appendix_a" for r in runs) == 8 * per_seed
+    epochs = {(r["study"], r["dataset"]): r["params"]["epochs"] for r in runs}
+    assert epochs == {("table1", "bsds300"): 30, ("table1", "div2k"): 20, ("table1", "general100"): 50,
+                      ("appendix_a", "div2k"): 60}
+
+
+def test_as_run_preset_switches_off_the_broken_terms(paper_config):
+    config = dict(paper_config, studies={"s": {"models": ["sr", "irn"], "datasets": ["bsds300"], "lambda_s": [1],
+                                              "epochs": 1, "presets": ["corrected", "as_run"]}},
+                  active_studies=["s"])
+    runs = {(r["preset"], r["model"]): r["params"] for r in experiment_table(config)}
+    assert runs[("as_run", "irn")]["lambda_f"] == 0 and runs[("as_run", "irn")]["lambda_p"] == 0
+    assert runs[("as_run", "irn")]["train_downscaler"] is False
+    assert runs[("corrected", "irn")]["train_downscaler"] is True
+    assert runs[("corrected", "sr")]["lambda_f"] == 1.0
+
+
+def test_missing_epochs_entry_and_unknown_preset_are_named(paper_config):
+    config = dict(paper_config, studies={"s": {"models": ["sr"], "datasets": ["bsds300"], "lambda_s": [1],
+                                              "epochs": {"div2k": 3}}}, active_studies=["s"])
+    with pytest.raises(ValueError, match="studies.s.epochs: no entry for dataset 'bsds300'"):
+        experiment_table(config)
+    config["studies"]["s"].update(epochs=1, presets=["nosuch"])
+    with pytest.raises(ValueError, match="unknown preset 'nosuch'"):
+        experiment_table(config)
+
+
+def test_run_paths_round_trip():
+    run = {"study": "table1", "preset": "corrected", "model": "irn", "dataset": "div2k", "lambda_s": 0.5,
+           "seed": 2, "vgg": vgg_tag(["block1_conv2", "block4_conv4"])}
+    path = run_dir("results", run)
+    assert path == "results/train/table1/corrected/irn/div2k/ls0.5/b1c2-b4c4/seed2"
+    assert parse_run_path(path) == run
+    assert lambda_tag(2.0) == "2" and lambda_tag(0) == "0"
+    with pytest.raises(ValueError, match="not a run path"):
+        parse_run_path("results/train/x")
