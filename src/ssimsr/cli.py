@@ -47,6 +47,12 @@ def _cmd_fetch_weights(args) -> None:
 
 
 def _cmd_train(args) -> None:
+    from .gpus import claim_gpu
+
+    # before TensorFlow is imported: one distinct GPU per concurrent job
+    gpu = claim_gpu(args.gpu_lock_dir)
+    if gpu is not None:
+        print(f"using GPU {gpu}", file=sys.stderr)
     from .train import RunParams, train
 
     params = RunParams.from_dict(args.params)
@@ -155,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="prepared dataset folder results/data/<dataset>")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--stop-after-epoch", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--gpu-lock-dir", default=".snakemake/gpu-locks",
+                   help="where concurrent jobs claim distinct GPUs (multi-GPU machines)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("upscale", help="apply a trained run to an image file or folder")
