@@ -82,7 +82,7 @@ def test_showcase_crops(workspace, tmp_path):
     written = evaluate.prepare_showcase(entries, root / "results/data", 40, 2, tmp_path / "show")
     assert Image.open(written[0]).size == (40, 40)
     with pytest.raises(ValueError, match="index 9 but tiny/val has 3 images"):
-        evaluate.prepare_showcase([{"dataset": "tiny", "index": 9}], root / "results/data", 40, 2, tmp_path / "x")
+        evaluate.prepare_showcase([{"name": "x", "dataset": "tiny", "index": 9}], root / "results/data", 40, 2, tmp_path / "x")
     crop = evaluate.showcase_crop(np.zeros((321, 481, 3), np.uint8), 400, 2)
     assert crop.shape == (320, 320, 3)
 

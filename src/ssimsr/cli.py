@@ -129,6 +129,27 @@ def _cmd_stats(args) -> None:
     print(f"{len(table)} comparisons")
 
 
+def _cmd_tables(args) -> None:
+    import pandas as pd
+
+    from .report import build_tables
+
+    report = dict(args.report, showcase_model=args.showcase["model"], showcase_dataset=args.showcase["dataset"])
+    written = build_tables(pd.read_csv(args.history), pd.read_csv(args.per_image), pd.read_csv(args.comparisons),
+                           report, args.out)
+    print(f"{len(written)} table files in {args.out}")
+
+
+def _cmd_figures(args) -> None:
+    import pandas as pd
+
+    from .report import build_figures
+
+    written = build_figures(pd.read_csv(args.history), args.showcase, args.showcase_dir, args.eval_root,
+                            args.study, args.out)
+    print(f"{len(written)} figure files in {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ssimsr", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -213,6 +234,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-image", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_stats)
+
+    p = sub.add_parser("tables", help="the paper's tables (.tex/.csv/.md) and paper-vs-ours")
+    p.add_argument("--history", required=True)
+    p.add_argument("--per-image", required=True)
+    p.add_argument("--comparisons", required=True)
+    p.add_argument("--report", type=_json_arg, required=True, help="config `report` (JSON)")
+    p.add_argument("--showcase", type=_json_arg, required=True, help="config `evaluation.showcase` (JSON)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_tables)
+
+    p = sub.add_parser("figures", help="training curves and difference maps (.png/.pdf)")
+    p.add_argument("--history", required=True)
+    p.add_argument("--showcase", type=_json_arg, required=True, help="config `evaluation.showcase` (JSON)")
+    p.add_argument("--showcase-dir", required=True)
+    p.add_argument("--eval-root", required=True)
+    p.add_argument("--study", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_figures)
     return parser
 
 

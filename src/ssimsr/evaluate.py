@@ -68,9 +68,8 @@ def prepare_showcase(entries: list[dict], data_root: str | os.PathLike, crop: in
             raise FileNotFoundError(f"evaluation.showcase: {src} does not exist")
         with Image.open(src) as img:
             rgb = np.asarray(img.convert("RGB"))
-        name = entry.get("name") or f"{entry.get('dataset', 'file')}_{src.stem}"
-        Image.fromarray(showcase_crop(rgb, crop, scale)).save(tmp / f"{name}.png")
-        written.append(out_dir / f"{name}.png")
+        Image.fromarray(showcase_crop(rgb, crop, scale)).save(tmp / f"{entry['name']}.png")
+        written.append(out_dir / f"{entry['name']}.png")
     if out_dir.exists():
         import shutil
 

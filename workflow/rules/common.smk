@@ -1,6 +1,7 @@
 # Helpers that turn the validated config into the experiment table, file lists and
 # rule parameters. Logic that is not about paths lives in src/ssimsr.
 import json
+from pathlib import Path
 
 from ssimsr.experiments import experiment_table, run_dir
 
@@ -68,7 +69,7 @@ def train_targets():
 
 
 def all_targets():
-    return [f"{RESULTS}/stats/comparisons.csv"]
+    return table_files() + figure_files()
 
 
 def expand_runs(pattern):

@@ -1,0 +1,427 @@
+"""Tables: bold = best per group in .tex/.md, plain CSV, Table 1 aggregation, published values."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ssimsr import tables as T
+from ssimsr.stats import STAT_KEYS, compare
+
+PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "paper.txt"
+
+
+# ----------------------------------------------------------------------------- parsing helpers
+
+def _tex_body(tex: str) -> list[list[str]]:
+    body = tex.split(r"\midrule")[1].split(r"\bottomrule")[0]
+    rows = [r.strip() for r in body.strip().split(r"\\") if r.strip()]
+    return [[c.strip() for c in r.split(" & ")] for r in rows]
+
+
+def _md_body(md: str) -> tuple[list[str], list[list[str]]]:
+    lines = [ln for ln in md.splitlines() if ln.startswith("|")]
+    split = lambda ln: [c.strip() for c in ln.strip().strip("|").split("|")]  # noqa: E731
+    return split(lines[0]), [split(ln) for ln in lines[2:]]
+
+
+def _bold_cells_tex(rows):
+    return {(i, j) for i, r in enumerate(rows) for j, c in enumerate(r) if c.startswith(r"\textbf{")}
+
+
+def _bold_cells_md(rows):
+    return {(i, j) for i, r in enumerate(rows) for j, c in enumerate(r) if c.startswith("**") and c.endswith("**")}
+
+
+# ----------------------------------------------------------------------------- write_table / best_mask
+
+def test_write_table_bolds_exactly_the_best_per_group(tmp_path):
+    df = pd.DataFrame({
+        "dataset": ["a", "a", "a", "b", "b", "b"],
+        "lambda_s": [0.0, 1.0, 2.0, 0.0, 1.0, 2.0],
+        "total": [0.30, 0.10, 0.20, 0.05, 0.05, 0.07],   # lower better; tie in group b
+        "psnr": [30.123, 31.5, 29.0, 25.0, 24.0, 26.25],  # higher better
+        "ssim": [0.9, 0.8, np.nan, 0.7, 0.71, 0.69],      # NaN never best
+    })
+    # independent expectation, by hand: (row, column name)
+    expected = {(1, "total"), (3, "total"), (4, "total"), (1, "psnr"), (5, "psnr"), (0, "ssim"), (4, "ssim")}
+    mask = T.best_mask(df, ["dataset"], ["total", "psnr", "ssim"], {"total": False, "psnr": True, "ssim": True})
+    assert {(i, c) for c in mask.columns for i in mask.index if mask.at[i, c]} == expected
+
+    paths = T.write_table(df, tmp_path / "sub" / "t", "A caption with λ_s & 50 %", bold=mask, label="tab:t")
+    cols = list(df.columns)
+    want = {(i, cols.index(c)) for i, c in expected}
+
+    tex = paths["tex"].read_text()
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    assert r"\label{tab:t}" in tex and r"$\lambda_s$ \& 50 \%" in tex
+    rows = _tex_body(tex)
+    assert len(rows) == 6 and all(len(r) == 5 for r in rows)
+    assert _bold_cells_tex(rows) == want
+    assert rows[0][3] == "30.12" and rows[0][2] == "0.3000"   # PSNR 2 decimals, losses 4
+    assert rows[1][3] == r"\textbf{31.50}"
+
+    header, mrows = _md_body(paths["md"].read_text())
+    assert header[1] == "λ_s"
+    assert _bold_cells_md(mrows) == want
+
+    text = paths["csv"].read_text()
+    assert "*" not in text and "textbf" not in text and "±" not in text
+    back = pd.read_csv(paths["csv"])
+    pd.testing.assert_frame_equal(back, df)
+    assert not list(tmp_path.glob("sub/.*tmp*"))
+
+
+def test_best_mask_rounding_and_row_subset():
+    df = pd.DataFrame({"g": [1, 1, 1], "v": [0.12341, 0.12339, 0.5], "stage": ["end", "end", "start"]})
+    m = T.best_mask(df, ["g"], ["v"], {"v": False}, decimals=4)
+    assert m["v"].tolist() == [True, True, False]          # print the same -> both bold
+    m = T.best_mask(df, ["g"], ["v"], True, rows=df["stage"] == "end")
+    assert m["v"].tolist() == [True, False, False]          # 0.5 is not a candidate
+
+
+def test_mean_sd_pairs_collapse_and_bold_carries_over(tmp_path):
+    df = pd.DataFrame({"model": ["sr", "irn"], "ssim_mean": [0.91, 0.85], "ssim_sd": [0.012, np.nan],
+                       "p_paired": [3.2e-8, 0.0421]})
+    bold = T.best_mask(df, [], ["ssim_mean"], True)
+    paths = T.write_table(df, tmp_path / "pm", "pm", bold=bold)
+    header, rows = _md_body(paths["md"].read_text())
+    assert header == ["Model", "SSIM", "p_paired"]
+    assert rows[0][1] == "**0.9100 ± 0.0120**" and rows[1][1] == "0.8500"
+    assert rows[0][2] == "3.20e-08" and rows[1][2] == "0.042100"
+    assert r"\textbf{0.9100 $\pm$ 0.0120}" in paths["tex"].read_text()
+    assert list(pd.read_csv(paths["csv"]).columns) == ["model", "ssim_mean", "ssim_sd", "p_paired"]
+
+
+def test_tex_escape():
+    assert T.tex_escape("a_b & 5% #1 {x} λ_s ± −1 ≈ 2 p < 0.05") == (
+        r"a\_b \& 5\% \#1 \{x\} $\lambda_s$ $\pm$ $-$1 $\approx$ 2 p $<$ 0.05")
+
+
+# ----------------------------------------------------------------------------- Table 1
+
+def _history(values: dict, epochs: int = 3) -> pd.DataFrame:
+    """values[(lambda_s, seed)] = (val rows by epoch: list of (total, bw_mse, psnr, ssim))."""
+    rows = []
+    for (lam, seed), per_epoch in values.items():
+        for e, (total, bw, psnr, ssim) in enumerate(per_epoch, start=1):
+            common = dict(study="table1", preset="corrected", model="sr", dataset="bsds300", lambda_s=lam,
+                          seed=seed, vgg="b4c4-b5c4", vgg_layers="block4_conv4+block5_conv4", epochs=epochs,
+                          dataset_size=250, epoch=e, fw_mse=0.0, perceptual=0.0, ssim_n=0.0, seconds=10.0)
+            rows.append(dict(common, split="val", total=total, bw_mse=bw, psnr=psnr, ssim=ssim))
+            # train rows carry different numbers: they must not leak into the table
+            rows.append(dict(common, split="train", total=99.0, bw_mse=99.0, psnr=-1.0, ssim=-1.0))
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=1)  # row order must not matter
+
+
+def test_table1_two_seeds_mean_sd(tmp_path):
+    vals = {
+        (0.0, 0): [(0.10, 0.010, 20.0, 0.50), (0.08, 0.008, 21.0, 0.55), (0.06, 0.006, 24.0, 0.60)],
+        (0.0, 1): [(0.14, 0.012, 22.0, 0.54), (0.09, 0.009, 22.5, 0.57), (0.04, 0.004, 26.0, 0.70)],
+        (1.0, 0): [(0.20, 0.020, 19.0, 0.70), (0.15, 0.015, 20.0, 0.72), (0.12, 0.012, 23.0, 0.80)],
+        (1.0, 1): [(0.22, 0.018, 19.5, 0.72), (0.16, 0.014, 20.5, 0.74), (0.10, 0.010, 23.5, 0.84)],
+    }
+    t = T.table1(_history(vals))
+    d = t.data.set_index("lambda_s")
+    r2 = math.sqrt(2.0)
+    # hand-computed: mean and sd (ddof=1) of two values a, b: (a+b)/2 and |a-b|/sqrt(2)
+    assert d.at[0.0, "psnr_start_mean"] == pytest.approx(21.0)
+    assert d.at[0.0, "psnr_start_sd"] == pytest.approx(2.0 / r2)
+    assert d.at[0.0, "psnr_end_mean"] == pytest.approx(25.0)
+    assert d.at[0.0, "psnr_end_sd"] == pytest.approx(2.0 / r2)
+    assert d.at[0.0, "total_end_mean"] == pytest.approx(0.05)
+    assert d.at[0.0, "total_end_sd"] == pytest.approx(0.02 / r2)
+    assert d.at[1.0, "ssim_start_mean"] == pytest.approx(0.71)
+    assert d.at[1.0, "ssim_end_mean"] == pytest.approx(0.82)
+    assert d.at[1.0, "ssim_end_sd"] == pytest.approx(0.04 / r2)
+    assert d.at[1.0, "bwmse_start_mean"] == pytest.approx(0.019)
+    assert d.at[1.0, "bwmse_end_mean"] == pytest.approx(0.011)
+    assert (d["n_seeds"] == 2).all() and (d["epochs"] == 3).all() and (d["dataset_size"] == 250).all()
+    # bold: best end value per (dataset, model): lower total/bwMSE -> ls0; higher PSNR -> ls0; SSIM -> ls1
+    b = t.bold.set_index(t.data["lambda_s"])
+    assert b.at[0.0, "total_end_mean"] and not b.at[1.0, "total_end_mean"]
+    assert b.at[0.0, "psnr_end_mean"] and b.at[1.0, "ssim_end_mean"] and not b.at[0.0, "ssim_end_mean"]
+    assert not b["psnr_start_mean"].any()
+    # rendering: "mean ± sd"
+    header, rows = _md_body(t.to_markdown())
+    col = header.index("PSNR (end)")
+    assert rows[0][col] == "**25.00 ± 1.41**"
+
+    per_seed = T.table1(_history(vals), seeds_agg=False).data
+    assert len(per_seed) == 4 and "psnr_end" in per_seed.columns
+    assert per_seed.loc[(per_seed.lambda_s == 1.0) & (per_seed.seed == 1), "psnr_end"].item() == 23.5
+
+
+def test_table1_single_seed_shows_plain_mean(tmp_path):
+    vals = {(0.0, 0): [(0.1, 0.01, 20.0, 0.5), (0.05, 0.005, 25.0, 0.6)],
+            (2.0, 0): [(0.3, 0.02, 18.0, 0.6), (0.2, 0.010, 23.0, 0.7)]}
+    t = T.table1(_history(vals, epochs=2))
+    assert t.data["psnr_end_sd"].isna().all()
+    paths = t.write(tmp_path / "t1")
+    header, rows = _md_body(paths["md"].read_text())
+    assert rows[0][header.index("PSNR (end)")] == "**25.00**"
+    assert "±" not in paths["md"].read_text().split("|", 1)[1]
+
+
+def test_table1_warns_on_unfinished_runs():
+    vals = {(0.0, 0): [(0.1, 0.01, 20.0, 0.5), (0.05, 0.005, 25.0, 0.6)]}
+    with pytest.warns(UserWarning, match="last logged epoch 2 < configured epochs 5"):
+        T.table1(_history(vals, epochs=5))
+
+
+def test_table_a2_stages_time_and_labels():
+    rows = []
+    for vgg, lam, base in [("b4c4-b5c4", 1.0, 0.1), ("b3c2-b4c4", 0.0, 0.2), ("b3c2-b4c4", 1.0, 0.3)]:
+        for e in (1, 2):
+            common = dict(study="appendix_a", preset="corrected", model="irn", dataset="div2k", lambda_s=lam,
+                          seed=0, vgg=vgg, vgg_layers=vgg, epochs=2, dataset_size=800, epoch=e)
+            rows.append(dict(common, split="train", total=9, bw_mse=9, fw_mse=9, perceptual=9, ssim_n=9,
+                             psnr=9, ssim=9, seconds=100.0 * e))
+            rows.append(dict(common, split="val", total=base / e, bw_mse=base / 10 / e, fw_mse=0.001,
+                             perceptual=0.5 / e, ssim_n=0.05, psnr=20 + 5 * e + base, ssim=0.5 + base, seconds=1.0))
+    t = T.table_a2(pd.DataFrame(rows))
+    d = t.data
+    assert d["experiment"].tolist() == ["E1", "E1", "E7", "E7", "E8", "E8"]
+    assert d["stage"].tolist() == ["start", "end"] * 3 and d["epoch"].tolist() == [1, 2] * 3
+    assert (d["training_time_s_mean"] == 300.0).all()            # 100 + 200 s of train rows
+    e7_end = d[(d.experiment == "E7") & (d.stage == "end")].iloc[0]
+    assert e7_end["total_mean"] == pytest.approx(0.15) and e7_end["psnr_mean"] == pytest.approx(30.3)
+    # bold among end rows per lambda_s: lambda 1 -> E1 (total 0.05 < 0.15); lambda 0 alone -> E8
+    b = t.bold
+    assert b.loc[(d.experiment == "E1") & (d.stage == "end"), "total_mean"].item()
+    assert not b.loc[(d.experiment == "E7") & (d.stage == "end"), "total_mean"].item()
+    assert b.loc[(d.experiment == "E8") & (d.stage == "end"), "total_mean"].item()
+    assert not b.loc[d.stage == "start"].any().any()
+    assert "0:05:00" in t.to_markdown()
+    cmp = T.paper_vs_ours(t, table="table_a2")
+    e1 = cmp.data[(cmp.data.experiment == "E1") & (cmp.data.stage == "end") & (cmp.data.quantity == "psnr")]
+    assert e1["paper"].item() == 25.23 and e1["diff"].item() == pytest.approx(30.1 - 25.23)
+
+
+# ----------------------------------------------------------------------------- Tables 2 / 3
+
+def _comparisons(rng) -> pd.DataFrame:
+    rows = []
+    for m, shift in [("lpips_alex", 0.0), ("lpips_squeeze", 0.0), ("psnr", 1.5), ("ssim", 0.001)]:
+        a = rng.normal(30 if m == "psnr" else 0.5, 1.0 if m == "psnr" else 0.05, 50)
+        b = a - shift + rng.normal(0, 1.0 if m == "psnr" else 0.05, 50)
+        rows.append(dict(compare(a, b, m), status="ok"))
+    nan = {k: math.nan for k in STAT_KEYS}
+    rows.append(dict(nan, metric="lpips_vgg", n=50, status="unavailable: no vgg weights offline"))
+    df = pd.DataFrame(rows)
+    df.insert(0, "comparison", "ls1_vs_ls2")
+    for col, v in [("vgg", "b4c4-b5c4"), ("dataset", "bsds300"), ("model", "sr"), ("preset", "corrected"),
+                   ("study", "table1")]:
+        df.insert(0, col, v)
+    df["pairing"] = "paired on (seed, image): 1 seed(s) x 50 images"
+    return df
+
+
+def test_table_stats_layout(tmp_path):
+    comp = _comparisons(np.random.default_rng(3))
+    t = T.table_stats(comp, "sr", "bsds300", "ls1_vs_ls2")
+    psnr = comp.set_index("metric").loc["psnr"]
+    d = t.data.set_index(["test", "statistic"])
+    assert d.loc[(T.WELCH_BLOCK, "t_welch"), "psnr"] == psnr["t_welch"]
+    assert d.loc[(T.WELCH_BLOCK, "df_welch"), "psnr"] == psnr["df_welch"]
+    assert d.loc[(T.PAIRED_BLOCK, "cohens_dz"), "psnr"] == psnr["cohens_dz"]
+    assert np.isnan(d.loc[(T.WELCH_BLOCK, "t_welch"), "lpips_vgg"])
+    assert list(t.data.columns[3:]) == list(T.STATS_METRICS)
+
+    paths = t.write(tmp_path / "table2")
+    header, rows = _md_body(paths["md"].read_text())
+    assert header[2:] == ["LPIPS alex", "LPIPS squeeze", "LPIPS vgg", "PSNR", "SSIM"]
+    t_row = rows[0]
+    assert t_row[1] == "t statistic (df)"
+    assert t_row[5] == f"{psnr['t_welch']:.4f} (df ≈ {psnr['df_welch']:.2f})"
+    assert t_row[4] == "unavailable"
+    assert "no vgg weights offline" in paths["md"].read_text()
+    paired_t = [r for r in rows if r[0] == T.PAIRED_BLOCK and r[1] == "t statistic (df)"][0]
+    assert paired_t[5].endswith("(df = 49)")
+    p_row = rows[1]
+    assert p_row[5] == (f"**{psnr['p_welch']:.6f}**" if psnr["p_welch"] < 0.05 else f"{psnr['p_welch']:.6f}")
+    tex = paths["tex"].read_text()
+    assert r"(df $\approx$" in tex and r"\toprule" in tex
+    with pytest.raises(ValueError, match="no rows with comparison == 'ls1_vs_ls0'"):
+        T.table_stats(comp, "sr", "bsds300", "ls1_vs_ls0")
+    two = pd.concat([comp, comp.assign(preset="as_run")])
+    with pytest.raises(ValueError, match="preset"):
+        T.table_stats(two, "sr", "bsds300", "ls1_vs_ls2")
+    assert len(T.table_stats(two, "sr", "bsds300", "ls1_vs_ls2", preset="as_run").data) == 16
+
+
+def test_stats_vs_paper_uses_welch_block():
+    comp = _comparisons(np.random.default_rng(4))
+    t = T.table_stats(comp, "sr", "bsds300", "ls1_vs_ls2")
+    cmp = T.paper_vs_ours(t, table="table2").data
+    row = cmp[(cmp.metric == "psnr") & (cmp.quantity == "df_welch")].iloc[0]
+    assert row["paper"] == 83.49
+    assert row["ours"] == comp.set_index("metric").at["psnr", "df_welch"]
+
+
+# ----------------------------------------------------------------------------- Table 4 / verdict
+
+def _per_image(values, images=("img_a", "img_b"), set_name="showcase", seeds=(0,)):
+    rows = []
+    for seed in seeds:
+        for lam, per_img in values.items():
+            for img, (lp, ps, ss) in zip(images, per_img):
+                rows.append(dict(study="table1", preset="corrected", model="sr", dataset="bsds300",
+                                 lambda_s=lam, seed=seed, vgg="b4c4-b5c4", set=set_name, image=img,
+                                 psnr=ps + seed, ssim=ss, psnr_y=ps, ssim_y=ss, lpips_alex=lp,
+                                 lpips_squeeze=lp * 2, lpips_vgg=np.nan, lpips_alex_status="ok",
+                                 lpips_squeeze_status="ok", lpips_vgg_status="unavailable: offline"))
+    return pd.DataFrame(rows)
+
+
+def test_table4_bold_best_per_image_and_metric(tmp_path):
+    vals = {0.0: [(0.02, 38.8, 0.980), (0.05, 33.0, 0.908)],
+            1.0: [(0.01, 38.5, 0.985), (0.05, 28.5, 0.915)],
+            2.0: [(0.03, 34.4, 0.980), (0.06, 27.6, 0.912)]}
+    t = T.table4(_per_image(vals))
+    paths = t.write(tmp_path / "t4")
+    header, rows = _md_body(paths["md"].read_text())
+    assert header == ["Metric", "λ_s", "img_a", "img_b"]
+    bold = {(r[0], r[1], header[j]) for r in rows for j, c in enumerate(r) if c.startswith("**")}
+    assert bold == {("lpips_alex", "1", "img_a"), ("lpips_alex", "0", "img_b"), ("lpips_alex", "1", "img_b"),
+                    ("lpips_squeeze", "1", "img_a"), ("lpips_squeeze", "0", "img_b"),
+                    ("lpips_squeeze", "1", "img_b"), ("psnr", "0", "img_a"), ("psnr", "0", "img_b"),
+                    ("ssim", "1", "img_a"), ("ssim", "1", "img_b")}
+    psnr0 = [r for r in rows if r[0] == "psnr" and r[1] == "0"][0]
+    assert psnr0[2] == "**38.8000**"                          # 4 decimals as the paper's Table 4
+    assert all(r[2] == "n/a" for r in rows if r[0] == "lpips_vgg")
+    assert "unavailable: offline" in paths["md"].read_text()
+
+
+def test_verdict_per_seed_differences_and_paper_delta():
+    imgs = [f"v{i}" for i in range(6)]
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.8, 0.9, len(imgs))
+    rows = []
+    for seed, gain in [(0, 0.01), (1, 0.03)]:
+        for lam, add in [(0.0, 0.0), (1.0, gain), (2.0, gain / 2)]:
+            for i, (img, b) in enumerate(zip(imgs, base)):
+                noise = 0.001 * ((i % 3) - 1) if lam else 0.0
+                rows.append(dict(study="table1", preset="corrected", model="sr", dataset="bsds300", lambda_s=lam,
+                                 seed=seed, vgg="b4c4-b5c4", set="val", image=img, ssim=b + add + noise,
+                                 psnr=30.0 - 10 * add + noise))
+    pi = pd.DataFrame(rows)
+    v = T.verdict(pi).data.set_index("comparison")
+    # per-seed mean difference (1 vs 0) is gain + mean(noise); noise identical across seeds
+    noise = np.mean([0.001 * ((i % 3) - 1) for i in range(len(imgs))])
+    assert v.at["ls1_vs_ls0", "dssim_mean"] == pytest.approx(0.02 + noise)
+    assert v.at["ls1_vs_ls0", "dssim_sd"] == pytest.approx(0.02 / math.sqrt(2))
+    assert v.at["ls1_vs_ls2", "dssim_mean"] == pytest.approx(0.01)
+    assert v.at["ls1_vs_ls0", "paper_dssim"] == pytest.approx(0.9309 - 0.929)   # published Table 1
+    assert v.at["ls1_vs_ls0", "paper_dpsnr"] == pytest.approx(32.47 - 33.15)
+    assert v.at["ls1_vs_ls2", "paper_dpsnr"] == pytest.approx(32.47 - 29.74)
+    assert v.at["ls1_vs_ls0", "agree_ssim"] == 1.0 and v.at["ls1_vs_ls0", "agree_psnr"] == 1.0
+    assert v.at["ls1_vs_ls0", "n_seeds"] == 2 and v.at["ls1_vs_ls0", "n_images"] == 6
+    a = pi[pi.lambda_s == 1.0].sort_values(["seed", "image"])["ssim"].to_numpy()
+    b = pi[pi.lambda_s == 0.0].sort_values(["seed", "image"])["ssim"].to_numpy()
+    assert v.at["ls1_vs_ls0", "p_ssim"] == pytest.approx(compare(a, b)["p_paired"])
+    assert "SSIM higher" in v.at["ls1_vs_ls0", "verdict"]
+
+
+# ----------------------------------------------------------------------------- published values
+
+def test_published_table1_spot_checks():
+    t1 = T.load_published("table1")
+    assert len(t1) == 18 and set(t1["dataset"]) == {"div2k", "bsds300", "general100"}
+    assert set(t1["model"]) == {"sr", "irn"} and t1["source"].str.startswith("paper Table 1").all()
+    row = t1[(t1.dataset == "bsds300") & (t1.model == "irn") & (t1.lambda_s == 1)].iloc[0]
+    assert row["total_start"] == 0.1119 and row["ssim_end"] == 0.8991 and row["epochs"] == 30
+    row = t1[(t1.dataset == "div2k") & (t1.model == "sr") & (t1.lambda_s == 0)].iloc[0]
+    assert row["psnr_end"] == 34.07 and row["dataset_size"] == 800
+    assert t1.groupby(["dataset", "model"]).size().eq(3).all()
+
+
+def test_published_stats_tables():
+    t2 = T.load_published("table2").set_index("statistic")
+    assert t2.at["t_welch", "psnr"] == 4.2626 and t2.at["df_welch", "psnr"] == 83.49
+    assert t2.at["ci_low_welch", "lpips_alex"] == -0.0174        # the "−0.0174 0.0212" typo cell
+    assert t2.at["p_welch", "psnr"] == 0.000053 and t2.at["cohens_d_pooled", "psnr"] == 0.8525
+    t3 = T.load_published("table3").set_index("statistic")
+    assert t3.at["mean_diff", "psnr"] == -0.1201 and t3.at["df_welch", "ssim"] == 97.98
+    assert set(t2.index) <= set(STAT_KEYS) and set(t3.index) <= set(STAT_KEYS)
+    with pytest.raises(ValueError, match="unknown table"):
+        T.load_published("table9")
+
+
+def _paper_lines():
+    if not PAPER.exists():
+        pytest.skip("shared/paper/paper.txt not available")
+    return PAPER.read_text(encoding="utf-8").splitlines()
+
+
+def _num(s: str) -> float:
+    return float(s.replace("−", "-"))
+
+
+def test_published_table1_matches_paper_text():
+    names = {"BSDS300": "bsds300", "DIV2K_1000": "div2k", "General100": "general100"}
+    rows = [ln.split("\t") for ln in _paper_lines() if ln.split("\t")[0] in names]
+    assert len(rows) == 18
+    pub = T.load_published("table1")
+    cols = ["dataset_size", "epochs", "lambda_s", "total_start", "total_end", "bwmse_start", "bwmse_end",
+            "psnr_start", "psnr_end", "ssim_start", "ssim_end"]
+    for r, (_, p) in zip(rows, pub.iterrows()):
+        assert (names[r[0]], r[1].lower()) == (p["dataset"], p["model"])
+        assert [_num(x) for x in r[2:]] == [float(p[c]) for c in cols]
+
+
+def test_published_table4_and_a2_match_paper_text():
+    lines = _paper_lines()
+    t4 = T.load_published("table4")
+    got = []
+    for ln in lines:
+        m = re.match(r"(lpips_\w+|PSNR|SSIM)_ \$\\lambda_s = (\d)\$\t(.*)", ln)
+        if m:
+            got.append((m.group(1).lower(), int(m.group(2)), [_num(x) for x in m.group(3).split("\t")]))
+    assert len(got) == 15
+    for (metric, lam, vals), (_, p) in zip(got, t4.iterrows()):
+        assert (metric, lam) == (p["metric"], p["lambda_s"])
+        assert vals == [p[f"fig{i}"] for i in range(4, 10)]
+    a2 = T.load_published("table_a2")
+    rows = {}
+    for ln in lines:
+        m = re.match(r"(E\d): epoch(\d+)\t\t(.*)", ln)
+        if m:
+            cells = m.group(3).rstrip("\t").split("\t")
+            rows[(m.group(1), int(m.group(2)))] = [None if x == "N/A" else _num(x) for x in cells]
+    assert len(rows) == 16 == len(a2)
+    for _, p in a2.iterrows():
+        want = rows[(p["experiment"], p["epoch"])]
+        have = [p[c] for c in ("bwmse", "perc", "fwmse", "ssim_n", "total", "psnr", "ssim")]
+        assert [None if pd.isna(x) else x for x in have] == want
+    times = {m.group(1): m.group(2) for ln in lines if (m := re.match(r"(E\d): settings\t(\d+:\d+)\t", ln))}
+    assert {e: t for e, t in zip(a2["experiment"], a2["training_time"])} == times
+
+
+def test_published_stats_match_paper_text():
+    lines = _paper_lines()
+    t_rows = [ln for ln in lines if ln.startswith("T-statistic\t")]
+    assert len(t_rows) == 2
+    for ln, name in zip(t_rows, ("table2", "table3")):
+        pub = T.load_published(name).set_index("statistic")
+        cells = ln.split("\t")[1:]
+        for cell, metric in zip(cells, T.STATS_METRICS):
+            m = re.match(r"(\S+) \(df \\approx ([\d.]+)\)", cell)
+            assert _num(m.group(1)) == pub.at["t_welch", metric]
+            assert float(m.group(2)) == pub.at["df_welch", metric]
+
+
+def test_paper_vs_ours_table1_differences():
+    pub = T.load_published("table1")
+    ours = pub.drop(columns=["source"]).copy()
+    ours.loc[0, "psnr_end"] += 1.0
+    cmp = T.paper_vs_ours(ours).data
+    assert len(cmp) == 18 * 8
+    assert cmp["diff"].abs().max() == pytest.approx(1.0)
+    hit = cmp[cmp["diff"].abs() > 1e-12]
+    assert len(hit) == 1 and hit.iloc[0]["quantity"] == "psnr_end"
