@@ -23,9 +23,9 @@ of the real network; the loss values are meaningless.
 
 Denominator: one TF 3x3 conv, 64 -> 64 channels, at the low-resolution size 248x160, batch
 1 (``tf.nn.conv2d`` in a ``tf.function``, the same kernels the step uses). It is measured
-right before and right after every row, in the same process, so background load on the
-two cores hits numerator and denominator alike; each row's "% conv" uses its own
-before/after mean.
+before and after every timed step of every row, in the same process, so background load on
+the two cores hits numerator and denominator alike; each row's "% conv" uses the median of
+its own probes.
 
 FLOP convention (printed with the results): multiply-add = 2 FLOP; only convolutions are
 counted (Conv2D / Conv2DTranspose of the networks and VGG19, plus the 11x11 Gaussian
@@ -108,7 +108,7 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=None,
-                    help="timed steps per row (default 3; VGG and XLA rows use half, at least 1)")
+                    help="timed steps per row (default 3; 2 with --quick)")
     ap.add_argument("--warmup", type=int, default=1,
                     help="untimed steps per row; the first one traces/compiles (default 1)")
     ap.add_argument("--quick", action="store_true",
@@ -254,7 +254,7 @@ def step_flops(trainer, case: Case) -> dict:
 class ConvProbe:
     """The machine's conv throughput: one 3x3 64->64 conv at 248x160, batch 1."""
 
-    def __init__(self, tf, iterations=8, chunks=3):
+    def __init__(self, tf, iterations=6, chunks=3):
         x = tf.random.stateless_uniform([1, *CONV_LR, 64], seed=[1, 2])
         k = tf.random.stateless_normal([3, 3, 64, 64], seed=[3, 4]) * 0.05
         self.fn = tf.function(lambda: tf.nn.conv2d(x, k, 1, "SAME"))
@@ -292,11 +292,22 @@ def variant_patches(case: Case, tf):
     """Process-wide changes an ablation variant needs, undone on exit (ABLATION ONLY)."""
     import keras
 
+    from ssimsr import models
+
+    split_call = models.ChannelSplit.call
     try:
         if case.variant == "mixed_bfloat16":
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        if case.variant == "tf.split":
+            # IRN's ChannelSplit as one SplitV op: its gradient is a concat, where the two
+            # strided slices' gradients are StridedSliceGrad (slow on CPU) plus an AddN.
+            def call(self, features):
+                return tf.split(features, 2, axis=-1)
+
+            models.ChannelSplit.call = call
         yield
     finally:
+        models.ChannelSplit.call = split_call
         keras.mixed_precision.set_global_policy("float32")
         tf.config.experimental.enable_op_determinism()  # what every Trainer sets anyway
 
@@ -392,17 +403,17 @@ def _time_case(case: Case, tf, probe: ConvProbe, warmup: int, repeats: int) -> d
     first = time.perf_counter() - t0
     for _ in range(warmup - 1):
         step()
-    conv_before = probe.measure()
-    times = []
+    # Steps and conv probes alternate, so background load falls on both alike.
+    convs, times = [probe.measure()], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    conv_after = probe.measure()
+        convs.append(probe.measure())
 
     flops = step_flops(trainer, case)
     seconds = statistics.median(times)
-    conv = (conv_before + conv_after) / 2
+    conv = statistics.median(convs)
     gflops = flops["total"] / seconds / 1e9
     return {
         "model": case.model, "size": case.size, "losses": case.losses, "jit": case.jit,
@@ -467,6 +478,7 @@ def ablation_cases(args) -> tuple[list[Case], list[tuple[str, list[str]]]]:
         replace(base, model="irn", variant="determinism off"),
         replace(base, model="irn", variant="lean"),
         replace(base, model="irn", variant="mixed_bfloat16"),
+        replace(base, model="irn", variant="tf.split"),
     ]
     if not args.no_vgg:
         inproc += [replace(base, lambda_p=1.0, vgg_resize=224),
@@ -557,7 +569,7 @@ def main(argv=None) -> int:
     print(f"oneDNN opts: {os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default (on)')}; threads intra "
           f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, inter "
           f"{tf.config.threading.get_inter_op_parallelism_threads() or 'default'}; "
-          f"warmup {args.warmup}, repeats {args.repeats} (VGG/XLA rows: {max(1, args.repeats // 2)})"
+          f"warmup {args.warmup}, repeats {args.repeats}"
           + ("; QUICK (tiny sizes)" if args.quick else ""))
     print("VGG19 in the perceptual rows: locally initialised weights "
           "(keras.applications.VGG19(include_top=False, weights=None), frozen) -- TIMING ONLY.")
@@ -565,7 +577,7 @@ def main(argv=None) -> int:
           "gradient (if needed) + F kernel gradient (if trainable), i.e. 3F trainable, 2F for the "
           "first layer on data and for frozen VGG19; + tf.image.ssim's 11x11 depthwise filters.")
     print(f"Denominator: TF 3x3 conv 64->64 at {CONV_LR[1]}x{CONV_LR[0]} b1 ({CONV_FLOP / 1e9:.2f} GFLOP), "
-          "measured before and after each row.")
+          "measured between the timed steps of each row.")
 
     probe = ConvProbe(tf)
     print(f"conv probe at start: {probe.measure():.1f} GFLOP/s")
@@ -575,9 +587,7 @@ def main(argv=None) -> int:
     print(f"\n{len(cases)} rows; each is printed when done.")
     print_header("Main table")
     for case in cases:
-        slow = case.jit or case.lambda_p
-        repeats = max(1, args.repeats // 2) if slow else args.repeats
-        row = time_case_or_failure(case, tf, probe, args.warmup, repeats)
+        row = time_case_or_failure(case, tf, probe, args.warmup, args.repeats)
         rows.append(row)
         _print_row(row)
 
@@ -586,8 +596,7 @@ def main(argv=None) -> int:
         inproc, subproc = ablation_cases(args)
         print_header("Ablations (same process; SR/IRN, whole image, batch 1)")
         for case in inproc:
-            repeats = max(1, args.repeats // 2) if case.lambda_p else args.repeats
-            row = time_case_or_failure(case, tf, probe, args.warmup, repeats)
+            row = time_case_or_failure(case, tf, probe, args.warmup, args.repeats)
             ablation_rows.append(row)
             _print_row(row)
         base = inproc[0]
@@ -616,7 +625,7 @@ def summarise(rows, ablation_rows, probe, args):
     samples = probe.samples
     print(f"\nconv 3x3 64->64 @248x160: median {statistics.median(samples):.1f} GFLOP/s over "
           f"{len(samples)} probes (min {min(samples):.1f}, max {max(samples):.1f})")
-    print("% conv = step GFLOP/s / conv GFLOP/s measured around that row; "
+    print("% conv = step GFLOP/s / conv GFLOP/s measured between that row's steps; "
           f"x ref = MPix/s / {REFERENCE_MPIX_S:.4f} (reference code, {REFERENCE_S_PER_STEP} s/step), "
           "shown for the equal-work row only (SR, 496x320 b1, all four terms, VGG at 224).")
 

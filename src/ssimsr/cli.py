@@ -146,7 +146,7 @@ def _cmd_figures(args) -> None:
     from .report import build_figures
 
     written = build_figures(pd.read_csv(args.history), args.showcase, args.showcase_dir, args.eval_root,
-                            args.study, args.out)
+                            args.study, args.out, preset=args.preset)
     print(f"{len(written)} figure files in {args.out}")
 
 
@@ -250,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--showcase-dir", required=True)
     p.add_argument("--eval-root", required=True)
     p.add_argument("--study", required=True)
+    p.add_argument("--preset", default="corrected")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_figures)
     return parser

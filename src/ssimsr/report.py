@@ -78,11 +78,15 @@ def build_tables(history: pd.DataFrame, per_image: pd.DataFrame, comparisons: pd
     study = report["table1_study"]
     stats = report["stats"]
     stats_study = stats.get("study", study)
+    preset = report.get("preset", "corrected")
     built: dict[str, tables.Table] = {
         "table1": tables.table1(history, study=study),
-        "table2": tables.table_stats(comparisons, stats["model"], stats["dataset"], "ls1_vs_ls2", study=stats_study),
-        "table3": tables.table_stats(comparisons, stats["model"], stats["dataset"], "ls1_vs_ls0", study=stats_study),
-        "table4": tables.table4(per_image, report["showcase_model"], report["showcase_dataset"], study=stats_study),
+        "table2": tables.table_stats(comparisons, stats["model"], stats["dataset"], "ls1_vs_ls2",
+                                     study=stats_study, preset=preset),
+        "table3": tables.table_stats(comparisons, stats["model"], stats["dataset"], "ls1_vs_ls0",
+                                     study=stats_study, preset=preset),
+        "table4": tables.table4(per_image, report["showcase_model"], report["showcase_dataset"],
+                                study=stats_study, preset=preset),
         "verdict": tables.verdict(per_image, comparisons, study=study),
         "stats_all": _stats_all(comparisons),
     }

@@ -61,10 +61,11 @@ rule figures:
     params:
         showcase=json.dumps(config["evaluation"]["showcase"], sort_keys=True),
         study=config["report"]["table1_study"],
+        preset=config["report"]["preset"],
     conda:
         "../../envs/tensorflow.yaml"
     log:
         "logs/figures.log",
     shell:
         "ssimsr figures --history {input.history} --showcase {params.showcase:q} --showcase-dir {SHOWCASE_DIR} "
-        "--eval-root {RESULTS}/eval --study {params.study} --out {RESULTS}/figures > {log} 2>&1"
+        "--eval-root {RESULTS}/eval --study {params.study} --preset {params.preset} --out {RESULTS}/figures > {log} 2>&1"
