@@ -18,9 +18,14 @@ def paper_config():
 
 def test_paper_study_has_18_table1_and_8_appendix_runs(paper_config):
     runs = experiment_table(paper_config)
-    per_seed = len(paper_config["seeds"])
-    assert sum(r["study"] == "table1" for r in runs) == 18 * per_seed
-    assert sum(r["study"] == "appendix_a" for r in runs) == 8 * per_seed
+    seeds = len(paper_config["seeds"])
+    presets = len(paper_config["studies"]["table1"]["presets"])
+    assert (seeds, presets) == (3, 2)
+    assert sum(r["study"] == "table1" for r in runs) == 18 * seeds * presets
+    assert sum(r["study"] == "appendix_a" for r in runs) == 8 * seeds
+    first = {(r["model"], r["dataset"], r["lambda_s"]) for r in runs
+             if r["study"] == "table1" and r["seed"] == 0 and r["preset"] == "corrected"}
+    assert len(first) == 18
     epochs = {(r["study"], r["dataset"]): r["params"]["epochs"] for r in runs}
     assert epochs == {("table1", "bsds300"): 30, ("table1", "div2k"): 20, ("table1", "general100"): 50,
                       ("appendix_a", "div2k"): 60}

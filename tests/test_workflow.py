@@ -20,10 +20,15 @@ TINY = {
         "tiny": {
             "sources": [{"uri": "skimage:chelsea,coffee,rocket,astronaut"}],
             "resize": {"mode": "longer_side", "size": 96},
-            "split": {"method": "fixed", "val": ["chelsea"]},
+            "split": {"method": "fixed", "val": ["chelsea", "coffee"]},
         }
     },
-    "studies": {"smoke": {"models": ["sr"], "datasets": ["tiny"], "lambda_s": [1], "epochs": 1}},
+    "studies": {"smoke": {"models": ["sr"], "datasets": ["tiny"], "lambda_s": [0, 1, 2], "epochs": 1}},
+    "report": {"table1_study": "smoke", "appendix_study": None,
+               "stats": {"model": "sr", "dataset": "tiny", "study": "smoke"}},
+    "evaluation": {"lpips_nets": ["alex"], "showcase": {"model": "sr", "dataset": "tiny", "crop": 32,
+                                                         "images": [{"name": "cat", "dataset": "tiny", "index": 0}]}},
+    "weights": {"lpips": {"fetch": False}},
     "active_studies": ["smoke"],
     "losses": {"lambda_p": 0.0},
     "training": {"crop": 32, "batch_size": 2},
@@ -50,6 +55,14 @@ def test_schema_error_names_the_key(tmp_path):
     assert "datasets.tiny.colour: unknown key" in result.stdout + result.stderr
 
 
+def test_report_study_must_be_active(tmp_path):
+    bad = yaml.safe_load(yaml.safe_dump(TINY))
+    bad["report"]["table1_study"] = "table1"
+    result = run_snakemake(tmp_path, bad, "-n")
+    assert result.returncode != 0
+    assert "report.table1_study: 'table1' is not in active_studies" in result.stdout + result.stderr
+
+
 def test_unknown_study_dataset_is_named(tmp_path):
     bad = yaml.safe_load(yaml.safe_dump(TINY))
     bad["studies"]["smoke"]["datasets"] = ["nosuch"]
@@ -74,10 +87,16 @@ def test_paper_dag_resolves_quickly():
     assert {t[4] for t in appendix} == {"b4c4-b5c4", "b1c2-b4c4", "b2c2-b5c2", "b3c2-b4c4"}
     # every train job waits for its dataset's prepare job and the VGG19 weights
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
-    assert stats["train"] == "26" and stats["fetch_vgg19"] == "1" and stats["prepare_dataset"] == "3"
-    train_job = result.stdout.split("rule train:")[1].split("\n\n")[0]
-    assert "resources/weights/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in train_job
-    assert re.search(r"results/data/\w+/manifest.csv", train_job)
+    assert stats["train"] == "132" and stats["fetch_vgg19"] == "1" and stats["prepare_dataset"] == "3"
+    jobs = [j.split("\n\n")[0] for j in result.stdout.split("rule train:")[1:]]
+    preset = [re.search(r"output: results/train/\w+/(\w+)/", j).group(1) for j in jobs]
+    corrected = [j for j, p in zip(jobs, preset) if p == "corrected"]
+    as_run = [j for j, p in zip(jobs, preset) if p == "as_run"]
+    assert len(corrected) == 18 * 3 + 8 * 3 and len(as_run) == 18 * 3
+    vgg = "resources/weights/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    assert all(vgg in j for j in corrected)  # perceptual loss live: waits for the weights
+    assert not any(vgg in j for j in as_run)  # lambda_p = 0: does not need them
+    assert all(re.search(r"results/data/\w+/manifest.csv", j) for j in jobs)
 
 
 def test_tiny_workflow_runs_and_reruns_nothing(tmp_path):
@@ -88,6 +107,14 @@ def test_tiny_workflow_runs_and_reruns_nothing(tmp_path):
     assert (tmp_path / "results/data/tiny/val/chelsea.png").exists()
     history = pd.read_csv(tmp_path / "results/train/smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0/history.csv")
     assert list(history.split) == ["train", "val"]
+    for name in ("table1", "table2", "table3", "table4", "verdict"):
+        for ext in ("tex", "csv", "md"):
+            assert (tmp_path / f"results/tables/{name}.{ext}").stat().st_size > 0
+    for name in ("training_curves", "diff_cat"):
+        for ext in ("png", "pdf"):
+            assert (tmp_path / f"results/figures/{name}.{ext}").stat().st_size > 0
+    table2 = (tmp_path / "results/tables/table2.md").read_text()
+    assert "unavailable" in table2  # LPIPS offline: reported, never computed from random weights
     again = run_snakemake(tmp_path, TINY, "-n")
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr

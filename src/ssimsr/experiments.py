@@ -93,3 +93,13 @@ def experiment_table(config: dict) -> list[dict]:
                 "params": resolve_params(config, name, preset, model, dataset, lambda_s, seed, layers),
             })
     return runs
+
+
+def check_report_config(config: dict) -> None:
+    """The studies the report reads must be active (named by key if not)."""
+    report, active = config.get("report", {}), config.get("active_studies", [])
+    for key, value in (("report.table1_study", report.get("table1_study")),
+                       ("report.appendix_study", report.get("appendix_study")),
+                       ("report.stats.study", report.get("stats", {}).get("study"))):
+        if value is not None and value not in active:
+            raise ValueError(f"{key}: {value!r} is not in active_studies {active}")

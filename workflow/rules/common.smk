@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from ssimsr.experiments import experiment_table, run_dir
+from ssimsr.experiments import check_report_config, experiment_table, run_dir
 
 RESULTS = "results"
 RESOURCES = "resources"
@@ -24,6 +24,7 @@ wildcard_constraints:
 # One row per training run: study, preset, model, dataset, lambda_s, seed, vgg, params.
 RUNS = experiment_table(config)
 RUNS_BY_DIR = {run_dir(RESULTS, r): r for r in RUNS}
+check_report_config(config)
 
 
 def active_datasets():
