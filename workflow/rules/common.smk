@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from ssimsr.experiments import check_report_config, experiment_table, run_dir
+from ssimsr.report import FIGURE_EXTENSIONS, TABLE_EXTENSIONS, figure_names, table_names
 
 RESULTS = "results"
 RESOURCES = "resources"
@@ -47,7 +48,11 @@ def prepare_options(wildcards):
     return json.dumps(ds, sort_keys=True)
 
 
-TRAIN_DIR = (RESULTS + "/train/{study}/{preset}/{model}/{dataset}/ls{lambda_s}/{vgg}/seed{seed}")
+RUN_PATH = "{study}/{preset}/{model}/{dataset}/ls{lambda_s}/{vgg}/seed{seed}"
+TRAIN_DIR = f"{RESULTS}/train/{RUN_PATH}"
+EVAL_DIR = f"{RESULTS}/eval/{RUN_PATH}"
+SHOWCASE_DIR = f"{RESULTS}/showcase"
+LPIPS_STATUS = f"{RESOURCES}/weights/lpips_backbones.json"
 
 
 def run_of(wildcards):
@@ -98,3 +103,20 @@ def eval_inputs(wildcards):
     if is_showcase_run(wildcards):
         inputs["showcase"] = SHOWCASE_DIR
     return inputs
+
+
+TABLES = table_names(config["report"])
+FIGURES = figure_names(config["evaluation"]["showcase"])
+
+
+def table_files():
+    return [f"{RESULTS}/tables/{n}.{e}" for n in TABLES for e in TABLE_EXTENSIONS]
+
+
+def figure_files():
+    return [f"{RESULTS}/figures/{n}.{e}" for n in FIGURES for e in FIGURE_EXTENSIONS]
+
+
+def parent(path, levels=1):
+    """A folder above a file, for rules whose command takes a folder (lint: not hardcoded)."""
+    return str(Path(path).parents[levels - 1])

@@ -1,10 +1,5 @@
 # Evaluation: per-image PSNR/SSIM (TensorFlow side), LPIPS (torch side), collection.
 
-EVAL_DIR = RESULTS + "/eval/{study}/{preset}/{model}/{dataset}/ls{lambda_s}/{vgg}/seed{seed}"
-SHOWCASE_DIR = f"{RESULTS}/showcase"
-LPIPS_STATUS = f"{RESOURCES}/weights/lpips_backbones.json"
-
-
 localrules:
     fetch_lpips_backbones,
     collect,
@@ -16,6 +11,7 @@ rule fetch_lpips_backbones:
         LPIPS_STATUS,
     params:
         nets=config["evaluation"]["lpips_nets"],
+        weights_dir=lambda w, output: parent(output[0]),
         source=lambda w: (
             f"--local-dir {config['weights']['lpips']['local_dir']}"
             if config["weights"]["lpips"]["local_dir"]
@@ -26,7 +22,7 @@ rule fetch_lpips_backbones:
     log:
         "logs/weights/lpips_backbones.log",
     shell:
-        "ssimsr fetch-lpips --weights-dir {RESOURCES}/weights --nets {params.nets} "
+        "ssimsr fetch-lpips --weights-dir {params.weights_dir} --nets {params.nets} "
         "--status {output} {params.source} > {log} 2>&1"
 
 
@@ -40,12 +36,13 @@ rule showcase:
         entries=json.dumps(config["evaluation"]["showcase"]["images"]),
         crop=config["evaluation"]["showcase"]["crop"],
         scale=config["scale"],
+        data_root=lambda w, input: parent(input[0], 2),
     conda:
         "../../envs/tensorflow.yaml"
     log:
         "logs/showcase.log",
     shell:
-        "ssimsr showcase --entries {params.entries:q} --data-root {RESULTS}/data --crop {params.crop} "
+        "ssimsr showcase --entries {params.entries:q} --data-root {params.data_root} --crop {params.crop} "
         "--scale {params.scale} --out {output} > {log} 2>&1"
 
 
@@ -85,6 +82,7 @@ rule lpips:
         data=lambda w: f"{RESULTS}/data/{w.dataset}",
         showcase=lambda w: f"--showcase {SHOWCASE_DIR}" if is_showcase_run(w) else "",
         nets=config["evaluation"]["lpips_nets"],
+        weights_dir=lambda w, input: parent(input.status),
     conda:
         "../../envs/torch.yaml"
     benchmark:
@@ -93,22 +91,26 @@ rule lpips:
         f"{EVAL_DIR}/lpips.log",
     shell:
         "ssimsr lpips --eval-dir {params.eval_dir} --data {params.data} {params.showcase} "
-        "--nets {params.nets} --weights-dir {RESOURCES}/weights > {log} 2>&1"
+        "--nets {params.nets} --weights-dir {params.weights_dir} > {log} 2>&1"
 
 
 rule collect:
     """All runs' per-image metrics and training histories in two long tables."""
     input:
-        metrics=expand_runs(EVAL_DIR + "/metrics.csv"),
-        lpips=expand_runs(EVAL_DIR + "/lpips.csv"),
-        histories=expand_runs(TRAIN_DIR + "/history.csv"),
+        metrics=expand_runs(f"{EVAL_DIR}/metrics.csv"),
+        lpips=expand_runs(f"{EVAL_DIR}/lpips.csv"),
+        histories=expand_runs(f"{TRAIN_DIR}/history.csv"),
     output:
         per_image=f"{RESULTS}/eval/per_image.csv",
         history=f"{RESULTS}/eval/history.csv",
     params:
-        eval_dirs=expand_runs(EVAL_DIR),
+        eval_dirs=lambda w, input: [parent(m) for m in input.metrics],
+        train_root=lambda w, input: parent(input.histories[0], 8),
+        data_root=lambda w, output: str(Path(parent(output.per_image, 2)) / "data"),
+    conda:
+        "../../envs/tensorflow.yaml"
     log:
         "logs/collect.log",
     shell:
-        "ssimsr collect --eval-dirs {params.eval_dirs} --train-root {RESULTS}/train "
-        "--data-root {RESULTS}/data --per-image {output.per_image} --history {output.history} > {log} 2>&1"
+        "ssimsr collect --eval-dirs {params.eval_dirs} --train-root {params.train_root} "
+        "--data-root {params.data_root} --per-image {output.per_image} --history {output.history} > {log} 2>&1"

@@ -1,20 +1,8 @@
 # Tables, figures and the HTML report (`snakemake --report results/report.html`).
-from ssimsr.report import FIGURE_EXTENSIONS, TABLE_EXTENSIONS, figure_names, table_names
-
-TABLES = table_names(config["report"])
-FIGURES = figure_names(config["evaluation"]["showcase"])
 
 
 localrules:
     tables,
-
-
-def table_files():
-    return [f"{RESULTS}/tables/{n}.{e}" for n in TABLES for e in TABLE_EXTENSIONS]
-
-
-def figure_files():
-    return [f"{RESULTS}/figures/{n}.{e}" for n in FIGURES for e in FIGURE_EXTENSIONS]
 
 
 rule tables:
@@ -34,6 +22,7 @@ rule tables:
     params:
         report=json.dumps(config["report"], sort_keys=True),
         showcase=json.dumps(config["evaluation"]["showcase"], sort_keys=True),
+        out=lambda w, output: parent(output[0]),
     conda:
         "../../envs/tensorflow.yaml"
     log:
@@ -41,14 +30,14 @@ rule tables:
     shell:
         "ssimsr tables --history {input.history} --per-image {input.per_image} "
         "--comparisons {input.comparisons} --report {params.report:q} --showcase {params.showcase:q} "
-        "--out {RESULTS}/tables > {log} 2>&1"
+        "--out {params.out} > {log} 2>&1"
 
 
 rule figures:
     """Training curves; equalised difference maps of the showcase crops (Figs. 4-9)."""
     input:
         history=f"{RESULTS}/eval/history.csv",
-        evaluations=expand_runs(EVAL_DIR + "/metrics.csv"),
+        evaluations=expand_runs(f"{EVAL_DIR}/metrics.csv"),
         showcase=SHOWCASE_DIR if config["evaluation"]["showcase"]["images"] else [],
     output:
         [
@@ -62,10 +51,14 @@ rule figures:
         showcase=json.dumps(config["evaluation"]["showcase"], sort_keys=True),
         study=config["report"]["table1_study"],
         preset=config["report"]["preset"],
+        showcase_dir=lambda w, input: input.showcase or "none",
+        eval_root=lambda w, input: parent(input.history),
+        out=lambda w, output: parent(output[0]),
     conda:
         "../../envs/tensorflow.yaml"
     log:
         "logs/figures.log",
     shell:
-        "ssimsr figures --history {input.history} --showcase {params.showcase:q} --showcase-dir {SHOWCASE_DIR} "
-        "--eval-root {RESULTS}/eval --study {params.study} --preset {params.preset} --out {RESULTS}/figures > {log} 2>&1"
+        "ssimsr figures --history {input.history} --showcase {params.showcase:q} "
+        "--showcase-dir {params.showcase_dir} --eval-root {params.eval_root} --study {params.study} "
+        "--preset {params.preset} --out {params.out} > {log} 2>&1"
