@@ -287,6 +287,11 @@ def run_params(case: Case):
                      crop=case.height if case.batch > 1 else None)
 
 
+def has_variant(case: Case, name: str) -> bool:
+    """Whether ablation ``name`` is part of ``case.variant`` (variants combine with " + ")."""
+    return name in [v.strip() for v in case.variant.split(" + ")]
+
+
 @contextlib.contextmanager
 def variant_patches(case: Case, tf):
     """Process-wide changes an ablation variant needs, undone on exit (ABLATION ONLY)."""
@@ -296,9 +301,9 @@ def variant_patches(case: Case, tf):
 
     split_call = models.ChannelSplit.call
     try:
-        if case.variant == "mixed_bfloat16":
+        if has_variant(case, "mixed_bfloat16"):
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
-        if case.variant == "tf.split":
+        if has_variant(case, "tf.split"):
             # IRN's ChannelSplit as one SplitV op: its gradient is a concat, where the two
             # strided slices' gradients are StridedSliceGrad (slow on CPU) plus an AddN.
             def call(self, features):
@@ -329,8 +334,8 @@ def build_trainer(case: Case, tf):
     from ssimsr.train import Trainer
 
     params = run_params(case)
-    trainer = _lean_trainer_class()(params) if case.variant == "lean" else Trainer(params)
-    if case.variant == "mixed_bfloat16":
+    trainer = _lean_trainer_class()(params) if has_variant(case, "lean") else Trainer(params)
+    if has_variant(case, "mixed_bfloat16"):
         # Networks built under the mixed_bfloat16 policy compute in bfloat16 with float32
         # variables; their outputs are cast back to float32 (Keras' advice for the last
         # layer), so the loss, PSNR and the optimiser see float32 as usual.
@@ -341,12 +346,19 @@ def build_trainer(case: Case, tf):
                                  float32_outputs(trainer.pair.upscaler))
         if trainer.extractor is not None:
             trainer.extractor = float32_outputs(trainer.extractor)
-    if case.variant == "determinism off":
+    if has_variant(case, "determinism off"):
         # Trainer.__init__ always enables it; switch it off before the first trace/run.
-        from tensorflow.python.framework import config as tf_config
+        _set_determinism(tf, False)
+    return trainer
+
+
+def _set_determinism(tf, enabled: bool) -> None:
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        from tensorflow.python.framework import config as tf_config  # no public "disable"
 
         tf_config.disable_op_determinism()
-    return trainer
 
 
 def _lean_trainer_class():
@@ -383,54 +395,93 @@ def _lean_trainer_class():
     return _LeanTrainer
 
 
-def time_case(case: Case, tf, probe: ConvProbe, warmup: int, repeats: int) -> dict:
-    with variant_patches(case, tf):
-        return _time_case(case, tf, probe, warmup, repeats)
+class Runner:
+    """One case's Trainer, built and traced (first call) with its variant's patches active."""
 
+    def __init__(self, case: Case, tf, warmup: int):
+        import numpy as np
 
-def _time_case(case: Case, tf, probe: ConvProbe, warmup: int, repeats: int) -> dict:
-    import numpy as np
+        self.case, self.tf = case, tf
+        shape = (case.batch, case.height, case.width, 3)
+        self.batch = np.random.default_rng(0).random(shape, dtype=np.float32)
+        with variant_patches(case, tf):
+            self.trainer = build_trainer(case, tf)
+            t0 = time.perf_counter()
+            self.step()
+            self.first_call_s = time.perf_counter() - t0
+            for _ in range(warmup - 1):
+                self.step()
+        self.flops = step_flops(self.trainer, case)
+        self.times: list[float] = []
 
-    trainer = build_trainer(case, tf)
-    batch = np.random.default_rng(0).random((case.batch, case.height, case.width, 3), dtype=np.float32)
+    def step(self) -> dict:
+        determinism_off = has_variant(self.case, "determinism off")
+        if determinism_off:
+            _set_determinism(self.tf, False)
+        try:
+            terms = self.trainer.train_step(self.batch)
+            return {k: float(v) for k, v in terms.items()}  # as ssimsr.train.train does
+        finally:
+            if determinism_off:
+                _set_determinism(self.tf, True)
 
-    def step():
-        terms = trainer.train_step(batch)
-        return {k: float(v) for k, v in terms.items()}  # as ssimsr.train.train does
-
-    t0 = time.perf_counter()
-    step()
-    first = time.perf_counter() - t0
-    for _ in range(warmup - 1):
-        step()
-    # Steps and conv probes alternate, so background load falls on both alike.
-    convs, times = [probe.measure()], []
-    for _ in range(repeats):
+    def timed_step(self) -> float:
         t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
+        self.step()
+        self.times.append(time.perf_counter() - t0)
+        return self.times[-1]
+
+    def row(self, convs: list[float]) -> dict:
+        case, flops = self.case, self.flops
+        seconds = statistics.median(self.times)
+        conv = statistics.median(convs)
+        gflops = flops["total"] / seconds / 1e9
+        return {
+            "model": case.model, "size": case.size, "losses": case.losses, "jit": case.jit,
+            "variant": case.variant, "first_call_s": self.first_call_s, "s_per_step": seconds,
+            "s_min": min(self.times), "s_max": max(self.times), "repeats": len(self.times),
+            "mpix_s": case.megapixels / seconds, "gflop_step": flops["total"] / 1e9,
+            "flops_by_part": {k: v / 1e9 for k, v in flops.items()},
+            "gflop_s": gflops, "conv_gflop_s": conv, "conv_share": gflops / conv,
+            "x_reference": (case.megapixels / seconds) / REFERENCE_MPIX_S,
+            "reference_equivalent": bool(case.reference_equivalent),
+        }
+
+
+def time_case(case: Case, tf, probe: ConvProbe, warmup: int, repeats: int) -> dict:
+    runner = Runner(case, tf, warmup)
+    # Steps and conv probes alternate, so background load falls on both alike.
+    convs = [probe.measure()]
+    for _ in range(repeats):
+        runner.timed_step()
         convs.append(probe.measure())
-
-    flops = step_flops(trainer, case)
-    seconds = statistics.median(times)
-    conv = statistics.median(convs)
-    gflops = flops["total"] / seconds / 1e9
-    return {
-        "model": case.model, "size": case.size, "losses": case.losses, "jit": case.jit,
-        "variant": case.variant, "first_call_s": first, "s_per_step": seconds,
-        "s_min": min(times), "s_max": max(times), "repeats": repeats,
-        "mpix_s": case.megapixels / seconds, "gflop_step": flops["total"] / 1e9,
-        "flops_by_part": {k: v / 1e9 for k, v in flops.items()},
-        "gflop_s": gflops, "conv_gflop_s": conv, "conv_share": gflops / conv,
-        "x_reference": (case.megapixels / seconds) / REFERENCE_MPIX_S,
-        "reference_equivalent": bool(case.reference_equivalent),
-    }
+    return runner.row(convs)
 
 
-def time_case_or_failure(case: Case, tf, probe: ConvProbe, warmup: int, repeats: int) -> dict:
-    """``time_case``, or a row that records why the step could not run."""
+def time_pair(base: Runner, case: Case, tf, probe: ConvProbe, warmup: int, repeats: int) -> dict:
+    """Variant ``case`` against the already built ``base``: steps alternate A B B A ...
+
+    Returns the variant's row with ``speedup`` = median over rounds of base/variant step
+    time, and the base's paired times in ``base_s_per_step``.
+    """
+    runner = Runner(case, tf, warmup)
+    convs, ratios, base_times = [probe.measure()], [], []
+    for i in range(repeats):
+        order = (base, runner) if i % 2 == 0 else (runner, base)
+        t = {id(r): r.timed_step() for r in order}
+        base_times.append(t[id(base)])
+        ratios.append(t[id(base)] / t[id(runner)])
+        convs.append(probe.measure())
+    row = runner.row(convs)
+    row["speedup"] = statistics.median(ratios)
+    row["base_s_per_step"] = statistics.median(base_times)
+    return row
+
+
+def or_failure(case: Case, fn, *fn_args) -> dict:
+    """``fn(*fn_args)``, or a row that records why the step could not run."""
     try:
-        return time_case(case, tf, probe, warmup, repeats)
+        return fn(*fn_args)
     except Exception as exc:  # e.g. XLA refusing an op under op determinism
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         message = lines[-1] if type(exc).__name__ == "TypeError" and lines else (lines or [""])[0]
@@ -463,34 +514,28 @@ def main_cases(args) -> list[Case]:
     return cases
 
 
-def ablation_cases(args) -> tuple[list[Case], list[tuple[str, list[str]]]]:
-    """In-process variants, and (label, extra CLI flags) of the ones needing a new process."""
+def ablation_cases(args) -> tuple[list[tuple[Case, list[str]]], Case, list[tuple[str, list[str]]]]:
+    """Paired in-process groups (base case, variant labels), and the variants that need a
+    fresh process: (label, extra CLI flags), run on ``child_base``."""
     h, w, b = (48, 80, 1) if args.quick else (320, 496, 1)
-    base = Case("sr", h, w, b, 0.0)
-    inproc = [
-        base,
-        replace(base, variant="determinism off"),
-        replace(base, variant="lean"),
-        replace(base, lambda_s=0.0),
-        replace(base, lambda_s=0.0, variant="lean"),
-        replace(base, variant="mixed_bfloat16"),
-        replace(base, model="irn"),
-        replace(base, model="irn", variant="determinism off"),
-        replace(base, model="irn", variant="lean"),
-        replace(base, model="irn", variant="mixed_bfloat16"),
-        replace(base, model="irn", variant="tf.split"),
+    sr = Case("sr", h, w, b, 0.0)
+    irn = Case("irn", h, w, b, 0.0)
+    groups = [
+        (sr, ["determinism off", "lean", "mixed_bfloat16"]),
+        (replace(sr, lambda_s=0.0), ["lean"]),
+        (irn, ["determinism off", "lean", "tf.split", "mixed_bfloat16",
+               "tf.split + mixed_bfloat16"]),
     ]
     if not args.no_vgg:
-        inproc += [replace(base, lambda_p=1.0, vgg_resize=224),
-                   replace(base, lambda_p=1.0, vgg_resize=224, variant="mixed_bfloat16")]
+        groups.append((replace(sr, lambda_p=1.0, vgg_resize=224), ["mixed_bfloat16"]))
     subproc = [
-        ("default env (child)", []),
         ("TF_ENABLE_ONEDNN_OPTS=0", ["--onednn", "0"]),
         ("intra 2, inter 1", ["--intra", "2", "--inter", "1"]),
         ("intra 1, inter 2", ["--intra", "1", "--inter", "2"]),
         ("intra 2, inter 2", ["--intra", "2", "--inter", "2"]),
+        ("intra 1, inter 1", ["--intra", "1", "--inter", "1"]),
     ]
-    return inproc, subproc
+    return groups, sr, subproc
 
 
 # --------------------------------------------------------------------------- output
@@ -587,23 +632,33 @@ def main(argv=None) -> int:
     print(f"\n{len(cases)} rows; each is printed when done.")
     print_header("Main table")
     for case in cases:
-        row = time_case_or_failure(case, tf, probe, args.warmup, args.repeats)
+        row = or_failure(case, time_case, case, tf, probe, args.warmup, args.repeats)
         rows.append(row)
         _print_row(row)
 
     ablation_rows = []
     if args.ablations:
-        inproc, subproc = ablation_cases(args)
-        print_header("Ablations (same process; SR/IRN, whole image, batch 1)")
-        for case in inproc:
-            row = time_case_or_failure(case, tf, probe, args.warmup, args.repeats)
-            ablation_rows.append(row)
-            _print_row(row)
-        base = inproc[0]
-        print_header("Ablations needing a fresh process (SR, whole image, batch 1; "
-                        "% conv uses the child's own conv probe)")
-        for label, flags in subproc:
-            row = run_subprocess_variant(label, flags, base, args)
+        groups, child_base, subproc = ablation_cases(args)
+        print_header("Ablations, paired: the project's step (variant -) and each variant built side "
+                     "by side, steps alternating")
+        for base_case, variants in groups:
+            try:
+                base = Runner(base_case, tf, args.warmup)
+            except Exception as exc:
+                print(f"  base {base_case} failed: {exc}", file=sys.stderr)
+                continue
+            for label in variants:
+                case = replace(base_case, variant=label)
+                row = or_failure(case, time_pair, base, case, tf, probe, args.warmup, args.repeats)
+                ablation_rows.append(row)
+                _print_row(row)
+            base_row = base.row(probe.samples[-1:])
+            ablation_rows.append(base_row)
+            _print_row(base_row)
+        print_header("Ablations needing a fresh process (one child each; % conv uses the child's "
+                     "own conv probe)")
+        for label, flags in [("default env (child)", [])] + subproc + [("default env (child, again)", [])]:
+            row = run_subprocess_variant(label, flags, child_base, args)
             if row:
                 ablation_rows.append(row)
                 _print_row(row)
@@ -657,20 +712,27 @@ def summarise(rows, ablation_rows, probe, args):
             print(f"  {r['model']} {r['size']} {r['losses']} jit {'on' if r['jit'] else 'off'} "
                   f"{r['variant'] or ''}: {r['failed']}")
     if ablation_rows:
-        print("\nAblations, step time of the project's step / the variant's (>1 = variant faster):")
-        child_base = next((r for r in ablation_rows if r["variant"] == "default env (child)"), None)
+        print("\nAblations, paired (speed-up = median over alternating rounds of the project's "
+              "step time / the variant's; > 1 = variant faster):")
         for r in ablation_rows:
-            if not r["variant"] or r is child_base:
-                continue
-            if r.get("child"):
-                ref = child_base
-            else:
-                ref = next((a for a in ablation_rows if not a["variant"] and not a.get("child")
-                            and a["model"] == r["model"] and a["losses"] == r["losses"]), None)
-            if ref:
-                print(f"  {r['model']:3} {r['losses']:18} {r['variant']:24} "
-                      f"{ref['s_per_step'] / r['s_per_step']:5.2f}x  ({r['s_per_step']:.3f} vs "
-                      f"{ref['s_per_step']:.3f} s/step; {100 * r['conv_share']:.0f}% conv)")
+            if "speedup" in r:
+                print(f"  {r['model']:3} {r['losses']:18} {r['variant']:26} {r['speedup']:5.2f}x  "
+                      f"({r['s_per_step']:.3f} vs {r['base_s_per_step']:.3f} s/step)")
+        children = [r for r in ablation_rows if r.get("child")]
+        defaults = [r for r in children if r["variant"].startswith("default env")]
+        if defaults:
+            share = statistics.mean(r["conv_share"] for r in defaults)
+            secs = statistics.mean(r["s_per_step"] for r in defaults)
+            print("Fresh-process variants against the default-environment children (mean "
+                  f"{secs:.3f} s/step, {100 * share:.0f}% conv): speed-up from step times, and "
+                  "normalised by each child's own conv probe (not meaningful for oneDNN off, "
+                  "which changes the probe's kernel too):")
+            for r in children:
+                if r in defaults:
+                    continue
+                print(f"  {r['model']:3} {r['losses']:18} {r['variant']:26} "
+                      f"{secs / r['s_per_step']:5.2f}x raw, {r['conv_share'] / share:5.2f}x normalised "
+                      f"({r['s_per_step']:.3f} s/step, conv probe {r['conv_gflop_s']:.0f} GFLOP/s)")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ import hashlib
 import http.server
 import io
 import json
-import tarfile
 import threading
 import warnings
 import zipfile

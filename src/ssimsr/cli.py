@@ -107,25 +107,23 @@ def _cmd_fetch_lpips(args) -> None:
 
 
 def _cmd_collect(args) -> None:
+    from .atomic import write_csv
     from .evaluate import collect
 
     per_image, history = collect(args.eval_dirs, args.train_root, args.data_root)
-    for frame, path in ((per_image, args.per_image), (history, args.history)):
-        tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-        frame.to_csv(tmp, index=False)
-        tmp.replace(path)
+    write_csv(per_image, args.per_image)
+    write_csv(history, args.history)
     print(f"{len(per_image)} per-image rows, {len(history)} history rows")
 
 
 def _cmd_stats(args) -> None:
     import pandas as pd
 
+    from .atomic import write_csv
     from .stats import compare_studies
 
     table = compare_studies(pd.read_csv(args.per_image))
-    tmp = Path(args.out).with_name(f".{Path(args.out).name}.tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(args.out)
+    write_csv(table, args.out)
     print(f"{len(table)} comparisons")
 
 

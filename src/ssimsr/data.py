@@ -41,6 +41,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from .atomic import atomic_path, write_text
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
@@ -117,13 +119,6 @@ def verify_checksum(path: str | os.PathLike, expected: str | None, what: str,
 
 # --------------------------------------------------------------------------- fetching
 
-def _atomic_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
 def download_file(url: str, dest: Path, expected: str | None, algorithm: str = "sha256",
                   prefix: bool = False, timeout: float = 60.0) -> tuple[str, bool]:
     """Stream ``url`` to a temporary name beside ``dest``; verify, then rename."""
@@ -148,10 +143,8 @@ def copy_verified(src: Path, dest: Path, expected: str | None, algorithm: str = 
     if not Path(src).is_file():
         raise DataError(f"{src}: no such file")
     actual, verified = verify_checksum(src, expected, str(src), algorithm, prefix)
-    tmp = Path(dest).with_name(f".{Path(dest).name}.tmp{os.getpid()}")
-    Path(dest).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
     return actual, verified
 
 
@@ -221,7 +214,7 @@ def fetch_source(source: dict, receipt: str | os.PathLike, download_dir: str | o
             raise DataError(f"source {uri!r}: no such file or folder ({path})")
     if record["kind"] == "archive" and not record["verified"]:
         record["note"] = "no sha256 configured: computed value recorded, not checked"
-    _atomic_json(Path(receipt), record)
+    write_text(receipt, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return record
 
 

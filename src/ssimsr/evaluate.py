@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from .atomic import atomic_path, write_csv
 from .data import list_split
 
 RUN_COLUMNS = ["study", "preset", "model", "dataset", "lambda_s", "seed", "vgg"]
@@ -100,13 +101,10 @@ def evaluate_run(run: str | os.PathLike, image_sets: dict[str, list[Path]], out_
             rec = np.asarray(upscaler(lr, training=False)[0])
             rows.append({"set": set_name, "image": path.stem, **image_metrics(hr, rec, scale)})
             png = np.round(np.clip(rec, 0, 1) * 255).astype(np.uint8)
-            target = recon_root / set_name / f"{path.stem}.png"
-            Image.fromarray(png).save(target.with_suffix(".tmp.png"))
-            os.replace(target.with_suffix(".tmp.png"), target)
+            with atomic_path(recon_root / set_name / f"{path.stem}.png") as tmp:
+                Image.fromarray(png).save(tmp)
     frame = pd.DataFrame(rows)
-    tmp = out_dir / f".metrics.tmp{os.getpid()}.csv"
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, out_dir / "metrics.csv")
+    write_csv(frame, out_dir / "metrics.csv")
     return frame
 
 

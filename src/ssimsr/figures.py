@@ -21,12 +21,13 @@ Everything is written with matplotlib's Agg backend, PNG and PDF, each atomicall
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from .atomic import atomic_path
 
 __all__ = ["difference_maps", "plot_difference_figure", "plot_training_curves", "panel_label"]
 
@@ -98,13 +99,8 @@ def _atomic_savefig(fig, stem: Path, formats: Sequence[str] = ("png", "pdf"), dp
     paths = {}
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
+        with atomic_path(path) as tmp:
             fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         paths[fmt] = path
     return paths
 

@@ -309,13 +309,12 @@ def lpips_distances(
     return {f"lpips_{net}": float(df[f"lpips_{net}"].iloc[0]) for net in _resolve_nets(nets)}
 
 
-def lpips_for_run(hr_sets: dict, recon_dir, nets: Sequence[str], weights_dir, out_csv) -> "pd.DataFrame":
+def lpips_for_run(hr_sets: dict, recon_dir, nets: Sequence[str], weights_dir, out_csv):
     """LPIPS of one run's reconstructions (``recon_dir/<set>/<image>.png``) against the HR images.
 
     ``hr_sets`` maps set name to HR image paths. Writes ``out_csv`` (set, image,
     lpips_<net>, lpips_<net>_status) atomically.
     """
-    import pandas as pd
 
     keys, pairs = [], []
     for set_name, paths in hr_sets.items():
@@ -328,8 +327,7 @@ def lpips_for_run(hr_sets: dict, recon_dir, nets: Sequence[str], weights_dir, ou
     table = lpips_table(pairs, nets, weights_dir)
     table.insert(0, "image", [k[1] for k in keys])
     table.insert(0, "set", [k[0] for k in keys])
-    out = Path(out_csv)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    from .atomic import write_csv
+
+    write_csv(table, out_csv)
     return table

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -42,6 +41,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from .atomic import write_text
 
 __all__ = [
     "Table",
@@ -331,15 +332,7 @@ def _render_latex(disp, mask, caption, label, notes, headers) -> str:
     return tex
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+_atomic_write_text = write_text
 
 
 def write_table(df: pd.DataFrame, stem, caption: str, bold: pd.DataFrame | None = None,

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from .atomic import atomic_path, write_csv, write_text
+
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = ["epoch", "split", "total", "bw_mse", "fw_mse", "perceptual", "ssim_n",
@@ -139,12 +141,6 @@ def epoch_batches(images: list[np.ndarray], params: RunParams, epoch: int):
 
 # --------------------------------------------------------------------------- checkpoints
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(path: Path, epoch: int, pair, optimizer, history: list[dict], fingerprint: str) -> None:
     arrays = {"epoch": np.array(epoch), "fingerprint": np.array(fingerprint),
               "history": np.array(json.dumps(history))}
@@ -153,10 +149,8 @@ def save_checkpoint(path: Path, epoch: int, pair, optimizer, history: list[dict]
             arrays[f"{prefix}_{i}"] = w
     for i, v in enumerate(optimizer.variables):
         arrays[f"opt_{i}"] = np.asarray(v)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
 
 
 def load_checkpoint(path: Path, pair, optimizer, variables, fingerprint: str) -> tuple[int, list[dict]] | None:
@@ -177,9 +171,8 @@ def load_checkpoint(path: Path, pair, optimizer, variables, fingerprint: str) ->
 
 
 def save_model(model, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        model.save(tmp)
 
 
 # --------------------------------------------------------------------------- training
@@ -280,7 +273,7 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(out / "params.json", json.dumps(asdict(params), indent=2, sort_keys=True) + "\n")
+    write_text(out / "params.json", json.dumps(asdict(params), indent=2, sort_keys=True) + "\n")
     _, train_images = load_split(data_dir, "train", params.max_train_images)
     val_names, val_images = load_split(data_dir, "val")
     if params.crop:
@@ -335,7 +328,5 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
     frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
     save_model(trainer.pair.upscaler, out / "upscaler.keras")
     save_model(trainer.pair.downscaler, out / "downscaler.keras")
-    tmp = out / f".history.tmp{os.getpid()}.csv"
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, out / "history.csv")
+    write_csv(frame, out / "history.csv")
     return frame

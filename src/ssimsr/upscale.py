@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .atomic import atomic_path
 from .data import IMAGE_EXTENSIONS, BadImageError, decode_rgb8
 
 
@@ -76,9 +77,7 @@ def upscale_paths(run: str | os.PathLike, src: str | os.PathLike, dest: str | os
             raise BadImageError(f"{f}: image too small ({rgb.shape[1]}x{rgb.shape[0]})")
         out = apply(params, downscaler, upscaler, rgb)
         target = dest / f"{f.stem}.png" if (src.is_dir() or dest.is_dir() or dest.suffix == "") else dest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.stem}.tmp{os.getpid()}.png")
-        Image.fromarray(out).save(tmp)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            Image.fromarray(out).save(tmp)
         written.append(target)
     return written

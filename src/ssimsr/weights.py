@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .atomic import write_text
 from .data import copy_verified, download_file, is_url, local_path
 
 TORCHVISION_URL = "https://download.pytorch.org/models/{file}"
@@ -59,9 +60,5 @@ def fetch_lpips_backbones(weights_dir: str | os.PathLike, nets: list[str], statu
             except Exception as exc:  # offline, bad hash, missing local file: all reported
                 ok, reason = False, f"{file} could not be fetched: {exc}"
         status[net] = "ok" if ok else f"unavailable: {reason}"
-    path = Path(status_file)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(status, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text(status_file, json.dumps(status, indent=2, sort_keys=True) + "\n")
     return status
