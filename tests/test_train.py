@@ -147,3 +147,20 @@ def test_upscale_cli_single_file_and_errors(trained_runs, tmp_path, capsys):
     assert cli.main(["upscale", str(trained_runs["sr"]), str(tmp_path / "in" / "bad.png"),
                      str(tmp_path / "o.png")]) == 1
     assert "bad.png: not a readable image" in capsys.readouterr().err
+
+
+def test_mixed_bfloat16_run_saves_float32_models(dataset, tmp_path):
+    import keras
+
+    from ssimsr import models  # noqa: F401  registers the custom layers
+
+    history = train(tiny_params("irn", epochs=1, precision="mixed_bfloat16"), dataset, tmp_path)
+    assert np.isfinite(history.drop(columns="split").to_numpy(dtype=float)).all()
+    upscaler = keras.saving.load_model(tmp_path / "upscaler.keras")
+    assert all(w.dtype == np.float32 for w in upscaler.get_weights())
+    assert upscaler(np.zeros((1, 8, 8, 4), np.float32)).dtype == "float32"
+
+
+def test_xla_with_perceptual_loss_is_refused():
+    with pytest.raises(ValueError, match="jit_compile"):
+        tiny_params(jit_compile=True, lambda_p=1.0)

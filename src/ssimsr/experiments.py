@@ -57,6 +57,7 @@ def resolve_params(config: dict, study_name: str, preset: str, model: str, datas
         "checkpoint_every": training.get("checkpoint_every", 1),
         "log_every": training.get("log_every", 50),
         "jit_compile": training.get("jit_compile", False),
+        "precision": training.get("precision", "float32"),
         "train_downscaler": train_downscaler if model == "irn" else False,
         "widths": model_cfg,
     }

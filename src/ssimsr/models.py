@@ -122,7 +122,9 @@ class ChannelSplit(keras.layers.Layer):
 
     def call(self, features):
         half = features.shape[-1] // 2
-        return [features[..., :half], features[..., half:]]
+        # tf.split rather than two slices: the slices' gradient (StridedSliceGrad) was the
+        # costliest non-conv op of the IRN step; split makes the step ~1.3x faster.
+        return tf.split(features, [half, features.shape[-1] - half], axis=-1)
 
     def compute_output_shape(self, input_shape):
         half = input_shape[-1] // 2
