@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,6 +99,7 @@ def test_paper_dag_resolves_quickly():
     assert all(re.search(r"results/data/\w+/manifest.csv", j) for j in jobs)
 
 
+@pytest.mark.slow
 def test_tiny_workflow_runs_and_reruns_nothing(tmp_path):
     result = run_snakemake(tmp_path, TINY)
     assert result.returncode == 0, result.stderr[-3000:]
