@@ -67,6 +67,7 @@ def make_profile(args) -> None:
         profile["slurm-status-command"] = args.status_command
     if args.retries is not None:
         profile["retries"] = args.retries
+    # one local disk instead of a shared file system; status checks from 5 s (plugin: 40 s)
     profile.update({"latency-wait": 5, "slurm-init-seconds-before-status-checks": 5,
                     "seconds-between-status-checks": 5, "slurm-keep-successful-logs": True})
     out = Path(args.outdir)
@@ -90,7 +91,8 @@ def sacct_jobs(workdir: str | Path) -> list[dict]:
         if len(parts) == len(SACCT_FIELDS):
             jobs.append(dict(zip(SACCT_FIELDS, parts)))
     workdir = str(Path(workdir).resolve())
-    return [j for j in jobs if j["WorkDir"].rstrip("/") == workdir]
+    jobs = [j for j in jobs if j["WorkDir"].rstrip("/") == workdir]
+    return sorted(jobs, key=lambda j: int(j["JobIDRaw"]) if j["JobIDRaw"].isdigit() else 0)
 
 
 def rule_of(job: dict) -> str:
@@ -218,12 +220,14 @@ def check_resumed(args) -> None:
 
     import ssimsr.models  # noqa: F401  registers the custom layers
 
+    counts = []
     for name in ("upscaler.keras", "downscaler.keras"):
         wa = keras.saving.load_model(run / name, compile=False).get_weights()
         wb = keras.saving.load_model(ref / name, compile=False).get_weights()
         require(len(wa) == len(wb) and all(np.array_equal(x, y) for x, y in zip(wa, wb)),
                 f"{name}: weights differ from the uninterrupted run")
-    ok(f"upscaler.keras and downscaler.keras weights identical to the uninterrupted run ({len(wa)} arrays)")
+        counts.append(f"{name} {len(wa)} arrays")
+    ok(f"saved models identical to the uninterrupted run's (keras get_weights(): {', '.join(counts)})")
 
 
 def main(argv=None) -> int:
@@ -238,7 +242,8 @@ def main(argv=None) -> int:
     p.add_argument("--mem-mb", type=int, default=2000)
     p.add_argument("--runtime", type=int, default=30)
     p.add_argument("--train-mem-mb", type=int, default=4000)
-    p.add_argument("--train-cpus", type=int, default=2)
+    # 1 of the node's 2 CPUs: evaluations of finished runs share the node with the next train
+    p.add_argument("--train-cpus", type=int, default=1)
     p.add_argument("--train-runtime", type=int, default=30)
     p.add_argument("--retries", type=int)
     p.add_argument("--status-command", default="default", choices=["default", "sacct", "squeue"])
