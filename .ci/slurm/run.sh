@@ -284,7 +284,9 @@ echo "ok: the rerun with a sufficient runtime finished"
 log "uninterrupted reference run of the same parameters (locally, no SLURM)"
 ssimsr train --params "$(cat "$TIMEOUT_RUN/params.json")" --data results/data/photos --out "$RUN/reference" \
     > "$RUN/log/reference.log" 2>&1 || { tail -n 30 "$RUN/log/reference.log"; die "reference training run"; }
-TF_CPP_MIN_LOG_LEVEL=3 python "$HERE/check.py" resumed "$TO" "$TIMEOUT_RUN" "$RUN/reference"
+# (loading the .keras files imports TensorFlow: its start-up chatter is filtered out)
+TF_CPP_MIN_LOG_LEVEL=3 python "$HERE/check.py" resumed "$TO" "$TIMEOUT_RUN" "$RUN/reference" \
+    2> >(grep -v -E '^(I0000|W0000|E0000|WARNING: All log messages|To enable the following)' >&2)
 took "timeout and resume" "$t"
 cd "$REPO"
 log "all SLURM checks passed"
