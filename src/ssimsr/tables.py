@@ -332,7 +332,6 @@ def _render_latex(disp, mask, caption, label, notes, headers) -> str:
     return tex
 
 
-_atomic_write_text = write_text
 
 
 def write_table(df: pd.DataFrame, stem, caption: str, bold: pd.DataFrame | None = None,
@@ -358,9 +357,9 @@ def write_table(df: pd.DataFrame, stem, caption: str, bold: pd.DataFrame | None 
     buf = io.StringIO()
     flat.to_csv(buf, index=False)
     paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in ("tex", "csv", "md")}
-    _atomic_write_text(paths["csv"], buf.getvalue())
-    _atomic_write_text(paths["tex"], tex)
-    _atomic_write_text(paths["md"], md)
+    write_text(paths["csv"], buf.getvalue())
+    write_text(paths["tex"], tex)
+    write_text(paths["md"], md)
     return paths
 
 
