@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
+from conftest import BACKEND
 from ssimsr import cli
 from ssimsr.train import HISTORY_COLUMNS, NonFiniteLoss, RunParams, epoch_batches, train
 
@@ -32,7 +33,7 @@ def dataset(tmp_path_factory):
 
 def tiny_params(model="sr", **overrides) -> RunParams:
     values = dict(model=model, dataset="tiny", lambda_s=1.0, epochs=3, crop=32, batch_size=2,
-                  lambda_p=0.0, log_every=100, widths=TINY_WIDTHS[model])
+                  lambda_p=0.0, log_every=100, widths=TINY_WIDTHS[model], backend=BACKEND)
     values.update(overrides)
     return RunParams.from_dict(values)
 
@@ -163,4 +164,11 @@ def test_mixed_bfloat16_run_saves_float32_models(dataset, tmp_path):
 
 def test_xla_with_perceptual_loss_is_refused():
     with pytest.raises(ValueError, match="jit_compile"):
-        tiny_params(jit_compile=True, lambda_p=1.0)
+        tiny_params(jit_compile=True, lambda_p=1.0, backend="tensorflow")
+    # JAX always compiles with XLA; its deterministic VGG gradient is fine
+    assert tiny_params(jit_compile=True, lambda_p=1.0, backend="jax").backend == "jax"
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="backend: unknown value 'mxnet'"):
+        tiny_params(backend="mxnet")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -46,13 +47,40 @@ def _cmd_fetch_weights(args) -> None:
     print(f"{args.out}: verified ({digest})")
 
 
-def _cmd_train(args) -> None:
-    from .gpus import claim_gpu
+def _use_backend(backend: str, jobs_per_gpu: int = 1) -> None:
+    """Select the Keras backend (and its GPU settings) before Keras is imported."""
+    from .gpus import backend_environment
 
-    # before TensorFlow is imported: one distinct GPU per concurrent job
-    gpu = claim_gpu(args.gpu_lock_dir)
-    if gpu is not None:
-        print(f"using GPU {gpu}", file=sys.stderr)
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != backend:
+            raise RuntimeError(f"Keras already runs {keras.backend.backend()!r} in this process; "
+                               f"cannot switch to {backend!r}")
+        return
+    os.environ.update(backend_environment(backend, jobs_per_gpu))
+
+
+def _run_backend(run_dir) -> str:
+    """The backend a run was trained with (params.json), unless KERAS_BACKEND overrides it."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    params = Path(run_dir) / "params.json"
+    return json.loads(params.read_text()).get("backend", "tensorflow") if params.is_file() else "tensorflow"
+
+
+def _cmd_train(args) -> None:
+    from .gpus import claim_gpu, describe_devices, held_stderr
+
+    backend = args.params.get("backend", "tensorflow")
+    # before the backend is imported: a distinct GPU (or GPU slot) per concurrent job
+    gpu = claim_gpu(args.gpu_lock_dir, jobs_per_gpu=args.jobs_per_gpu)
+    _use_backend(backend, args.jobs_per_gpu)
+    with held_stderr() as held:
+        line, _ = describe_devices(backend)
+    # The first line of every train log: where it trains (a CPU fallback is never silent).
+    print(line + (f" (GPU slot of GPU {gpu})" if gpu is not None else ""), file=sys.stderr, flush=True)
+    sys.stderr.write(held.text)
     from .train import RunParams, train
 
     params = RunParams.from_dict(args.params)
@@ -62,6 +90,7 @@ def _cmd_train(args) -> None:
 
 
 def _cmd_upscale(args) -> None:
+    _use_backend(args.backend or _run_backend(args.run))
     from .upscale import upscale_paths
 
     for path in upscale_paths(args.run, args.input, args.output):
@@ -85,6 +114,7 @@ def _cmd_showcase(args) -> None:
 
 
 def _cmd_evaluate(args) -> None:
+    _use_backend(args.backend or _run_backend(args.run))
     from .evaluate import evaluate_run
 
     frame = evaluate_run(args.run, _image_sets(args), args.out)
@@ -182,12 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after-epoch", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--gpu-lock-dir", default=".snakemake/gpu-locks",
                    help="where concurrent jobs claim distinct GPUs (multi-GPU machines)")
+    p.add_argument("--jobs-per-gpu", type=int, default=1,
+                   help="train jobs sharing one GPU (run snakemake with --resources gpu=<GPUs x this>)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("upscale", help="apply a trained run to an image file or folder")
     p.add_argument("run", help="trained run folder (holds params.json, *.keras)")
     p.add_argument("input", help="image file or folder")
     p.add_argument("output", help="output PNG file or folder")
+    p.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
+                   help="Keras backend (default: KERAS_BACKEND, else the run's training backend)")
     p.set_defaults(func=_cmd_upscale)
 
     p = sub.add_parser("showcase", help="write the showcase crops (Figs. 4-9, Table 4)")
@@ -198,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_showcase)
 
-    for name, func, helptext in (("evaluate", _cmd_evaluate, "per-image PSNR/SSIM of a run (TensorFlow side)"),
+    for name, func, helptext in (("evaluate", _cmd_evaluate, "per-image PSNR/SSIM of a run (Keras side)"),
                                  ("lpips", _cmd_lpips, "per-image LPIPS of a run's reconstructions (torch side)")):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--data", required=True, help="prepared dataset folder (its val split is evaluated)")
@@ -206,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "evaluate":
             p.add_argument("--run", required=True, help="trained run folder")
             p.add_argument("--out", required=True, help="evaluation folder of the run")
+            p.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
+                           help="Keras backend (default: KERAS_BACKEND, else the run's training backend)")
         else:
             p.add_argument("--eval-dir", required=True, help="evaluation folder of the run (holds recon/)")
             p.add_argument("--nets", nargs="+", default=["alex", "squeeze", "vgg"])

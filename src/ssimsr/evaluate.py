@@ -1,10 +1,10 @@
-"""Per-image evaluation of trained runs (TensorFlow side; LPIPS is in lpips_eval).
+"""Per-image evaluation of trained runs (Keras side, any backend; LPIPS is in lpips_eval).
 
 For every HR image of a run's validation split (and of the showcase set, for the runs
 the paper shows in Figs. 4-9) the run reconstructs the image exactly as in training
 (downscale with the run's downscaler, upscale) and records
 
-* ``psnr``, ``ssim``: RGB in [0, 1], output clipped, tf.image.ssim defaults (as training);
+* ``psnr``, ``ssim``: RGB in [0, 1], output clipped, keras.ops.image.ssim = tf.image.ssim defaults (as training);
 * ``psnr_y``, ``ssim_y``: BT.601 luma with ``scale`` border pixels cropped (SR convention).
 
 Metrics are computed on the float output; the reconstructions are also written as 8-bit
@@ -81,6 +81,8 @@ def prepare_showcase(entries: list[dict], data_root: str | os.PathLike, crop: in
 
 def evaluate_run(run: str | os.PathLike, image_sets: dict[str, list[Path]], out_dir: str | os.PathLike) -> pd.DataFrame:
     """Metrics of one run on named sets of HR images; writes metrics.csv and recon PNGs."""
+    import keras
+
     from .metrics import image_metrics
     from .upscale import load_run
 
@@ -98,7 +100,7 @@ def evaluate_run(run: str | os.PathLike, image_sets: dict[str, list[Path]], out_
             if h % scale or w % scale:
                 raise ValueError(f"{path}: size {w}x{h} is not a multiple of scale {scale}")
             lr = downscaler(hr[None], training=False)
-            rec = np.asarray(upscaler(lr, training=False)[0])
+            rec = keras.ops.convert_to_numpy(upscaler(lr, training=False))[0]
             rows.append({"set": set_name, "image": path.stem, **image_metrics(hr, rec, scale)})
             png = np.round(np.clip(rec, 0, 1) * 255).astype(np.uint8)
             with atomic_path(recon_root / set_name / f"{path.stem}.png") as tmp:

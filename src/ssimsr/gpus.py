@@ -1,4 +1,6 @@
-"""One GPU per training job on a multi-GPU machine.
+"""GPUs for training jobs: which device a job uses, and what the job's backend sees.
+
+One GPU per training job on a multi-GPU machine (the default), or several jobs per GPU.
 
 Snakemake's ``--resources gpu=N`` limits how many ``gpu=1`` jobs run at once, but it does
 not tell a job *which* GPU to use: without help, every TensorFlow process grabs GPU 0.
@@ -8,14 +10,26 @@ not tell a job *which* GPU to use: without help, every TensorFlow process grabs 
 file for the life of the process, so a killed job frees its GPU at once.
 
 If ``CUDA_VISIBLE_DEVICES`` is already set (SLURM, or by hand) it is respected.
+
+A batch-1 job leaves a large GPU mostly idle. With ``jobs_per_gpu = k`` each GPU has k
+slots (``gpu<i>.slot<j>.lock``), jobs fill the least-used GPU first, and each job's
+backend is told to take only its share of the GPU memory (JAX and TensorFlow otherwise
+reserve most of it for the first process). Run Snakemake with
+``--resources gpu=<GPUs x k>``.
+
+``describe_devices`` is the first line of every train log: the backend, its version and
+the devices it computes on, or that it sees no GPU and trains on the CPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 _held = []  # open lock files: keep them alive for the process lifetime
@@ -34,17 +48,22 @@ def count_gpus() -> int:
     return sum(line.startswith("GPU ") for line in out.splitlines())
 
 
-def claim_gpu(lock_dir: str | os.PathLike, n_gpus: int | None = None) -> str | None:
-    """Claim a free GPU for this process; returns its id (or None when there is nothing to do)."""
+def claim_gpu(lock_dir: str | os.PathLike, n_gpus: int | None = None, jobs_per_gpu: int = 1) -> str | None:
+    """Claim a GPU slot for this process; returns the GPU id (None when there is nothing to do)."""
+    if jobs_per_gpu < 1:
+        raise ValueError(f"training.jobs_per_gpu: must be >= 1, got {jobs_per_gpu}")
     if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
         return os.environ["CUDA_VISIBLE_DEVICES"]
     n_gpus = count_gpus() if n_gpus is None else n_gpus
-    if n_gpus <= 1:
+    if n_gpus <= 1 and jobs_per_gpu == 1:
         return None
     lock_dir = Path(lock_dir)
     lock_dir.mkdir(parents=True, exist_ok=True)
-    for i in range(n_gpus):
-        handle = open(lock_dir / f"gpu{i}.lock", "w")
+    names = ([f"gpu{i}.lock" for i in range(n_gpus)] if jobs_per_gpu == 1 else
+             # slot-major order: the second job on any GPU only once every GPU has one
+             [f"gpu{i}.slot{j}.lock" for j in range(jobs_per_gpu) for i in range(max(n_gpus, 1))])
+    for name in names:
+        handle = open(lock_dir / name, "w")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -53,9 +72,95 @@ def claim_gpu(lock_dir: str | os.PathLike, n_gpus: int | None = None) -> str | N
         handle.write(f"{os.getpid()}\n")
         handle.flush()
         _held.append(handle)
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(i)
-        return str(i)
+        gpu = name[3:].split(".")[0]
+        if n_gpus > 1:
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+        return gpu
     raise RuntimeError(
-        f"all {n_gpus} GPUs are claimed by other jobs (locks in {lock_dir}); "
-        "run snakemake with --resources gpu=<number of GPUs>"
+        f"all {len(names)} GPU slots ({max(n_gpus, 1)} GPU(s) x {jobs_per_gpu} job(s)) are claimed by "
+        f"other jobs (locks in {lock_dir}); run snakemake with --resources gpu=<GPUs x jobs_per_gpu>"
     )
+
+
+def backend_environment(backend: str, jobs_per_gpu: int = 1) -> dict[str, str]:
+    """Environment for the Keras backend, to set before it is imported.
+
+    Memory: with k jobs per GPU, JAX may take 0.9/k of the GPU memory and TensorFlow
+    grows its allocation on demand (both otherwise grab most of it up front).
+    Determinism: XLA's GPU reductions are made deterministic for JAX, so that a resumed
+    run equals an uninterrupted one on the same GPU too.
+    """
+    env = {"KERAS_BACKEND": backend}
+    if backend == "jax":
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_gpu_deterministic_ops" not in flags:
+            env["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
+        if jobs_per_gpu > 1:
+            env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 / jobs_per_gpu:.3f}"
+    elif backend == "tensorflow" and jobs_per_gpu > 1:
+        env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+    return env
+
+
+def describe_devices(backend: str) -> tuple[str, bool]:
+    """(one line naming the backend, its version and devices; whether it sees a GPU).
+
+    Imports the backend. The line says ``no GPU visible`` when it trains on the CPU.
+    """
+    import keras
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        version = tf.__version__
+        gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+        devices = gpus or [d.name for d in tf.config.list_physical_devices("CPU")]
+    elif backend == "jax":
+        import jax
+
+        version = jax.__version__
+        all_devices = jax.devices()
+        gpus = [f"{d.platform}:{d.id} {getattr(d, 'device_kind', '')}".strip()
+                for d in all_devices if d.platform in ("gpu", "cuda", "rocm")]
+        devices = gpus or [f"{d.platform}:{d.id}" for d in all_devices]
+    elif backend == "torch":
+        import torch
+
+        version = torch.__version__
+        gpus = ([f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
+                if torch.cuda.is_available() else [])
+        devices = gpus or ["cpu"]
+    else:
+        raise ValueError(f"training.backend: unknown value {backend!r}")
+    where = "GPU" if gpus else "CPU (no GPU visible to this backend)"
+    line = (f"training on {where}: keras {keras.__version__} on {backend} {version}; "
+            f"devices: {', '.join(devices)}")
+    return line, bool(gpus)
+
+
+class HeldOutput:
+    text = ""
+
+
+@contextlib.contextmanager
+def held_stderr():
+    """Hold back what is written to file descriptor 2 (the C++ logs of a backend's
+    import) so that the caller's own line can come first; ``.text`` has it afterwards.
+    On an error the held text is written out at once, before the traceback."""
+    held = HeldOutput()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as buffer:
+        os.dup2(buffer.fileno(), 2)
+        failed = True
+        try:
+            yield held
+            failed = False
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            buffer.seek(0)
+            held.text = buffer.read().decode(errors="replace")
+            if failed:
+                sys.stderr.write(held.text)

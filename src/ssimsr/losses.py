@@ -26,7 +26,7 @@ import os
 from dataclasses import asdict, dataclass
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 __all__ = [
     "DEFAULT_VGG_LAYERS",
@@ -50,12 +50,12 @@ LOSS_KEYS = ("total", "bw_mse", "fw_mse", "perceptual", "ssim_n")
 
 
 def _as_float(images):
-    return tf.convert_to_tensor(images, dtype=tf.float32)
+    return ops.convert_to_tensor(images, dtype="float32")
 
 
 def bw_mse(hr, rec):
     """Backward MSE (Eq. 7, as a mean): pixel error of the reconstruction."""
-    return tf.reduce_mean(tf.square(_as_float(hr) - _as_float(rec)))
+    return ops.mean(ops.square(_as_float(hr) - _as_float(rec)))
 
 
 def fw_mse(hr, rec, downscaler, lr=None):
@@ -70,16 +70,17 @@ def fw_mse(hr, rec, downscaler, lr=None):
     """
     if lr is None:
         lr = downscaler(_as_float(hr), training=False)
-    return tf.reduce_mean(tf.square(_as_float(lr) - downscaler(_as_float(rec), training=False)))
+    return ops.mean(ops.square(_as_float(lr) - downscaler(_as_float(rec), training=False)))
 
 
 def ssim(hr, rec):
-    """Mean over the batch of ``tf.image.ssim(max_val=1.0)`` with its defaults.
+    """Mean over the batch of ``keras.ops.image.ssim(max_val=1.0)`` with its defaults.
 
     11x11 Gaussian window (sigma 1.5), k1 0.01, k2 0.03, valid region only,
-    averaged over RGB channels. Sides must be at least 11 pixels.
+    averaged over RGB channels: the definition of ``tf.image.ssim``, on any
+    Keras backend. Sides must be at least 11 pixels.
     """
-    return tf.reduce_mean(tf.image.ssim(_as_float(hr), _as_float(rec), max_val=1.0))
+    return ops.mean(ops.image.ssim(_as_float(hr), _as_float(rec), max_val=1.0))
 
 
 def ssim_n(hr, rec):
@@ -131,17 +132,17 @@ def perceptual(hr, rec, extractor, resize_to=None):
     """
     hr, rec = _as_float(hr), _as_float(rec)
     # One forward pass for both images: half the overhead of two calls.
-    both = tf.concat([hr, rec], axis=0)
+    both = ops.concatenate([hr, rec], axis=0)
     if resize_to:
-        both = tf.image.resize(both, (int(resize_to), int(resize_to)), method="bilinear")
+        both = ops.image.resize(both, (int(resize_to), int(resize_to)), interpolation="bilinear")
     both = keras.applications.vgg19.preprocess_input(both * 255.0)
     features = extractor(both, training=False)
     if not isinstance(features, (list, tuple)):
         features = [features]
-    batch = tf.shape(hr)[0]
-    total = tf.constant(0.0)
+    total = 0.0
     for feature in features:
-        total += tf.reduce_mean(tf.square(feature[:batch] - feature[batch:]))
+        hr_feature, rec_feature = ops.split(feature, 2, axis=0)
+        total += ops.mean(ops.square(hr_feature - rec_feature))
     return total
 
 
@@ -163,24 +164,27 @@ class LossWeights:
         return asdict(self)
 
 
-def loss_terms(hr, rec, downscaler, weights, extractor=None, lr=None, resize_to=None):
+def loss_terms(hr, rec, downscaler, weights, extractor=None, lr=None, resize_to=None,
+               every_term=False):
     """All loss components and their weighted sum, as scalar tensors.
 
     Returns a dict with keys ``total``, ``bw_mse``, ``fw_mse``, ``perceptual``,
     ``ssim_n``. ``bw_mse`` and ``ssim_n`` are always computed (they are also
     logged); ``fw_mse`` and ``perceptual`` are 0.0 without being computed
-    when their weight is 0. ``extractor`` is required when ``lambda_p != 0``.
-    ``lr`` may pass ``D(hr)`` already computed by ``models.reconstruct``.
+    when their weight is 0, unless ``every_term`` (validation logs every term;
+    ``perceptual`` still needs an extractor). ``extractor`` is required when
+    ``lambda_p != 0``. ``lr`` may pass ``D(hr)`` already computed by
+    ``models.reconstruct``.
     """
-    zero = tf.constant(0.0)
+    zero = ops.convert_to_tensor(0.0)
     terms = {"bw_mse": bw_mse(hr, rec), "ssim_n": ssim_n(hr, rec)}
-    terms["fw_mse"] = fw_mse(hr, rec, downscaler, lr=lr) if weights.lambda_f else zero
-    if weights.lambda_p:
-        if extractor is None:
-            raise ValueError(
-                "lambda_p is non-zero but no VGG19 feature extractor was given; build one "
-                "with build_feature_extractor(load_vgg19(path)) or set lambda_p to 0"
-            )
+    terms["fw_mse"] = fw_mse(hr, rec, downscaler, lr=lr) if (weights.lambda_f or every_term) else zero
+    if weights.lambda_p and extractor is None:
+        raise ValueError(
+            "lambda_p is non-zero but no VGG19 feature extractor was given; build one "
+            "with build_feature_extractor(load_vgg19(path)) or set lambda_p to 0"
+        )
+    if extractor is not None and (weights.lambda_p or every_term):
         terms["perceptual"] = perceptual(hr, rec, extractor, resize_to=resize_to)
     else:
         terms["perceptual"] = zero

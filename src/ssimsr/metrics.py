@@ -26,8 +26,8 @@ Decisions:
 * ``Y`` is not rounded (BasicSR's float path), unlike MATLAB's ``rgb2ycbcr`` on
   ``uint8`` input which rounds to integers.
 
-TensorFlow is imported lazily (only :func:`ssim` needs it); torch is never
-imported here.
+Keras is imported lazily (only :func:`ssim` needs it, on whichever backend is
+configured); torch is never imported here.
 """
 
 from __future__ import annotations
@@ -124,9 +124,9 @@ def psnr(hr: np.ndarray, rec: np.ndarray, clip: bool = True) -> float:
 
 
 def ssim(hr: np.ndarray, rec: np.ndarray, clip: bool = True) -> float:
-    """SSIM on RGB exactly as training computes it: ``tf.image.ssim(max_val=1.0)``.
+    """SSIM on RGB exactly as training computes it: ``keras.ops.image.ssim(max_val=1.0)``.
 
-    TensorFlow defaults: 11x11 Gaussian window with sigma 1.5, k1 = 0.01,
+    The definition and defaults of ``tf.image.ssim``, on any Keras backend: 11x11 Gaussian window with sigma 1.5, k1 = 0.01,
     k2 = 0.03, valid filtering (no padding), mean over the SSIM map and the three
     channels.  ``rec`` is clipped to ``[0, 1]`` first (unless ``clip=False``).
     Both sides must be at least 11 pixels high and wide.
@@ -134,14 +134,10 @@ def ssim(hr: np.ndarray, rec: np.ndarray, clip: bool = True) -> float:
     hr, rec = _pair(hr, rec, clip)
     if min(hr.shape[:2]) < 11:
         raise ValueError(f"ssim needs images of at least 11x11 pixels, got {hr.shape[:2]}")
-    import tensorflow as tf  # lazy: keep `import ssimsr.metrics` light
+    from keras import ops  # lazy: keep `import ssimsr.metrics` light
 
-    val = tf.image.ssim(
-        tf.constant(hr, dtype=tf.float32),
-        tf.constant(rec.astype(np.float32), dtype=tf.float32),
-        max_val=1.0,
-    )
-    return float(val.numpy())
+    val = ops.image.ssim(hr.astype(np.float32), rec.astype(np.float32), max_val=1.0)
+    return float(ops.convert_to_numpy(val))
 
 
 # ----------------------------------------------------------------------------

@@ -38,6 +38,7 @@ HISTORY_COLUMNS = ["epoch", "split", "total", "bw_mse", "fw_mse", "perceptual", 
                    "psnr", "ssim", "seconds"]
 TERMS = ("total", "bw_mse", "fw_mse", "perceptual", "ssim_n")
 PRECISIONS = ("float32", "mixed_bfloat16")
+BACKENDS = ("tensorflow", "jax", "torch")  # Keras 3 backends; train_steps has a step for each
 
 
 class NonFiniteLoss(RuntimeError):
@@ -73,6 +74,9 @@ class RunParams:
     precision: str = "float32"
     train_downscaler: bool = True
     widths: dict = field(default_factory=dict)
+    # Keras backend the run trains on. Recorded, and part of the fingerprint: the same
+    # seed gives other initial weights and other rounding on another backend.
+    backend: str = "tensorflow"
 
     @classmethod
     def from_dict(cls, values: dict) -> "RunParams":
@@ -99,7 +103,9 @@ class RunParams:
             raise ValueError(f"crop: {self.crop} is not a multiple of scale {self.scale}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision: unknown value {self.precision!r} {PRECISIONS}")
-        if self.jit_compile and self.lambda_p > 0:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend: unknown value {self.backend!r} {BACKENDS}")
+        if self.jit_compile and self.lambda_p > 0 and self.backend == "tensorflow":
             raise ValueError(
                 "jit_compile: XLA cannot compile the perceptual loss's VGG19 gradient under op "
                 "determinism (no deterministic MaxPool gradient); set jit_compile to false (on "
@@ -109,8 +115,11 @@ class RunParams:
         """Identifies the run for resuming: everything except logging cadence."""
         values = asdict(self)
         values.pop("log_every")
+        # runs from before these options keep their fingerprint
         if values["precision"] == "float32":
-            values.pop("precision")  # runs from before the option keep their fingerprint
+            values.pop("precision")
+        if values["backend"] == "tensorflow":
+            values.pop("backend")
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -161,8 +170,10 @@ def save_checkpoint(path: Path, epoch: int, pair, optimizer, history: list[dict]
     for prefix, model in (("up", pair.upscaler), ("down", pair.downscaler)):
         for i, w in enumerate(model.get_weights()):
             arrays[f"{prefix}_{i}"] = w
+    import keras
+
     for i, v in enumerate(optimizer.variables):
-        arrays[f"opt_{i}"] = np.asarray(v)
+        arrays[f"opt_{i}"] = keras.ops.convert_to_numpy(v)
     with atomic_path(path) as tmp:
         np.savez(tmp, **arrays)
 
@@ -184,6 +195,21 @@ def load_checkpoint(path: Path, pair, optimizer, variables, fingerprint: str) ->
         return int(state["epoch"]), json.loads(str(state["history"]))
 
 
+def write_timing(path: Path, compile_stats: dict, seconds: float, steps: int, backend: str) -> None:
+    """Wall time of this process's epochs and, for JAX, each compilation (first call per shape)."""
+    compiles = [{"step": kind, "shape": list(shape), "seconds": round(sec, 3)}
+                for (kind, shape), sec in compile_stats.items()]
+    compile_seconds = sum(c["seconds"] for c in compiles)
+    summary = {"backend": backend, "steps": steps, "seconds": round(seconds, 3),
+               "compiles": len(compiles), "compile_seconds": round(compile_seconds, 3),
+               "compile_share": round(compile_seconds / seconds, 4) if seconds else None,
+               "compile_detail": compiles}
+    write_text(path, json.dumps(summary, indent=2) + "\n")
+    if compiles:
+        print(f"compiled {len(compiles)} step(s) in {compile_seconds:.1f}s = "
+              f"{100 * compile_seconds / seconds:.1f}% of {seconds:.1f}s", file=sys.stderr, flush=True)
+
+
 def save_model(model, path: Path) -> None:
     with atomic_path(path) as tmp:
         model.save(tmp)
@@ -196,19 +222,47 @@ def _format_eta(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def check_backend(backend: str) -> None:
+    """Fail clearly when Keras runs another backend than the run asks for.
+
+    The backend is fixed when Keras is first imported (``KERAS_BACKEND``); ``ssimsr
+    train`` sets it from the run's parameters before that.
+    """
+    import keras
+
+    if keras.backend.backend() != backend:
+        raise RuntimeError(
+            f"training.backend is {backend!r} but Keras runs {keras.backend.backend()!r} in this "
+            f"process; set KERAS_BACKEND={backend} before Python imports Keras (ssimsr train does)")
+
+
+def make_deterministic(backend: str) -> None:
+    """Same seed, same machine, same result: needed for resume == uninterrupted."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    elif backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    # JAX: XLA on CPU is deterministic; on GPU, ssimsr train sets
+    # --xla_gpu_deterministic_ops before JAX starts (gpus.backend_environment).
+
+
 class Trainer:
-    """Builds the networks, the loss and the compiled steps of one run."""
+    """Builds the networks, the loss and the backend's compiled steps of one run."""
 
     def __init__(self, params: RunParams):
         import keras
-        import tensorflow as tf
 
         from . import losses, models
+        from .train_steps import make_steps
 
+        check_backend(params.backend)
         self.params = params
         keras.utils.set_random_seed(params.seed)
-        # Same seed, same machine, same result: needed for resume == uninterrupted.
-        tf.config.experimental.enable_op_determinism()
+        make_deterministic(params.backend)
         keras.mixed_precision.set_global_policy(params.precision)
         try:
             self.pair = models.build_pair(params.model, scale=params.scale,
@@ -229,51 +283,35 @@ class Trainer:
         self.optimizer = keras.optimizers.Adam(learning_rate=params.learning_rate)
         self.variables = self.pair.trainable_variables
         self.optimizer.build(self.variables)
-        signature = [tf.TensorSpec([None, None, None, 3], tf.float32)]
-        self.train_step = tf.function(self._train_step, input_signature=signature,
-                                      jit_compile=params.jit_compile)
-        self.eval_step = tf.function(self._eval_step, input_signature=signature,
-                                     jit_compile=params.jit_compile)
+        self.steps = make_steps(self)
 
-    def _train_step(self, hr):
-        import tensorflow as tf
+    def models(self):
+        return [m for m in (*self.pair, self.extractor) if m is not None]
 
-        from . import losses
+    def terms(self, hr, training):
+        """Loss terms, PSNR and SSIM of one batch: the computation every backend's step runs.
 
-        with tf.GradientTape() as tape:
-            lr = self.pair.downscaler(hr, training=True)
-            rec = self.pair.upscaler(lr, training=True)
-            terms = losses.loss_terms(hr, rec, self.pair.downscaler, self.weights, self.extractor,
-                                      lr=lr, resize_to=self.params.vgg_resize)
-        grads = tape.gradient(terms["total"], self.variables)
-        self.optimizer.apply_gradients(zip(grads, self.variables))
-        clipped = tf.clip_by_value(rec, 0.0, 1.0)
-        terms["psnr"] = _psnr(hr, clipped)
-        terms["ssim"] = 1.0 - 2.0 * terms["ssim_n"]  # on the raw output; val rows use clipped
-        return terms
-
-    def _eval_step(self, hr):
-        """Every loss term (computed even when its weight is 0) and PSNR/SSIM on the clipped output."""
-        import tensorflow as tf
+        Training: the terms the loss needs (zero-weight fwMSE / perceptual skipped), SSIM
+        of the raw output. Validation: every term (computed even when its weight is 0),
+        PSNR and SSIM on the output clipped to [0, 1].
+        """
+        from keras import ops
 
         from . import losses
 
-        lr = self.pair.downscaler(hr, training=False)
-        rec = self.pair.upscaler(lr, training=False)
-        terms = {"bw_mse": losses.bw_mse(hr, rec), "fw_mse": losses.fw_mse(hr, rec, self.pair.downscaler, lr=lr),
-                 "ssim_n": losses.ssim_n(hr, rec)}
-        terms["perceptual"] = (losses.perceptual(hr, rec, self.extractor, self.params.vgg_resize)
-                               if self.extractor is not None else tf.constant(0.0))
-        w = self.weights
-        terms["total"] = (w.lambda_b * terms["bw_mse"] + w.lambda_f * terms["fw_mse"]
-                          + w.lambda_p * terms["perceptual"] + w.lambda_s * terms["ssim_n"])
-        clipped = tf.clip_by_value(rec, 0.0, 1.0)
+        hr = ops.convert_to_tensor(hr, dtype="float32")
+        lr = self.pair.downscaler(hr, training=training)
+        rec = self.pair.upscaler(lr, training=training)
+        terms = losses.loss_terms(hr, rec, self.pair.downscaler, self.weights, self.extractor, lr=lr,
+                                  resize_to=self.params.vgg_resize, every_term=not training)
+        clipped = ops.clip(rec, 0.0, 1.0)
         terms["psnr"] = _psnr(hr, clipped)
-        terms["ssim"] = losses.ssim(hr, clipped)
+        terms["ssim"] = 1.0 - 2.0 * terms["ssim_n"] if training else losses.ssim(hr, clipped)
         return terms
 
     def export_pair(self):
         """The pair to save: float32 networks with the trained weights, whatever the precision."""
+        self.steps.sync()
         if self.params.precision == "float32":
             return self.pair
         from . import models
@@ -285,12 +323,9 @@ class Trainer:
         return pair
 
     def validate(self, images: list[np.ndarray]) -> dict:
-        sums: dict[str, float] = {}
-        for img in images:
-            terms = self.eval_step(img[None].astype(np.float32) / 255.0)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-        return {k: v / len(images) for k, v in sums.items()}
+        pending = [self.steps.evaluate(img[None].astype(np.float32) / 255.0) for img in images]
+        rows = self.steps.fetch(pending)
+        return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
 
 
 def _float32_outputs(model):
@@ -303,10 +338,10 @@ def _float32_outputs(model):
 
 
 def _psnr(hr, rec):
-    import tensorflow as tf
+    from keras import ops
 
-    mse = tf.reduce_mean(tf.square(hr - rec))
-    return 10.0 * tf.math.log(1.0 / mse) / tf.math.log(10.0)
+    mse = ops.mean(ops.square(hr - rec))
+    return -10.0 * ops.log(mse) / math.log(10.0)
 
 
 def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
@@ -332,6 +367,7 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
     restored = load_checkpoint(ckpt, trainer.pair, trainer.optimizer, trainer.variables, fingerprint)
     start_epoch, history = restored if restored else (0, [])
     if restored:
+        trainer.steps.reload()
         log.info("resuming %s from epoch %d", out, start_epoch)
 
     steps_per_epoch = math.ceil(len(train_images) / (params.batch_size if params.crop else 1))
@@ -340,23 +376,30 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
     for epoch in range(start_epoch + 1, params.epochs + 1):
         t_epoch = time.perf_counter()
         sums = dict.fromkeys(TERMS + ("psnr", "ssim"), 0.0)
+        # Terms stay on the device until a log line needs them: one transfer per
+        # log_every steps instead of a host round trip per step (JAX, GPUs).
+        pending: list = []
         for step, batch in enumerate(epoch_batches(train_images, params, epoch), start=1):
-            terms = {k: float(v) for k, v in trainer.train_step(batch).items()}
-            if not all(math.isfinite(terms[k]) for k in TERMS):
-                raise NonFiniteLoss(
-                    f"non-finite loss at epoch {epoch}, step {step}: "
-                    + ", ".join(f"{k}={terms[k]}" for k in TERMS)
-                    + f"; last good checkpoint: {ckpt if ckpt.exists() else 'none'}"
-                )
-            for k in sums:
-                sums[k] += terms[k]
+            pending.append(trainer.steps.train(batch))
             done_steps += 1
-            if step % params.log_every == 0 or step == steps_per_epoch:
-                rate = (time.perf_counter() - t_run) / done_steps
-                print(f"epoch {epoch}/{params.epochs} step {step}/{steps_per_epoch} "
-                      + " ".join(f"{k}={terms[k]:.5f}" for k in TERMS)
-                      + f" {rate:.3f}s/step eta {_format_eta(rate * (total_steps - done_steps))}",
-                      file=sys.stderr, flush=True)
+            if step % params.log_every and step != steps_per_epoch:
+                continue
+            first = step - len(pending) + 1
+            for offset, terms in enumerate(trainer.steps.fetch(pending)):
+                if not all(math.isfinite(terms[k]) for k in TERMS):
+                    raise NonFiniteLoss(
+                        f"non-finite loss at epoch {epoch}, step {first + offset}: "
+                        + ", ".join(f"{k}={terms[k]}" for k in TERMS)
+                        + f"; last good checkpoint: {ckpt if ckpt.exists() else 'none'}"
+                    )
+                for k in sums:
+                    sums[k] += terms[k]
+            pending = []
+            rate = (time.perf_counter() - t_run) / done_steps
+            print(f"epoch {epoch}/{params.epochs} step {step}/{steps_per_epoch} "
+                  + " ".join(f"{k}={terms[k]:.5f}" for k in TERMS)
+                  + f" {rate:.3f}s/step eta {_format_eta(rate * (total_steps - done_steps))}",
+                  file=sys.stderr, flush=True)
         train_row = {k: v / steps_per_epoch for k, v in sums.items()}
         train_seconds = time.perf_counter() - t_epoch
         history.append({"epoch": epoch, "split": "train", **train_row, "seconds": train_seconds})
@@ -366,10 +409,13 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
         print(f"epoch {epoch}/{params.epochs} val psnr={val_row['psnr']:.3f} ssim={val_row['ssim']:.4f} "
               f"total={val_row['total']:.5f} ({train_seconds:.1f}s train)", file=sys.stderr, flush=True)
         if epoch % params.checkpoint_every == 0 or epoch == params.epochs:
+            trainer.steps.sync()
             save_checkpoint(ckpt, epoch, trainer.pair, trainer.optimizer, history, fingerprint)
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < params.epochs:
             return pd.DataFrame(history, columns=HISTORY_COLUMNS)
 
+    write_timing(out / "timing.json", trainer.steps.compile_stats, time.perf_counter() - t_run,
+                 done_steps, params.backend)
     frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
     export = trainer.export_pair()
     save_model(export.upscaler, out / "upscaler.keras")

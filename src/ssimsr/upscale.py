@@ -41,16 +41,18 @@ def load_run(run: str | os.PathLike):
 
 def apply(params: dict, downscaler, upscaler, rgb: np.ndarray) -> np.ndarray:
     """uint8 HxWx3 in, uint8 out (SR: scale x larger; IRN: same size)."""
+    import keras
+
     from .models import crop_to_size, pad_to_multiple
 
     x = rgb.astype(np.float32) / 255.0
     scale = int(params["scale"])
     if params["model"] == "sr":
-        out = upscaler(x[None], training=False)[0].numpy()
+        out = keras.ops.convert_to_numpy(upscaler(x[None], training=False))[0]
     else:
         padded, size = pad_to_multiple(x, scale)
         lr = downscaler(padded[None], training=False)
-        out = crop_to_size(upscaler(lr, training=False)[0].numpy(), size)
+        out = crop_to_size(keras.ops.convert_to_numpy(upscaler(lr, training=False))[0], size)
     return np.round(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 

@@ -16,6 +16,8 @@ rule train:
         out=lambda w: TRAIN_DIR.format(**w),
     resources:
         gpu=1,
+        # a resource, not a param: sharing a GPU does not change results, so no rerun
+        jobs_per_gpu=config["training"]["jobs_per_gpu"],
     conda:
         "../../envs/tensorflow.yaml"
     benchmark:
@@ -23,4 +25,5 @@ rule train:
     log:
         f"{TRAIN_DIR}/train.log",
     shell:
-        "ssimsr train --params {params.run:q} --data {params.data} --out {params.out} > {log} 2>&1"
+        "ssimsr train --params {params.run:q} --data {params.data} --out {params.out}"
+        " --jobs-per-gpu {resources.jobs_per_gpu} > {log} 2>&1"
