@@ -478,3 +478,82 @@ def test_paper_vs_ours_table1_differences():
     assert cmp["diff"].abs().max() == pytest.approx(1.0)
     hit = cmp[cmp["diff"].abs() > 1e-12]
     assert len(hit) == 1 and hit.iloc[0]["quantity"] == "psnr_end"
+
+
+# ----------------------------------------------------------------------------- report.build_tables
+
+def _study_frames(lambdas=(0.0, 1.0, 2.0), presets=("corrected", "as_run"), seeds=(0, 1)):
+    """history and per_image of a small study (sr on bsds300) as `ssimsr collect` writes them."""
+    rng = np.random.default_rng(9)
+    hist, per_image = [], []
+    for preset in presets:
+        for lam in lambdas:
+            for seed in seeds:
+                run = dict(study="table1", preset=preset, model="sr", dataset="bsds300", lambda_s=lam, seed=seed,
+                           vgg="b4c4-b5c4")
+                shift = (0.5 if preset == "as_run" else 0.0) + 0.1 * lam
+                for epoch in (1, 2):
+                    for split in ("train", "val"):
+                        hist.append(dict(run, epoch=epoch, split=split, total=0.1 / epoch, bw_mse=0.01 / epoch,
+                                         fw_mse=0.0, perceptual=0.0, ssim_n=0.05, psnr=30 + shift + epoch,
+                                         ssim=0.9 + shift / 100, seconds=10.0, epochs=2, dataset_size=4))
+                for set_name, images in (("val", [f"v{i}" for i in range(5)]), ("showcase", ["cat"])):
+                    for img in images:
+                        per_image.append(dict(run, set=set_name, image=img, psnr=30 + shift + rng.normal(0, 0.1),
+                                              ssim=0.9 + shift / 100 + rng.normal(0, 0.001), lpips_alex=np.nan,
+                                              lpips_alex_status="unavailable: offline"))
+    return pd.DataFrame(hist), pd.DataFrame(per_image)
+
+
+def _build(tmp_path, history, per_image, **report):
+    from ssimsr.report import build_tables, table_names
+
+    report = dict(dict(table1_study="table1", appendix_study=None, stats=dict(model="sr", dataset="bsds300",
+                                                                            study="table1"),
+                       showcase_model="sr", showcase_dataset="bsds300"), **report)
+    comparisons = S.compare_studies(per_image, pairs=report.get("comparisons", S.DEFAULT_PAIRS))
+    written = build_tables(history, per_image, comparisons, report, tmp_path)
+    assert {p.stem for p in written} == set(table_names(report))
+    return {p.name: p for p in written}
+
+
+def test_build_tables_paper_vs_ours_from_as_run_with_corrected_beside(tmp_path):
+    history, per_image = _study_frames()
+    files = _build(tmp_path, history, per_image)
+    t1 = pd.read_csv(files["paper_vs_ours_table1.csv"])
+    row = t1[(t1.lambda_s == 1.0) & (t1.quantity == "psnr_end")].iloc[0]
+    pub = T.load_published("table1").query("dataset == 'bsds300' and model == 'sr' and lambda_s == 1").iloc[0]
+    as_run = history.query("preset == 'as_run' and lambda_s == 1 and split == 'val' and epoch == 2").psnr.mean()
+    corrected = history.query("preset == 'corrected' and lambda_s == 1 and split == 'val' and epoch == 2").psnr.mean()
+    assert row["paper"] == pub["psnr_end"]
+    assert row["ours_as_run"] == pytest.approx(as_run) and row["diff_as_run"] == pytest.approx(as_run - pub["psnr_end"])
+    assert row["ours_corrected"] == pytest.approx(corrected)
+    md = files["paper_vs_ours_table1.md"].read_text()
+    assert "Ours (as_run, the paper's setting)" in md and "Ours (corrected, all losses on)" in md
+    t2 = pd.read_csv(files["paper_vs_ours_table2.csv"]).set_index(["metric", "quantity"])
+    comp = S.compare_studies(per_image).query("preset == 'as_run' and comparison == 'ls1_vs_ls2'")
+    assert t2.at[("psnr", "t_welch"), "ours_as_run"] == pytest.approx(comp.set_index("metric").at["psnr", "t_welch"])
+    assert t2.at[("psnr", "t_welch"), "paper"] == 4.2626
+    t4 = pd.read_csv(files["paper_vs_ours_table4.csv"]).set_index(["metric", "lambda_s"])
+    cat = per_image.query("set == 'showcase' and preset == 'as_run' and lambda_s == 0").psnr.mean()
+    assert t4.at[("psnr", 0.0), "ours_as_run"] == pytest.approx(cat)  # image means, never the sd columns
+    verdict = files["verdict.md"].read_text()
+    assert "n = 2 seeds; unit: the training run" in verdict and "n = 5 images" in verdict
+    table2 = files["table2.md"].read_text()
+    assert "n = 2 seeds" in table2 and "n = 5 images" in table2 and "n = 10" not in table2
+
+
+def test_build_tables_other_lambdas_and_missing_presets(tmp_path):
+    history, per_image = _study_frames(lambdas=(0.5, 1.5), presets=("corrected",))
+    files = _build(tmp_path, history, per_image, comparisons=[[1.5, 0.5]])
+    verdict = pd.read_csv(files["verdict.csv"])
+    assert list(verdict.comparison) == ["ls1.5_vs_ls0.5"]
+    table2 = files["table2.md"].read_text()
+    assert "λ_s 1 vs 2 (the paper's Table 2) was not compared" in table2 and "ls1.5_vs_ls0.5" in table2
+    assert "ours: unavailable (as_run: preset 'as_run' was not run)" in files["paper_vs_ours_table1.md"].read_text()
+    t4 = pd.read_csv(files["paper_vs_ours_table4.csv"])
+    assert t4.query("metric == 'psnr' and lambda_s == 1.5").ours_corrected.notna().all()
+    assert t4.ours_as_run.isna().all()
+    assert "as_run: table4: no rows with preset == 'as_run'" in files["paper_vs_ours_table4.md"].read_text()
+    stats_md = files["stats_all.md"].read_text()
+    assert "ls1.5_vs_ls0.5" in stats_md

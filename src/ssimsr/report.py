@@ -115,8 +115,8 @@ def _paper_vs_presets(name: str, compare_for: Callable[[str], tables.Table]) -> 
     for preset, label in _PRESET_LABELS.items():
         headers[f"ours_{preset}"] = f"Ours ({label})"
         headers[f"diff_{preset}"] = f"{preset} − paper"
-    base = next(iter(sides.values())).caption.split("; difference")[0]
-    caption = (f"{base}: the paper beside ours from the as_run preset, which reproduces the setting the paper's "
+    base = next(iter(sides.values())).caption.split("; difference")[0].rstrip(".")
+    caption = (f"{base}. The paper beside ours from the as_run preset, which reproduces the setting the paper's "
                "numbers came from (forward MSE and perceptual loss off, IRN downscaler frozen); the corrected "
                "preset (all loss terms working) beside it, labelled. Differences = ours − paper.")
     return tables.Table(data=data.reset_index(drop=True), caption=caption, display=display.reset_index(drop=True),
@@ -131,12 +131,14 @@ def _table4_means(ours: tables.Table) -> tables.Table:
     """
     paper = tables.load_published("table4")
     fig_cols = [c for c in paper.columns if c.startswith("fig")]
-    paper_mean = paper.assign(paper=paper[fig_cols].mean(axis=1))[["metric", "lambda_s", "paper"]]
+    paper_mean = paper.assign(paper=paper[fig_cols].mean(axis=1), lambda_s=paper["lambda_s"].astype(float))
+    paper_mean = paper_mean[["metric", "lambda_s", "paper"]]
     data = ours.data.reset_index() if ours.data.index.name or isinstance(ours.data.index, pd.MultiIndex) else ours.data
     # several seeds: <image>_mean / <image>_sd columns, of which only the means are averaged
     cols = [c for c in data.columns if c not in ("metric", "lambda_s", "n_seeds")]
     image_cols = [c for c in cols if c.endswith("_mean")] or cols
-    ours_mean = data.assign(ours=data[image_cols].apply(pd.to_numeric, errors="coerce").mean(axis=1))
+    ours_mean = data.assign(ours=data[image_cols].apply(pd.to_numeric, errors="coerce").mean(axis=1),
+                            lambda_s=data["lambda_s"].astype(float))
     merged = ours_mean[["metric", "lambda_s", "ours"]].merge(paper_mean, on=["metric", "lambda_s"], how="outer")
     merged["diff"] = merged["ours"] - merged["paper"]
     return tables.Table(merged, "Table 4, mean over the showcase images: ours (our crops) beside the paper's "

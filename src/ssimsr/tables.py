@@ -899,7 +899,7 @@ def verdict(per_image: pd.DataFrame, pairs=None, published: pd.DataFrame | str |
     caption = (f"λ_s comparisons (a − b) on the {image_set} images. Verdict test: paired t on the per-seed mean "
                f"differences ({n_text}; unit: the training run); Δ (ours) = mean ± SD over seeds of the per-seed "
                f"mean difference; detectable Δ = the smallest true difference these seeds detect with "
-               f"{power:.0%} power at α = {alpha:g}, from the observed SD. p (images): paired t on the per-image "
+               f"{power * 100:g} % power at α = {alpha:g}, from the observed SD. p (images): paired t on the per-image "
                f"differences averaged over seeds ({img_text}), which describes these trained models only. "
                "Δ (paper): difference of the paper's Table 1 end-of-training values.")
     return Table(data=data, caption=caption, formats=formats, headers=headers, notes=notes)
