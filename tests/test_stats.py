@@ -380,3 +380,16 @@ def test_compare_studies_any_lambdas_and_missing_pairs_skipped():
     assert psnr.p_seed == pytest.approx(sps.ttest_rel(a, b).pvalue)
     assert "n = 2 seeds" in psnr.pairing and "n = 5 images" in psnr.pairing
     assert S.compare_studies(df, pairs=[[1, 2]]).empty
+
+
+def test_readme_seed_table_matches_the_power_computation():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### How many seeds a conclusive study needs")[1].split("\n## ")[0]
+    rows = re.findall(r"^\| (\d+) \| ([\d.]+) σ \| \| ([\d.]+) σ \| (\d+) \|$", section, flags=re.M)
+    assert len(rows) == 5
+    for seeds, detectable, effect, needed in rows:
+        assert S.detectable_effect(int(seeds)) == pytest.approx(float(detectable), abs=0.051)
+        assert S.seeds_needed(float(effect)) == int(needed)
