@@ -1,4 +1,4 @@
-"""Tests for ssimsr.stats against scipy, hand computations and the paper's Table 2."""
+"""Tests for ssimsr.stats against scipy, hand computations, simulations and the paper's Table 2."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from ssimsr.stats import STAT_KEYS, compare, compare_variants
+from ssimsr import stats as S
+from ssimsr.stats import SEED_KEYS, STAT_KEYS, compare, compare_variants
 
 
 @pytest.fixture
@@ -195,29 +196,46 @@ def test_compare_variants_pairs_shuffled_rows():
 
     assert list(out["metric"]) == ["psnr", "ssim", "lpips_alex"]
     assert list(out.columns[:5]) == ["metric", "variant_col", "a", "b", "status"]
-    # reference: explicit pairing by (seed, image)
-    key = ["seed", "image"]
-    ra = df[df.lambda_s == 1].set_index(key).sort_index()
-    rb = df[df.lambda_s == 2].set_index(key).sort_index()
+    ra = df[df.lambda_s == 1].set_index(["seed", "image"]).sort_index()
+    rb = df[df.lambda_s == 2].set_index(["seed", "image"]).sort_index()
     for m in ("psnr", "ssim"):
-        ref = compare(ra[m].to_numpy(), rb.loc[ra.index, m].to_numpy(), m)
         row = out.set_index("metric").loc[m]
         assert row["status"] == "ok"
-        assert row["n"] == 16
+        # image level: per-image values averaged over the 2 seeds, n = 8 images
+        img_a, img_b = ra[m].groupby("image").mean(), rb[m].groupby("image").mean()
+        ref = compare(img_a.to_numpy(), img_b.loc[img_a.index].to_numpy(), m)
+        assert row["n"] == 8
         for k in STAT_KEYS:
             assert row[k] == pytest.approx(ref[k], nan_ok=True), (m, k)
+        # seed level: per-seed mean differences, n = 2 seeds
+        per_seed = (ra[m] - rb.loc[ra.index, m]).groupby("seed").mean()
+        t = sps.ttest_1samp(per_seed, 0.0)
+        assert row["n_seeds"] == 2 and row["df_seed"] == 1
+        assert row["t_seed"] == pytest.approx(t.statistic) and row["p_seed"] == pytest.approx(t.pvalue)
+        assert row["sd_seed_diff"] == pytest.approx(per_seed.std(ddof=1))
     # paired t really is paired: differs from what mis-aligned pairs would give
-    wrong = compare(ra["psnr"].to_numpy(), rb["psnr"].to_numpy()[::-1], "psnr")
+    img_a, img_b = ra["psnr"].groupby("image").mean(), rb["psnr"].groupby("image").mean()
+    wrong = compare(img_a.to_numpy(), img_b.to_numpy()[::-1], "psnr")
     assert out.set_index("metric").loc["psnr", "t_paired"] != pytest.approx(wrong["t_paired"])
 
     lp = out.set_index("metric").loc["lpips_alex"]
     assert lp["status"] == "unavailable: /w/alexnet-owt-7be5be79.pth missing"
-    assert math.isnan(lp["t_welch"]) and math.isnan(lp["mean_diff"])
+    assert math.isnan(lp["t_welch"]) and math.isnan(lp["mean_diff"]) and math.isnan(lp["p_seed"])
+    assert lp["n"] == 8 and lp["n_seeds"] == 2
+
+
+def test_compare_variants_one_seed_has_no_seed_level_test():
+    df = _long_table(np.random.default_rng(5), seeds=(0,))
+    row = compare_variants(df, ["psnr"], a=1, b=0).iloc[0]
+    assert row["n_seeds"] == 1 and row["n"] == 8
+    assert all(math.isnan(row[k]) for k in SEED_KEYS if k != "n_seeds")
+    assert row["p_paired"] == pytest.approx(
+        sps.ttest_rel(df[df.lambda_s == 1].psnr, df[df.lambda_s == 0].psnr).pvalue)
 
 
 def test_compare_variants_all_nan_without_status_column():
     df = _long_table(np.random.default_rng(1)).drop(columns="lpips_alex_status")
-    out = compare_variants(df, ["lpips_alex"], a=1, b=0, pair_on=("seed", "image"))
+    out = compare_variants(df, ["lpips_alex"], a=1, b=0)
     assert out.loc[0, "status"] == "unavailable"
     assert out.loc[0, "a"] == 1 and out.loc[0, "b"] == 0
 
@@ -228,8 +246,12 @@ def test_compare_variants_errors():
     missing = df.drop(index=df[(df.lambda_s == 2) & (df.image == "img03") & (df.seed == 1)].index)
     with pytest.raises(ValueError, match="img03"):
         compare_variants(missing, ["psnr"], a=1, b=2)
+    # the same image missing from both variants of seed 1: paired, but the seeds' image sets differ
+    unbalanced = df.drop(index=df[(df.image == "img03") & (df.seed == 1)].index)
+    with pytest.raises(ValueError, match=r"do not share one image set.*img03"):
+        compare_variants(unbalanced, ["psnr"], a=1, b=2)
     with pytest.raises(ValueError, match="several rows"):
-        compare_variants(df, ["psnr"], a=1, b=2, pair_on=("image",))
+        compare_variants(pd.concat([df, df.iloc[:1]]), ["psnr"], a=0, b=1)
     with pytest.raises(ValueError, match="no rows"):
         compare_variants(df, ["psnr"], a=1, b=5)
     with pytest.raises(ValueError, match="columns missing"):
@@ -238,3 +260,136 @@ def test_compare_variants_errors():
     partial.loc[partial.index[0], "psnr"] = np.nan
     with pytest.raises(ValueError, match="psnr"):
         compare_variants(partial, ["psnr"], a=0, b=1)
+
+
+# ----------------------------------------------------------------------------- the run as unit
+
+def test_seed_level_test_against_scipy():
+    d = np.array([0.012, -0.003, 0.020, 0.007])
+    r = S.seed_level_test(d)
+    ref = sps.ttest_1samp(d, 0.0)
+    lo, hi = sps.t.interval(0.95, 3, loc=d.mean(), scale=sps.sem(d))
+    assert r["n_seeds"] == 4 and r["df_seed"] == 3
+    assert r["t_seed"] == pytest.approx(ref.statistic) and r["p_seed"] == pytest.approx(ref.pvalue)
+    assert (r["ci_low_seed"], r["ci_high_seed"]) == pytest.approx((lo, hi))
+    assert r["sd_seed_diff"] == pytest.approx(d.std(ddof=1))
+    # the detectable effect is the one the noncentral t gives 80 % power
+    assert S.t_test_power(r["mde_seed"] / r["sd_seed_diff"], 4) == pytest.approx(0.8, abs=1e-6)
+    # vectorised over leading axes: same numbers row by row
+    rows = np.stack([d, d[::-1] * 2, d + 1])
+    vec = S.seed_level_test(rows)
+    for i, row in enumerate(rows):
+        one = S.seed_level_test(row)
+        assert vec["n_seeds"] == one["n_seeds"]
+        for k in SEED_KEYS[1:]:
+            assert vec[k][i] == pytest.approx(one[k]), k
+
+
+def test_seed_level_test_degenerate_and_bad_input():
+    one = S.seed_level_test([0.3])
+    assert one["mean_diff"] == 0.3 and math.isnan(one["p_seed"]) and math.isnan(one["mde_seed"])
+    const = S.seed_level_test([0.25, 0.25, 0.25])
+    assert const["t_seed"] == math.inf and const["p_seed"] == 0.0
+    zero = S.seed_level_test([0.0, 0.0])
+    assert math.isnan(zero["t_seed"]) and math.isnan(zero["p_seed"])
+    with pytest.raises(ValueError, match="finite"):
+        S.seed_level_test([0.1, np.nan])
+    with pytest.raises(ValueError, match="last axis"):
+        S.seed_level_test(0.5)
+
+
+def test_power_and_seeds_needed_match_published_sample_sizes():
+    # G*Power / Cohen (1988), one-sample t, two-sided alpha 0.05, power 0.8
+    assert [S.seeds_needed(d) for d in (0.5, 0.8, 1.0)] == [34, 15, 10]
+    assert S.t_test_power(0.5, 34) >= 0.8 > S.t_test_power(0.5, 33)
+    assert S.detectable_effect(1) != S.detectable_effect(1)  # NaN: one seed shows no run variance
+    with pytest.raises(ValueError, match="n must be"):
+        S.t_test_power(1.0, 1)
+    with pytest.raises(ValueError, match="effect_sd"):
+        S.seeds_needed(0.0)
+    with pytest.raises(ValueError, match="power"):
+        S.detectable_effect(5, power=1.0)
+
+
+RUN_SD, IMAGE_SD, N_IMAGES, DRAWS = 0.3, 1.0, 50, 4000
+
+
+def test_verdict_test_is_calibrated_and_image_level_tests_are_not():
+    import time
+
+    start = time.perf_counter()
+    for n_seeds, seed in ((3, 11), (5, 12)):
+        null = S.simulate_differences(DRAWS, n_seeds, N_IMAGES, RUN_SD, IMAGE_SD, seed=seed)
+        rates = S.rejection_rates(null)
+        assert 0.03 <= rates["seed"] <= 0.07, (n_seeds, rates)
+        # with run-level variance, tests over images reject a true null far too often
+        assert rates["image"] > 0.3 and rates["pooled"] > 0.3, (n_seeds, rates)
+    assert time.perf_counter() - start < 10  # vectorised: well under a second on one core
+
+
+def test_power_of_the_verdict_test_in_simulation():
+    effect = 3 * RUN_SD
+    # one seed's difference: two runs' deviations plus the mean of N_IMAGES image-level ones
+    sd_per_seed = math.sqrt(2 * RUN_SD**2 + IMAGE_SD**2 / N_IMAGES)
+    power = {}
+    for n_seeds, seed in ((3, 21), (5, 22)):
+        sim = S.simulate_differences(DRAWS, n_seeds, N_IMAGES, RUN_SD, IMAGE_SD, effect=effect, seed=seed)
+        power[n_seeds] = S.rejection_rates(sim)["seed"]
+        exact = S.t_test_power(effect / sd_per_seed, n_seeds)
+        assert power[n_seeds] == pytest.approx(exact, abs=4 * math.sqrt(exact * (1 - exact) / DRAWS))
+    assert power[5] >= 0.8
+    assert 0.35 <= power[3] <= 0.6
+
+
+def test_simulate_differences_components_and_bad_input():
+    sim = S.simulate_differences(20000, 2, 40, run_sd=0.5, image_sd=2.0, effect=1.0, seed=0)
+    assert sim.shape == (20000, 2, 40)
+    assert sim.mean() == pytest.approx(1.0, abs=0.02)
+    per_seed = sim.mean(axis=2)
+    assert per_seed.var() == pytest.approx(2 * 0.25 + 4.0 / 40, rel=0.03)
+    assert (sim - per_seed[..., None]).var() == pytest.approx(4.0 * 39 / 40, rel=0.02)
+    with pytest.raises(ValueError, match="n_seeds"):
+        S.simulate_differences(10, 0, 5, 0.3, 1.0)
+    with pytest.raises(ValueError, match="run_sd"):
+        S.simulate_differences(10, 3, 5, -0.3, 1.0)
+    with pytest.raises(ValueError, match="draw, seed, image"):
+        S.rejection_rates(np.zeros((3, 4)))
+
+
+@pytest.mark.parametrize("pairs, match", [
+    ([[1, 1]], r"report.comparisons\[0\]: compares lambda_s 1 with itself"),
+    ([[1, 0], [1]], r"report.comparisons\[1\]: expected a pair"),
+    (["10"], r"report.comparisons\[0\]: expected a pair"),
+    ([[1, "x"]], r"report.comparisons\[0\]: lambda_s values must be numbers"),
+    ([[1, 0], [1.0, 0.0]], r"report.comparisons\[1\]: pair .* listed twice"),
+])
+def test_check_pairs_names_the_entry(pairs, match):
+    with pytest.raises(ValueError, match=match):
+        S.check_pairs(pairs)
+
+
+def test_compare_studies_any_lambdas_and_missing_pairs_skipped():
+    df = _long_table(np.random.default_rng(7), n_img=5)
+    df["lambda_s"] = df["lambda_s"].map({0: 0.5, 1: 1.5, 2: 3.0}).astype(float)
+    df = df.assign(study="s", preset="corrected", vgg="b4c4-b5c4", set="val")
+    out = S.compare_studies(df, pairs=[[1.5, 0.5], [1, 0]])
+    assert set(out.comparison) == {"ls1.5_vs_ls0.5"}
+    psnr = out.set_index("metric").loc["psnr"]
+    a = df[df.lambda_s == 1.5].groupby("seed").psnr.mean()
+    b = df[df.lambda_s == 0.5].groupby("seed").psnr.mean()
+    assert psnr.p_seed == pytest.approx(sps.ttest_rel(a, b).pvalue)
+    assert "n = 2 seeds" in psnr.pairing and "n = 5 images" in psnr.pairing
+    assert S.compare_studies(df, pairs=[[1, 2]]).empty
+
+
+def test_readme_seed_table_matches_the_power_computation():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### How many seeds a conclusive study needs")[1].split("\n## ")[0]
+    rows = re.findall(r"^\| (\d+) \| ([\d.]+) σ \| \| ([\d.]+) σ \| (\d+) \|$", section, flags=re.M)
+    assert len(rows) == 5
+    for seeds, detectable, effect, needed in rows:
+        assert S.detectable_effect(int(seeds)) == pytest.approx(float(detectable), abs=0.051)
+        assert S.seeds_needed(float(effect)) == int(needed)

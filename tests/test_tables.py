@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from ssimsr import tables as T
-from ssimsr.stats import STAT_KEYS, compare
+from ssimsr import stats as S
+from ssimsr.stats import compare_variants
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "paper.txt"
 
@@ -205,20 +207,23 @@ def test_table_a2_stages_time_and_labels():
 
 # ----------------------------------------------------------------------------- Tables 2 / 3
 
-def _comparisons(rng) -> pd.DataFrame:
+def _comparisons(rng, seeds=(0, 1, 2), n_images=50) -> pd.DataFrame:
+    """What `ssimsr stats` writes for one group: 3 seeds x 50 images, LPIPS vgg unavailable."""
     rows = []
-    for m, shift in [("lpips_alex", 0.0), ("lpips_squeeze", 0.0), ("psnr", 1.5), ("ssim", 0.001)]:
-        a = rng.normal(30 if m == "psnr" else 0.5, 1.0 if m == "psnr" else 0.05, 50)
-        b = a - shift + rng.normal(0, 1.0 if m == "psnr" else 0.05, 50)
-        rows.append(dict(compare(a, b, m), status="ok"))
-    nan = {k: math.nan for k in STAT_KEYS}
-    rows.append(dict(nan, metric="lpips_vgg", n=50, status="unavailable: no vgg weights offline"))
-    df = pd.DataFrame(rows)
+    for seed in seeds:
+        run_shift = {lam: rng.normal(0, 0.3) for lam in (1, 2)}
+        for lam in (1, 2):
+            for i in range(n_images):
+                rows.append(dict(lambda_s=lam, seed=seed, image=f"i{i:02d}",
+                                 psnr=30 + 0.05 * i + 1.5 * (lam == 1) + run_shift[lam] + rng.normal(0, 1.0),
+                                 ssim=0.8 + 0.001 * (lam == 1) + rng.normal(0, 0.05),
+                                 lpips_alex=0.5 + rng.normal(0, 0.05), lpips_squeeze=0.5 + rng.normal(0, 0.05),
+                                 lpips_vgg=np.nan, lpips_vgg_status="unavailable: no vgg weights offline"))
+    df = compare_variants(pd.DataFrame(rows), list(T.STATS_METRICS), "lambda_s", 1, 2)
     df.insert(0, "comparison", "ls1_vs_ls2")
     for col, v in [("vgg", "b4c4-b5c4"), ("dataset", "bsds300"), ("model", "sr"), ("preset", "corrected"),
                    ("study", "table1")]:
         df.insert(0, col, v)
-    df["pairing"] = "paired on (seed, image): 1 seed(s) x 50 images"
     return df
 
 
@@ -230,21 +235,30 @@ def test_table_stats_layout(tmp_path):
     assert d.loc[(T.WELCH_BLOCK, "t_welch"), "psnr"] == psnr["t_welch"]
     assert d.loc[(T.WELCH_BLOCK, "df_welch"), "psnr"] == psnr["df_welch"]
     assert d.loc[(T.PAIRED_BLOCK, "cohens_dz"), "psnr"] == psnr["cohens_dz"]
+    assert d.loc[(T.SEED_BLOCK, "p_seed"), "psnr"] == psnr["p_seed"]
+    assert d.loc[(T.SEED_BLOCK, "mde_seed"), "psnr"] == psnr["mde_seed"]
     assert np.isnan(d.loc[(T.WELCH_BLOCK, "t_welch"), "lpips_vgg"])
     assert list(t.data.columns[3:]) == list(T.STATS_METRICS)
+    assert list(dict.fromkeys(t.data["test"])) == [T.SEED_BLOCK, T.WELCH_BLOCK, T.PAIRED_BLOCK]
 
     paths = t.write(tmp_path / "table2")
-    header, rows = _md_body(paths["md"].read_text())
+    md = paths["md"].read_text()
+    header, rows = _md_body(md)
     assert header[2:] == ["LPIPS alex", "LPIPS squeeze", "LPIPS vgg", "PSNR", "SSIM"]
-    t_row = rows[0]
-    assert t_row[1] == "t statistic (df)"
-    assert t_row[5] == f"{psnr['t_welch']:.4f} (df ≈ {psnr['df_welch']:.2f})"
-    assert t_row[4] == "unavailable"
-    assert "no vgg weights offline" in paths["md"].read_text()
-    paired_t = [r for r in rows if r[0] == T.PAIRED_BLOCK and r[1] == "t statistic (df)"][0]
-    assert paired_t[5].endswith("(df = 49)")
-    p_row = rows[1]
-    assert p_row[5] == (f"**{psnr['p_welch']:.6f}**" if psnr["p_welch"] < 0.05 else f"{psnr['p_welch']:.6f}")
+    by_block = {(r[0], r[1]): r for r in rows}
+    seed_t = by_block[(T.SEED_BLOCK, "t statistic (df)")]
+    assert seed_t[5] == f"{psnr['t_seed']:.4f} (df = 2)"
+    welch_t = by_block[(T.WELCH_BLOCK, "t statistic (df)")]
+    assert welch_t[5] == f"{psnr['t_welch']:.4f} (df ≈ {psnr['df_welch']:.2f})"
+    assert welch_t[4] == "unavailable"
+    assert "no vgg weights offline" in md
+    assert by_block[(T.PAIRED_BLOCK, "t statistic (df)")][5].endswith("(df = 49)")
+    p_row = by_block[(T.WELCH_BLOCK, "p-value")]
+    p_text = T.format_value(psnr["p_welch"], "p_welch")
+    assert p_row[5] == (f"**{p_text}**" if psnr["p_welch"] < 0.05 else p_text)
+    # n and its unit for every block; never seeds x images
+    assert "n = 3 seeds (unit: the training run)" in t.caption
+    assert t.caption.count("n = 50 images") == 2 and "150" not in md
     tex = paths["tex"].read_text()
     assert r"(df $\approx$" in tex and r"\toprule" in tex
     with pytest.raises(ValueError, match="no rows with comparison == 'ls1_vs_ls0'"):
@@ -252,7 +266,7 @@ def test_table_stats_layout(tmp_path):
     two = pd.concat([comp, comp.assign(preset="as_run")])
     with pytest.raises(ValueError, match="preset"):
         T.table_stats(two, "sr", "bsds300", "ls1_vs_ls2")
-    assert len(T.table_stats(two, "sr", "bsds300", "ls1_vs_ls2", preset="as_run").data) == 16
+    assert len(T.table_stats(two, "sr", "bsds300", "ls1_vs_ls2", preset="as_run").data) == 24
 
 
 def test_stats_vs_paper_uses_welch_block():
@@ -298,34 +312,73 @@ def test_table4_bold_best_per_image_and_metric(tmp_path):
     assert "unavailable: offline" in paths["md"].read_text()
 
 
-def test_verdict_per_seed_differences_and_paper_delta():
+def _verdict_per_image(gains=((0, 0.01), (1, 0.03), (2, 0.02)), lambdas=(0.0, 1.0, 2.0)):
     imgs = [f"v{i}" for i in range(6)]
-    rng = np.random.default_rng(0)
-    base = rng.uniform(0.8, 0.9, len(imgs))
+    base = np.random.default_rng(0).uniform(0.8, 0.9, len(imgs))
     rows = []
-    for seed, gain in [(0, 0.01), (1, 0.03)]:
-        for lam, add in [(0.0, 0.0), (1.0, gain), (2.0, gain / 2)]:
+    for seed, gain in gains:
+        for lam, add in zip(lambdas, (0.0, gain, gain / 2)):
             for i, (img, b) in enumerate(zip(imgs, base)):
-                noise = 0.001 * ((i % 3) - 1) if lam else 0.0
+                noise = 0.001 * ((i % 3) - 1) * (seed + 1) if lam != lambdas[0] else 0.0
                 rows.append(dict(study="table1", preset="corrected", model="sr", dataset="bsds300", lambda_s=lam,
                                  seed=seed, vgg="b4c4-b5c4", set="val", image=img, ssim=b + add + noise,
                                  psnr=30.0 - 10 * add + noise))
-    pi = pd.DataFrame(rows)
-    v = T.verdict(pi).data.set_index("comparison")
-    # per-seed mean difference (1 vs 0) is gain + mean(noise); noise identical across seeds
-    noise = np.mean([0.001 * ((i % 3) - 1) for i in range(len(imgs))])
-    assert v.at["ls1_vs_ls0", "dssim_mean"] == pytest.approx(0.02 + noise)
-    assert v.at["ls1_vs_ls0", "dssim_sd"] == pytest.approx(0.02 / math.sqrt(2))
+    return pd.DataFrame(rows)
+
+
+def test_verdict_seed_is_the_unit_and_paper_delta():
+    pi = _verdict_per_image()
+    t = T.verdict(pi)
+    v = t.data.set_index("comparison")
+    # per-seed mean difference (1 vs 0) is the seed's gain (the noise averages to 0 over images)
+    per_seed = np.array([0.01, 0.03, 0.02])
+    assert v.at["ls1_vs_ls0", "dssim_mean"] == pytest.approx(per_seed.mean())
+    assert v.at["ls1_vs_ls0", "dssim_sd"] == pytest.approx(per_seed.std(ddof=1))
+    assert v.at["ls1_vs_ls0", "p_ssim"] == pytest.approx(sps.ttest_1samp(per_seed, 0.0).pvalue)
+    assert S.t_test_power(v.at["ls1_vs_ls0", "mde_ssim"] / per_seed.std(ddof=1), 3) == pytest.approx(0.8)
+    # image level: per-image differences averaged over the seeds, n = 6 images
+    a = pi[pi.lambda_s == 1.0].groupby("image").ssim.mean()
+    b = pi[pi.lambda_s == 0.0].groupby("image").ssim.mean()
+    assert v.at["ls1_vs_ls0", "pimg_ssim"] == pytest.approx(sps.ttest_rel(a, b.loc[a.index]).pvalue)
     assert v.at["ls1_vs_ls2", "dssim_mean"] == pytest.approx(0.01)
     assert v.at["ls1_vs_ls0", "paper_dssim"] == pytest.approx(0.9309 - 0.929)   # published Table 1
     assert v.at["ls1_vs_ls0", "paper_dpsnr"] == pytest.approx(32.47 - 33.15)
     assert v.at["ls1_vs_ls2", "paper_dpsnr"] == pytest.approx(32.47 - 29.74)
     assert v.at["ls1_vs_ls0", "agree_ssim"] == 1.0 and v.at["ls1_vs_ls0", "agree_psnr"] == 1.0
-    assert v.at["ls1_vs_ls0", "n_seeds"] == 2 and v.at["ls1_vs_ls0", "n_images"] == 6
-    a = pi[pi.lambda_s == 1.0].sort_values(["seed", "image"])["ssim"].to_numpy()
-    b = pi[pi.lambda_s == 0.0].sort_values(["seed", "image"])["ssim"].to_numpy()
-    assert v.at["ls1_vs_ls0", "p_ssim"] == pytest.approx(compare(a, b)["p_paired"])
-    assert "SSIM higher" in v.at["ls1_vs_ls0", "verdict"]
+    assert v.at["ls1_vs_ls0", "n_seeds"] == 3 and v.at["ls1_vs_ls0", "n_images"] == 6
+    # three seeds that disagree by 0.01: p = 0.074 at the seed level although every image gains
+    assert v.at["ls1_vs_ls0", "p_ssim"] > 0.05 and v.at["ls1_vs_ls0", "pimg_ssim"] < 1e-4
+    assert "SSIM higher (n.s.)" in v.at["ls1_vs_ls0", "verdict"]
+    tight = T.verdict(_verdict_per_image(gains=((0, 0.02), (1, 0.021), (2, 0.019)))).data
+    assert "SSIM higher (p < 0.05)" in tight.set_index("comparison").at["ls1_vs_ls0", "verdict"]
+    assert list(v.index) == ["ls1_vs_ls0", "ls1_vs_ls2"]  # the configured order
+    assert "n = 3 seeds; unit: the training run" in t.caption and "n = 6 images" in t.caption
+    assert "18" not in t.caption  # never seeds x images
+    assert t.notes == []
+
+
+def test_verdict_checks_its_keys():
+    pi = _verdict_per_image()
+    lost = pi.drop(index=pi[(pi.lambda_s == 2.0) & (pi.seed == 1) & (pi.image == "v4")].index)
+    with pytest.raises(ValueError, match=r"unpaired rows.*v4"):
+        T.verdict(lost)
+    with pytest.raises(ValueError, match="several rows"):
+        T.verdict(pd.concat([pi, pi.iloc[:1]]))
+
+
+def test_verdict_configured_pairs_any_lambdas_missing_pair_noted(tmp_path):
+    pi = _verdict_per_image(lambdas=(0.5, 1.5, 3.0))
+    t = T.verdict(pi, pairs=[[1.5, 0.5], [1, 2]])
+    assert list(t.data["comparison"]) == ["ls1.5_vs_ls0.5"]
+    assert np.isnan(t.data.at[0, "paper_dssim"])  # the paper has no λ_s 1.5
+    assert len(t.notes) == 1 and "λ_s 1 vs 2" in t.notes[0] and "0.5, 1.5, 3" in t.notes[0]
+    none = T.verdict(pi, pairs=[[1, 0]])
+    assert none.data.empty and "λ_s 1 vs 0" in none.notes[0]
+    paths = none.write(tmp_path / "verdict")  # an empty verdict still renders, with its note
+    assert "λ_s 1 vs 0" in paths["md"].read_text()
+    one_seed = T.verdict(pi[pi.seed == 0], pairs=[[1.5, 0.5]]).data
+    assert one_seed.at[0, "n_seeds"] == 1 and np.isnan(one_seed.at[0, "p_ssim"])
+    assert "one seed: no run-level test" in one_seed.at[0, "verdict"]
 
 
 # ----------------------------------------------------------------------------- published values
@@ -348,7 +401,7 @@ def test_published_stats_tables():
     assert t2.at["p_welch", "psnr"] == 0.000053 and t2.at["cohens_d_pooled", "psnr"] == 0.8525
     t3 = T.load_published("table3").set_index("statistic")
     assert t3.at["mean_diff", "psnr"] == -0.1201 and t3.at["df_welch", "ssim"] == 97.98
-    assert set(t2.index) <= set(STAT_KEYS) and set(t3.index) <= set(STAT_KEYS)
+    assert set(t2.index) <= set(S.STAT_KEYS) and set(t3.index) <= set(S.STAT_KEYS)
     with pytest.raises(ValueError, match="unknown table"):
         T.load_published("table9")
 
@@ -425,3 +478,82 @@ def test_paper_vs_ours_table1_differences():
     assert cmp["diff"].abs().max() == pytest.approx(1.0)
     hit = cmp[cmp["diff"].abs() > 1e-12]
     assert len(hit) == 1 and hit.iloc[0]["quantity"] == "psnr_end"
+
+
+# ----------------------------------------------------------------------------- report.build_tables
+
+def _study_frames(lambdas=(0.0, 1.0, 2.0), presets=("corrected", "as_run"), seeds=(0, 1)):
+    """history and per_image of a small study (sr on bsds300) as `ssimsr collect` writes them."""
+    rng = np.random.default_rng(9)
+    hist, per_image = [], []
+    for preset in presets:
+        for lam in lambdas:
+            for seed in seeds:
+                run = dict(study="table1", preset=preset, model="sr", dataset="bsds300", lambda_s=lam, seed=seed,
+                           vgg="b4c4-b5c4")
+                shift = (0.5 if preset == "as_run" else 0.0) + 0.1 * lam
+                for epoch in (1, 2):
+                    for split in ("train", "val"):
+                        hist.append(dict(run, epoch=epoch, split=split, total=0.1 / epoch, bw_mse=0.01 / epoch,
+                                         fw_mse=0.0, perceptual=0.0, ssim_n=0.05, psnr=30 + shift + epoch,
+                                         ssim=0.9 + shift / 100, seconds=10.0, epochs=2, dataset_size=4))
+                for set_name, images in (("val", [f"v{i}" for i in range(5)]), ("showcase", ["cat"])):
+                    for img in images:
+                        per_image.append(dict(run, set=set_name, image=img, psnr=30 + shift + rng.normal(0, 0.1),
+                                              ssim=0.9 + shift / 100 + rng.normal(0, 0.001), lpips_alex=np.nan,
+                                              lpips_alex_status="unavailable: offline"))
+    return pd.DataFrame(hist), pd.DataFrame(per_image)
+
+
+def _build(tmp_path, history, per_image, **report):
+    from ssimsr.report import build_tables, table_names
+
+    report = dict(dict(table1_study="table1", appendix_study=None, stats=dict(model="sr", dataset="bsds300",
+                                                                            study="table1"),
+                       showcase_model="sr", showcase_dataset="bsds300"), **report)
+    comparisons = S.compare_studies(per_image, pairs=report.get("comparisons", S.DEFAULT_PAIRS))
+    written = build_tables(history, per_image, comparisons, report, tmp_path)
+    assert {p.stem for p in written} == set(table_names(report))
+    return {p.name: p for p in written}
+
+
+def test_build_tables_paper_vs_ours_from_as_run_with_corrected_beside(tmp_path):
+    history, per_image = _study_frames()
+    files = _build(tmp_path, history, per_image)
+    t1 = pd.read_csv(files["paper_vs_ours_table1.csv"])
+    row = t1[(t1.lambda_s == 1.0) & (t1.quantity == "psnr_end")].iloc[0]
+    pub = T.load_published("table1").query("dataset == 'bsds300' and model == 'sr' and lambda_s == 1").iloc[0]
+    as_run = history.query("preset == 'as_run' and lambda_s == 1 and split == 'val' and epoch == 2").psnr.mean()
+    corrected = history.query("preset == 'corrected' and lambda_s == 1 and split == 'val' and epoch == 2").psnr.mean()
+    assert row["paper"] == pub["psnr_end"]
+    assert row["ours_as_run"] == pytest.approx(as_run) and row["diff_as_run"] == pytest.approx(as_run - pub["psnr_end"])
+    assert row["ours_corrected"] == pytest.approx(corrected)
+    md = files["paper_vs_ours_table1.md"].read_text()
+    assert "Ours (as_run, the paper's setting)" in md and "Ours (corrected, all losses on)" in md
+    t2 = pd.read_csv(files["paper_vs_ours_table2.csv"]).set_index(["metric", "quantity"])
+    comp = S.compare_studies(per_image).query("preset == 'as_run' and comparison == 'ls1_vs_ls2'")
+    assert t2.at[("psnr", "t_welch"), "ours_as_run"] == pytest.approx(comp.set_index("metric").at["psnr", "t_welch"])
+    assert t2.at[("psnr", "t_welch"), "paper"] == 4.2626
+    t4 = pd.read_csv(files["paper_vs_ours_table4.csv"]).set_index(["metric", "lambda_s"])
+    cat = per_image.query("set == 'showcase' and preset == 'as_run' and lambda_s == 0").psnr.mean()
+    assert t4.at[("psnr", 0.0), "ours_as_run"] == pytest.approx(cat)  # image means, never the sd columns
+    verdict = files["verdict.md"].read_text()
+    assert "n = 2 seeds; unit: the training run" in verdict and "n = 5 images" in verdict
+    table2 = files["table2.md"].read_text()
+    assert "n = 2 seeds" in table2 and "n = 5 images" in table2 and "n = 10" not in table2
+
+
+def test_build_tables_other_lambdas_and_missing_presets(tmp_path):
+    history, per_image = _study_frames(lambdas=(0.5, 1.5), presets=("corrected",))
+    files = _build(tmp_path, history, per_image, comparisons=[[1.5, 0.5]])
+    verdict = pd.read_csv(files["verdict.csv"])
+    assert list(verdict.comparison) == ["ls1.5_vs_ls0.5"]
+    table2 = files["table2.md"].read_text()
+    assert "λ_s 1 vs 2 (the paper's Table 2) was not compared" in table2 and "ls1.5_vs_ls0.5" in table2
+    assert "ours: unavailable (as_run: preset 'as_run' was not run)" in files["paper_vs_ours_table1.md"].read_text()
+    t4 = pd.read_csv(files["paper_vs_ours_table4.csv"])
+    assert t4.query("metric == 'psnr' and lambda_s == 1.5").ours_corrected.notna().all()
+    assert t4.ours_as_run.isna().all()
+    assert "as_run: table4: no rows with preset == 'as_run'" in files["paper_vs_ours_table4.md"].read_text()
+    stats_md = files["stats_all.md"].read_text()
+    assert "ls1.5_vs_ls0.5" in stats_md

@@ -119,3 +119,39 @@ def test_tiny_workflow_runs_and_reruns_nothing(tmp_path):
     again = run_snakemake(tmp_path, TINY, "-n")
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_bad_comparison_is_named(tmp_path):
+    bad = yaml.safe_load(yaml.safe_dump(TINY))
+    bad["report"]["comparisons"] = [[1, 0], [2, 2]]
+    result = run_snakemake(tmp_path, bad, "-n")
+    assert result.returncode != 0
+    assert "report.comparisons[1]: compares lambda_s 2 with itself" in result.stdout + result.stderr
+
+
+OTHER_LAMBDAS = yaml.safe_load(yaml.safe_dump(TINY))
+OTHER_LAMBDAS["studies"]["smoke"].update(lambda_s=[0.5, 1.5], seeds=[0, 1])
+OTHER_LAMBDAS["report"]["comparisons"] = [[1.5, 0.5]]
+
+
+@pytest.mark.slow
+def test_other_lambdas_build_every_table(tmp_path):
+    """A new user's study: lambda_s 0.5 / 1.5 (none of the paper's values), compared as configured."""
+    result = run_snakemake(tmp_path, OTHER_LAMBDAS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    tables = tmp_path / "results/tables"
+    for name in ("table1", "table2", "table3", "table4", "verdict", "stats_all", "paper_vs_ours_table1",
+                 "paper_vs_ours_table2", "paper_vs_ours_table3", "paper_vs_ours_table4"):
+        for ext in ("tex", "csv", "md"):
+            assert (tables / f"{name}.{ext}").stat().st_size > 0, (name, ext)
+    verdict = pd.read_csv(tables / "verdict.csv")
+    assert list(verdict.comparison) == ["ls1.5_vs_ls0.5"] and list(verdict.n_seeds) == [2]
+    assert (tables / "verdict.md").read_text().count("n = 2 seeds") == 1
+    assert "λ_s 1 vs 2 (the paper's Table 2) was not compared" in (tables / "table2.md").read_text()
+    assert "λ_s 1 vs 0 (the paper's Table 3) was not compared" in (tables / "table3.md").read_text()
+    comparisons = pd.read_csv(tmp_path / "results/stats/comparisons.csv")
+    assert set(comparisons.comparison) == {"ls1.5_vs_ls0.5"} and set(comparisons.n_seeds) == {2}
+    assert (tmp_path / "results/figures/diff_cat.png").stat().st_size > 0
+    report = run_snakemake(tmp_path, OTHER_LAMBDAS, "--report", str(tmp_path / "report.html"))
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert (tmp_path / "report.html").stat().st_size > 0

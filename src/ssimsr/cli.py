@@ -152,7 +152,7 @@ def _cmd_stats(args) -> None:
     from .atomic import write_csv
     from .stats import compare_studies
 
-    table = compare_studies(pd.read_csv(args.per_image))
+    table = compare_studies(pd.read_csv(args.per_image), pairs=args.pairs)
     write_csv(table, args.out)
     print(f"{len(table)} comparisons")
 
@@ -266,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stats", help="paired and Welch comparisons of lambda_s variants")
     p.add_argument("--per-image", required=True)
+    p.add_argument("--pairs", type=_json_arg, default=[[1, 0], [1, 2]],
+                   help="config `report.comparisons` (JSON): lambda_s pairs [a, b], differences a - b")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_stats)
 

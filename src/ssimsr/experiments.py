@@ -105,3 +105,7 @@ def check_report_config(config: dict) -> None:
                        ("report.stats.study", report.get("stats", {}).get("study"))):
         if value is not None and value not in active:
             raise ValueError(f"{key}: {value!r} is not in active_studies {active}")
+    if "comparisons" in report:
+        from .stats import check_pairs
+
+        check_pairs(report["comparisons"], "report.comparisons")

@@ -1,23 +1,29 @@
-"""Statistical comparison of two loss variants (e.g. lambda_s = 1 vs 2) per image.
+"""Statistical comparison of two loss variants (e.g. lambda_s = 1 vs 2).
 
-Section 3.2 of the paper reports, per metric, a t statistic with its df, a
-p-value, the mean difference, a 95 % confidence interval and Cohen's d.  The text
-says "paired t-test", but the reported numbers are those of an *unpaired Welch*
-test: with n = 50 images per variant the df are about 97-98 (a paired test has
-df = 49), and for PSNR in Table 2 df = 83.49 (the Welch-Satterthwaite value for
-unequal variances).  Cohen's d there equals ``t_welch * sqrt(2 / n)`` (e.g.
-4.2626 * 0.2 = 0.8525), i.e. the pooled-SD d, and the CI half-width equals
-``t_{0.975, df_welch} * SE_welch`` (PSNR: 2.7828 +- 1.9888 * 0.6528).
+Three questions, three units of replication (every table states n and its unit):
 
-Because the same validation images are reconstructed by both variants, the
-appropriate analysis is the *paired* one, so :func:`compare` reports both:
-
-* paired (primary): mean difference ``a - b`` with its t-based 95 % CI
-  (df = n - 1), ``scipy.stats.ttest_rel``, Cohen's ``d_z`` and the Wilcoxon
-  signed-rank test as a distribution-free check;
-* unpaired (what the paper's tables contain): Welch's t-test
-  (``scipy.stats.ttest_ind(equal_var=False)``), Welch-Satterthwaite df, the Welch
-  95 % CI of the difference of means, and Cohen's d with the pooled SD.
+* **Does lambda_s change what training produces?** (the verdict). The unit is the
+  training run: seeds differ in initialisation and data order, and every image of one run
+  shares that run's luck. :func:`seed_level_test` is a paired t on the per-seed mean
+  differences (variant a minus b over the images of one seed; n = seeds, df = n - 1).
+  A linear mixed model with seed and image effects gives the same test for the fixed
+  effect in this balanced, complete design (its Satterthwaite df is n_seeds - 1 as well),
+  but needs an extra dependency and estimates a variance component from 2-5 groups, so
+  the per-seed means are used. :func:`detectable_effect` states, from the observed SD of
+  the per-seed differences, the smallest difference the study's seeds detect with 80 %
+  power (noncentral t).
+* **Do these particular trained models differ?** Image-level tests on the per-image
+  differences averaged over seeds (n = images): paired t, CI, Cohen's d_z, Wilcoxon.
+  They describe the models at hand; as a test of the training procedure they reject a
+  true null far too often when runs differ (see :func:`rejection_rates`).
+* **The paper's analysis.** Section 3.2 reports a t statistic with its df, a p-value,
+  the mean difference, a 95 % CI and Cohen's d. The text says "paired t-test", but the
+  numbers are those of an *unpaired Welch* test: with n = 50 images per variant the df are
+  about 97-98 (a paired test has df = 49), and for PSNR in Table 2 df = 83.49 (the
+  Welch-Satterthwaite value). Cohen's d there equals ``t_welch * sqrt(2 / n)`` (e.g.
+  4.2626 * 0.2 = 0.8525), the pooled-SD d, and the CI half-width equals
+  ``t_{0.975, df_welch} * SE_welch`` (PSNR: 2.7828 +- 1.9888 * 0.6528). It is kept, on
+  the per-image values averaged over seeds (n = images, like the paper's n = 50).
 
 All tests are two-sided.  The sign convention is ``a - b`` throughout (positive
 ``mean_diff`` means variant ``a`` has the larger mean).
@@ -25,15 +31,31 @@ All tests are two-sided.  The sign convention is ``a - b`` throughout (positive
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
 from scipy import stats as sps
 
-__all__ = ["compare", "compare_variants", "STAT_KEYS"]
+__all__ = [
+    "compare",
+    "compare_variants",
+    "compare_studies",
+    "seed_level_test",
+    "t_test_power",
+    "detectable_effect",
+    "seeds_needed",
+    "simulate_differences",
+    "rejection_rates",
+    "check_pairs",
+    "STAT_KEYS",
+    "SEED_KEYS",
+    "DEFAULT_PAIRS",
+]
 
 #: Keys of the dict returned by :func:`compare` (after ``metric``), in order.
 STAT_KEYS = (
@@ -58,7 +80,21 @@ STAT_KEYS = (
     "cohens_d_pooled",
 )
 
+#: Keys of the seed-level (verdict) test, added by :func:`compare_variants`.
+SEED_KEYS = (
+    "n_seeds",
+    "sd_seed_diff",
+    "ci_low_seed",
+    "ci_high_seed",
+    "t_seed",
+    "df_seed",
+    "p_seed",
+    "mde_seed",
+)
+
 _CONF = 0.95
+#: The paper's comparisons (config ``report.comparisons``): normalised vs none, vs non-normalised.
+DEFAULT_PAIRS = ((1.0, 0.0), (1.0, 2.0))
 
 
 def _validate(a, b, metric_name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +125,7 @@ def _ratio(num: float, den: float) -> float:
 
 
 def compare(a, b, metric_name: str = "metric") -> dict:
-    """Compare per-image values of variant A (``a``) and variant B (``b``).
+    """Compare per-image values of variant A (``a``) and variant B (``b``) (n = images).
 
     ``a[i]`` and ``b[i]`` must belong to the same image.  Raises ``ValueError``
     (naming ``metric_name``) unless both are 1-D, of the same length n >= 2 and
@@ -183,11 +219,159 @@ def compare(a, b, metric_name: str = "metric") -> dict:
     }
 
 
-def _nan_row(metric: str, n: int) -> dict:
+# --------------------------------------------------------------------------- unit: the training run
+
+def t_test_power(effect_sd, n: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided one-sample (paired) t-test with ``n`` observations.
+
+    ``effect_sd`` is the true mean difference in units of the SD of one observation
+    (here: of one per-seed mean difference). Exact, from the noncentral t with
+    df = n - 1 and noncentrality ``effect_sd * sqrt(n)``.
+    """
+    if int(n) != n or n < 2:
+        raise ValueError(f"t_test_power: n must be an integer >= 2, got {n!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"t_test_power: alpha must lie in (0, 1), got {alpha!r}")
+    df = n - 1
+    nc = np.abs(np.asarray(effect_sd, dtype=float)) * math.sqrt(n)  # symmetric in the sign
+    tcrit = sps.t.ppf(1 - alpha / 2, df)
+    # scipy's nct.cdf returns NaN where the wrong-side tail underflows (df = 1, large nc): it is ~0
+    wrong_side = np.nan_to_num(sps.nct.cdf(-tcrit, df, nc), nan=0.0)
+    power = sps.nct.sf(tcrit, df, nc) + wrong_side
+    return float(power) if np.ndim(power) == 0 else power
+
+
+def detectable_effect(n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Smallest true difference, in SDs of one per-seed difference, that ``n`` seeds detect
+    with probability ``power`` (two-sided paired t at ``alpha``). NaN for n < 2."""
+    if not 0 < power < 1:
+        raise ValueError(f"detectable_effect: power must lie in (0, 1), got {power!r}")
+    if n < 2:
+        return math.nan
+    return _detectable_effect(int(n), float(alpha), float(power))
+
+
+@functools.lru_cache(maxsize=256)
+def _detectable_effect(n: int, alpha: float, power: float) -> float:
+    if power <= alpha:
+        return 0.0
+    upper = 1.0
+    while t_test_power(upper, n, alpha) < power:  # power -> 1 as the effect grows, for any n >= 2
+        upper *= 2
+    return float(optimize.brentq(lambda d: t_test_power(d, n, alpha) - power, 0.0, upper, xtol=1e-10))
+
+
+def seeds_needed(effect_sd: float, alpha: float = 0.05, power: float = 0.8, max_seeds: int = 10_000) -> int:
+    """Fewest seeds (>= 2) whose paired t on per-seed differences reaches ``power`` for a true
+    difference of ``effect_sd`` SDs of one per-seed difference."""
+    if not effect_sd > 0:
+        raise ValueError(f"seeds_needed: effect_sd must be > 0, got {effect_sd!r}")
+    for n in range(2, max_seeds + 1):
+        if t_test_power(effect_sd, n, alpha) >= power:
+            return n
+    raise ValueError(f"seeds_needed: more than {max_seeds} seeds for effect_sd={effect_sd!r}")
+
+
+def seed_level_test(per_seed_diffs, alpha: float = 0.05, power: float = 0.8) -> dict:
+    """The verdict's test: paired t on per-seed mean differences (unit: the training run).
+
+    ``per_seed_diffs[..., s]`` is seed ``s``'s mean difference (variant a minus b over the
+    images); leading axes are independent studies (vectorised for simulations). Returns
+    :data:`SEED_KEYS` (floats for 1-D input, arrays otherwise): ``n_seeds``, the mean,
+    ``sd_seed_diff`` (ddof = 1), the t-based 95 % CI, ``t_seed`` / ``df_seed`` (n - 1) /
+    ``p_seed`` (two-sided) and ``mde_seed`` = the smallest true difference detected with
+    ``power`` at ``alpha``, given the observed SD (:func:`detectable_effect`). One seed gives
+    NaN for all but the mean: no run-level variation is observable.
+    """
+    d = np.asarray(per_seed_diffs, dtype=float)
+    if d.ndim == 0 or d.shape[-1] == 0:
+        raise ValueError(f"seed_level_test: need a last axis of seeds, got shape {d.shape}")
+    if not np.all(np.isfinite(d)):
+        raise ValueError("seed_level_test: per-seed differences must be finite (found NaN or inf)")
+    n = d.shape[-1]
+    mean = d.mean(axis=-1)
+    if n < 2:
+        nan = np.full(mean.shape, math.nan)
+        out = {"n_seeds": n, "mean_diff": mean, "sd_seed_diff": nan, "ci_low_seed": nan, "ci_high_seed": nan,
+               "t_seed": nan, "df_seed": nan, "p_seed": nan, "mde_seed": nan}
+    else:
+        sd = d.std(axis=-1, ddof=1)
+        se = sd / math.sqrt(n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # constant differences: t = +-inf (p = 0) if non-zero, NaN if all zero
+            t = np.where(se > 0, mean / np.where(se > 0, se, 1.0),
+                         np.where(mean == 0, math.nan, np.copysign(math.inf, mean)))
+        half = sps.t.ppf(0.5 + _CONF / 2, n - 1) * se
+        out = {"n_seeds": n, "mean_diff": mean, "sd_seed_diff": sd, "ci_low_seed": mean - half,
+               "ci_high_seed": mean + half, "t_seed": t, "df_seed": np.full(mean.shape, float(n - 1)),
+               "p_seed": 2 * sps.t.sf(np.abs(t), n - 1), "mde_seed": detectable_effect(n, alpha, power) * sd}
+    if d.ndim == 1:
+        return {k: (v if k == "n_seeds" else float(v)) for k, v in out.items()}
+    return out
+
+
+def simulate_differences(n_draws: int, n_seeds: int, n_images: int, run_sd: float, image_sd: float,
+                         effect: float = 0.0, seed: int = 0) -> np.ndarray:
+    """Simulated (draw, seed, image) differences ``a - b`` with run-level and image-level variance.
+
+    Each training run (variant, seed) deviates from its variant's expectation by its own
+    ``N(0, run_sd^2)`` (so one seed's difference carries two runs' deviations), and each
+    image's difference scatters around its seed's by ``N(0, image_sd^2)``. ``effect`` is
+    the true difference. Vectorised: thousands of studies take milliseconds.
+    """
+    for name, value in (("n_draws", n_draws), ("n_seeds", n_seeds), ("n_images", n_images)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"simulate_differences: {name} must be a positive integer, got {value!r}")
+    for name, value in (("run_sd", run_sd), ("image_sd", image_sd)):
+        if not value >= 0:
+            raise ValueError(f"simulate_differences: {name} must be >= 0, got {value!r}")
+    rng = np.random.default_rng(seed)
+    runs = rng.normal(0.0, run_sd, (n_draws, n_seeds, 2))
+    images = rng.normal(0.0, image_sd, (n_draws, n_seeds, n_images))
+    return effect + (runs[..., 0] - runs[..., 1])[..., None] + images
+
+
+def rejection_rates(diffs: np.ndarray, alpha: float = 0.05) -> dict[str, float]:
+    """Share of simulated studies (``diffs[draw, seed, image]``) each test rejects at ``alpha``.
+
+    ``seed``: the verdict's test (:func:`seed_level_test` on per-seed means, n = seeds);
+    ``image``: paired t on per-image differences averaged over seeds (n = images);
+    ``pooled``: paired t over every (seed, image) pair (n = seeds x images, pseudo-replicated).
+    """
+    diffs = np.asarray(diffs, dtype=float)
+    if diffs.ndim != 3:
+        raise ValueError(f"rejection_rates: diffs must be (draw, seed, image), got shape {diffs.shape}")
+    seed = seed_level_test(diffs.mean(axis=2), alpha)["p_seed"]
+    image = sps.ttest_1samp(diffs.mean(axis=1), 0.0, axis=-1).pvalue
+    pooled = sps.ttest_1samp(diffs.reshape(len(diffs), -1), 0.0, axis=-1).pvalue
+    return {name: float(np.mean(p < alpha)) for name, p in (("seed", seed), ("image", image), ("pooled", pooled))}
+
+
+# --------------------------------------------------------------------------- long tables
+
+def _nan_row(metric: str, n_images: int, n_seeds: int) -> dict:
     row = {"metric": metric}
-    row.update({k: math.nan for k in STAT_KEYS})
-    row["n"] = n
+    row.update({k: math.nan for k in (*SEED_KEYS, *STAT_KEYS)})
+    row["n"], row["n_seeds"] = n_images, n_seeds
     return row
+
+
+def check_pairs(pairs, what: str = "report.comparisons") -> list[tuple[float, float]]:
+    """``[[a, b], ...]`` -> ``[(a, b), ...]`` floats; ValueError naming ``what`` and the entry."""
+    out = []
+    for i, pair in enumerate(pairs):
+        if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+            raise ValueError(f"{what}[{i}]: expected a pair [a, b] of lambda_s values, got {pair!r}")
+        try:
+            a, b = float(pair[0]), float(pair[1])
+        except (TypeError, ValueError):
+            raise ValueError(f"{what}[{i}]: lambda_s values must be numbers, got {pair!r}") from None
+        if a == b:
+            raise ValueError(f"{what}[{i}]: compares lambda_s {a:g} with itself")
+        if (a, b) in out:
+            raise ValueError(f"{what}[{i}]: pair {pair!r} listed twice")
+        out.append((a, b))
+    return out
 
 
 def compare_variants(
@@ -196,21 +380,25 @@ def compare_variants(
     variant_col: str = "lambda_s",
     a=1,
     b=2,
-    pair_on: Sequence[str] = ("seed", "image"),
+    run_col: str = "seed",
+    unit_col: str = "image",
+    alpha: float = 0.05,
+    power: float = 0.8,
 ) -> pd.DataFrame:
     """Compare variant ``a`` with variant ``b`` for each metric of a long table.
 
-    ``df`` has one row per (variant, pair key) with a column per metric, e.g.
-    ``model, dataset, lambda_s, seed, image, psnr, ssim, lpips_alex, ...``; filter
-    it to one model/dataset first (or add those columns to ``pair_on``).  Rows
-    with ``df[variant_col] == a`` and ``== b`` are paired on the ``pair_on``
-    columns (inner join).  Errors (``ValueError``): missing columns, a variant
-    with no rows, a key duplicated within one variant, or a key present in one
-    variant only (a missing image would silently bias the comparison).
+    ``df`` has one row per (variant, run, image) with a column per metric, e.g.
+    ``model, dataset, lambda_s, seed, image, psnr, ssim, lpips_alex, ...``; filter it to
+    one model/dataset first. Rows of ``a`` and ``b`` are paired on (``run_col``,
+    ``unit_col``). Errors (``ValueError``): missing columns, a variant with no rows, a key
+    duplicated within one variant, a key present in one variant only, or runs that do not
+    share one image set (a missing image would silently bias the comparison).
 
-    Returns one row per metric (in the given order) with columns ``metric``,
-    ``variant_col`` (its name), ``a``, ``b`` (the compared values), ``status`` and
-    the :func:`compare` statistics (:data:`STAT_KEYS`).
+    Returns one row per metric (in the given order) with ``metric``, ``variant_col`` (its
+    name), ``a``, ``b``, ``status``, the seed-level test (:data:`SEED_KEYS`, on the per-run
+    mean differences) and the image-level statistics of :func:`compare` (:data:`STAT_KEYS`,
+    ``n`` = images) on the per-image values averaged over runs: paired t / Wilcoxon / d_z
+    (these trained models) and the paper's Welch test.
     A metric whose values are all NaN in both variants (e.g. an unavailable LPIPS
     backbone) gives NaN statistics with ``status`` ``"unavailable"`` (followed by
     ``": <reason>"`` taken from a ``<metric>_status`` column, if present);
@@ -218,7 +406,7 @@ def compare_variants(
     raise ``ValueError`` naming the metric.
     """
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-    pair_on = [pair_on] if isinstance(pair_on, str) else list(pair_on)
+    pair_on = [run_col, unit_col]
     needed = [variant_col, *pair_on, *metrics]
     missing = [c for c in needed if c not in df.columns]
     if missing:
@@ -234,8 +422,7 @@ def compare_variants(
             example = part.loc[dup, pair_on].iloc[0].tolist()
             raise ValueError(
                 f"compare_variants: {variant_col} == {value!r} has several rows for "
-                f"{dict(zip(pair_on, example))}; filter the table (e.g. one model and "
-                f"dataset) or add columns to pair_on"
+                f"{dict(zip(pair_on, example))}; filter the table (e.g. one model and dataset)"
             )
         sides[label] = part
 
@@ -248,6 +435,12 @@ def compare_variants(
             f"{only_a[:5]}{' ...' if len(only_a) > 5 else ''}; only in {variant_col}={b!r}: "
             f"{only_b[:5]}{' ...' if len(only_b) > 5 else ''}"
         )
+    units_per_run = sides["a"].groupby(run_col)[unit_col].agg(frozenset)
+    if units_per_run.nunique() > 1:
+        union = frozenset().union(*units_per_run)
+        lacking = {r: sorted(union - u, key=str)[:5] for r, u in units_per_run.items() if u != union}
+        raise ValueError(f"compare_variants: the {run_col}s do not share one {unit_col} set; "
+                         f"missing per {run_col}: {lacking}")
 
     status_cols = [f"{m}_status" for m in metrics if f"{m}_status" in df.columns]
     cols = pair_on + metrics + status_cols
@@ -255,63 +448,78 @@ def compare_variants(
         sides["b"][cols], on=pair_on, how="inner", suffixes=("_a", "_b"), validate="one_to_one"
     )
     merged = merged.sort_values(pair_on, kind="mergesort").reset_index(drop=True)
+    n_runs, n_units = merged[run_col].nunique(), merged[unit_col].nunique()
 
     rows = []
     for m in metrics:
         va = pd.to_numeric(merged[f"{m}_a"], errors="coerce").to_numpy(dtype=float)
         vb = pd.to_numeric(merged[f"{m}_b"], errors="coerce").to_numpy(dtype=float)
         if np.all(np.isnan(va)) and np.all(np.isnan(vb)):
-            row = _nan_row(m, len(merged))
-            status = "unavailable"
-            scol = f"{m}_status"
-            if scol in df.columns:
-                reasons = [
-                    str(r) for r in pd.concat([merged[f"{scol}_a"], merged[f"{scol}_b"]]).dropna().unique()
-                    if str(r) != "ok"
-                ]
-                if reasons:
-                    reason = reasons[0]
-                    if reason.startswith("unavailable: "):
-                        reason = reason[len("unavailable: "):]
-                    status = f"unavailable: {reason}"
-            row["status"] = status
+            row = _nan_row(m, n_units, n_runs)
+            row["status"] = _unavailable_status(merged, f"{m}_status")
         else:
-            row = compare(va, vb, m)
+            if not (np.all(np.isfinite(va)) and np.all(np.isfinite(vb))):
+                raise ValueError(f"{m}: values must be finite (found NaN or inf)")
+            values = pd.DataFrame({run_col: merged[run_col], unit_col: merged[unit_col], "a": va, "b": vb})
+            per_run = values.groupby(run_col, sort=True)[["a", "b"]].mean()
+            per_unit = values.groupby(unit_col, sort=True)[["a", "b"]].mean()
+            row = {"metric": m}
+            seed = seed_level_test((per_run["a"] - per_run["b"]).to_numpy(), alpha, power)
+            row.update({k: seed[k] for k in SEED_KEYS})
+            row.update({k: v for k, v in compare(per_unit["a"].to_numpy(), per_unit["b"].to_numpy(), m).items()
+                        if k != "metric"})
             row["status"] = "ok"
         row["variant_col"], row["a"], row["b"] = variant_col, a, b
         rows.append(row)
 
-    return pd.DataFrame(rows, columns=["metric", "variant_col", "a", "b", "status", *STAT_KEYS])
+    return pd.DataFrame(rows, columns=["metric", "variant_col", "a", "b", "status", *SEED_KEYS, *STAT_KEYS])
 
 
-#: Comparisons of the paper's Section 3.2: normalised vs non-normalised, normalised vs none.
-COMPARISONS = ((1.0, 2.0), (1.0, 0.0))
+def _unavailable_status(merged: pd.DataFrame, scol: str) -> str:
+    if f"{scol}_a" not in merged.columns:
+        return "unavailable"
+    reasons = [str(r) for r in pd.concat([merged[f"{scol}_a"], merged[f"{scol}_b"]]).dropna().unique()
+               if str(r) != "ok"]
+    if not reasons:
+        return "unavailable"
+    reason = reasons[0]
+    if reason.startswith("unavailable: "):
+        reason = reason[len("unavailable: "):]
+    return f"unavailable: {reason}"
+
+
+def comparison_label(a: float, b: float) -> str:
+    return f"ls{float(a):g}_vs_ls{float(b):g}"
+
+
 GROUP_COLUMNS = ("study", "preset", "model", "dataset", "vgg")
 PER_IMAGE_METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips_alex", "lpips_squeeze", "lpips_vgg")
 
 
-def compare_studies(per_image: pd.DataFrame, image_set: str = "val") -> pd.DataFrame:
-    """Every available lambda_s comparison per (study, preset, model, dataset, vgg).
+def compare_studies(per_image: pd.DataFrame, image_set: str = "val", pairs=DEFAULT_PAIRS,
+                    alpha: float = 0.05, power: float = 0.8) -> pd.DataFrame:
+    """Every configured lambda_s comparison per (study, preset, model, dataset, vgg).
 
-    Images are paired across variants on (seed, image): within a seed the same image is
-    reconstructed by both variants; with several seeds, n = seeds x images pairs
-    (``pairing`` column says so). Returns one row per group, comparison and metric.
+    ``pairs`` is ``report.comparisons`` (``[[a, b], ...]``, differences a - b); a pair whose
+    values a group lacks is skipped there (the tables name it in a note). Returns one row
+    per group, comparison and metric; ``pairing`` states each test's n and unit.
     """
+    pairs = check_pairs(pairs)
     frame = per_image[per_image["set"] == image_set]
     metrics = [m for m in PER_IMAGE_METRICS if m in frame.columns]
     out = []
     for keys, group in frame.groupby(list(GROUP_COLUMNS), sort=True):
-        present = set(group["lambda_s"].unique())
-        n_seeds = group["seed"].nunique()
-        for a, b in COMPARISONS:
+        present = set(group["lambda_s"].astype(float).unique())
+        n_seeds, n_images = group["seed"].nunique(), group["image"].nunique()
+        for a, b in pairs:
             if a not in present or b not in present:
                 continue
-            rows = compare_variants(group, metrics, "lambda_s", a, b, pair_on=("seed", "image"))
-            rows.insert(0, "comparison", f"ls{a:g}_vs_ls{b:g}")
+            rows = compare_variants(group, metrics, "lambda_s", a, b, alpha=alpha, power=power)
+            rows.insert(0, "comparison", comparison_label(a, b))
             for col, value in reversed(list(zip(GROUP_COLUMNS, keys))):
                 rows.insert(0, col, value)
-            rows["pairing"] = (f"paired on (seed, image): {n_seeds} seed(s) x "
-                               f"{group['image'].nunique()} images")
+            rows["pairing"] = (f"verdict test: paired t on per-seed mean differences, n = {n_seeds} seeds; "
+                               f"image-level tests: per-image values averaged over the seeds, n = {n_images} images")
             out.append(rows)
     if not out:
         return pd.DataFrame(columns=list(GROUP_COLUMNS) + ["comparison", "metric"])

@@ -623,8 +623,12 @@ _PAIRED_ROWS = [("t_paired", "t statistic"), ("df_paired", "df"), ("p_paired", "
                 ("mean_diff", "mean difference"), ("ci_low", "95 % CI (min)"), ("ci_high", "95 % CI (max)"),
                 ("cohens_dz", "Cohen's d_z"), ("wilcoxon_W", "Wilcoxon W"),
                 ("p_wilcoxon", "Wilcoxon p-value")]
-WELCH_BLOCK = "unpaired Welch (as the paper)"
-PAIRED_BLOCK = "paired by image"
+_SEED_ROWS = [("t_seed", "t statistic"), ("df_seed", "df"), ("p_seed", "p-value"), ("mean_diff", "mean difference"),
+              ("ci_low_seed", "95 % CI (min)"), ("ci_high_seed", "95 % CI (max)"),
+              ("sd_seed_diff", "SD of the per-seed differences"), ("mde_seed", "detectable at 80 % power")]
+SEED_BLOCK = "per-seed means, n = seeds (verdict)"
+WELCH_BLOCK = "unpaired Welch, n = images (the paper's analysis)"
+PAIRED_BLOCK = "paired by image, n = images (these models)"
 
 
 def _parse_comparison(comparison: str) -> tuple[float, float]:
@@ -639,7 +643,7 @@ def _fmt_stat(key: str, v) -> str:
         return _NA
     if key.startswith("p_"):
         return _fmt_p(float(v))
-    if key == "df_paired":
+    if key in ("df_paired", "df_seed"):
         return f"{int(round(float(v)))}"
     if key.startswith("df"):
         return f"{float(v):.2f}"
@@ -657,9 +661,12 @@ def table_stats(comparisons: pd.DataFrame, model: str, dataset: str, comparison:
     ``study, preset, vgg, pairing``) and the :data:`ssimsr.stats.STAT_KEYS`. After
     filtering, each metric must have one row (else ValueError: choose study/preset/vgg).
     ``data`` has columns ``test`` (the block), ``statistic`` (the stats key), ``label``
-    and one column per metric; two blocks: the paper's unpaired Welch test (t, Welch df,
-    p, mean difference, Welch 95 % CI, pooled-SD Cohen's d) and the paired analysis
-    (t with df = n - 1, p, mean difference, paired 95 % CI, Cohen's d_z, Wilcoxon W and p).
+    and one column per metric; three blocks, each with its n and unit: the verdict test
+    (paired t on per-seed mean differences, n = seeds: t, df, p, mean difference, CI, SD of
+    the per-seed differences, the difference detectable at 80 % power), the paper's unpaired
+    Welch test on per-image values averaged over seeds (n = images: t, Welch df, p, mean
+    difference, Welch 95 % CI, pooled-SD Cohen's d) and the image-level paired analysis of
+    these trained models (n = images: t, p, mean difference, CI, Cohen's d_z, Wilcoxon W, p).
     ``display`` writes t as "t (df ≈ x)" like the paper; unavailable metrics read
     "unavailable" (reason in the notes). p-values below ``alpha`` are bold.
     """
@@ -682,13 +689,13 @@ def table_stats(comparisons: pd.DataFrame, model: str, dataset: str, comparison:
             status[m] = st
         if status[m] != "ok":
             notes.append(f"{m}: {status[m]}")
-    pairing = next((str(r["pairing"]) for r in rows.values() if r is not None and "pairing" in r
-                    and not pd.isna(r["pairing"])), None)
-    ns = sorted({int(r["n"]) for r in rows.values() if r is not None and not pd.isna(r.get("n"))})
-    if pairing:
-        notes.append(f"Pairing: {pairing}.")
+    def counts(col: str) -> str:
+        found = sorted({int(r[col]) for r in rows.values() if r is not None and not pd.isna(r.get(col, math.nan))})
+        return "/".join(map(str, found)) if found else "?"
+
+    n_seeds, n_images = counts("n_seeds"), counts("n")
     records, disp_rows, bold_rows = [], [], []
-    for block, spec in ((WELCH_BLOCK, _WELCH_ROWS), (PAIRED_BLOCK, _PAIRED_ROWS)):
+    for block, spec in ((SEED_BLOCK, _SEED_ROWS), (WELCH_BLOCK, _WELCH_ROWS), (PAIRED_BLOCK, _PAIRED_ROWS)):
         for key, label in spec:
             rec = {"test": block, "statistic": key, "label": label}
             for m in metrics:
@@ -709,7 +716,7 @@ def table_stats(comparisons: pd.DataFrame, model: str, dataset: str, comparison:
                 val = r.get(key, math.nan)
                 text = _fmt_stat(key, val)
                 if key.startswith("t_"):
-                    dfkey = "df_welch" if key == "t_welch" else "df_paired"
+                    dfkey = {"t_welch": "df_welch", "t_seed": "df_seed"}.get(key, "df_paired")
                     sym = "≈" if key == "t_welch" else "="
                     text = f"{text} (df {sym} {_fmt_stat(dfkey, r.get(dfkey, math.nan))})"
                 drow[m] = text
@@ -719,11 +726,16 @@ def table_stats(comparisons: pd.DataFrame, model: str, dataset: str, comparison:
     data = pd.DataFrame(records)
     display = pd.DataFrame(disp_rows)
     bold = pd.DataFrame(bold_rows).astype(bool)
-    n_txt = f"n = {ns[0]}" if len(ns) == 1 else (f"n = {ns}" if ns else "n unknown")
-    caption = (f"{dataset} {model}: λ_s = {a:g} vs λ_s = {b:g} per validation image ({n_txt}; differences "
-               f"are λ_s = {a:g} minus λ_s = {b:g}). Upper block: unpaired Welch test with Welch-Satterthwaite "
-               "df and pooled-SD Cohen's d, as the paper's tables; lower block: the paired analysis "
-               f"(paired t, df = n − 1, Cohen's d_z, Wilcoxon signed-rank). p < {alpha:g} in bold.")
+    setting = ", ".join(f"{k} {v}" for k, v in (("study", study), ("preset", preset), ("vgg", vgg)) if v)
+    caption = (f"{dataset} {model}{' (' + setting + ')' if setting else ''}: λ_s = {a:g} vs λ_s = {b:g} on the "
+               f"validation images (differences λ_s = {a:g} minus λ_s = {b:g}). First block, the verdict test: "
+               f"paired t on the per-seed mean differences, n = {n_seeds} seed{'' if n_seeds == '1' else 's'} (unit: the training run), with "
+               "the smallest difference detectable at 80 % power. Second, the paper's analysis: unpaired Welch "
+               "test (Welch-Satterthwaite df, pooled-SD Cohen's d) on the per-image values averaged over the "
+               f"seeds, n = {n_images} images per variant (the paper's n = 50). Third, paired tests on the "
+               f"per-image differences averaged over the seeds, n = {n_images} images (df = n − 1, Cohen's d_z, "
+               f"Wilcoxon signed-rank): they describe these trained models, not training in general. "
+               f"p < {alpha:g} in bold.")
     headers = {"test": "Test", "statistic": "Statistic"}
     return Table(data=data, caption=caption, bold=bold, display=display, notes=notes, headers=headers)
 
@@ -793,72 +805,61 @@ def table4(per_image: pd.DataFrame, model: str = "sr", dataset: str = "bsds300",
 
 # --------------------------------------------------------------------------- verdict
 
-VERDICT_COMPARISONS = ((1.0, 0.0), (1.0, 2.0))
+def _group_text(gd: Mapping) -> str:
+    return " ".join(f"{k}={v}" for k, v in gd.items())
 
 
-def verdict(per_image: pd.DataFrame, comparisons: pd.DataFrame | None = None,
-            published: pd.DataFrame | str | None = "table1", *, image_set: str = "val",
-            study: str | None = "table1", metrics: Sequence[str] = ("ssim", "psnr"),
-            alpha: float = 0.05) -> Table:
-    """Does λ_s = 1 beat λ_s = 0 and λ_s = 2? Ours beside the paper's Table 1 differences.
+def _span(values) -> str:
+    values = sorted(set(int(v) for v in values))
+    return f"{values[0]}" if len(values) == 1 else f"{values[0]}-{values[-1]}"
+
+
+def verdict(per_image: pd.DataFrame, pairs=None, published: pd.DataFrame | str | None = "table1", *,
+            image_set: str = "val", study: str | None = "table1", metrics: Sequence[str] = ("ssim", "psnr"),
+            alpha: float = 0.05, power: float = 0.8) -> Table:
+    """Does λ_s = a change what training produces, against λ_s = b? Ours beside the paper's Table 1.
 
     Expects ``per_image`` columns ``model, dataset, lambda_s, seed, set, image`` and the
-    ``metrics`` (+ ``study, preset, vgg``); ``comparisons`` (optional) as written by
-    ``ssimsr stats`` (``study, preset, model, dataset, vgg, comparison, metric,
-    p_paired, p_wilcoxon``). One row per (preset, model, dataset, [vgg,] comparison):
-    for each metric ``d<metric>_mean`` / ``d<metric>_sd`` = mean / sd over seeds of the
-    per-seed mean paired difference (variant a − b over the ``image_set`` images),
-    ``p_<metric>`` = paired t-test p over all (seed, image) pairs (taken from
-    ``comparisons`` when given, else computed with :func:`ssimsr.stats.compare`),
-    ``pw_<metric>`` = Wilcoxon p, and ``paper_d<metric>`` = the paper's Table 1
-    end-of-training difference (e.g. SSIM_end(λ1) − SSIM_end(λ0)). ``agree_<metric>``
-    is 1 where our mean difference has the paper's sign, 0 where not.
+    ``metrics`` (+ ``study, preset, vgg``). ``pairs`` is ``report.comparisons`` (default
+    :data:`ssimsr.stats.DEFAULT_PAIRS`: 1 vs 0, 1 vs 2). One row per (preset, model,
+    dataset, [vgg,] comparison), computed by :func:`ssimsr.stats.compare_variants` (which
+    rejects unmatched (seed, image) keys): for each metric ``d<metric>_mean`` = the mean
+    difference a − b, ``d<metric>_sd`` = SD over seeds of the per-seed mean differences,
+    ``p_<metric>`` = the verdict test (paired t on the per-seed means, n = seeds),
+    ``mde_<metric>`` = the smallest true difference the seeds detect with ``power`` at
+    ``alpha`` given that SD, ``pimg_<metric>`` = paired t on per-image differences averaged
+    over seeds (n = images; these trained models only), and ``paper_d<metric>`` = the
+    paper's Table 1 end-of-training difference. ``agree_<metric>`` is 1 where our mean
+    difference has the paper's sign, 0 where not. A configured pair that a group lacks is
+    named in a note; no pair in any group gives an empty table with those notes.
     """
-    from .stats import compare  # scipy only
+    from .stats import DEFAULT_PAIRS, check_pairs, comparison_label, compare_variants  # scipy only
 
+    pairs = check_pairs(DEFAULT_PAIRS if pairs is None else pairs)
     sel = _select(per_image, "verdict", set=image_set, study=_default_study(per_image, study))
     if isinstance(published, str):
         published = load_published(published)
     keys = [c for c in ("study", "preset", "model", "dataset", "vgg") if c in sel.columns]
-    out = []
+    out, notes = [], []
     for gkey, group in sel.groupby(keys, sort=True, dropna=False):
         gd = dict(zip(keys, gkey if isinstance(gkey, tuple) else (gkey,)))
         present = set(group["lambda_s"].astype(float).unique())
-        for a, b in VERDICT_COMPARISONS:
+        for a, b in pairs:
             if a not in present or b not in present:
+                notes.append(f"λ_s {a:g} vs {b:g} (report.comparisons): not in {_group_text(gd)} "
+                             f"(λ_s present: {', '.join(f'{x:g}' for x in sorted(present))}).")
                 continue
-            comp = f"ls{a:g}_vs_ls{b:g}"
-            A = group[np.isclose(group["lambda_s"].astype(float), a)]
-            B = group[np.isclose(group["lambda_s"].astype(float), b)]
-            pair = [c for c in ("seed", "image") if c in group.columns]
-            merged = A[pair + list(metrics)].merge(B[pair + list(metrics)], on=pair, suffixes=("_a", "_b"),
-                                                   how="inner", validate="one_to_one")
-            rec = dict(gd, comparison=comp, n_seeds=int(merged["seed"].nunique()) if "seed" in merged else 1,
-                       n_images=int(merged["image"].nunique()))
+            res = compare_variants(group, metrics, "lambda_s", a, b, alpha=alpha, power=power).set_index("metric")
+            rec = dict(gd, comparison=comparison_label(a, b), n_seeds=int(res["n_seeds"].iloc[0]),
+                       n_images=int(res["n"].iloc[0]))
+            words = []
             for m in metrics:
-                d = merged[f"{m}_a"].astype(float) - merged[f"{m}_b"].astype(float)
-                per_seed = d.groupby(merged["seed"]).mean() if "seed" in merged else pd.Series([d.mean()])
-                rec[f"d{m}_mean"] = float(per_seed.mean())
-                rec[f"d{m}_sd"] = float(per_seed.std(ddof=1)) if len(per_seed) > 1 else math.nan
-                p = pw = math.nan
-                crow = None
-                if comparisons is not None:
-                    cm = comparisons[(comparisons["comparison"] == comp) & (comparisons["metric"] == m)]
-                    for k, v in gd.items():
-                        if k in cm.columns:
-                            cm = cm[cm[k] == v]
-                    if len(cm) == 1:
-                        crow = cm.iloc[0]
-                if crow is not None:
-                    p, pw = float(crow["p_paired"]), float(crow["p_wilcoxon"])
-                elif d.notna().all() and len(d) >= 2:
-                    res = compare(merged[f"{m}_a"].to_numpy(float), merged[f"{m}_b"].to_numpy(float), m)
-                    p, pw = res["p_paired"], res["p_wilcoxon"]
-                rec[f"p_{m}"], rec[f"pw_{m}"] = p, pw
+                r = res.loc[m]
+                rec.update({f"d{m}_mean": r["mean_diff"], f"d{m}_sd": r["sd_seed_diff"], f"p_{m}": r["p_seed"],
+                            f"mde_{m}": r["mde_seed"], f"pimg_{m}": r["p_paired"]})
                 paper = math.nan
                 if published is not None and f"{m}_end" in published.columns:
-                    pub = published[published["dataset"] == gd.get("dataset")]
-                    pub = pub[pub["model"] == gd.get("model")]
+                    pub = published[(published["dataset"] == gd.get("dataset")) & (published["model"] == gd.get("model"))]
                     va = pub.loc[np.isclose(pub["lambda_s"].astype(float), a), f"{m}_end"]
                     vb = pub.loc[np.isclose(pub["lambda_s"].astype(float), b), f"{m}_end"]
                     if len(va) == 1 and len(vb) == 1:
@@ -868,35 +869,40 @@ def verdict(per_image: pd.DataFrame, comparisons: pd.DataFrame | None = None,
                 rec[f"agree_{m}"] = (float(np.sign(ours) == np.sign(paper))
                                      if not (pd.isna(paper) or pd.isna(ours) or paper == 0 or ours == 0)
                                      else math.nan)
-            words = []
-            for m in metrics:
-                dm, p = rec[f"d{m}_mean"], rec[f"p_{m}"]
-                rel = "higher" if dm > 0 else "lower" if dm < 0 else "equal"
-                sig = "p < %g" % alpha if (not pd.isna(p) and p < alpha) else "n.s."
+                p = rec[f"p_{m}"]
+                rel = "higher" if ours > 0 else "lower" if ours < 0 else "equal"
+                sig = ("one seed: no run-level test" if rec["n_seeds"] < 2
+                       else f"p < {alpha:g}" if p < alpha else "n.s.")
                 words.append(f"{m.upper()} {rel} ({sig})")
             rec["verdict"] = f"λ_s={a:g} vs {b:g}: " + ", ".join(words)
             out.append(rec)
-    data = pd.DataFrame(out)
-    if data.empty:
-        raise ValueError("verdict: no (model, dataset) group has λ_s = 1 together with 0 or 2")
+    value_cols = [f"{p}{m}{s}" for m in metrics for p, s in (("d", "_mean"), ("d", "_sd"), ("p_", ""),
+                                                               ("mde_", ""), ("pimg_", ""), ("paper_d", ""),
+                                                               ("agree_", ""))]
+    data = pd.DataFrame(out, columns=keys + ["comparison", "n_seeds", "n_images"] + value_cols + ["verdict"])
     drop = [c for c in ("study", "vgg") if c in data.columns and not _several(data, c)]
     data = data.drop(columns=drop)
     headers = {"comparison": "Comparison", "verdict": "Verdict"}
     formats = {}
     for m in metrics:
         label = _METRIC_LABELS.get(m, m)
-        headers.update({f"d{m}": f"Δ{label} (ours)", f"p_{m}": f"p {label} (paired t)",
-                        f"pw_{m}": f"p {label} (Wilcoxon)", f"paper_d{m}": f"Δ{label} (paper)",
-                        f"agree_{m}": f"sign as paper ({label})"})
+        headers.update({f"d{m}": f"Δ{label} (ours)", f"p_{m}": f"p {label} (seeds)",
+                        f"mde_{m}": f"detectable Δ{label}", f"pimg_{m}": f"p {label} (images)",
+                        f"paper_d{m}": f"Δ{label} (paper)", f"agree_{m}": f"sign as paper ({label})"})
         formats[f"d{m}"] = "{:+.2f}" if "psnr" in m else "{:+.4f}"
+        formats[f"mde_{m}"] = "{:.2f}" if "psnr" in m else "{:.4f}"
         formats[f"paper_d{m}"] = formats[f"d{m}"]
         formats[f"agree_{m}"] = lambda v: "yes" if v == 1 else "no"
-        formats[f"pw_{m}"] = _fmt_p
-    caption = ("λ_s = 1 (normalised SSIM loss) against λ_s = 0 and λ_s = 2: mean paired difference (a − b) on "
-               f"the {image_set} images, mean ± sd over seeds of the per-seed means; p-values of the paired "
-               "tests over all (seed, image) pairs; the paper's difference of Table 1 end-of-training values "
-               "beside ours.")
-    return Table(data=data, caption=caption, formats=formats, headers=headers)
+        formats[f"pimg_{m}"] = _fmt_p
+    n_text = (f"n = {_span(data['n_seeds'])} seeds" if len(data) else "n = seeds")
+    img_text = (f"n = {_span(data['n_images'])} images" if len(data) else "n = images")
+    caption = (f"λ_s comparisons (a − b) on the {image_set} images. Verdict test: paired t on the per-seed mean "
+               f"differences ({n_text}; unit: the training run); Δ (ours) = mean ± SD over seeds of the per-seed "
+               f"mean difference; detectable Δ = the smallest true difference these seeds detect with "
+               f"{power * 100:g} % power at α = {alpha:g}, from the observed SD. p (images): paired t on the per-image "
+               f"differences averaged over seeds ({img_text}), which describes these trained models only. "
+               "Δ (paper): difference of the paper's Table 1 end-of-training values.")
+    return Table(data=data, caption=caption, formats=formats, headers=headers, notes=notes)
 
 
 # --------------------------------------------------------------------------- published values

@@ -1,15 +1,17 @@
-# Statistics: lambda_s = 1 vs 2 and 1 vs 0 per (study, preset, model, dataset, VGG layers).
+# Statistics: the lambda_s pairs of `report.comparisons` per (study, preset, model, dataset, VGG layers).
 
 
 rule stats:
-    """Paired t, Wilcoxon, CI, Cohen's d_z, and the paper's Welch test, per metric."""
+    """Seed-level paired t (the verdict), image-level paired t / Wilcoxon / d_z, the paper's Welch test."""
     input:
         f"{RESULTS}/eval/per_image.csv",
     output:
         f"{RESULTS}/stats/comparisons.csv",
+    params:
+        pairs=json.dumps(config["report"]["comparisons"]),
     conda:
         "../../envs/tensorflow.yaml"
     log:
         "logs/stats.log",
     shell:
-        "ssimsr stats --per-image {input} --out {output} > {log} 2>&1"
+        "ssimsr stats --per-image {input} --pairs {params.pairs:q} --out {output} > {log} 2>&1"
