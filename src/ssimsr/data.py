@@ -130,11 +130,12 @@ def _archive_kind(path: Path) -> str | None:
 ARCHIVE_ERRORS = (EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile, lzma.LZMAError, OSError)
 
 
-def check_archive(path: str | os.PathLike, what: str | None = None) -> int:
+def check_archive(path: str | os.PathLike, what: str | None = None, name: str | None = None) -> int:
     """Read a zip or tar archive through once; return its number of files.
 
     Every tar member is decompressed to the end; every zip member's CRC is checked. A
-    damaged archive raises DataError naming the archive and the member being read.
+    damaged archive raises DataError naming the archive (``name``, default the file's) and
+    the member being read.
     """
     path = Path(path)
     what = what or str(path)
@@ -165,7 +166,7 @@ def check_archive(path: str | os.PathLike, what: str | None = None) -> int:
                         count += 1
                 member = "(the end of the archive)"
     except ARCHIVE_ERRORS as exc:
-        raise DataError(f"{what}: corrupt archive {path.name}: member {member}: "
+        raise DataError(f"{what}: corrupt archive {name or path.name}: member {member}: "
                         f"{type(exc).__name__}: {exc}") from None
     return count
 
@@ -197,8 +198,14 @@ def fetch_source(source: dict, receipt: str | os.PathLike, download_dir: str | o
             check_archive(dest, uri)
             actual, verified = expected, True
         else:
-            actual, verified = download_file(uri, dest, expected, policy=policy,
-                                             check=lambda tmp: check_archive(tmp, uri))
+            def read_through(tmp: Path) -> None:
+                try:
+                    check_archive(tmp, uri, dest.name)
+                except DataError as exc:
+                    raise DataError(f"{exc}; the download was removed: rerun to fetch it again, or "
+                                    "the server's file is damaged") from None
+
+            actual, verified = download_file(uri, dest, expected, policy=policy, check=read_through)
         record.update(kind="archive", path=str(dest), sha256=actual, verified=verified)
     else:
         path = local_path(uri)

@@ -205,6 +205,7 @@ class _PartFile:
         self.path = dest.with_name(f".{dest.name}.part")
         self.meta_path = dest.with_name(f".{dest.name}.part.json")
         self.url = url
+        self.resumed = False  # whether the current attempt continues the part (HTTP 206)
         self.handle = open(self.path, "ab")
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -260,6 +261,7 @@ def _content_range(value: str) -> tuple[int | None, int | None]:
 def _attempt(url: str, part: _PartFile, policy: DownloadPolicy) -> None:
     """One request: append the rest of the body to the part file or raise."""
     have, validator = part.resumable()
+    part.resumed = False
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     if have and validator:
         request.add_header("Range", f"bytes={have}-")
@@ -294,6 +296,7 @@ def _attempt(url: str, part: _PartFile, policy: DownloadPolicy) -> None:
                 raise _Transient(f"the server answered the Range request for byte {have} with "
                                  f"Content-Range {headers.get('Content-Range')!r}; starting over")
             log.info("%s: resuming at %s (HTTP Range)", url, _human(have))
+            part.resumed = True
         else:
             if have:
                 log.info("%s: server sent the whole file instead of the rest; starting over", url)
@@ -339,8 +342,8 @@ def download_file(url: str, dest: str | os.PathLike, expected: str | None, algor
     outcome = "interrupted"
     try:
         failures, attempts = 0, 0
-        # A failed attempt that still grew the part file does not count against `retries`
-        # (a flaky link on a 4 GB archive keeps going), but no download tries forever.
+        # A resumed attempt that got further does not count against `retries` (a flaky
+        # link on a 4 GB archive keeps going), but no download tries forever.
         max_attempts = 10 * (policy.retries + 1)
         while True:
             attempts += 1
@@ -349,7 +352,8 @@ def download_file(url: str, dest: str | os.PathLike, expected: str | None, algor
                 _attempt(url, part, policy)
                 break
             except _Transient as exc:
-                grew = part.path.stat().st_size > before
+                # progress = a resumed transfer got further (a restart from zero is none)
+                grew = part.resumed and part.path.stat().st_size > before
                 failures = 0 if grew else failures + 1
                 if failures > policy.retries or attempts >= max_attempts:
                     tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
