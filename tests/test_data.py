@@ -410,3 +410,18 @@ def test_prepare_cli_stale_receipt_is_one_line(tmp_path, photo_zip, capsys):
                      "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and err[0].startswith("ssimsr prepare: error: ") and "--force" in err[0]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["stats", "--per-image", "{tmp}/missing.csv", "--out", "{tmp}/c.csv"], "No such file or directory"),
+    (["fetch-weights", "--uri", "{tmp}/missing.h5", "--out", "{tmp}/w.h5", "--md5", "0" * 32], "missing.h5: no such file"),
+    (["fetch", "--source", '{"uri": "{tmp}/nothing"}', "--receipt", "{tmp}/r.json", "--download-dir", "{tmp}"],
+     "no such file or folder"),
+])
+def test_stage_cli_failures_are_one_line(tmp_path, capsys, argv, expected):
+    from ssimsr import cli
+
+    code = cli.main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert err[0].startswith(f"ssimsr {argv[0]}: error: ") and expected in err[0]

@@ -38,9 +38,11 @@ from .data import IMAGE_EXTENSIONS, BadImageError, DataError, decode_rgb8
 log = logging.getLogger(__name__)
 
 MIN_TILE = 16
-# Share of the free memory the activations of one tile may use; the estimate below counts
-# every intermediate tensor as alive at once, an upper bound of what a backend keeps.
-MEMORY_SHARE = 0.5
+# Share of the free memory the activations of one tile may use. The estimate counts every
+# intermediate tensor as alive at once; TensorFlow on CPU came close to that (a 1032x1032
+# SR window: 11.3 GB estimated, 11.9 GB peak RSS in all), so a third leaves room for
+# the runtime, the image and other jobs.
+MEMORY_SHARE = 0.35
 
 
 class RunNotFound(FileNotFoundError):
