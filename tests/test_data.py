@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import io
 import json
+import logging
 import threading
 import warnings
 import zipfile
@@ -316,3 +317,111 @@ def test_bsds300_official_split_from_iids(tmp_path):
     stems = [m.stem for m in data.iter_members(record, "BSDS300/images/*/*.jpg")]
     splits = data.assign_splits(stems, {"method": "iids"}, {}, official)
     assert sorted(splits) == sorted(stems) and len(stems) == 300
+
+
+# ----------------------------------------------------------------- ignored files, stale caches
+
+def test_folder_lists_non_images_as_ignored(tmp_path, caplog):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, photo in (("coffee", skdata.coffee()), ("rocket", skdata.rocket()), ("chelsea", skdata.chelsea())):
+        Image.fromarray(photo[:64, :96]).save(folder / f"{name}.png")
+    (folder / "Thumbs.db").write_bytes(b"\x00" * 64)
+    (folder / ".DS_Store").write_bytes(b"\x00Bud1")
+    (folder / "README.txt").write_text("photos for a test\n")
+    receipt = tmp_path / "r.json"
+    data.fetch_source({"uri": str(folder)}, receipt, tmp_path)
+    options = {"multiple": 16, "scale": 2, "split": {"method": "fixed", "val": ["rocket"]}}
+    with caplog.at_level(logging.INFO, logger="ssimsr.data"):
+        manifest = data.prepare_dataset([receipt], options, tmp_path / "out")
+    ignored = manifest[manifest.status == "ignored"].set_index("source")
+    assert dict(ignored.reason) == {
+        f"{folder}:.DS_Store": "hidden file",
+        f"{folder}:README.txt": "not an image (extension .txt)",
+        f"{folder}:Thumbs.db": "not an image (extension .db)",
+    }
+    assert (ignored.output.fillna("") == "").all()
+    assert sorted(manifest[manifest.status == "ok"].stem) == ["chelsea", "coffee", "rocket"]
+    written = pd.read_csv(tmp_path / "out" / "manifest.csv")
+    assert (written.status == "ignored").sum() == 3
+    messages = [r.message for r in caplog.records]
+    assert f"ignored {folder}:Thumbs.db: not an image (extension .db)" in messages
+    assert "3 images prepared, 0 bad images skipped, 3 files ignored (not images or not included)" in messages
+
+
+def test_local_corrupt_archive_names_the_member_and_writes_no_receipt(tmp_path, photo_zip):
+    payload = bytearray(photo_zip.read_bytes())
+    payload[200] ^= 0xFF  # one flipped byte inside the first member's data: its CRC fails
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(bytes(payload))
+    with pytest.warns(UserWarning), pytest.raises(DataError) as info:
+        data.fetch_source({"uri": str(bad)}, tmp_path / "r.json", tmp_path / "dl")
+    assert "corrupt archive bad.zip: member set/" in str(info.value) and f"replace the local file {bad}" in str(info.value)
+    assert not (tmp_path / "r.json").exists()
+
+
+def _receipt_for(tmp_path, archive):
+    receipt = tmp_path / "resources" / "source0.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data.fetch_source({"uri": str(archive)}, receipt, tmp_path)
+    return receipt
+
+
+OPTIONS = {"multiple": 16, "scale": 2, "split": {"method": "fixed", "val": ["chelsea"]}}
+
+
+def test_stale_receipt_gives_one_line_with_the_refetch_command(tmp_path, photo_zip):
+    receipt = _receipt_for(tmp_path, photo_zip)
+    photo_zip.write_bytes(photo_zip.read_bytes()[:-10])  # changed after the fetch
+    with pytest.raises(data.StaleCacheError) as info:
+        data.prepare_dataset([receipt], OPTIONS, tmp_path / "out")
+    message = str(info.value)
+    assert "\n" not in message and "changed since it was fetched" in message
+    assert message.endswith(f"refetch it with: snakemake --cores 1 --force {receipt}")
+    photo_zip.unlink()
+    with pytest.raises(data.StaleCacheError, match=f"the archive {photo_zip} is gone; replace the local archive"):
+        data.prepare_dataset([receipt], OPTIONS, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_archive_failing_later_gives_the_refetch_command(tmp_path, photo_zip):
+    """A receipt written before archives were read through, for a damaged archive."""
+    payload = bytearray(photo_zip.read_bytes())
+    payload[200] ^= 0xFF
+    photo_zip.write_bytes(bytes(payload))
+    receipt = tmp_path / "dl" / "source0.json"
+    receipt.parent.mkdir()
+    receipt.write_text(json.dumps({"uri": "https://example.org/photos.zip", "kind": "archive",
+                                   "path": str(photo_zip), "sha256": data.sha256_file(photo_zip)}))
+    with pytest.raises(data.StaleCacheError) as info:
+        data.prepare_dataset([receipt], OPTIONS, tmp_path / "out")
+    message = str(info.value)
+    assert f"{photo_zip}: cannot read member set/" in message and "BadZipFile" in message
+    assert message.endswith(f"the archive is damaged; refetch it with: snakemake --cores 1 --force {receipt}")
+
+
+def test_prepare_cli_stale_receipt_is_one_line(tmp_path, photo_zip, capsys):
+    from ssimsr import cli
+
+    receipt = _receipt_for(tmp_path, photo_zip)
+    photo_zip.unlink()
+    code = cli.main(["prepare", "--receipts", str(receipt), "--sources", "[{}]", "--options", json.dumps(OPTIONS),
+                     "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and err[0].startswith("ssimsr prepare: error: ") and "--force" in err[0]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["stats", "--per-image", "{tmp}/missing.csv", "--out", "{tmp}/c.csv"], "No such file or directory"),
+    (["fetch-weights", "--uri", "{tmp}/missing.h5", "--out", "{tmp}/w.h5", "--md5", "0" * 32], "missing.h5: no such file"),
+    (["fetch", "--source", '{"uri": "{tmp}/nothing"}', "--receipt", "{tmp}/r.json", "--download-dir", "{tmp}"],
+     "no such file or folder"),
+])
+def test_stage_cli_failures_are_one_line(tmp_path, capsys, argv, expected):
+    from ssimsr import cli
+
+    code = cli.main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert err[0].startswith(f"ssimsr {argv[0]}: error: ") and expected in err[0]

@@ -2,6 +2,10 @@
 
 Heavy libraries (TensorFlow, torch) are imported inside the subcommand that needs them,
 so ``ssimsr fetch`` and ``ssimsr --help`` start quickly.
+
+Expected failures (bad input, a missing file, a bad config value, the network) end in one
+line ``ssimsr <stage>: error: ...`` on stderr and exit status 1; ``-v`` adds the traceback.
+Anything else is a bug: its traceback is always printed.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 
 
@@ -21,10 +26,16 @@ def _json_arg(text: str):
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc}: {text[:80]!r}") from exc
 
 
+def _policy(args):
+    from .download import DownloadPolicy
+
+    return DownloadPolicy(retries=args.retries, timeout=args.timeout, backoff=args.backoff)
+
+
 def _cmd_fetch(args) -> None:
     from .data import fetch_source
 
-    record = fetch_source(args.source, args.receipt, args.download_dir)
+    record = fetch_source(args.source, args.receipt, args.download_dir, policy=_policy(args))
     print(json.dumps(record, indent=2))
 
 
@@ -41,9 +52,10 @@ def _cmd_fetch_weights(args) -> None:
     from .weights import fetch_weight_file
 
     if args.md5:
-        digest = fetch_weight_file(args.uri, args.out, args.md5, "md5")
+        digest = fetch_weight_file(args.uri, args.out, args.md5, "md5", policy=_policy(args))
     else:
-        digest = fetch_weight_file(args.uri, args.out, args.sha256_prefix, "sha256", prefix=True)
+        digest = fetch_weight_file(args.uri, args.out, args.sha256_prefix, "sha256", prefix=True,
+                                   policy=_policy(args))
     print(f"{args.out}: verified ({digest})")
 
 
@@ -93,7 +105,7 @@ def _cmd_upscale(args) -> None:
     _use_backend(args.backend or _run_backend(args.run))
     from .upscale import upscale_paths
 
-    for path in upscale_paths(args.run, args.input, args.output):
+    for path in upscale_paths(args.run, args.input, args.output, tile=args.tile):
         print(path)
 
 
@@ -132,7 +144,8 @@ def _cmd_lpips(args) -> None:
 def _cmd_fetch_lpips(args) -> None:
     from .weights import fetch_lpips_backbones
 
-    status = fetch_lpips_backbones(args.weights_dir, args.nets, args.status, args.base_url, args.local_dir)
+    status = fetch_lpips_backbones(args.weights_dir, args.nets, args.status, args.base_url, args.local_dir,
+                                   policy=_policy(args))
     print(json.dumps(status, indent=2))
 
 
@@ -180,13 +193,14 @@ def _cmd_figures(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ssimsr", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; traceback on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("fetch", help="fetch and verify one dataset source, write its receipt")
     p.add_argument("--source", type=_json_arg, required=True, help="source config as JSON")
     p.add_argument("--receipt", required=True, help="receipt JSON to write")
     p.add_argument("--download-dir", required=True, help="where downloaded archives go")
+    _download_options(p)
     p.set_defaults(func=_cmd_fetch)
 
     p = sub.add_parser("prepare", help="prepare a dataset's PNG splits from its receipts")
@@ -203,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--md5", help="expected md5 (Keras files)")
     group.add_argument("--sha256-prefix", help="expected start of the sha256 (torchvision files)")
+    _download_options(p)
     p.set_defaults(func=_cmd_fetch_weights)
 
     p = sub.add_parser("train", help="train one run (model, dataset, lambda_s, seed)")
@@ -222,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="output PNG file or folder")
     p.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
                    help="Keras backend (default: KERAS_BACKEND, else the run's training backend)")
+    p.add_argument("--tile", type=int, default=None,
+                   help="tile side in input pixels (default: from the memory available)")
     p.set_defaults(func=_cmd_upscale)
 
     p = sub.add_parser("showcase", help="write the showcase crops (Figs. 4-9, Table 4)")
@@ -254,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", required=True, help="status JSON to write")
     p.add_argument("--base-url", default=None, help="torchvision model URL base; omitted: no download")
     p.add_argument("--local-dir", default=None, help="folder holding the .pth files to copy instead")
+    _download_options(p)
     p.set_defaults(func=_cmd_fetch_lpips)
 
     p = sub.add_parser("collect", help="gather per-image metrics and histories of all runs")
@@ -289,7 +307,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="corrected")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_figures)
+    for p in sub.choices.values():  # `ssimsr fetch -v ...` as well as `ssimsr -v fetch ...`
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="debug logging; traceback on errors")
     return parser
+
+
+def _download_options(parser: argparse.ArgumentParser) -> None:
+    # defaults = the config schema's `downloads` defaults (ssimsr.download.DownloadPolicy)
+    group = parser.add_argument_group("downloads (config `downloads`)")
+    group.add_argument("--retries", type=int, default=4, help="retries of a failed transfer (default 4)")
+    group.add_argument("--timeout", type=float, default=60.0, help="seconds without data before giving up (60)")
+    group.add_argument("--backoff", type=float, default=2.0, help="seconds before the first retry, doubling (2)")
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Failures a user can act on: bad input, missing file, bad config value, network."""
+    import tarfile
+    import zipfile
+
+    from .download import DataError
+
+    return (DataError, OSError, ValueError, RuntimeError, EOFError, MemoryError,
+            tarfile.TarError, zipfile.BadZipFile)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text or type(exc).__name__  # e.g. a bare MemoryError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -300,12 +345,22 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from .data import DataError
-
+    logging.captureWarnings(True)  # a warning is one log line, not two lines of source
+    expected = _expected_errors()
     try:
         args.func(args)
-    except (DataError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"ssimsr {args.command}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"ssimsr {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except expected as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"ssimsr {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: keep the traceback for the report
+        traceback.print_exc()
+        print(f"ssimsr {args.command}: internal error: {_one_line(exc)} (please report this with the "
+              "traceback above)", file=sys.stderr)
         return 1
     return 0
 

@@ -25,14 +25,14 @@ import hashlib
 import io
 import json
 import logging
+import lzma
 import os
 import shutil
 import tarfile
-import tempfile
 import urllib.parse
 import urllib.request
-import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -41,7 +41,18 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from .atomic import atomic_path, write_text
+from .atomic import write_text
+from .download import (  # noqa: F401  re-exported: data.DataError etc. are the public names
+    ChecksumMismatch,
+    DataError,
+    DownloadError,
+    DownloadPolicy,
+    copy_verified,
+    download_file,
+    file_digest,
+    sha256_file,
+    verify_checksum,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,85 +78,12 @@ MANIFEST_COLUMNS = [
 ]
 
 
-class DataError(RuntimeError):
-    """A dataset problem; the message names the file, key or value at fault."""
-
-
 class BadImageError(DataError):
     """An image that cannot be used: truncated, not an image, or too small."""
 
 
-class ChecksumMismatch(DataError):
-    pass
-
-
-# --------------------------------------------------------------------------- checksums
-
-def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    return file_digest(path, "sha256")
-
-
-def verify_checksum(path: str | os.PathLike, expected: str | None, what: str,
-                    algorithm: str = "sha256", prefix: bool = False) -> tuple[str, bool]:
-    """Return (actual digest, verified). Raise ChecksumMismatch naming both values.
-
-    ``prefix=True`` accepts an expected value that is the start of the digest (torchvision
-    names its files after the first 8 hex digits of their sha256).
-    """
-    actual = file_digest(path, algorithm)
-    if expected is None:
-        warnings.warn(
-            f"{what}: no {algorithm} configured; recorded the computed {algorithm} {actual}. "
-            "Add it to the config to pin this file.",
-            stacklevel=2,
-        )
-        return actual, False
-    expected = expected.lower()
-    if not (actual.startswith(expected) if prefix else actual == expected):
-        raise ChecksumMismatch(
-            f"checksum mismatch for {what} ({path}): expected {algorithm} "
-            f"{expected}{'...' if prefix else ''}, actual {algorithm} {actual}"
-        )
-    return actual, True
-
-
-# --------------------------------------------------------------------------- fetching
-
-def download_file(url: str, dest: Path, expected: str | None, algorithm: str = "sha256",
-                  prefix: bool = False, timeout: float = 60.0) -> tuple[str, bool]:
-    """Stream ``url`` to a temporary name beside ``dest``; verify, then rename."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            shutil.copyfileobj(response, out, length=1 << 20)
-        actual, verified = verify_checksum(tmp, expected, url, algorithm, prefix)
-        os.replace(tmp, dest)
-        return actual, verified
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def copy_verified(src: Path, dest: Path, expected: str | None, algorithm: str = "sha256",
-                  prefix: bool = False) -> tuple[str, bool]:
-    """Copy a local file to ``dest`` (temporary name, verify, rename)."""
-    if not Path(src).is_file():
-        raise DataError(f"{src}: no such file")
-    actual, verified = verify_checksum(src, expected, str(src), algorithm, prefix)
-    with atomic_path(dest) as tmp:
-        shutil.copyfile(src, tmp)
-    return actual, verified
+class StaleCacheError(DataError):
+    """A receipt whose file is gone, changed, or no longer reads: refetch it."""
 
 
 def is_url(uri: str) -> bool:
@@ -180,12 +118,68 @@ def _materialise_skimage(names: list[str], folder: Path) -> None:
     os.replace(tmp, folder)
 
 
-def fetch_source(source: dict, receipt: str | os.PathLike, download_dir: str | os.PathLike) -> dict:
+def _archive_kind(path: Path) -> str | None:
+    if zipfile.is_zipfile(path):
+        return "zip"
+    if tarfile.is_tarfile(path):
+        return "tar"
+    return None
+
+
+# What a damaged archive raises while it is read (tar/gzip/bz2/xz/zip, and zlib inside zip).
+ARCHIVE_ERRORS = (EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile, lzma.LZMAError, OSError)
+
+
+def check_archive(path: str | os.PathLike, what: str | None = None, name: str | None = None) -> int:
+    """Read a zip or tar archive through once; return its number of files.
+
+    Every tar member is decompressed to the end; every zip member's CRC is checked. A
+    damaged archive raises DataError naming the archive (``name``, default the file's) and
+    the member being read.
+    """
+    path = Path(path)
+    what = what or str(path)
+    kind = _archive_kind(path)
+    if kind is None:
+        raise DataError(f"{what}: not a zip or tar archive ({path})")
+    member = "(the archive index)"
+    count = 0
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(path) as zf:
+                for info in zf.infolist():
+                    if info.is_dir():
+                        continue
+                    member = info.filename
+                    with zf.open(info) as f:  # ZipExtFile checks the CRC when it reaches the end
+                        while f.read(1 << 20):
+                            pass
+                    count += 1
+        else:
+            with tarfile.open(path, "r|*") as tf:  # stream mode: one sequential pass
+                for info in tf:
+                    member = info.name
+                    if info.isfile():
+                        f = tf.extractfile(info)
+                        while f.read(1 << 20):
+                            pass
+                        count += 1
+                member = "(the end of the archive)"
+    except ARCHIVE_ERRORS as exc:
+        raise DataError(f"{what}: corrupt archive {name or path.name}: member {member}: "
+                        f"{type(exc).__name__}: {exc}") from None
+    return count
+
+
+def fetch_source(source: dict, receipt: str | os.PathLike, download_dir: str | os.PathLike,
+                 policy: DownloadPolicy | None = None) -> dict:
     """Make one configured source available locally, verify it, and write its receipt.
 
-    URLs are downloaded into ``download_dir`` (temporary name, checksum, rename). Local
-    archives are verified in place (DIV2K is 4 GB: no copy). Local folders are used in
-    place. ``skimage:`` sources are written as PNGs into ``download_dir``.
+    URLs are downloaded into ``download_dir`` (temporary name, retries, checksum, archive
+    read-through, rename; see ``ssimsr.download``); a file already there that hashes to
+    the configured sha256 is reused. Local archives are verified and read through in place
+    (DIV2K is 4 GB: no copy). Local folders are used in place. ``skimage:`` sources are
+    written as PNGs into ``download_dir``. No receipt is written unless all checks passed.
     """
     uri = source["uri"]
     expected = source.get("sha256")
@@ -199,7 +193,19 @@ def fetch_source(source: dict, receipt: str | os.PathLike, download_dir: str | o
     elif is_url(uri):
         name = Path(urllib.parse.urlparse(uri).path).name or "download"
         dest = download_dir / name
-        actual, verified = download_file(uri, dest, expected)
+        if expected is not None and dest.is_file() and sha256_file(dest) == expected:
+            log.info("%s: %s is already here with the configured sha256; not downloading again", uri, dest)
+            check_archive(dest, uri)
+            actual, verified = expected, True
+        else:
+            def read_through(tmp: Path) -> None:
+                try:
+                    check_archive(tmp, uri, dest.name)
+                except DataError as exc:
+                    raise DataError(f"{exc}; the download was removed: rerun to fetch it again, or "
+                                    "the server's file is damaged") from None
+
+            actual, verified = download_file(uri, dest, expected, policy=policy, check=read_through)
         record.update(kind="archive", path=str(dest), sha256=actual, verified=verified)
     else:
         path = local_path(uri)
@@ -209,6 +215,10 @@ def fetch_source(source: dict, receipt: str | os.PathLike, download_dir: str | o
             record.update(kind="folder", path=str(path.resolve()), sha256=None, verified=False)
         elif path.is_file():
             actual, verified = verify_checksum(path, expected, uri)
+            try:
+                check_archive(path, uri)
+            except DataError as exc:
+                raise DataError(f"{exc}; replace the local file {path}") from None
             record.update(kind="archive", path=str(path.resolve()), sha256=actual, verified=verified)
         else:
             raise DataError(f"source {uri!r}: no such file or folder ({path})")
@@ -219,6 +229,47 @@ def fetch_source(source: dict, receipt: str | os.PathLike, download_dir: str | o
 
 
 # --------------------------------------------------------------------------- reading
+
+def refetch_hint(receipt: dict) -> str:
+    """What to run so the workflow fetches a source again."""
+    path = receipt.get("receipt", "<receipt>")
+    if receipt.get("kind") == "archive" and not is_url(receipt.get("uri", "")):
+        return f"replace the local archive {receipt['path']}, then refetch it with: snakemake --cores 1 --force {path}"
+    return f"refetch it with: snakemake --cores 1 --force {path}"
+
+
+def load_receipt(path: str | os.PathLike) -> dict:
+    """A receipt whose data is still there and unchanged; StaleCacheError otherwise.
+
+    The archive is hashed again: a file replaced, truncated or damaged since the fetch
+    must not be prepared under the receipt's checksum.
+    """
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+        record["path"]
+        record["kind"]
+    except FileNotFoundError:
+        raise DataError(f"{path}: receipt not found (run the download rule first)") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StaleCacheError(f"{path}: unreadable receipt ({type(exc).__name__}: {exc}); "
+                              f"refetch it with: snakemake --cores 1 --force {path}") from None
+    record["receipt"] = str(path)
+    data_path = Path(record["path"])
+    if record["kind"] == "folder":
+        if not data_path.is_dir():
+            raise StaleCacheError(f"{path}: the folder {data_path} is gone; {refetch_hint(record)}")
+        return record
+    if not data_path.is_file():
+        raise StaleCacheError(f"{path}: the archive {data_path} is gone; {refetch_hint(record)}")
+    recorded = record.get("sha256")
+    if recorded:
+        actual = sha256_file(data_path)
+        if actual != recorded:
+            raise StaleCacheError(f"{path}: {data_path} changed since it was fetched (sha256 {actual}, "
+                                  f"recorded {recorded}); {refetch_hint(record)}")
+    return record
+
 
 @dataclass
 class Member:
@@ -237,40 +288,86 @@ class Member:
         return self._reader()
 
 
-def _wanted(name: str, include: str) -> bool:
+@dataclass
+class Ignored:
+    """A file of a source that is not used, and why (listed in the manifest)."""
+
+    source: str
+    name: str
+    reason: str
+
+
+def ignore_reason(name: str, include: str) -> str | None:
+    """Why a member is not used as an image, or None if it is."""
     base = os.path.basename(name)
-    if base.startswith(".") or "__MACOSX" in name:
-        return False
+    if "__MACOSX" in name.split("/"):
+        return "macOS resource fork (__MACOSX)"
+    if base.startswith("."):
+        return "hidden file"
     if not name.lower().endswith(IMAGE_EXTENSIONS):
-        return False
-    return include in ("**", "*") or fnmatch.fnmatch(name, include)
+        suffix = Path(name).suffix
+        return f"not an image ({'extension ' + suffix if suffix else 'no extension'})"
+    if include not in ("**", "*") and not fnmatch.fnmatch(name, include):
+        return f"not matched by include {include!r}"
+    return None
 
 
-def iter_members(receipt: dict, include: str = "**", split: str | None = None) -> Iterator[Member]:
-    """Yield the image members of one fetched source, sorted by name."""
+def _guarded(receipt: dict, name: str, read):
+    """``read()``, with a damaged archive turned into one line with the refetch command."""
+    try:
+        return read()
+    except ARCHIVE_ERRORS as exc:
+        if isinstance(exc, OSError) and receipt["kind"] == "folder":
+            raise
+        raise StaleCacheError(f"{receipt['path']}: cannot read member {name} ({type(exc).__name__}: {exc}); "
+                              f"the archive is damaged; {refetch_hint(receipt)}") from None
+
+
+def iter_members(receipt: dict, include: str = "**", split: str | None = None,
+                 ignored: list[Ignored] | None = None) -> Iterator[Member]:
+    """Yield the image members of one fetched source, sorted by name.
+
+    Files that are not used (not images, hidden, not matched by ``include``) are appended
+    to ``ignored`` when a list is given.
+    """
     path = Path(receipt["path"])
     where = receipt.get("uri", str(path))
     if where.startswith("skimage:"):
         where = "skimage"
+
+    def sort_out(names):
+        for name in names:
+            reason = ignore_reason(name, include)
+            if reason is None:
+                yield name
+            elif ignored is not None:
+                ignored.append(Ignored(where, name, reason))
+
     if receipt["kind"] == "folder":
         names = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
-        for name in names:
-            if _wanted(name, include):
-                yield Member(where, name, split, lambda p=path / name: p.read_bytes())
-    elif zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
+        for name in sort_out(names):
+            yield Member(where, name, split, lambda p=path / name: p.read_bytes())
+        return
+    kind = _guarded(receipt, "(the archive index)", lambda: _archive_kind(path))
+    if kind == "zip":
+        zf = _guarded(receipt, "(the archive index)", lambda: zipfile.ZipFile(path))
+        with zf:
             names = sorted(i.filename for i in zf.infolist() if not i.is_dir())
-            for name in names:
-                if _wanted(name, include):
-                    yield Member(where, name, split, lambda n=name: zf.read(n))
-    elif tarfile.is_tarfile(path):
-        with tarfile.open(path) as tf:
-            infos = sorted((i for i in tf.getmembers() if i.isfile()), key=lambda i: i.name)
-            for info in infos:
-                if _wanted(info.name, include):
-                    yield Member(where, info.name, split, lambda i=info: tf.extractfile(i).read())
+            for name in sort_out(names):
+                yield Member(where, name, split, lambda n=name: _guarded(receipt, n, lambda: zf.read(n)))
+    elif kind == "tar":
+        tf = _guarded(receipt, "(the archive index)", lambda: tarfile.open(path))
+        with tf:
+            members = _guarded(receipt, "(the archive index)", tf.getmembers)
+            infos = sorted((i for i in members if i.isfile()), key=lambda i: i.name)
+            by_name = {i.name: i for i in infos}
+            for name in sort_out(list(by_name)):
+                info = by_name[name]
+                yield Member(where, name, split,
+                             lambda i=info: _guarded(receipt, i.name, lambda: tf.extractfile(i).read()))
     else:
-        raise DataError(f"{path}: not a zip or tar archive, nor a folder (source {where})")
+        raise StaleCacheError(f"{path}: not a zip or tar archive, nor a folder (source {where}); "
+                              f"{refetch_hint(receipt)}")
 
 
 def read_text_member(receipt: dict, suffix: str) -> str | None:
@@ -279,17 +376,21 @@ def read_text_member(receipt: dict, suffix: str) -> str | None:
     if receipt["kind"] == "folder":
         hits = sorted(path.rglob(f"*{suffix}"))
         return hits[0].read_text() if hits else None
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            for name in sorted(zf.namelist()):
-                if name.endswith(suffix):
-                    return zf.read(name).decode()
+
+    def find():
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                for name in sorted(zf.namelist()):
+                    if name.endswith(suffix):
+                        return zf.read(name).decode()
+            return None
+        with tarfile.open(path) as tf:
+            for info in sorted(tf.getmembers(), key=lambda i: i.name):
+                if info.isfile() and info.name.endswith(suffix):
+                    return tf.extractfile(info).read().decode()
         return None
-    with tarfile.open(path) as tf:
-        for info in sorted(tf.getmembers(), key=lambda i: i.name):
-            if info.isfile() and info.name.endswith(suffix):
-                return tf.extractfile(info).read().decode()
-    return None
+
+    return _guarded(receipt, f"*{suffix}", find)
 
 
 # --------------------------------------------------------------------------- decoding
@@ -470,7 +571,7 @@ def prepare_dataset(receipts: list[str | os.PathLike], options: dict, out_dir: s
     sources = sources or [{} for _ in receipts]
     if len(sources) != len(receipts):
         raise DataError(f"{len(receipts)} receipts for {len(sources)} configured sources")
-    loaded = [json.loads(Path(r).read_text()) for r in receipts]
+    loaded = [load_receipt(r) for r in receipts]
     on_bad = options.get("on_bad_image", "error")
 
     tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
@@ -479,9 +580,10 @@ def prepare_dataset(receipts: list[str | os.PathLike], options: dict, out_dir: s
     rows: list[dict] = []
     member_splits: dict[str, str | None] = {}
     seen: dict[str, str] = {}
+    ignored: list[Ignored] = []
     try:
         for receipt, source in zip(loaded, sources):
-            for member in iter_members(receipt, source.get("include", "**"), source.get("split")):
+            for member in iter_members(receipt, source.get("include", "**"), source.get("split"), ignored):
                 where = f"{member.source}:{member.name}"
                 if member.stem in seen:
                     raise DataError(f"two images named {member.stem!r}: {seen[member.stem]} and {where}")
@@ -512,6 +614,15 @@ def prepare_dataset(receipts: list[str | os.PathLike], options: dict, out_dir: s
                 member_splits[member.stem] = member.split
                 rows.append(row)
 
+        for item in ignored:
+            log.info("ignored %s:%s: %s", item.source, item.name, item.reason)
+            rows.append({"stem": Path(item.name).stem, "split": "", "status": "ignored", "output": "",
+                         "source": f"{item.source}:{item.name}", "source_sha256": "", "conversions": "",
+                         "reason": item.reason})
+        counts = {status: sum(r["status"] == status for r in rows) for status in ("ok", "skipped", "ignored")}
+        log.info("%d images prepared, %d bad images skipped, %d files ignored (not images or not included)",
+                 counts["ok"], counts["skipped"], counts["ignored"])
+
         ok = [r["stem"] for r in rows if r["status"] == "ok"]
         if not ok:
             raise DataError(f"no usable image in {[r.get('uri') for r in loaded]}")
@@ -529,7 +640,7 @@ def prepare_dataset(receipts: list[str | os.PathLike], options: dict, out_dir: s
             os.replace(tmp / "images" / f"{row['stem']}.png", tmp / row["output"])
         (tmp / "images").rmdir()
 
-        manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values(["split", "stem"])
+        manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values(["split", "stem", "source"])
         manifest.to_csv(tmp / "manifest.csv", index=False)
         pd.DataFrame(sorted(splits.items()), columns=["stem", "split"]).to_csv(tmp / "splits.csv", index=False)
         if out_dir.exists():

@@ -11,23 +11,27 @@ import os
 from pathlib import Path
 
 from .atomic import write_text
-from .data import copy_verified, download_file, is_url, local_path
+from .data import is_url, local_path
+from .download import DownloadPolicy, copy_verified, download_file
 
 TORCHVISION_URL = "https://download.pytorch.org/models/{file}"
 
 
 def fetch_weight_file(uri: str, dest: str | os.PathLike, expected: str | None,
-                      algorithm: str = "sha256", prefix: bool = False) -> str:
-    """Download (URL) or copy (local path) one weights file to ``dest``, verified."""
+                      algorithm: str = "sha256", prefix: bool = False,
+                      policy: DownloadPolicy | None = None) -> str:
+    """Download (URL; retried and resumed, see ssimsr.download) or copy (local path) one
+    weights file to ``dest``, verified."""
     if is_url(uri):
-        actual, _ = download_file(uri, Path(dest), expected, algorithm, prefix, timeout=120)
+        actual, _ = download_file(uri, Path(dest), expected, algorithm, prefix, policy=policy)
     else:
         actual, _ = copy_verified(local_path(uri), Path(dest), expected, algorithm, prefix)
     return actual
 
 
 def fetch_lpips_backbones(weights_dir: str | os.PathLike, nets: list[str], status_file: str | os.PathLike,
-                          base_url: str | None, local_dir: str | None = None) -> dict[str, str]:
+                          base_url: str | None, local_dir: str | None = None,
+                          policy: DownloadPolicy | None = None) -> dict[str, str]:
     """Put torchvision's backbone files where ``lpips_eval`` loads them; record each net's status.
 
     Each file's sha256 must start with the 8 hex digits in its name. A net whose file
@@ -53,7 +57,7 @@ def fetch_lpips_backbones(weights_dir: str | os.PathLike, nets: list[str], statu
                         copy_verified(Path(local_dir) / file, dest, expected_hash_prefix(net), prefix=True)
                     elif base_url:
                         download_file(base_url.rstrip("/") + "/" + file, dest, expected_hash_prefix(net),
-                                      prefix=True, timeout=120)
+                                      prefix=True, policy=policy)
                     else:
                         raise RuntimeError("fetching is disabled (weights.lpips.fetch: false)")
                 ok, reason = backbone_status(weights_dir, net)

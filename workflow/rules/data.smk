@@ -6,19 +6,23 @@ localrules:
 
 
 rule download:
-    """Fetch one configured source (URL, local archive or folder) and verify its sha256."""
+    """Fetch one configured source (URL, local archive or folder), verify its sha256, read it through."""
     output:
         receipt=f"{RESOURCES}/datasets/{{dataset}}/source{{index}}.json",
     params:
         source=lambda w: json.dumps(dataset_config(w)["sources"][int(w.index)], sort_keys=True),
         download_dir=lambda w: f"{RESOURCES}/datasets/{w.dataset}",
+        retries=config["downloads"]["retries"],
+        timeout=config["downloads"]["timeout"],
+        backoff=config["downloads"]["backoff"],
     conda:
         "../../envs/tensorflow.yaml"
     log:
         "logs/download/{dataset}_source{index}.log",
     shell:
         "ssimsr fetch --source {params.source:q} --receipt {output.receipt} "
-        "--download-dir {params.download_dir} > {log} 2>&1"
+        "--download-dir {params.download_dir} --retries {params.retries} "
+        "--timeout {params.timeout} --backoff {params.backoff} > {log} 2>&1"
 
 
 rule prepare_dataset:
