@@ -59,7 +59,7 @@ def _cmd_fetch_weights(args) -> None:
     print(f"{args.out}: verified ({digest})")
 
 
-def _use_backend(backend: str, jobs_per_gpu: int = 1) -> None:
+def _use_backend(backend: str) -> None:
     """Select the Keras backend (and its GPU settings) before Keras is imported."""
     from .gpus import backend_environment
 
@@ -70,7 +70,7 @@ def _use_backend(backend: str, jobs_per_gpu: int = 1) -> None:
             raise RuntimeError(f"Keras already runs {keras.backend.backend()!r} in this process; "
                                f"cannot switch to {backend!r}")
         return
-    os.environ.update(backend_environment(backend, jobs_per_gpu))
+    os.environ.update(backend_environment(backend))
 
 
 def _run_backend(run_dir) -> str:
@@ -87,7 +87,7 @@ def _cmd_train(args) -> None:
     backend = args.params.get("backend", "tensorflow")
     # before the backend is imported: a distinct GPU (or GPU slot) per concurrent job
     gpu = claim_gpu(args.gpu_lock_dir, jobs_per_gpu=args.jobs_per_gpu)
-    _use_backend(backend, args.jobs_per_gpu)
+    _use_backend(backend)
     with held_stderr() as held:
         line, _ = describe_devices(backend)
     # The first line of every train log: where it trains (a CPU fallback is never silent).

@@ -12,9 +12,9 @@ file for the life of the process, so a killed job frees its GPU at once.
 If ``CUDA_VISIBLE_DEVICES`` is already set (SLURM, or by hand) it is respected.
 
 A batch-1 job leaves a large GPU mostly idle. With ``jobs_per_gpu = k`` each GPU has k
-slots (``gpu<i>.slot<j>.lock``), jobs fill the least-used GPU first, and each job's
-backend is told to take only its share of the GPU memory (JAX and TensorFlow otherwise
-reserve most of it for the first process). Run Snakemake with
+slots (``gpu<i>.slot<j>.lock``) and jobs fill the least-used GPU first; every job's
+backend allocates GPU memory on demand (``backend_environment``) instead of reserving
+most of it for the first process. Run Snakemake with
 ``--resources gpu=<GPUs x k>``.
 
 ``describe_devices`` is the first line of every train log: the backend, its version and
@@ -82,24 +82,25 @@ def claim_gpu(lock_dir: str | os.PathLike, n_gpus: int | None = None, jobs_per_g
     )
 
 
-def backend_environment(backend: str, jobs_per_gpu: int = 1) -> dict[str, str]:
+def backend_environment(backend: str) -> dict[str, str]:
     """Environment for the Keras backend, to set before it is imported.
 
-    Memory: with k jobs per GPU, JAX may take 0.9/k of the GPU memory and TensorFlow
-    grows its allocation on demand (both otherwise grab most of it up front).
-    Determinism: XLA's GPU reductions are made deterministic for JAX, so that a resumed
-    run equals an uninterrupted one on the same GPU too.
+    Memory: JAX and TensorFlow reserve most of a GPU's memory for the first process by
+    default, so a second job on the same GPU (jobs_per_gpu > 1, or evaluation jobs,
+    which take no GPU slot) would run out. Our networks need little: both allocate on
+    demand instead. Determinism: XLA's GPU reductions are made deterministic for JAX, so
+    that a resumed run equals an uninterrupted one on the same GPU too. Values the user
+    has set are kept.
     """
     env = {"KERAS_BACKEND": backend}
     if backend == "jax":
         flags = os.environ.get("XLA_FLAGS", "")
         if "xla_gpu_deterministic_ops" not in flags:
             env["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
-        if jobs_per_gpu > 1:
-            env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 / jobs_per_gpu:.3f}"
-    elif backend == "tensorflow" and jobs_per_gpu > 1:
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    elif backend == "tensorflow":
         env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
-    return env
+    return {k: v for k, v in env.items() if k == "KERAS_BACKEND" or k not in os.environ or k == "XLA_FLAGS"}
 
 
 def describe_devices(backend: str) -> tuple[str, bool]:
