@@ -27,20 +27,23 @@ PACKAGES=(
   sqlalchemy greenlet pydantic pydantic-core annotated-types typing-inspection tenacity
   throttler yte argparse-dataclass lpips
 )
-# Same versions as this environment (the project's venv, as CI installs it) where present.
-PINNED=()
+# Same versions as this environment (the project's venv, as CI installs it) where the
+# registry has that version for Python 3.12; otherwise the newest.
+download() {
+  python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp --abi cp312 --abi abi3 --abi none \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+    --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 --platform manylinux_2_5_x86_64 \
+    --platform manylinux1_x86_64 --platform any -d "$BUNDLE/wheels" "$1" 2>/dev/null
+}
 for name in "${PACKAGES[@]}"; do
   base=${name%%==*}
   version=$(python -m pip show "$base" 2>/dev/null | sed -n 's/^Version: //p')
-  PINNED+=("${version:+$base==$version}")
-  [ -z "$version" ] && PINNED[-1]=$name
+  if [ "$name" != "$base" ] || [ -z "$version" ] || ! download "$base==$version"; then
+    download "$name" || { echo "bundle.sh: no wheel of $name for Python 3.12" >&2; exit 1; }
+  fi
 done
-python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
-  --implementation cp --abi cp312 --abi abi3 --abi none \
-  --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
-  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 --platform any \
-  -d "$BUNDLE/wheels" "${PINNED[@]}"
 
 if [ ! -f "$ARCHIVE" ]; then
   echo "bundle.sh: BSDS300 archive not found at $ARCHIVE (set BSDS300_ARCHIVE)" >&2

@@ -105,6 +105,11 @@ def check_report_config(config: dict) -> None:
                        ("report.stats.study", report.get("stats", {}).get("study"))):
         if value is not None and value not in active:
             raise ValueError(f"{key}: {value!r} is not in active_studies {active}")
+    stats_study = config.get("studies", {}).get(report.get("stats", {}).get("study"), {})
+    preset = report.get("preset", "corrected")
+    if stats_study and preset not in stats_study.get("presets", ["corrected"]):
+        raise ValueError(f"report.preset: {preset!r} is not a preset of study "
+                         f"{report['stats']['study']!r} ({stats_study.get('presets', ['corrected'])})")
     if "comparisons" in report:
         from .stats import check_pairs
 
