@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover
     pass
 
 import keras  # noqa: E402
+import pytest  # noqa: E402
 
 #: The Keras backend of this test session (KERAS_BACKEND; .ci/run runs the model, loss,
 #: training, evaluation and upscale tests once under tensorflow and once under jax).
@@ -25,3 +26,23 @@ BACKEND = keras.backend.backend()
 def to_numpy(tensor):
     """A backend tensor (TensorFlow, JAX or torch) as a NumPy array."""
     return keras.ops.convert_to_numpy(tensor)
+
+
+@pytest.fixture(scope="session")
+def vgg_weights(tmp_path_factory):
+    """A VGG19 no-top weights file in the legacy Keras h5 layout, random values.
+
+    Keras 3's ``save_weights`` only writes ``.weights.h5`` (a different
+    layout); the legacy writer produces the ``layer_names`` / per-layer
+    groups layout of ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``.
+    """
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from ssimsr.losses import VGG19_NOTOP_FILENAME
+
+    model = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+    path = tmp_path_factory.mktemp("vgg") / VGG19_NOTOP_FILENAME
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    return path, [w.copy() for w in model.get_weights()]

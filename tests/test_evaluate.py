@@ -64,6 +64,9 @@ def test_collect_and_compare_studies(workspace):
     assert len(per_image) == 2 * len(val)
     assert set(per_image.lambda_s) == {0.0, 1.0} and (per_image.study == "s").all()
     assert set(history.dataset_size) == {4} and set(history.epochs) == {1}
+    # the loss-share table needs each run's lambdas; epoch 0 is one val row per run
+    assert set(history.lambda_p) == {0.0} and set(history.lambda_b) == {1.0} and set(history.perceptual_norm) == {"raw"}
+    assert list(history[history.epoch == 0].split) == ["val", "val"]
     table = compare_studies(per_image)
     assert list(table.comparison.unique()) == ["ls1_vs_ls0"]
     psnr = table.set_index("metric").loc["psnr"]

@@ -61,3 +61,20 @@ def test_run_paths_round_trip():
     assert lambda_tag(2.0) == "2" and lambda_tag(0) == "0"
     with pytest.raises(ValueError, match="not a run path"):
         parse_run_path("results/train/x")
+
+
+def test_perceptual_norm_relative_by_default_raw_by_preset_bad_value_named(paper_config):
+    from ssimsr.config import describe_errors
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    assert schema["properties"]["losses"]["properties"]["perceptual_norm"]["default"] == "relative"
+    config = dict(paper_config, studies={"s": {"models": ["sr"], "datasets": ["bsds300"], "lambda_s": [1],
+                                              "epochs": 1, "presets": ["corrected", "raw_vgg"]}},
+                  active_studies=["s"], presets={"corrected": {}, "raw_vgg": {"perceptual_norm": "raw"}})
+    runs = {r["preset"]: r["params"] for r in experiment_table(config)}
+    assert runs["corrected"]["perceptual_norm"] == "relative" and runs["raw_vgg"]["perceptual_norm"] == "raw"
+    bad = dict(config, losses=dict(paper_config["losses"], perceptual_norm="basicsr"))
+    with pytest.raises(ValueError, match="perceptual_norm: unknown value 'basicsr'"):
+        experiment_table(bad)
+    errors = describe_errors(bad, REPO / "workflow/schemas/config.schema.yaml")
+    assert any(e.startswith("losses.perceptual_norm") for e in errors), errors

@@ -101,7 +101,12 @@ def test_plot_training_curves_writes_png_and_pdf(tmp_path):
                         rows.append(dict(study="table1", preset="corrected", model=model, dataset="bsds300",
                                          lambda_s=lam, seed=seed, vgg="b4c4-b5c4", epoch=e, split=split,
                                          psnr=25 + e + rng.normal(), ssim=0.8 + 0.02 * e + 0.01 * rng.normal()))
+            rows.append(dict(study="table1", preset="corrected", model=model, dataset="bsds300", lambda_s=lam,
+                             seed=0, vgg="b4c4-b5c4", epoch=0, split="val", psnr=3.0, ssim=0.01))
     stem = tmp_path / "curves"
     _check_outputs(plot_training_curves(pd.DataFrame(rows), stem), stem)
+    # epoch 0 (the initial weights) is not plotted: a history of only epoch-0 rows has no curve
+    with pytest.raises(ValueError, match="no history rows"):
+        plot_training_curves(pd.DataFrame(rows).query("epoch == 0"), tmp_path / "y")
     with pytest.raises(ValueError, match="no history rows"):
         plot_training_curves(pd.DataFrame(rows), tmp_path / "x", split="test")

@@ -2,12 +2,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import h5py  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from conftest import BACKEND, to_numpy  # noqa: E402
-from keras.src.legacy.saving import legacy_h5_format  # noqa: E402
 from skimage import data  # noqa: E402
 from skimage.filters import gaussian  # noqa: E402
 from skimage.metrics import structural_similarity  # noqa: E402
@@ -121,19 +119,7 @@ def test_fw_mse_irn_learned_downscaler():
 # ---------------------------------------------------------------- VGG19
 
 
-@pytest.fixture(scope="session")
-def vgg_weights(tmp_path_factory):
-    """A VGG19 no-top weights file in the legacy Keras h5 layout, random values.
-
-    Keras 3's ``save_weights`` only writes ``.weights.h5`` (a different
-    layout); the legacy writer produces the ``layer_names`` / per-layer
-    groups layout of ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``.
-    """
-    model = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
-    path = tmp_path_factory.mktemp("vgg") / losses.VGG19_NOTOP_FILENAME
-    with h5py.File(path, "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, model)
-    return path, [w.copy() for w in model.get_weights()]
+# `vgg_weights` (a legacy-h5 VGG19 file of random weights) is in conftest.py.
 
 
 @pytest.fixture(scope="session")
@@ -193,6 +179,61 @@ def test_perceptual_matches_manual_caffe_preprocessing(extractor):
     np.testing.assert_allclose(float(losses.perceptual(hr, rec, extractor)), expected, rtol=1e-4)
 
 
+def _caffe_features(extractor, images):
+    """The extractor's layers of RGB [0,1] images after the Caffe preprocessing, in NumPy."""
+    bgr = images[..., ::-1] * 255.0 - IMAGENET_BGR_MEAN
+    return [to_numpy(f).astype(np.float64) for f in extractor(bgr.astype(np.float32))]
+
+
+def test_perceptual_relative_matches_numpy(extractor):
+    """norm="relative": per layer mean|a - b| / mean|a| (a: the target's features), averaged
+    over the layers, computed independently in float64 NumPy."""
+    hr, rec = astronaut_pairs()
+    a, b = _caffe_features(extractor, hr), _caffe_features(extractor, rec)
+    expected = np.mean([np.mean(np.abs(x - y)) / np.mean(np.abs(x)) for x, y in zip(a, b)])
+    value = float(losses.perceptual(hr, rec, extractor, norm="relative"))
+    np.testing.assert_allclose(value, expected, rtol=1e-4)
+    assert float(losses.perceptual(hr, hr, extractor, norm="relative")) == 0.0
+    # the reconstruction's features in place of the target's: not symmetric (the target scales)
+    swapped = np.mean([np.mean(np.abs(x - y)) / np.mean(np.abs(y)) for x, y in zip(a, b)])
+    np.testing.assert_allclose(float(losses.perceptual(rec, hr, extractor, norm="relative")), swapped, rtol=1e-4)
+
+
+def test_perceptual_relative_is_invariant_to_feature_scale(extractor):
+    """Scaling a layer's features by c multiplies its raw MSE by c^2 and leaves the relative
+    term unchanged: the property that makes lambda_p = 1 mean the same for any layers."""
+    hr, rec = astronaut_pairs()
+    raw_layers = [np.mean((x - y) ** 2) for x, y in zip(_caffe_features(extractor, hr),
+                                                         _caffe_features(extractor, rec))]
+    scales = (10.0, 1000.0)
+    scaled = keras.Model(extractor.input, [keras.layers.Rescaling(c)(out)
+                                           for c, out in zip(scales, extractor.outputs)])
+    np.testing.assert_allclose(float(losses.perceptual(hr, rec, scaled, norm="raw")),
+                               sum(c * c * m for c, m in zip(scales, raw_layers)), rtol=1e-4)
+    np.testing.assert_allclose(float(losses.perceptual(hr, rec, scaled, norm="relative")),
+                               float(losses.perceptual(hr, rec, extractor, norm="relative")), rtol=1e-5)
+
+
+def test_perceptual_relative_magnitude_random_init_weights(extractor):
+    """Magnitudes with these *random-init* test weights (not ImageNet): the relative term is
+    O(0.1-1) for the astronaut pairs, while raw is the scale of the features."""
+    hr, rec = astronaut_pairs()
+    relative = float(losses.perceptual(hr, rec, extractor, norm="relative"))
+    assert 0.0 < relative < 2.0
+    a = _caffe_features(extractor, hr)
+    raw = float(losses.perceptual(hr, rec, extractor, norm="raw"))
+    np.testing.assert_allclose(raw, sum(np.mean((x - y) ** 2) for x, y in zip(a, _caffe_features(extractor, rec))),
+                               rtol=1e-4)
+
+
+def test_unknown_perceptual_norm_names_the_key(extractor):
+    hr = random_images(1, 32, 32)
+    with pytest.raises(ValueError, match=r"perceptual_norm: unknown value 'basicsr' \(one of relative, raw\)"):
+        losses.perceptual(hr, hr, extractor, norm="basicsr")
+    with pytest.raises(ValueError, match="perceptual_norm: unknown value 'l2'"):
+        losses.loss_terms(hr, hr, models.build_sr_downscaler(2), LossWeights(), extractor, perceptual_norm="l2")
+
+
 # ---------------------------------------------------------------- composite
 
 
@@ -209,6 +250,12 @@ def test_loss_terms_weighted_sum(extractor):
     expected = (0.5 * terms["bw_mse"] + 2.0 * terms["fw_mse"]
                 + 3.0 * terms["perceptual"] + 1.5 * terms["ssim_n"])
     np.testing.assert_allclose(terms["total"], expected, rtol=1e-5)
+    relative = {k: float(v) for k, v in losses.loss_terms(hr, rec, downscaler, weights, extractor,
+                                                          perceptual_norm="relative").items()}
+    np.testing.assert_allclose(relative["perceptual"],
+                               float(losses.perceptual(hr, rec, extractor, norm="relative")), rtol=1e-5)
+    np.testing.assert_allclose(relative["total"], expected + 3.0 * (relative["perceptual"] - terms["perceptual"]),
+                               rtol=1e-5)
 
 
 def test_loss_terms_skips_zero_weighted_terms():

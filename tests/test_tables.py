@@ -118,6 +118,8 @@ def _history(values: dict, epochs: int = 3) -> pd.DataFrame:
             rows.append(dict(common, split="val", total=total, bw_mse=bw, psnr=psnr, ssim=ssim))
             # train rows carry different numbers: they must not leak into the table
             rows.append(dict(common, split="train", total=99.0, bw_mse=99.0, psnr=-1.0, ssim=-1.0))
+        # epoch 0 (validation of the initial weights): never "start" nor "end"
+        rows.append(dict(common, epoch=0, split="val", total=50.0, bw_mse=50.0, psnr=-5.0, ssim=-5.0))
     return pd.DataFrame(rows).sample(frac=1.0, random_state=1)  # row order must not matter
 
 
@@ -174,6 +176,52 @@ def test_table1_warns_on_unfinished_runs():
     vals = {(0.0, 0): [(0.1, 0.01, 20.0, 0.5), (0.05, 0.005, 25.0, 0.6)]}
     with pytest.warns(UserWarning, match="last logged epoch 2 < configured epochs 5"):
         T.table1(_history(vals, epochs=5))
+
+
+def test_loss_shares_start_at_epoch_0_and_end_by_hand(tmp_path):
+    run = dict(study="table1", preset="corrected", model="sr", dataset="bsds300", vgg="b4c4-b5c4",
+               lambda_b=1.0, lambda_f=1.0, lambda_p=1.0, perceptual_norm="relative", psnr=20.0, ssim=0.5,
+               seconds=1.0)
+    # (lambda_s, seed): {epoch: (bw_mse, fw_mse, perceptual, ssim_n)} of the val rows
+    values = {(1.0, 0): {0: (0.2, 0.1, 0.4, 0.3), 1: (9, 9, 9, 9), 2: (0.01, 0.01, 0.05, 0.03)},
+              (1.0, 1): {0: (0.3, 0.1, 0.4, 0.2), 1: (9, 9, 9, 9), 2: (0.01, 0.01, 0.05, 0.03)},
+              (0.0, 0): {0: (0.001, 0.001, 0.5, 0.3), 2: (0.001, 0.001, 0.05, 0.02)},
+              (2.0, 0): {1: (0.1, 0.1, 0.1, 0.1), 2: (0.01, 0.02, 0.03, 0.01)}}  # trained before epoch 0
+    rows = []
+    for (lam, seed), epochs in values.items():
+        for epoch, (bw, fw, perc, ssim_n) in epochs.items():
+            terms = dict(bw_mse=bw, fw_mse=fw, perceptual=perc, ssim_n=ssim_n)
+            rows.append(dict(run, lambda_s=lam, seed=seed, epoch=epoch, split="val", **terms,
+                             total=bw + fw + perc + lam * ssim_n))
+            if epoch:  # train rows must not leak in
+                rows.append(dict(run, lambda_s=lam, seed=seed, epoch=epoch, split="train", bw_mse=1e6,
+                                 fw_mse=0.0, perceptual=0.0, ssim_n=0.0, total=1e6))
+    t = T.loss_shares(pd.DataFrame(rows).sample(frac=1.0, random_state=2))
+    d = t.data.set_index(["lambda_s", "stage"])
+    assert list(t.data.stage[t.data.lambda_s == 1.0]) == ["start", "end"]
+    assert d.at[(1.0, "start"), "epoch"] == 0 and d.at[(1.0, "end"), "epoch"] == 2
+    # seed 0 start: 0.2 / 1.0 etc.; seed 1: 0.3 / 1.0: mean 0.25, sd 0.1 / sqrt(2)
+    assert d.at[(1.0, "start"), "share_bw_mse_mean"] == pytest.approx(0.25)
+    assert d.at[(1.0, "start"), "share_bw_mse_sd"] == pytest.approx(0.1 / math.sqrt(2))
+    assert d.at[(1.0, "start"), "share_perceptual_mean"] == pytest.approx(0.4)
+    assert d.at[(1.0, "end"), "share_perceptual_mean"] == pytest.approx(0.5)
+    assert d.at[(1.0, "start"), "top_ratio_mean"] == pytest.approx(0.4 / 0.6)
+    # lambda_s = 0: SSIM_N is not weighted; L_perc 0.5 over 0.002 is 250x the rest
+    assert math.isnan(d.at[(0.0, "start"), "share_ssim_n_mean"])
+    assert d.at[(0.0, "start"), "share_perceptual_mean"] == pytest.approx(0.5 / 0.502)
+    assert d.at[(0.0, "start"), "top_ratio_mean"] == pytest.approx(250.0)
+    # lambda_s = 2: no epoch-0 row, only the end (epoch 2: 2 x 0.01 of 0.08)
+    assert list(t.data.stage[t.data.lambda_s == 2.0]) == ["end"]
+    assert d.at[(2.0, "end"), "share_ssim_n_mean"] == pytest.approx(0.02 / 0.08)
+    assert any("no epoch-0 row" in n and "lambda_s 2.0" in n for n in t.notes)
+    md = t.write(tmp_path / "shares")["md"].read_text()
+    header, body = _md_body(md)
+    assert "L_perc share" in header and "Largest / rest" in header
+    assert body[t.data.index[(t.data.lambda_s == 0.0) & (t.data.stage == "start")][0]][
+        header.index("L_SSIM_N share")] == "n/a"
+    assert "40.0 %" in md and "epoch 0" in md
+    with pytest.raises(ValueError, match=r"loss_shares: history lacks columns \['lambda_b'"):
+        T.loss_shares(pd.DataFrame(rows).drop(columns="lambda_b"))
 
 
 def test_table_a2_stages_time_and_labels():
@@ -492,11 +540,16 @@ def _study_frames(lambdas=(0.0, 1.0, 2.0), presets=("corrected", "as_run"), seed
                 run = dict(study="table1", preset=preset, model="sr", dataset="bsds300", lambda_s=lam, seed=seed,
                            vgg="b4c4-b5c4")
                 shift = (0.5 if preset == "as_run" else 0.0) + 0.1 * lam
+                weights = dict(lambda_b=1.0, lambda_f=0.0 if preset == "as_run" else 1.0, lambda_p=0.0,
+                               perceptual_norm="relative")
+                hist.append(dict(run, epoch=0, split="val", total=0.9, bw_mse=0.3, fw_mse=0.2, perceptual=0.0,
+                                 ssim_n=0.4, psnr=5.0, ssim=0.01, seconds=1.0, epochs=2, dataset_size=4, **weights))
                 for epoch in (1, 2):
                     for split in ("train", "val"):
                         hist.append(dict(run, epoch=epoch, split=split, total=0.1 / epoch, bw_mse=0.01 / epoch,
                                          fw_mse=0.0, perceptual=0.0, ssim_n=0.05, psnr=30 + shift + epoch,
-                                         ssim=0.9 + shift / 100, seconds=10.0, epochs=2, dataset_size=4))
+                                         ssim=0.9 + shift / 100, seconds=10.0, epochs=2, dataset_size=4,
+                                         **weights))
                 for set_name, images in (("val", [f"v{i}" for i in range(5)]), ("showcase", ["cat"])):
                     for img in images:
                         per_image.append(dict(run, set=set_name, image=img, psnr=30 + shift + rng.normal(0, 0.1),
@@ -528,6 +581,15 @@ def test_build_tables_paper_vs_ours_from_as_run_with_corrected_beside(tmp_path):
     assert row["paper"] == pub["psnr_end"]
     assert row["ours_as_run"] == pytest.approx(as_run) and row["diff_as_run"] == pytest.approx(as_run - pub["psnr_end"])
     assert row["ours_corrected"] == pytest.approx(corrected)
+    start = t1[(t1.lambda_s == 1.0) & (t1.quantity == "psnr_start")].iloc[0]
+    epoch1 = history.query("preset == 'as_run' and lambda_s == 1 and split == 'val' and epoch == 1").psnr.mean()
+    assert start["ours_as_run"] == pytest.approx(epoch1)  # epoch 1, never the epoch-0 row
+    shares = pd.read_csv(files["loss_shares.csv"])
+    s0 = shares.query("preset == 'as_run' and lambda_s == 2 and stage == 'start'").iloc[0]
+    # as_run: lambda_f = 0, so bwMSE 0.3 and 2 x SSIM_N 0.8 share the total 1.1
+    assert s0.share_bw_mse_mean == pytest.approx(0.3 / 1.1) and s0.share_ssim_n_mean == pytest.approx(0.8 / 1.1)
+    assert s0.epoch == 0 and math.isnan(s0.share_fw_mse_mean) and "share_perceptual_mean" not in shares
+    assert "L_perc has weight 0 in every run shown" in files["loss_shares.md"].read_text()
     md = files["paper_vs_ours_table1.md"].read_text()
     assert "Ours (as_run, the paper's setting)" in md and "Ours (corrected, all losses on)" in md
     t2 = pd.read_csv(files["paper_vs_ours_table2.csv"]).set_index(["metric", "quantity"])

@@ -51,7 +51,8 @@ def trained_runs(dataset, tmp_path_factory):
 def test_history_has_one_row_per_epoch_and_split(trained_runs):
     history = pd.read_csv(trained_runs["irn"] / "history.csv")
     assert list(history.columns) == HISTORY_COLUMNS
-    assert list(zip(history.epoch, history.split)) == [(1, "train"), (1, "val"), (2, "train"), (2, "val")]
+    assert list(zip(history.epoch, history.split)) == [(0, "val"), (1, "train"), (1, "val"), (2, "train"),
+                                                       (2, "val")]
     val = history[history.split == "val"]
     assert (val.fw_mse > 0).all() and (val.ssim_n > 0).all() and (val.perceptual == 0).all()
     assert np.allclose(val.total, val.bw_mse + val.fw_mse + val.ssim_n, rtol=1e-5)
@@ -81,17 +82,21 @@ def test_resume_equals_uninterrupted(dataset, tmp_path, model):
     straight = train(params, dataset, tmp_path / "straight")
     killed = tmp_path / "killed"
     partial = train(params, dataset, killed, stop_after_epoch=1)  # as if killed after epoch 1
-    assert list(partial.epoch.unique()) == [1] and not (killed / "upscaler.keras").exists()
+    assert list(partial.epoch.unique()) == [0, 1] and not (killed / "upscaler.keras").exists()
     resumed = train(params, dataset, killed)
     pd.testing.assert_frame_equal(straight.drop(columns="seconds"), resumed.drop(columns="seconds"))
     for a, b in zip(_weights(tmp_path / "straight"), _weights(killed)):
         np.testing.assert_array_equal(a, b)
+    with np.load(killed / "checkpoint" / "state.npz") as state:
+        saved = json.loads(str(state["history"]))
+    assert [(r["epoch"], r["split"]) for r in saved].count((0, "val")) == 1  # logged once, not per process
+    assert [r["epoch"] for r in saved] == [0, 1, 1, 2, 2, 3, 3]
 
 
 def test_checkpoint_of_other_parameters_is_not_resumed(dataset, tmp_path):
     train(tiny_params(), dataset, tmp_path, stop_after_epoch=1)
     history = train(tiny_params(lambda_s=2.0, epochs=2), dataset, tmp_path)
-    assert list(history.epoch) == [1, 1, 2, 2]  # started afresh
+    assert list(history.epoch) == [0, 1, 1, 2, 2]  # started afresh
 
 
 def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(dataset, tmp_path):
@@ -103,6 +108,97 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(dataset, tmp_pa
         train(tiny_params(epochs=2, learning_rate=1e9), dataset, tmp_path)
     assert ckpt.read_bytes() == before
     assert not (tmp_path / "upscaler.keras").exists()
+
+
+def test_epoch_0_row_is_the_initial_weights_validated(dataset, tmp_path):
+    """The epoch-0 row equals an independent validation of a fresh Trainer of the same seed
+    (the same initial weights), and training then moves the terms."""
+    from ssimsr.train import Trainer, load_split
+
+    params = tiny_params("irn", epochs=1)
+    history = train(params, dataset, tmp_path)
+    row = history[history.epoch == 0]
+    assert list(row.split) == ["val"]
+    _, val_images = load_split(dataset, "val")
+    expected = Trainer(params).validate(val_images)
+    for key in ("total", "bw_mse", "fw_mse", "ssim_n", "psnr", "ssim"):
+        np.testing.assert_allclose(float(row[key].iloc[0]), expected[key], rtol=1e-6, err_msg=key)
+    np.testing.assert_allclose(float(row.total.iloc[0]), float((row.bw_mse + row.fw_mse + row.ssim_n).iloc[0]),
+                               rtol=1e-5)  # lambda_p = 0: the other three, each with weight 1
+    assert float(history[(history.epoch == 1) & (history.split == "val")].total.iloc[0]) != expected["total"]
+
+
+def test_term_shares_and_dominance_by_hand():
+    from ssimsr import balance
+
+    lambdas = {"lambda_b": 1.0, "lambda_f": 1.0, "lambda_p": 1.0, "lambda_s": 1.0}
+    terms = {"bw_mse": 0.001, "fw_mse": 0.002, "perceptual": 0.5, "ssim_n": 0.0}
+    shares = balance.shares(terms, lambdas)
+    np.testing.assert_allclose([shares[k] for k in ("bw_mse", "fw_mse", "perceptual", "ssim_n")],
+                               [0.001 / 0.503, 0.002 / 0.503, 0.5 / 0.503, 0.0])
+    term, factor = balance.dominant(terms, lambdas)
+    assert term == "perceptual" and factor == pytest.approx(0.5 / 0.003)  # 166.7 > 100
+    assert balance.dominant(terms, {**lambdas, "lambda_p": 0.5}) is None  # 0.25 / 0.003 = 83 < 100
+    # weight 0: not a weighted term, not in the shares, cannot dominate or be drowned
+    only_b = {"lambda_b": 1.0, "lambda_f": 0.0, "lambda_p": 0.0, "lambda_s": 0.0}
+    assert balance.shares(terms, only_b) == {"bw_mse": 1.0} and balance.dominant(terms, only_b) is None
+    assert balance.dominant({**terms, "fw_mse": 0.0, "ssim_n": 0.0}, {**lambdas, "lambda_p": 0.0}) == \
+        ("bw_mse", float("inf"))  # the only non-zero weighted term: the others add nothing
+    assert balance.describe(terms, {**lambdas, "lambda_p": 0.0, "lambda_s": 0.0}) == "bw_mse 33.3%, fw_mse 66.7%"
+
+
+def test_train_log_warns_on_a_dominant_term_at_epoch_0_and_the_end(dataset, tmp_path, caplog):
+    """lambda_s = 1000: 1000 x SSIM_N (about 0.1-0.5) drowns bwMSE + fwMSE (about 0.01-0.1)."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="ssimsr.train"):
+        history = train(tiny_params(lambda_s=1000.0, epochs=1), dataset, tmp_path)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "ssimsr.train"]
+    assert len(warned) == 2, warned
+    assert "(before training (epoch 0)): lambda_s x ssim_n" in warned[0]
+    assert "(epoch 1): lambda_s x ssim_n" in warned[1] and "> 100x" in warned[1]
+    val = history[history.split == "val"]
+    assert (1000 * val.ssim_n > 100 * (val.bw_mse + val.fw_mse)).all()  # the warning is right
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ssimsr.train"):
+        train(tiny_params(epochs=1), dataset, tmp_path / "balanced")
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "ssimsr.train"]
+    shares = [r.getMessage() for r in caplog.records if "loss shares" in r.getMessage()]
+    assert len(shares) == 2 and "bw_mse" in shares[0] and "perceptual" not in shares[0]
+
+
+def test_perceptual_run_epoch_0_shares_random_init_vgg(dataset, tmp_path, vgg_weights):
+    """A run with the perceptual term on (random-init test VGG19 weights, not ImageNet): the
+    epoch-0 row holds every term, the relative perceptual term is O(1) and the shares of the
+    four weighted terms add up to 1."""
+    from ssimsr import balance
+
+    params = tiny_params(epochs=1, lambda_p=1.0, vgg_weights=str(vgg_weights[0]), perceptual_norm="relative")
+    history = train(params, dataset, tmp_path)
+    start = history[history.epoch == 0].iloc[0]
+    assert 0 < start.perceptual < 2 and start.fw_mse > 0 and start.ssim_n > 0
+    np.testing.assert_allclose(start.total, start.bw_mse + start.fw_mse + start.perceptual + start.ssim_n, rtol=1e-5)
+    shares = balance.shares(start, {"lambda_b": 1, "lambda_f": 1, "lambda_p": 1, "lambda_s": 1})
+    assert set(shares) == {"bw_mse", "fw_mse", "perceptual", "ssim_n"}
+    assert sum(shares.values()) == pytest.approx(1.0)
+
+
+def test_perceptual_norm_option_and_fingerprint():
+    import hashlib
+    from dataclasses import asdict
+
+    with pytest.raises(ValueError, match="perceptual_norm: unknown value 'basicsr'"):
+        tiny_params(perceptual_norm="basicsr")
+    raw = tiny_params(lambda_p=1.0)
+    assert raw.perceptual_norm == "raw"  # a params.json without the key is what it ran
+    values = asdict(raw)
+    for key in ("log_every", "precision", "backend", "perceptual_norm"):
+        values.pop(key)
+    if BACKEND == "tensorflow":  # the fingerprint of a run from before the option, computed by hand
+        assert raw.fingerprint() == hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+    assert tiny_params(lambda_p=1.0, perceptual_norm="relative").fingerprint() != raw.fingerprint()
+    # without the perceptual term the option changes nothing, nor the fingerprint
+    assert tiny_params(perceptual_norm="relative").fingerprint() == tiny_params().fingerprint()
 
 
 def test_bad_parameters_name_the_key():

@@ -107,8 +107,8 @@ def test_tiny_workflow_runs_and_reruns_nothing(tmp_path):
     assert sorted(manifest.stem) == ["astronaut", "chelsea", "coffee", "rocket"]
     assert (tmp_path / "results/data/tiny/val/chelsea.png").exists()
     history = pd.read_csv(tmp_path / "results/train/smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0/history.csv")
-    assert list(history.split) == ["train", "val"]
-    for name in ("table1", "table2", "table3", "table4", "verdict"):
+    assert list(zip(history.epoch, history.split)) == [(0, "val"), (1, "train"), (1, "val")]
+    for name in ("table1", "loss_shares", "table2", "table3", "table4", "verdict"):
         for ext in ("tex", "csv", "md"):
             assert (tmp_path / f"results/tables/{name}.{ext}").stat().st_size > 0
     for name in ("training_curves", "diff_cat"):
@@ -140,7 +140,7 @@ def test_other_lambdas_build_every_table(tmp_path):
     result = run_snakemake(tmp_path, OTHER_LAMBDAS)
     assert result.returncode == 0, result.stderr[-3000:]
     tables = tmp_path / "results/tables"
-    for name in ("table1", "table2", "table3", "table4", "verdict", "stats_all", "paper_vs_ours_table1",
+    for name in ("table1", "loss_shares", "table2", "table3", "table4", "verdict", "stats_all", "paper_vs_ours_table1",
                  "paper_vs_ours_table2", "paper_vs_ours_table3", "paper_vs_ours_table4"):
         for ext in ("tex", "csv", "md"):
             assert (tables / f"{name}.{ext}").stat().st_size > 0, (name, ext)

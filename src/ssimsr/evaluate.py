@@ -131,8 +131,11 @@ def collect(eval_dirs: list[str | os.PathLike], train_root: str | os.PathLike,
         n_train = len(list((Path(data_root) / run["dataset"] / "train").glob("*.png")))
         if params.get("max_train_images"):
             n_train = min(n_train, params["max_train_images"])
+        # the lambdas and the perceptual scale: the loss-share table weights the terms with them
         history.append(hist.assign(**run, epochs=params["epochs"], dataset_size=n_train,
-                                   vgg_layers="+".join(params["vgg_layers"])))
+                                   vgg_layers="+".join(params["vgg_layers"]),
+                                   **{k: params.get(k, 1.0) for k in ("lambda_b", "lambda_f", "lambda_p")},
+                                   perceptual_norm=params.get("perceptual_norm", "raw")))
     first = RUN_COLUMNS
     per_image_df = pd.concat(per_image, ignore_index=True)
     per_image_df = per_image_df[first + [c for c in per_image_df.columns if c not in first]]

@@ -49,6 +49,7 @@ def resolve_params(config: dict, study_name: str, preset: str, model: str, datas
         "lambda_b": losses.get("lambda_b", 1.0), "lambda_f": losses.get("lambda_f", 1.0),
         "lambda_p": losses.get("lambda_p", 1.0), "vgg_layers": list(vgg_layers),
         "vgg_resize": losses.get("vgg_resize"),
+        "perceptual_norm": losses.get("perceptual_norm", "relative"),
         "vgg_weights": losses.get("vgg_weights",
                                   "resources/weights/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         "learning_rate": training.get("learning_rate", 5e-4),

@@ -155,7 +155,8 @@ def plot_training_curves(history: pd.DataFrame, stem, split: str = "val",
     Writes ``<stem>.png`` and ``<stem>.pdf`` atomically.
     """
     plt = _pyplot()
-    h = history[history["split"] == split]
+    # epoch 0 (the initial weights) is left out: its random-init PSNR would squash the axes
+    h = history[(history["split"] == split) & (history["epoch"] >= 1)]
     if study is not None and "study" in h.columns:
         h = h[h["study"] == study]
     if h.empty:

@@ -31,6 +31,7 @@ from keras import ops
 __all__ = [
     "DEFAULT_VGG_LAYERS",
     "LossWeights",
+    "PERCEPTUAL_NORMS",
     "VGG19_NOTOP_FILENAME",
     "VGG19_NOTOP_MD5",
     "build_feature_extractor",
@@ -47,6 +48,11 @@ VGG19_NOTOP_FILENAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 VGG19_NOTOP_MD5 = "253f8cb515780f3b799900260a226db6"
 DEFAULT_VGG_LAYERS = ("block4_conv4", "block5_conv4")
 LOSS_KEYS = ("total", "bw_mse", "fw_mse", "perceptual", "ssim_n")
+#: Normalisations of the perceptual term (:func:`perceptual`).
+PERCEPTUAL_NORMS = ("relative", "raw")
+#: Floor of a layer's mean |feature| in the relative normalisation (features of 0-255
+#: caffe-preprocessed inputs; only an all-zero target layer comes near it).
+RELATIVE_EPS = 1e-6
 
 
 def _as_float(images):
@@ -123,13 +129,53 @@ def build_feature_extractor(vgg, layers=DEFAULT_VGG_LAYERS):
     return extractor
 
 
-def perceptual(hr, rec, extractor, resize_to=None):
-    """Eq. 9: per layer mean squared feature difference, summed over layers.
+def check_perceptual_norm(norm):
+    """``norm`` if it is one of :data:`PERCEPTUAL_NORMS`, else a ValueError naming the key."""
+    if norm not in PERCEPTUAL_NORMS:
+        raise ValueError(f"perceptual_norm: unknown value {norm!r} (one of {', '.join(PERCEPTUAL_NORMS)})")
+    return norm
 
-    Images are scaled to [0, 255] and preprocessed the way VGG19 was trained
-    (BGR, ImageNet mean subtracted). ``resize_to`` optionally resizes both
-    images bilinearly to a square first (the reference used 224).
+
+def perceptual(hr, rec, extractor, resize_to=None, norm="raw"):
+    """Eq. 9, the VGG19 feature distance of ``rec`` from ``hr``, in one of two scales.
+
+    Input, both norms: images scaled to [0, 255] and preprocessed the way *these*
+    weights were trained (Keras' VGG19 file is the original Caffe model of Simonyan
+    & Zisserman: BGR, ImageNet channel mean subtracted, no division by a standard
+    deviation). BasicSR's ``use_input_norm`` (RGB in [0, 1], ImageNet mean / std) is
+    the right input for torchvision's VGG19, which was trained that way; fed to the
+    Caffe weights it would be about 58x too small and in the wrong channel order,
+    so it is not used here. ``resize_to`` optionally resizes both images
+    bilinearly to a square first (the reference used 224).
+
+    ``norm="raw"`` (the reference code, the paper's Eq. 9): the sum over layers of
+    the mean squared feature difference. Its scale is that of the features: with
+    0-255 inputs, deep VGG19 activations are in the tens to hundreds, so the term
+    can exceed bwMSE (about 1e-3) and SSIM_N (1e-2 to 1e-1) by orders of magnitude,
+    and a layer pair mixing an early and a deep layer is dominated by one of them.
+
+    ``norm="relative"`` (the workflow default, ``losses.perceptual_norm``): the mean
+    over layers of the L1 feature difference relative to the target's mean
+    activation,
+
+        (1 / L) * sum_l  mean|phi_l(hr) - phi_l(rec)| / max(mean|phi_l(hr)|, eps)
+
+    (means over the batch, positions and channels; the denominator depends only on
+    the target and is held constant for the gradient). This is BasicSR's
+    ``PerceptualLoss`` (``basicsr/losses/basic_loss.py``: L1 criterion by default,
+    a weight per layer, the weighted layer distances summed) with each layer's
+    weight set to 1 / (L * mean|phi_l(hr)|) instead of a hand-tuned constant. It is
+    the per-layer counterpart of SRGAN's fixed rescaling of the VGG features by
+    1/12.75 "to obtain VGG losses of a scale that is comparable to the MSE loss"
+    (Ledig et al., CVPR 2017, Sec. 3.2), with the constant taken from the target
+    image rather than tuned for one network: a fixed constant would have to be
+    calibrated on the ImageNet weights (not available offline) and would be wrong
+    for the other layer pairs of Appendix A, whose magnitudes differ by orders of
+    magnitude. The value is dimensionless and invariant to any positive scaling of
+    a layer's features: 0 for identical images, about 1 for an unrelated
+    reconstruction. Gradients point where BasicSR's L1 perceptual loss points.
     """
+    check_perceptual_norm(norm)
     hr, rec = _as_float(hr), _as_float(rec)
     # One forward pass for both images: half the overhead of two calls.
     both = ops.concatenate([hr, rec], axis=0)
@@ -142,8 +188,12 @@ def perceptual(hr, rec, extractor, resize_to=None):
     total = 0.0
     for feature in features:
         hr_feature, rec_feature = ops.split(feature, 2, axis=0)
-        total += ops.mean(ops.square(hr_feature - rec_feature))
-    return total
+        if norm == "raw":
+            total += ops.mean(ops.square(hr_feature - rec_feature))
+        else:
+            scale = ops.maximum(ops.stop_gradient(ops.mean(ops.abs(hr_feature))), RELATIVE_EPS)
+            total += ops.mean(ops.abs(hr_feature - rec_feature)) / scale
+    return total if norm == "raw" else total / len(features)
 
 
 # --------------------------------------------------------------------------
@@ -165,7 +215,7 @@ class LossWeights:
 
 
 def loss_terms(hr, rec, downscaler, weights, extractor=None, lr=None, resize_to=None,
-               every_term=False):
+               every_term=False, perceptual_norm="raw"):
     """All loss components and their weighted sum, as scalar tensors.
 
     Returns a dict with keys ``total``, ``bw_mse``, ``fw_mse``, ``perceptual``,
@@ -174,8 +224,9 @@ def loss_terms(hr, rec, downscaler, weights, extractor=None, lr=None, resize_to=
     when their weight is 0, unless ``every_term`` (validation logs every term;
     ``perceptual`` still needs an extractor). ``extractor`` is required when
     ``lambda_p != 0``. ``lr`` may pass ``D(hr)`` already computed by
-    ``models.reconstruct``.
+    ``models.reconstruct``. ``perceptual_norm`` is :func:`perceptual`'s ``norm``.
     """
+    check_perceptual_norm(perceptual_norm)
     zero = ops.convert_to_tensor(0.0)
     terms = {"bw_mse": bw_mse(hr, rec), "ssim_n": ssim_n(hr, rec)}
     terms["fw_mse"] = fw_mse(hr, rec, downscaler, lr=lr) if (weights.lambda_f or every_term) else zero
@@ -185,7 +236,7 @@ def loss_terms(hr, rec, downscaler, weights, extractor=None, lr=None, resize_to=
             "with build_feature_extractor(load_vgg19(path)) or set lambda_p to 0"
         )
     if extractor is not None and (weights.lambda_p or every_term):
-        terms["perceptual"] = perceptual(hr, rec, extractor, resize_to=resize_to)
+        terms["perceptual"] = perceptual(hr, rec, extractor, resize_to=resize_to, norm=perceptual_norm)
     else:
         terms["perceptual"] = zero
     terms["total"] = (

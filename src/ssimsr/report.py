@@ -26,7 +26,7 @@ PAPER_TABLE_PAIRS = {"table2": (1.0, 2.0), "table3": (1.0, 0.0)}
 
 
 def table_names(report: dict) -> list[str]:
-    names = ["table1", "table2", "table3", "table4", "verdict", "stats_all",
+    names = ["table1", "loss_shares", "table2", "table3", "table4", "verdict", "stats_all",
              "paper_vs_ours_table1", "paper_vs_ours_table2", "paper_vs_ours_table3", "paper_vs_ours_table4"]
     if report.get("appendix_study"):
         names += ["table_a2", "paper_vs_ours_table_a2"]
@@ -123,6 +123,16 @@ def _paper_vs_presets(name: str, compare_for: Callable[[str], tables.Table]) -> 
                         headers=headers, notes=[f"ours ({r})" for r in reasons])
 
 
+def _loss_shares(history: pd.DataFrame, study: str) -> tables.Table:
+    """Table 1's companion: the loss terms' shares; a history without the lambdas gives a note."""
+    try:
+        return tables.loss_shares(history, study=study)
+    except ValueError as exc:
+        return tables.Table(pd.DataFrame(columns=["stage", "epoch"]),
+                            "Share of each weighted loss term in the validation total: not available.",
+                            notes=[str(exc)])
+
+
 def _table4_means(ours: tables.Table) -> tables.Table:
     """Table 4 per (metric, lambda_s) averaged over the showcase images, ours beside the paper's.
 
@@ -177,6 +187,7 @@ def build_tables(history: pd.DataFrame, per_image: pd.DataFrame, comparisons: pd
     showcase = (report["showcase_model"], report["showcase_dataset"])
     built: dict[str, tables.Table] = {
         "table1": tables.table1(history, study=study),
+        "loss_shares": _loss_shares(history, study),
         "table2": _stats_table(comparisons, model, dataset, PAPER_TABLE_PAIRS["table2"], "Table 2",
                                study=stats_study, preset=preset),
         "table3": _stats_table(comparisons, model, dataset, PAPER_TABLE_PAIRS["table3"], "Table 3",

@@ -4,7 +4,9 @@ Inputs (long ``pandas`` frames written by ``ssimsr collect`` / ``ssimsr stats``)
 
 ``history``
     one row per (run, epoch, split): run columns ``study, preset, model, dataset,
-    lambda_s, seed, vgg`` (+ ``vgg_layers, epochs, dataset_size``) and ``epoch`` (from 1),
+    lambda_s, seed, vgg`` (+ ``vgg_layers, epochs, dataset_size, lambda_b, lambda_f,
+    lambda_p, perceptual_norm``) and ``epoch`` (0: the validation of the initial weights,
+    before the first step, val only; training epochs from 1),
     ``split`` (``train`` / ``val``), ``total, bw_mse, fw_mse, perceptual, ssim_n, psnr,
     ssim, seconds``.
 ``per_image``
@@ -43,6 +45,8 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_text
+from .balance import DOMINANCE_RATIO, WEIGHTED_TERMS
+from .balance import shares as _term_shares
 
 __all__ = [
     "Table",
@@ -51,6 +55,7 @@ __all__ = [
     "best_mask",
     "run_stages",
     "table1",
+    "loss_shares",
     "table_a2",
     "table_stats",
     "table4",
@@ -440,6 +445,8 @@ def run_stages(history: pd.DataFrame, metrics: Mapping[str, str], split: str = "
                train_seconds: bool = False) -> pd.DataFrame:
     """One row per run: ``<name>_start`` (epoch 1) and ``<name>_end`` (last epoch) values.
 
+    Epoch-0 rows (validation before training) are ignored here; see :func:`loss_shares`.
+
     ``metrics`` maps output names to history columns (``{"bwmse": "bw_mse"}``); values are
     taken from the ``split`` rows. Adds ``epoch_start``, ``epoch_end`` and, with
     ``train_seconds``, ``training_time_s`` (sum of ``seconds`` over the run's train rows).
@@ -453,9 +460,10 @@ def run_stages(history: pd.DataFrame, metrics: Mapping[str, str], split: str = "
     missing = [c for c in need if c not in history.columns]
     if missing:
         raise ValueError(f"run_stages: history lacks columns {missing}")
-    rows = history[history["split"] == split]
+    # epoch 0 (the initial weights, before any step) is neither "start" nor "end"
+    rows = history[(history["split"] == split) & (history["epoch"] >= 1)]
     if rows.empty:
-        raise ValueError(f"run_stages: no rows with split == {split!r}")
+        raise ValueError(f"run_stages: no rows with split == {split!r} and epoch >= 1")
     dup = rows.duplicated(subset=keys + ["epoch"], keep=False)
     if dup.any():
         raise ValueError(f"run_stages: duplicated (run, epoch) rows in split {split!r}: "
@@ -547,6 +555,107 @@ def table1(history: pd.DataFrame, seeds_agg: bool = True, study: str | None = "t
                f"last epoch (end); {'mean ± sd over ' + seed_note + ' seed(s)' if seeds_agg else 'one row per seed'}. "
                "Best end-of-training value per dataset and model in bold.")
     return Table(data=data, caption=caption, bold=bold)
+
+
+# --------------------------------------------------------------------------- loss shares
+
+LAMBDA_COLUMNS = ("lambda_b", "lambda_f", "lambda_p", "lambda_s")
+SHARE_COLUMNS = tuple(f"share_{term}" for term, _ in WEIGHTED_TERMS)
+
+
+def _pct(v: float) -> str:
+    return f"{100 * float(v):.1f} %"
+
+
+def _ratio(v: float) -> str:
+    v = float(v)
+    return "∞" if math.isinf(v) else f"{v:.3g}"
+
+
+def _top_ratio(parts: dict) -> float:
+    """The largest weighted term over the sum of the others (NaN with fewer than two)."""
+    if len(parts) < 2:
+        return math.nan
+    top = max(parts.values())
+    others = sum(parts.values()) - top
+    return top / others if others else math.inf
+
+
+def loss_shares(history: pd.DataFrame, study: str | None = "table1", split: str = "val",
+                seeds_agg: bool = True) -> Table:
+    """Each weighted loss term's share of the validation total, before training and at the end.
+
+    Expects ``history`` columns ``epoch, split, bw_mse, fw_mse, perceptual, ssim_n`` and the
+    lambdas ``lambda_b, lambda_f, lambda_p, lambda_s`` (``ssimsr collect`` adds them from
+    params.json) (+ run columns, ``perceptual_norm``). Two rows per run: ``stage`` ``start``
+    (epoch 0: the initial weights, before the first step) and ``end`` (last epoch); columns
+    ``share_<term>`` = lambda * term / (sum of the weighted terms), NaN for a term of weight
+    0, and ``top_ratio`` = the largest weighted term / the sum of the others (> 100: it
+    drowns them; the train log warns). Runs without an epoch-0 row (trained before it was
+    logged) have no start row, named in a note. Seeds: ``_mean`` / ``_sd`` columns.
+    """
+    hist = _select(history, "loss_shares", study=_default_study(history, study))
+    missing = [c for c in ("epoch", "split", *LAMBDA_COLUMNS, *(t for t, _ in WEIGHTED_TERMS))
+               if c not in hist.columns]
+    if missing:
+        raise ValueError(f"loss_shares: history lacks columns {missing} (rerun `ssimsr collect`)")
+    rows = hist[hist["split"] == split]
+    keys = _run_keys(rows)
+    extra = [c for c in ("perceptual_norm",) if c in rows.columns]
+    long, no_start = [], []
+    for key, run in rows.groupby(keys, sort=True, dropna=False):
+        run = run.sort_values("epoch")
+        trained = run[run["epoch"] >= 1]
+        stages = [("start", run[run["epoch"] == 0]), ("end", trained.tail(1))]
+        rec = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+        for stage, row in stages:
+            if row.empty:
+                if stage == "start":
+                    no_start.append(", ".join(f"{k} {v}" for k, v in rec.items()))
+                continue
+            row = row.iloc[0]
+            lambdas = {lam: float(row[lam]) for lam in LAMBDA_COLUMNS}
+            shares = _term_shares(row, lambdas)
+            parts = {t: lambdas[lam] * float(row[t]) for t, lam in WEIGHTED_TERMS if lambdas[lam] > 0}
+            long.append({**rec, **{c: row[c] for c in extra}, "stage": stage, "epoch": int(row["epoch"]),
+                         **{f"share_{t}": shares.get(t, math.nan) for t, _ in WEIGHTED_TERMS},
+                         "top_ratio": _top_ratio(parts)})
+    if not long:
+        raise ValueError(f"loss_shares: no {split!r} rows")
+    long = pd.DataFrame(long)
+    pre = [c for c in ("preset",) if _several(long, c)]
+    group = pre + ["dataset", "model"] + [c for c in ("vgg",) if _several(long, c)]
+    group += [c for c in extra if _several(long, c)] + ["lambda_s", "stage", "epoch"]
+    group = [c for c in group if c in long.columns]
+    values = list(SHARE_COLUMNS) + ["top_ratio"]
+    if seeds_agg and "seed" in long.columns:
+        data = _aggregate_seeds(long, group, values)
+    else:
+        data = long[group + [c for c in ("seed",) if c in long.columns] + values]
+    data["_s"] = (data["stage"] == "end").astype(int)
+    data = data.sort_values([c for c in group if c not in ("stage", "epoch")] + ["_s"],
+                            kind="mergesort").drop(columns="_s").reset_index(drop=True)
+    # a column of a term no run weights is dropped (e.g. perceptual with lambda_p = 0)
+    for col in SHARE_COLUMNS:
+        cols = [c for c in data.columns if _base(c) == col]
+        if cols and data[cols].isna().all().all():
+            data = data.drop(columns=cols)
+    formats = {c: _pct for c in SHARE_COLUMNS} | {"top_ratio": _ratio}
+    headers = {f"share_{t}": f"{_METRIC_LABELS[t]} share" for t, _ in WEIGHTED_TERMS}
+    headers["top_ratio"] = "Largest / rest"
+    headers["perceptual_norm"] = "L_perc norm"
+    notes = []
+    if no_start:
+        notes.append("no epoch-0 row (trained before it was logged), start not shown: " + "; ".join(no_start))
+    if "share_perceptual" not in [_base(c) for c in data.columns]:
+        notes.append("L_perc has weight 0 in every run shown (lambda_p = 0).")
+    caption = ("Share of each weighted loss term in the validation total (λ · term / total) before the first "
+               "training step (start, epoch 0) and after the last epoch (end)"
+               + (", mean ± sd over seeds" if seeds_agg and "n_seeds" in data.columns else "")
+               + f". n/a: weight 0. Largest / rest: the largest weighted term divided by the sum of the others "
+               f"(above {DOMINANCE_RATIO:g} it drowns them; the train log warns). With L_perc, the values depend "
+               "on the VGG19 weights file: only ImageNet weights give the magnitudes of the paper's setting.")
+    return Table(data=data, caption=caption, formats=formats, headers=headers, notes=notes)
 
 
 # --------------------------------------------------------------------------- Table A2

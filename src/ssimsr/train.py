@@ -5,7 +5,10 @@ epoch, validation after every epoch. Random crops with a batch size are an optio
 speed. A run directory holds:
 
 ``params.json``      the resolved parameters the run was trained with
-``history.csv``      one row per epoch and split (train, val): every loss term, PSNR, SSIM
+``history.csv``      one row per epoch and split (train, val): every loss term, PSNR, SSIM;
+                     first an epoch-0 val row, the initial weights before any step (the
+                     terms' starting balance; the train log warns when one weighted term
+                     exceeds the others' sum by more than 100x there or at the end)
 ``upscaler.keras``   final upscaler; ``downscaler.keras`` its downscaler
 ``checkpoint/``      ``state.npz`` every ``checkpoint_every`` epochs: weights, optimiser
                      state, history so far (written atomically). A rerun of a killed job
@@ -39,6 +42,7 @@ HISTORY_COLUMNS = ["epoch", "split", "total", "bw_mse", "fw_mse", "perceptual", 
 TERMS = ("total", "bw_mse", "fw_mse", "perceptual", "ssim_n")
 PRECISIONS = ("float32", "mixed_bfloat16")
 BACKENDS = ("tensorflow", "jax", "torch")  # Keras 3 backends; train_steps has a step for each
+PERCEPTUAL_NORMS = ("relative", "raw")  # = losses.PERCEPTUAL_NORMS (losses imports Keras)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -61,6 +65,10 @@ class RunParams:
     vgg_layers: list[str] = field(default_factory=lambda: ["block4_conv4", "block5_conv4"])
     vgg_resize: int | None = None
     vgg_weights: str | None = None
+    # Scale of the perceptual term (losses.perceptual): "raw" is the reference's sum of
+    # feature MSEs (the default here, so a params.json from before this option reads as
+    # what it ran); the workflow's default is "relative" (config schema).
+    perceptual_norm: str = "raw"
     learning_rate: float = 5e-4
     batch_size: int = 1
     crop: int | None = None
@@ -103,6 +111,8 @@ class RunParams:
             raise ValueError(f"crop: {self.crop} is not a multiple of scale {self.scale}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision: unknown value {self.precision!r} {PRECISIONS}")
+        if self.perceptual_norm not in PERCEPTUAL_NORMS:
+            raise ValueError(f"perceptual_norm: unknown value {self.perceptual_norm!r} {PERCEPTUAL_NORMS}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend: unknown value {self.backend!r} {BACKENDS}")
         if self.jit_compile and self.lambda_p > 0 and self.backend == "tensorflow":
@@ -120,6 +130,8 @@ class RunParams:
             values.pop("precision")
         if values["backend"] == "tensorflow":
             values.pop("backend")
+        if values["perceptual_norm"] == "raw" or not values["lambda_p"]:
+            values.pop("perceptual_norm")  # the old loss, or no perceptual term at all
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -303,7 +315,8 @@ class Trainer:
         lr = self.pair.downscaler(hr, training=training)
         rec = self.pair.upscaler(lr, training=training)
         terms = losses.loss_terms(hr, rec, self.pair.downscaler, self.weights, self.extractor, lr=lr,
-                                  resize_to=self.params.vgg_resize, every_term=not training)
+                                  resize_to=self.params.vgg_resize, every_term=not training,
+                                  perceptual_norm=self.params.perceptual_norm)
         clipped = ops.clip(rec, 0.0, 1.0)
         terms["psnr"] = _psnr(hr, clipped)
         terms["ssim"] = 1.0 - 2.0 * terms["ssim_n"] if training else losses.ssim(hr, clipped)
@@ -344,6 +357,15 @@ def _psnr(hr, rec):
     return -10.0 * ops.log(mse) / math.log(10.0)
 
 
+def _check_balance(history: list[dict], params: RunParams, epoch: int) -> None:
+    """Log the weighted terms' shares of the validation total at ``epoch``; warn on a >100x term."""
+    from . import balance
+
+    for row in history:
+        if row["epoch"] == epoch and row["split"] == "val":
+            balance.check(row, asdict(params), "before training (epoch 0)" if epoch == 0 else f"epoch {epoch}")
+
+
 def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
           stop_after_epoch: int | None = None) -> pd.DataFrame:
     """Train one run into ``out_dir``; resume from its checkpoint if one exists.
@@ -369,6 +391,11 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
     if restored:
         trainer.steps.reload()
         log.info("resuming %s from epoch %d", out, start_epoch)
+    else:  # epoch 0: every term on the validation split before the first step
+        t_val = time.perf_counter()
+        history.append({"epoch": 0, "split": "val", **trainer.validate(val_images),
+                        "seconds": time.perf_counter() - t_val})
+    _check_balance(history, params, 0)
 
     steps_per_epoch = math.ceil(len(train_images) / (params.batch_size if params.crop else 1))
     total_steps = steps_per_epoch * (params.epochs - start_epoch)
@@ -414,6 +441,7 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < params.epochs:
             return pd.DataFrame(history, columns=HISTORY_COLUMNS)
 
+    _check_balance(history, params, params.epochs)
     write_timing(out / "timing.json", trainer.steps.compile_stats, time.perf_counter() - t_run,
                  done_steps, params.backend)
     frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
