@@ -31,8 +31,9 @@ start=$SECONDS
 if ! "$PY" -c "import keras, snakemake, ssimsr" 2>/dev/null; then
   [ -d gpu-bundle/wheels ] || { echo "reproduce.sh: keras/snakemake missing and no gpu-bundle/ (run bundle.sh)" >&2; exit 1; }
   SITE=$WORK/site
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" gpu-bundle/wheels/*.whl
-  "$PY" -m pip install -q --no-index --no-deps --no-build-isolation --target "$SITE" .
+  # one pip call: a second --target install would skip the existing bin/ (no `ssimsr`)
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-build-isolation --target "$SITE" \
+    gpu-bundle/wheels/*.whl .
   export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH} PATH=$SITE/bin:$PATH
   echo "installed the bundle and the project offline in $((SECONDS - start))s"
 fi
