@@ -268,3 +268,28 @@ def test_xla_with_perceptual_loss_is_refused():
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="backend: unknown value 'mxnet'"):
         tiny_params(backend="mxnet")
+
+
+@pytest.mark.parametrize("model", ["sr", "irn"])
+def test_saved_models_upscale_under_tensorflow_and_jax(trained_runs, tmp_path, model):
+    """A run saved under this session's backend upscales the same under both backends
+    (each `ssimsr upscale --backend` runs in its own process: the backend is per process)."""
+    import os
+    import subprocess
+    import sys
+
+    photo = skdata.coffee()[100:164, 200:296]  # 64x96
+    Image.fromarray(photo).save(tmp_path / "in.png")
+    outputs = {}
+    for backend in ("tensorflow", "jax"):
+        target = tmp_path / f"{backend}.png"
+        env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+        done = subprocess.run([sys.executable, "-m", "ssimsr.cli", "upscale", "--backend", backend,
+                               str(trained_runs[model]), str(tmp_path / "in.png"), str(target)],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs[backend] = np.asarray(Image.open(target), dtype=np.int16)
+    factor = 2 if model == "sr" else 1
+    assert outputs["jax"].shape == (64 * factor, 96 * factor, 3)
+    # same weights, other kernels: 8-bit outputs differ by at most one grey level
+    assert np.abs(outputs["jax"] - outputs["tensorflow"]).max() <= 1

@@ -59,6 +59,7 @@ def resolve_params(config: dict, study_name: str, preset: str, model: str, datas
         "log_every": training.get("log_every", 50),
         "jit_compile": training.get("jit_compile", False),
         "precision": training.get("precision", "float32"),
+        "shape_bucket": training.get("shape_bucket", "auto"),
         "backend": training.get("backend", "tensorflow"),
         "train_downscaler": train_downscaler if model == "irn" else False,
         "widths": model_cfg,

@@ -26,6 +26,7 @@ import os
 from dataclasses import asdict, dataclass
 
 import keras
+import numpy as np
 from keras import ops
 
 __all__ = [
@@ -59,12 +60,27 @@ def _as_float(images):
     return ops.convert_to_tensor(images, dtype="float32")
 
 
-def bw_mse(hr, rec):
-    """Backward MSE (Eq. 7, as a mean): pixel error of the reconstruction."""
-    return ops.mean(ops.square(_as_float(hr) - _as_float(rec)))
+def _mean(values, region=None):
+    """Mean over all elements, or over the image inside a padded batch (buckets.Region)."""
+    return ops.mean(values) if region is None else region.mean(values)
 
 
-def fw_mse(hr, rec, downscaler, lr=None):
+def _call(model, images, region=None):
+    if region is None:
+        return model(images, training=False)
+    from .buckets import masked_call
+
+    return masked_call(model, images, region)
+
+
+def bw_mse(hr, rec, region=None):
+    """Backward MSE (Eq. 7, as a mean): pixel error of the reconstruction.
+
+    ``region`` (every term): the image inside a zero-padded batch (``buckets``)."""
+    return _mean(ops.square(_as_float(hr) - _as_float(rec)), region)
+
+
+def fw_mse(hr, rec, downscaler, lr=None, region=None):
     """Forward MSE (Eq. 8): ``MSE(D(hr), D(rec))`` with the pair's downscaler D.
 
     ``lr`` may pass an already computed ``D(hr)`` to save a forward pass.
@@ -75,23 +91,58 @@ def fw_mse(hr, rec, downscaler, lr=None):
     if the other pixels differ.
     """
     if lr is None:
-        lr = downscaler(_as_float(hr), training=False)
-    return ops.mean(ops.square(_as_float(lr) - downscaler(_as_float(rec), training=False)))
+        lr = _call(downscaler, _as_float(hr), region)
+    return _mean(ops.square(_as_float(lr) - _call(downscaler, _as_float(rec), region)), region)
 
 
-def ssim(hr, rec):
+def ssim(hr, rec, region=None):
     """Mean over the batch of ``keras.ops.image.ssim(max_val=1.0)`` with its defaults.
 
     11x11 Gaussian window (sigma 1.5), k1 0.01, k2 0.03, valid region only,
     averaged over RGB channels: the definition of ``tf.image.ssim``, on any
-    Keras backend. Sides must be at least 11 pixels.
+    Keras backend. Sides must be at least 11 pixels. With ``region``, the same
+    formula averaged over the windows that lie inside the image.
     """
-    return ops.mean(ops.image.ssim(_as_float(hr), _as_float(rec), max_val=1.0))
+    if region is None:
+        return ops.mean(ops.image.ssim(_as_float(hr), _as_float(rec), max_val=1.0))
+    return _ssim_inside(_as_float(hr), _as_float(rec), region)
 
 
-def ssim_n(hr, rec):
+def _gaussian_window(size=11, sigma=1.5):
+    """keras.ops.image.ssim's window, computed the same way (same float32 rounding)."""
+    x = ops.arange(size, dtype="float32") - (size - 1) / 2.0
+    g = ops.exp(-(x ** 2) / (2.0 * sigma ** 2))
+    g = g / ops.sum(g)
+    return ops.reshape(ops.outer(g, g), (size, size, 1, 1))
+
+
+def _ssim_inside(hr, rec, region, k1=0.01, k2=0.03, size=11):
+    """keras.ops.image.ssim's computation (max_val 1), its map averaged over the windows
+    inside ``region`` only: a window at map row i covers image rows i .. i + size - 1."""
+    kernel = _gaussian_window(size)
+    batch, height, width, channels = ops.shape(hr)  # dynamic in a TensorFlow graph
+
+    def filtered(x):  # channels as batch items, as keras.ops.image.ssim does
+        x = ops.reshape(ops.transpose(x, (0, 3, 1, 2)), (batch * channels, height, width, 1))
+        return ops.conv(x, kernel, strides=1, padding="valid")
+
+    mu1, mu2 = filtered(hr), filtered(rec)
+    sigma1 = filtered(hr * hr) - mu1 * mu1
+    sigma2 = filtered(rec * rec) - mu2 * mu2
+    sigma12 = filtered(hr * rec) - mu1 * mu2
+    c1, c2 = k1 ** 2, k2 ** 2
+    ssim_map = ((2.0 * mu1 * mu2 + c1) * (2.0 * sigma12 + c2)
+                / ((mu1 * mu1 + mu2 * mu2 + c1) * (sigma1 + sigma2 + c2)))
+    rows = ops.arange(height - size + 1) <= region.valid[0] - size
+    cols = ops.arange(width - size + 1) <= region.valid[1] - size
+    inside = ops.cast(ops.logical_and(ops.expand_dims(rows, 1), ops.expand_dims(cols, 0)), ssim_map.dtype)
+    count = ops.sum(inside) * ops.cast(batch * channels, ssim_map.dtype)
+    return ops.sum(ssim_map * inside[None, :, :, None]) / count
+
+
+def ssim_n(hr, rec, region=None):
     """Normalised SSIM loss (Eq. 10): ``(1 - SSIM) / 2``, in [0, 1]."""
-    return (1.0 - ssim(hr, rec)) / 2.0
+    return (1.0 - ssim(hr, rec, region)) / 2.0
 
 
 # --------------------------------------------------------------------------
@@ -136,7 +187,7 @@ def check_perceptual_norm(norm):
     return norm
 
 
-def perceptual(hr, rec, extractor, resize_to=None, norm="raw"):
+def perceptual(hr, rec, extractor, resize_to=None, norm="raw", region=None):
     """Eq. 9, the VGG19 feature distance of ``rec`` from ``hr``, in one of two scales.
 
     Input, both norms: images scaled to [0, 255] and preprocessed the way *these*
@@ -176,23 +227,25 @@ def perceptual(hr, rec, extractor, resize_to=None, norm="raw"):
     reconstruction. Gradients point where BasicSR's L1 perceptual loss points.
     """
     check_perceptual_norm(norm)
+    if region is not None and resize_to:
+        raise ValueError("losses.vgg_resize cannot be combined with shape buckets (training.shape_bucket)")
     hr, rec = _as_float(hr), _as_float(rec)
     # One forward pass for both images: half the overhead of two calls.
     both = ops.concatenate([hr, rec], axis=0)
     if resize_to:
         both = ops.image.resize(both, (int(resize_to), int(resize_to)), interpolation="bilinear")
     both = keras.applications.vgg19.preprocess_input(both * 255.0)
-    features = extractor(both, training=False)
+    features = _call(extractor, both, region)
     if not isinstance(features, (list, tuple)):
         features = [features]
     total = 0.0
     for feature in features:
         hr_feature, rec_feature = ops.split(feature, 2, axis=0)
         if norm == "raw":
-            total += ops.mean(ops.square(hr_feature - rec_feature))
+            total += _mean(ops.square(hr_feature - rec_feature), region)
         else:
-            scale = ops.maximum(ops.stop_gradient(ops.mean(ops.abs(hr_feature))), RELATIVE_EPS)
-            total += ops.mean(ops.abs(hr_feature - rec_feature)) / scale
+            scale = ops.maximum(ops.stop_gradient(_mean(ops.abs(hr_feature), region)), RELATIVE_EPS)
+            total += _mean(ops.abs(hr_feature - rec_feature), region) / scale
     return total if norm == "raw" else total / len(features)
 
 
@@ -215,7 +268,7 @@ class LossWeights:
 
 
 def loss_terms(hr, rec, downscaler, weights, extractor=None, lr=None, resize_to=None,
-               every_term=False, perceptual_norm="raw"):
+               every_term=False, perceptual_norm="raw", region=None):
     """All loss components and their weighted sum, as scalar tensors.
 
     Returns a dict with keys ``total``, ``bw_mse``, ``fw_mse``, ``perceptual``,
@@ -225,18 +278,22 @@ def loss_terms(hr, rec, downscaler, weights, extractor=None, lr=None, resize_to=
     ``perceptual`` still needs an extractor). ``extractor`` is required when
     ``lambda_p != 0``. ``lr`` may pass ``D(hr)`` already computed by
     ``models.reconstruct``. ``perceptual_norm`` is :func:`perceptual`'s ``norm``.
+    ``region``: the image inside a zero-padded batch (``buckets``); every term then
+    averages over the image only, and the networks run through ``buckets.masked_call``.
     """
     check_perceptual_norm(perceptual_norm)
     zero = ops.convert_to_tensor(0.0)
-    terms = {"bw_mse": bw_mse(hr, rec), "ssim_n": ssim_n(hr, rec)}
-    terms["fw_mse"] = fw_mse(hr, rec, downscaler, lr=lr) if (weights.lambda_f or every_term) else zero
+    terms = {"bw_mse": bw_mse(hr, rec, region), "ssim_n": ssim_n(hr, rec, region)}
+    terms["fw_mse"] = (fw_mse(hr, rec, downscaler, lr=lr, region=region) if (weights.lambda_f or every_term)
+                       else zero)
     if weights.lambda_p and extractor is None:
         raise ValueError(
             "lambda_p is non-zero but no VGG19 feature extractor was given; build one "
             "with build_feature_extractor(load_vgg19(path)) or set lambda_p to 0"
         )
     if extractor is not None and (weights.lambda_p or every_term):
-        terms["perceptual"] = perceptual(hr, rec, extractor, resize_to=resize_to, norm=perceptual_norm)
+        terms["perceptual"] = perceptual(hr, rec, extractor, resize_to=resize_to, norm=perceptual_norm,
+                                         region=region)
     else:
         terms["perceptual"] = zero
     terms["total"] = (

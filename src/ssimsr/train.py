@@ -69,6 +69,10 @@ class RunParams:
     # feature MSEs (the default here, so a params.json from before this option reads as
     # what it ran); the workflow's default is "relative" (config schema).
     perceptual_norm: str = "raw"
+    # Whole images of many sizes in few compiled shapes (buckets.py): "auto" pads only
+    # under JAX and only a split with more than buckets.MAX_SHAPES shapes; 0 never pads;
+    # N pads every whole image to multiples of N px. The numbers stay the same.
+    shape_bucket: int | str = "auto"
     learning_rate: float = 5e-4
     batch_size: int = 1
     crop: int | None = None
@@ -111,6 +115,8 @@ class RunParams:
             raise ValueError(f"crop: {self.crop} is not a multiple of scale {self.scale}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision: unknown value {self.precision!r} {PRECISIONS}")
+        if not (self.shape_bucket == "auto" or (isinstance(self.shape_bucket, int) and self.shape_bucket >= 0)):
+            raise ValueError(f"shape_bucket: expected 'auto' or an integer >= 0, got {self.shape_bucket!r}")
         if self.perceptual_norm not in PERCEPTUAL_NORMS:
             raise ValueError(f"perceptual_norm: unknown value {self.perceptual_norm!r} {PERCEPTUAL_NORMS}")
         if self.backend not in BACKENDS:
@@ -132,6 +138,8 @@ class RunParams:
             values.pop("backend")
         if values["perceptual_norm"] == "raw" or not values["lambda_p"]:
             values.pop("perceptual_norm")  # the old loss, or no perceptual term at all
+        if values["shape_bucket"] in (0, "auto"):
+            values.pop("shape_bucket")  # pads only where it leaves the numbers unchanged
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -205,6 +213,13 @@ def load_checkpoint(path: Path, pair, optimizer, variables, fingerprint: str) ->
         for i, v in enumerate(optimizer.variables):
             v.assign(state[f"opt_{i}"])
         return int(state["epoch"]), json.loads(str(state["history"]))
+
+
+def _batch(batch: np.ndarray, bucket: int) -> tuple:
+    """Step arguments: (batch,) or, with a bucket size, (padded batch, valid size)."""
+    from .buckets import pad_batch
+
+    return pad_batch(batch, bucket) if bucket else (batch,)
 
 
 def write_timing(path: Path, compile_stats: dict, seconds: float, steps: int, backend: str) -> None:
@@ -300,26 +315,33 @@ class Trainer:
     def models(self):
         return [m for m in (*self.pair, self.extractor) if m is not None]
 
-    def terms(self, hr, training):
+    def terms(self, hr, training, valid=None):
         """Loss terms, PSNR and SSIM of one batch: the computation every backend's step runs.
 
         Training: the terms the loss needs (zero-weight fwMSE / perceptual skipped), SSIM
         of the raw output. Validation: every term (computed even when its weight is 0),
-        PSNR and SSIM on the output clipped to [0, 1].
+        PSNR and SSIM on the output clipped to [0, 1]. ``valid`` = [height, width] of the
+        image inside a zero-padded bucket (``buckets``): the same numbers, few shapes.
         """
         from keras import ops
 
         from . import losses
+        from .buckets import Region, masked_call
 
         hr = ops.convert_to_tensor(hr, dtype="float32")
-        lr = self.pair.downscaler(hr, training=training)
-        rec = self.pair.upscaler(lr, training=training)
+        region = None if valid is None else Region(valid, (ops.shape(hr)[1], ops.shape(hr)[2]))
+        if region is None:
+            lr = self.pair.downscaler(hr, training=training)
+            rec = self.pair.upscaler(lr, training=training)
+        else:
+            lr = masked_call(self.pair.downscaler, hr, region)
+            rec = masked_call(self.pair.upscaler, lr, region)
         terms = losses.loss_terms(hr, rec, self.pair.downscaler, self.weights, self.extractor, lr=lr,
                                   resize_to=self.params.vgg_resize, every_term=not training,
-                                  perceptual_norm=self.params.perceptual_norm)
+                                  perceptual_norm=self.params.perceptual_norm, region=region)
         clipped = ops.clip(rec, 0.0, 1.0)
-        terms["psnr"] = _psnr(hr, clipped)
-        terms["ssim"] = 1.0 - 2.0 * terms["ssim_n"] if training else losses.ssim(hr, clipped)
+        terms["psnr"] = -10.0 * ops.log(losses.bw_mse(hr, clipped, region)) / math.log(10.0)
+        terms["ssim"] = 1.0 - 2.0 * terms["ssim_n"] if training else losses.ssim(hr, clipped, region)
         return terms
 
     def export_pair(self):
@@ -335,8 +357,24 @@ class Trainer:
         pair.downscaler.set_weights(self.pair.downscaler.get_weights())
         return pair
 
-    def validate(self, images: list[np.ndarray]) -> dict:
-        pending = [self.steps.evaluate(img[None].astype(np.float32) / 255.0) for img in images]
+    def bucket_for(self, images: list[np.ndarray]) -> int:
+        """Bucket size for whole images of a split (0: no padding), see ``RunParams.shape_bucket``."""
+        from .buckets import check_divisible, choose_bucket
+
+        shapes = {img.shape[:2] for img in images}
+        if self.params.crop or self.params.shape_bucket == 0:
+            return 0
+        if self.params.shape_bucket == "auto":
+            size = choose_bucket(shapes) if self.params.backend == "jax" else 0
+        else:
+            size = int(self.params.shape_bucket)
+        if size:
+            # a padded batch runs VGG19 to its fourth pooling (1/16) when the perceptual term is on
+            check_divisible(shapes, 16 if self.extractor is not None else self.params.scale, "a split")
+        return size
+
+    def validate(self, images: list[np.ndarray], bucket: int = 0) -> dict:
+        pending = [self.steps.evaluate(*_batch(img[None].astype(np.float32) / 255.0, bucket)) for img in images]
         rows = self.steps.fetch(pending)
         return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
 
@@ -348,13 +386,6 @@ def _float32_outputs(model):
     cast = [keras.layers.Activation("linear", dtype="float32", name=f"{model.name}_float32_{i}")(out)
             for i, out in enumerate(model.outputs)]
     return keras.Model(model.inputs, cast if len(cast) > 1 else cast[0], name=model.name)
-
-
-def _psnr(hr, rec):
-    from keras import ops
-
-    mse = ops.mean(ops.square(hr - rec))
-    return -10.0 * ops.log(mse) / math.log(10.0)
 
 
 def _check_balance(history: list[dict], params: RunParams, epoch: int) -> None:
@@ -388,12 +419,17 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
     fingerprint = params.fingerprint()
     restored = load_checkpoint(ckpt, trainer.pair, trainer.optimizer, trainer.variables, fingerprint)
     start_epoch, history = restored if restored else (0, [])
+    train_bucket, val_bucket = trainer.bucket_for(train_images), trainer.bucket_for(val_images)
+    if train_bucket or val_bucket:
+        print(f"shape buckets: train {train_bucket or 'off'}, val {val_bucket or 'off'} px "
+              f"({len({i.shape for i in train_images})} train / {len({i.shape for i in val_images})} val shapes)",
+              file=sys.stderr, flush=True)
     if restored:
         trainer.steps.reload()
         log.info("resuming %s from epoch %d", out, start_epoch)
     else:  # epoch 0: every term on the validation split before the first step
         t_val = time.perf_counter()
-        history.append({"epoch": 0, "split": "val", **trainer.validate(val_images),
+        history.append({"epoch": 0, "split": "val", **trainer.validate(val_images, val_bucket),
                         "seconds": time.perf_counter() - t_val})
     _check_balance(history, params, 0)
 
@@ -407,7 +443,7 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
         # log_every steps instead of a host round trip per step (JAX, GPUs).
         pending: list = []
         for step, batch in enumerate(epoch_batches(train_images, params, epoch), start=1):
-            pending.append(trainer.steps.train(batch))
+            pending.append(trainer.steps.train(*_batch(batch, train_bucket)))
             done_steps += 1
             if step % params.log_every and step != steps_per_epoch:
                 continue
@@ -431,7 +467,7 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
         train_seconds = time.perf_counter() - t_epoch
         history.append({"epoch": epoch, "split": "train", **train_row, "seconds": train_seconds})
         t_val = time.perf_counter()
-        val_row = trainer.validate(val_images)
+        val_row = trainer.validate(val_images, val_bucket)
         history.append({"epoch": epoch, "split": "val", **val_row, "seconds": time.perf_counter() - t_val})
         print(f"epoch {epoch}/{params.epochs} val psnr={val_row['psnr']:.3f} ssim={val_row['ssim']:.4f} "
               f"total={val_row['total']:.5f} ({train_seconds:.1f}s train)", file=sys.stderr, flush=True)

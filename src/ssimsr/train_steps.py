@@ -18,7 +18,8 @@ optimiser state, and resume that must equal an uninterrupted run bit for bit. ``
 would need a wrapper model, custom ``train_step`` overrides per backend anyway, and its
 own checkpoint callbacks that do not save the optimiser state atomically.
 
-A step object has ``train(hr) -> terms``, ``evaluate(hr) -> terms`` (dicts of scalar
+A step object has ``train(hr, valid=None) -> terms``, ``evaluate(hr, valid=None) -> terms``
+(``valid``: the image's size inside a zero-padded shape bucket, see buckets.py; dicts of scalar
 backend tensors), ``fetch(list_of_terms) -> list of dicts of floats`` (one device-to-host
 transfer for many steps), ``sync()`` and ``reload()`` (after weights were assigned from a
 checkpoint), and ``compile_stats`` (shape -> seconds of the first call, JAX only).
@@ -59,17 +60,27 @@ class TensorFlowSteps:
 
         self.trainer = trainer
         self.variables = trainer.variables
-        signature = [tf.TensorSpec([None, None, None, 3], tf.float32)]
+        image = tf.TensorSpec([None, None, None, 3], tf.float32)
+        valid = tf.TensorSpec([2], tf.int32)
         jit = trainer.params.jit_compile
-        self.train = tf.function(self._train, input_signature=signature, jit_compile=jit)
-        self.evaluate = tf.function(lambda hr: trainer.terms(hr, training=False),
-                                    input_signature=signature, jit_compile=jit)
+        self._train_whole = tf.function(self._train, input_signature=[image], jit_compile=jit)
+        self._train_bucketed = tf.function(self._train, input_signature=[image, valid], jit_compile=jit)
+        self._eval_whole = tf.function(lambda hr: trainer.terms(hr, training=False),
+                                       input_signature=[image], jit_compile=jit)
+        self._eval_bucketed = tf.function(lambda hr, v: trainer.terms(hr, training=False, valid=v),
+                                          input_signature=[image, valid], jit_compile=jit)
 
-    def _train(self, hr):
+    def train(self, hr, valid=None):
+        return self._train_whole(hr) if valid is None else self._train_bucketed(hr, valid)
+
+    def evaluate(self, hr, valid=None):
+        return self._eval_whole(hr) if valid is None else self._eval_bucketed(hr, valid)
+
+    def _train(self, hr, valid=None):
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            terms = self.trainer.terms(hr, training=True)
+            terms = self.trainer.terms(hr, training=True, valid=valid)
         grads = tape.gradient(terms["total"], self.variables)
         self.trainer.optimizer.apply_gradients(zip(grads, self.variables))
         return terms
@@ -90,11 +101,11 @@ class TorchSteps:
         self.trainer = trainer
         self.variables = trainer.variables
 
-    def train(self, hr):
+    def train(self, hr, valid=None):
         import torch
 
         hr = self._tensor(hr)
-        terms = self.trainer.terms(hr, training=True)
+        terms = self.trainer.terms(hr, training=True, valid=valid)
         for v in self.variables:
             v.value.grad = None
         terms["total"].backward()
@@ -103,11 +114,11 @@ class TorchSteps:
             self.trainer.optimizer.apply(grads, self.variables)
         return {k: t.detach() for k, t in terms.items()}
 
-    def evaluate(self, hr):
+    def evaluate(self, hr, valid=None):
         import torch
 
         with torch.no_grad():
-            return self.trainer.terms(self._tensor(hr), training=False)
+            return self.trainer.terms(self._tensor(hr), training=False, valid=valid)
 
     @staticmethod
     def _tensor(hr):
@@ -149,23 +160,25 @@ class JaxSteps:
         self.optimizer = trainer.optimizer
         self.compile_stats: dict = {}
 
-        def terms_fn(trainable_values, frozen_values, hr, training):
+        def terms_fn(trainable_values, frozen_values, hr, valid, training):
             mapping = list(zip(self.trainable, trainable_values)) + list(zip(self.frozen, frozen_values))
             with keras.StatelessScope(state_mapping=mapping):
-                terms = trainer.terms(hr, training=training)
+                terms = trainer.terms(hr, training=training, valid=valid)
             return terms["total"], terms
 
         grad_fn = jax.value_and_grad(terms_fn, has_aux=True)
 
-        def train_fn(state, frozen_values, hr):
+        # `valid` is None (whole images) or the image's [height, width] inside a padded
+        # bucket: an argument, so one compiled program serves every image of a bucket.
+        def train_fn(state, frozen_values, hr, valid):
             trainable_values, optimizer_values = state
-            (_, terms), grads = grad_fn(trainable_values, frozen_values, hr, True)
+            (_, terms), grads = grad_fn(trainable_values, frozen_values, hr, valid, True)
             trainable_values, optimizer_values = self.optimizer.stateless_apply(
                 optimizer_values, grads, trainable_values)
             return (trainable_values, optimizer_values), terms
 
-        def eval_fn(state, frozen_values, hr):
-            return terms_fn(state[0], frozen_values, hr, False)[1]
+        def eval_fn(state, frozen_values, hr, valid):
+            return terms_fn(state[0], frozen_values, hr, valid, False)[1]
 
         # The old state's buffers are reused for the new one: no second copy of the weights.
         self._train = jax.jit(train_fn, donate_argnums=0)
@@ -191,8 +204,8 @@ class JaxSteps:
         for variable, value in zip(self.optimizer.variables, optimizer_values):
             variable.assign(value)
 
-    def _timed(self, kind, fn, hr):
-        key = (kind, tuple(hr.shape))
+    def _timed(self, kind, fn, hr, bucketed=False):
+        key = (kind + (" bucketed" if bucketed else ""), tuple(hr.shape))
         if key in self.compile_stats:
             return fn(hr)
         # First call for this shape: tracing and XLA compilation happen here.
@@ -204,15 +217,16 @@ class JaxSteps:
         self.compile_stats[key] = time.perf_counter() - start
         return out
 
-    def train(self, hr):
+    def train(self, hr, valid=None):
         def step(x):
-            self.state, terms = self._train(self.state, self.frozen_values, x)
+            self.state, terms = self._train(self.state, self.frozen_values, x, valid)
             return terms
 
-        return self._timed("train", step, hr)
+        return self._timed("train", step, hr, valid is not None)
 
-    def evaluate(self, hr):
-        return self._timed("eval", lambda x: self._eval(self.state, self.frozen_values, x), hr)
+    def evaluate(self, hr, valid=None):
+        return self._timed("eval", lambda x: self._eval(self.state, self.frozen_values, x, valid), hr,
+                           valid is not None)
 
     @staticmethod
     def fetch(terms_list):
