@@ -176,7 +176,8 @@ def test_perceptual_run_epoch_0_shares_random_init_vgg(dataset, tmp_path, vgg_we
     params = tiny_params(epochs=1, lambda_p=1.0, vgg_weights=str(vgg_weights[0]), perceptual_norm="relative")
     history = train(params, dataset, tmp_path)
     start = history[history.epoch == 0].iloc[0]
-    assert 0 < start.perceptual < 2 and start.fw_mse > 0 and start.ssim_n > 0
+    # relative L1 <= (|phi(hr)| + |phi(rec)|) / |phi(hr)|: O(1), about 2 for this untrained net
+    assert 0 < start.perceptual < 10 and start.fw_mse > 0 and start.ssim_n > 0
     np.testing.assert_allclose(start.total, start.bw_mse + start.fw_mse + start.perceptual + start.ssim_n, rtol=1e-5)
     shares = balance.shares(start, {"lambda_b": 1, "lambda_f": 1, "lambda_p": 1, "lambda_s": 1})
     assert set(shares) == {"bw_mse", "fw_mse", "perceptual", "ssim_n"}
@@ -192,7 +193,7 @@ def test_perceptual_norm_option_and_fingerprint():
     raw = tiny_params(lambda_p=1.0)
     assert raw.perceptual_norm == "raw"  # a params.json without the key is what it ran
     values = asdict(raw)
-    for key in ("log_every", "precision", "backend", "perceptual_norm"):
+    for key in ("log_every", "precision", "backend", "perceptual_norm", "shape_bucket"):
         values.pop(key)
     if BACKEND == "tensorflow":  # the fingerprint of a run from before the option, computed by hand
         assert raw.fingerprint() == hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
