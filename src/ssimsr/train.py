@@ -82,7 +82,8 @@ class RunParams:
     jit_compile: bool = False
     # "float32" (default: the paper's numerics) or "mixed_bfloat16": the networks and VGG19
     # compute in bfloat16 with float32 variables; loss, metrics and Adam stay float32.
-    # About 3x faster steps on CPUs with AMX / AVX512-BF16 (benchmarks/README.md).
+    # About 3x faster steps on CPUs with AMX / AVX512-BF16, far slower on CPUs without
+    # them (12x on the AVX2-only CPU of benchmarks/README.md): opt-in, measure first.
     precision: str = "float32"
     train_downscaler: bool = True
     widths: dict = field(default_factory=dict)
