@@ -11,6 +11,7 @@ from PIL import Image
 from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio
 
+from conftest import BACKEND
 from ssimsr import evaluate, weights
 from ssimsr.data import ChecksumMismatch
 from ssimsr.stats import compare_studies
@@ -32,7 +33,8 @@ def workspace(tmp_path_factory):
     for ls in (0.0, 1.0):
         run = root / f"results/train/s/corrected/sr/tiny/ls{ls:g}/b4c4-b5c4/seed0"
         params = RunParams.from_dict(dict(model="sr", dataset="tiny", lambda_s=ls, epochs=1, crop=32,
-                                          batch_size=2, lambda_p=0.0, widths={"filters": 8, "res_blocks": 1}))
+                                          batch_size=2, lambda_p=0.0, widths={"filters": 8, "res_blocks": 1},
+                                          backend=BACKEND))
         train(params, data, run)
         runs.append(run)
     return root, runs
