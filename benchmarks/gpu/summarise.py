@@ -16,12 +16,10 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from importlib.resources import files
-
 import numpy as np
 import pandas as pd
 
-PUBLISHED = files("ssimsr") / "published" / "table1.csv"
+from ssimsr.tables import load_published
 
 
 def gpu_name() -> str:
@@ -64,7 +62,7 @@ def run_rows(run_dir: Path) -> pd.DataFrame:
 
 
 def ours_vs_paper(ours: pd.DataFrame) -> pd.DataFrame:
-    paper = pd.read_csv(PUBLISHED.open())
+    paper = load_published("table1")
     paper = paper[paper.dataset == "bsds300"][["model", "lambda_s", "psnr_end", "ssim_end"]]
     table = ours.merge(paper, on=["model", "lambda_s"], how="left", suffixes=("", "_paper"))
     table["psnr_diff"] = table.psnr_end - table.psnr_end_paper

@@ -92,15 +92,17 @@ def backend_environment(backend: str) -> dict[str, str]:
     that a resumed run equals an uninterrupted one on the same GPU too. Values the user
     has set are kept.
     """
-    env = {"KERAS_BACKEND": backend}
+    defaults = {}
     if backend == "jax":
-        flags = os.environ.get("XLA_FLAGS", "")
-        if "xla_gpu_deterministic_ops" not in flags:
-            env["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
-        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+        defaults["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     elif backend == "tensorflow":
-        env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
-    return {k: v for k, v in env.items() if k == "KERAS_BACKEND" or k not in os.environ or k == "XLA_FLAGS"}
+        defaults["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+    env = {k: v for k, v in defaults.items() if k not in os.environ}  # the user's settings win
+    flags = os.environ.get("XLA_FLAGS", "")
+    if backend == "jax" and "xla_gpu_deterministic_ops" not in flags:
+        env["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()  # added to the user's
+    env["KERAS_BACKEND"] = backend
+    return env
 
 
 def describe_devices(backend: str) -> tuple[str, bool]:

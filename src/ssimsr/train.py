@@ -34,6 +34,7 @@ import pandas as pd
 from PIL import Image
 
 from .atomic import atomic_path, write_csv, write_text
+from .train_steps import BACKENDS  # Keras 3 backends: a training step for each
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,6 @@ HISTORY_COLUMNS = ["epoch", "split", "total", "bw_mse", "fw_mse", "perceptual", 
                    "psnr", "ssim", "seconds"]
 TERMS = ("total", "bw_mse", "fw_mse", "perceptual", "ssim_n")
 PRECISIONS = ("float32", "mixed_bfloat16")
-BACKENDS = ("tensorflow", "jax", "torch")  # Keras 3 backends; train_steps has a step for each
 PERCEPTUAL_NORMS = ("relative", "raw")  # = losses.PERCEPTUAL_NORMS (losses imports Keras)
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -49,15 +48,17 @@ def make_steps(trainer):
 
 
 def _floats(terms_list):
-    return [{k: float(np.asarray(v)) for k, v in terms.items()} for terms in terms_list]
+    """Scalar backend tensors as Python floats (convert_to_numpy also moves torch CUDA tensors)."""
+    import keras
+
+    return [{k: float(keras.ops.convert_to_numpy(v)) for k, v in terms.items()} for terms in terms_list]
 
 
 class TensorFlowSteps:
-    compile_stats: dict = {}
-
     def __init__(self, trainer):
         import tensorflow as tf
 
+        self.compile_stats: dict = {}  # one traced graph serves every shape
         self.trainer = trainer
         self.variables = trainer.variables
         image = tf.TensorSpec([None, None, None, 3], tf.float32)
@@ -95,9 +96,8 @@ class TensorFlowSteps:
 
 
 class TorchSteps:
-    compile_stats: dict = {}
-
     def __init__(self, trainer):
+        self.compile_stats: dict = {}  # eager: nothing is compiled
         self.trainer = trainer
         self.variables = trainer.variables
 
@@ -126,11 +126,7 @@ class TorchSteps:
 
         return keras.ops.convert_to_tensor(hr, dtype="float32")
 
-    @staticmethod
-    def fetch(terms_list):
-        import keras
-
-        return [{k: float(keras.ops.convert_to_numpy(v)) for k, v in t.items()} for t in terms_list]
+    fetch = staticmethod(_floats)
 
     def sync(self):
         pass
