@@ -36,13 +36,30 @@ TINY = {
 }
 
 
-def run_snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+def run_snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     (workdir / "cfg.yaml").write_text(yaml.safe_dump(config))
     return subprocess.run(
         [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
          str(workdir / "cfg.yaml"), "--cores", "1", *args],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, env=env,
     )
+
+
+def jobs_after_editing(workdir: Path, module: str, edit, tmp: Path) -> dict[str, int]:
+    """Job counts of a dry run after ``edit`` (text appended, or a function of the text) in a
+    temporary copy of ssimsr/<module>.py (the copy is imported first: PYTHONPATH)."""
+    import os
+    import shutil
+
+    copy = tmp / f"src_{module}"
+    shutil.copytree(REPO / "src" / "ssimsr", copy / "ssimsr", ignore=shutil.ignore_patterns("__pycache__"))
+    path = copy / "ssimsr" / f"{module}.py"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(edit(text) if callable(edit) else text + edit, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    result = run_snakemake(workdir, TINY, "-n", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M) if k != "total"}
 
 
 def test_schema_error_names_the_key(tmp_path):
@@ -119,6 +136,18 @@ def test_tiny_workflow_runs_and_reruns_nothing(tmp_path):
     again = run_snakemake(tmp_path, TINY, "-n")
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
+
+    # Code changes rerun what they affect (code_digest): the loss reruns training and
+    # everything after it; the tables code only the tables; a comment or docstring nothing.
+    edits = tmp_path / "edits"
+    after_losses = jobs_after_editing(tmp_path, "losses", "\n_EDITED = 1\n", edits)
+    assert after_losses == {"train": 3, "evaluate": 3, "lpips": 3, "collect": 1, "stats": 1, "tables": 1,
+                            "figures": 1, "all": 1}
+    assert jobs_after_editing(tmp_path, "tables", "\n_EDITED = 1\n", edits) == {"tables": 1, "all": 1}
+    def reword(text):  # a comment and a changed docstring only
+        return "# a comment\n" + text.replace('"""Per-image reconstruction metrics', '"""Per-image metrics', 1)
+
+    assert jobs_after_editing(tmp_path, "metrics", reword, edits) == {}
 
 
 def test_bad_comparison_is_named(tmp_path):

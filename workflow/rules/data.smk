@@ -35,6 +35,7 @@ rule prepare_dataset:
         train=directory(f"{RESULTS}/data/{{dataset}}/train"),
         val=directory(f"{RESULTS}/data/{{dataset}}/val"),
     params:
+        code=code_digest("prepare"),  # editing its library code reruns it
         options=prepare_options,
         sources=lambda w: json.dumps(dataset_config(w)["sources"], sort_keys=True),
         scale=config["scale"],

@@ -33,6 +33,7 @@ rule showcase:
     output:
         directory(SHOWCASE_DIR),
     params:
+        code=code_digest("showcase"),  # editing its library code reruns it
         entries=json.dumps(config["evaluation"]["showcase"]["images"]),
         crop=config["evaluation"]["showcase"]["crop"],
         scale=config["scale"],
@@ -54,6 +55,7 @@ rule evaluate:
         metrics=f"{EVAL_DIR}/metrics.csv",
         recon=directory(f"{EVAL_DIR}/recon"),
     params:
+        code=code_digest("evaluate"),  # editing its library code reruns it
         run=lambda w: TRAIN_DIR.format(**w),
         out=lambda w: EVAL_DIR.format(**w),
         data=lambda w: f"{RESULTS}/data/{w.dataset}",
@@ -78,6 +80,7 @@ rule lpips:
     output:
         f"{EVAL_DIR}/lpips.csv",
     params:
+        code=code_digest("lpips"),  # editing its library code reruns it
         eval_dir=lambda w: EVAL_DIR.format(**w),
         data=lambda w: f"{RESULTS}/data/{w.dataset}",
         showcase=lambda w: f"--showcase {SHOWCASE_DIR}" if is_showcase_run(w) else "",
@@ -104,6 +107,7 @@ rule collect:
         per_image=f"{RESULTS}/eval/per_image.csv",
         history=f"{RESULTS}/eval/history.csv",
     params:
+        code=code_digest("collect"),  # editing its library code reruns it
         eval_dirs=lambda w, input: [parent(m) for m in input.metrics],
         train_root=lambda w, input: parent(input.histories[0], 8),
         data_root=lambda w, output: str(Path(parent(output.per_image, 2)) / "data"),

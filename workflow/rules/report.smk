@@ -20,6 +20,7 @@ rule tables:
             for n in [Path(f).stem]
         ],
     params:
+        code=code_digest("tables"),  # editing its library code reruns it
         report=json.dumps(config["report"], sort_keys=True),
         showcase=json.dumps(config["evaluation"]["showcase"], sort_keys=True),
         out=lambda w, output: parent(output[0]),
@@ -48,6 +49,7 @@ rule figures:
             for f in figure_files()
         ],
     params:
+        code=code_digest("figures"),  # editing its library code reruns it
         showcase=json.dumps(config["evaluation"]["showcase"], sort_keys=True),
         study=config["report"]["table1_study"],
         preset=config["report"]["preset"],

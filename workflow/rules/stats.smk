@@ -8,6 +8,7 @@ rule stats:
     output:
         f"{RESULTS}/stats/comparisons.csv",
     params:
+        code=code_digest("stats"),  # editing its library code reruns it
         pairs=json.dumps(config["report"]["comparisons"]),
     conda:
         "../../envs/tensorflow.yaml"

@@ -11,6 +11,7 @@ rule train:
         history=f"{TRAIN_DIR}/history.csv",
         params=f"{TRAIN_DIR}/params.json",
     params:
+        code=code_digest("train"),  # editing its library code reruns it
         run=lambda w: json.dumps(run_of(w)["params"], sort_keys=True),
         data=lambda w: f"{RESULTS}/data/{w.dataset}",
         out=lambda w: TRAIN_DIR.format(**w),
