@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ssimsr.runs import Run
 from ssimsr.tables import load_published
 
 
@@ -34,9 +35,10 @@ def gpu_name() -> str:
 def run_rows(run_dir: Path) -> pd.DataFrame:
     """One row per training run: final and first-epoch validation metrics, timing."""
     rows = []
-    for params_path in sorted(run_dir.glob("results/train/*/*/*/*/*/*/*/params.json")):
-        folder = params_path.parent
-        params = json.loads(params_path.read_text())
+    for folder in Run.folders(run_dir / "results" / "train"):
+        if not (folder / "params.json").exists():
+            continue
+        params = json.loads((folder / "params.json").read_text())
         if (folder / "history.csv").exists():
             hist = pd.read_csv(folder / "history.csv")
         elif (folder / "checkpoint" / "state.npz").exists():  # stopped by the time limit

@@ -16,18 +16,22 @@ import logging
 import math
 from typing import Mapping
 
-#: (history column, lambda parameter) of every term of Eq. 11, in the loss's order.
-WEIGHTED_TERMS = (("bw_mse", "lambda_b"), ("fw_mse", "lambda_f"), ("perceptual", "lambda_p"),
-                  ("ssim_n", "lambda_s"))
+from . import registry
+
 DOMINANCE_RATIO = 100.0
 
 log = logging.getLogger("ssimsr.train")
 
 
+def weighted_terms() -> tuple[tuple[str, str], ...]:
+    """(history column, lambda name) of every registered loss term, in the loss's order."""
+    return tuple((term.name, term.weight) for term in registry.loss_terms().values())
+
+
 def weighted(terms: Mapping[str, float], lambdas: Mapping[str, float]) -> dict[str, float]:
     """``{term: lambda * value}`` for the terms whose lambda is > 0."""
     return {term: float(lambdas[lam]) * float(terms[term])
-            for term, lam in WEIGHTED_TERMS if float(lambdas[lam]) > 0}
+            for term, lam in weighted_terms() if float(lambdas[lam]) > 0}
 
 
 def shares(terms: Mapping[str, float], lambdas: Mapping[str, float]) -> dict[str, float]:
@@ -66,7 +70,7 @@ def check(terms: Mapping[str, float], lambdas: Mapping[str, float], when: str,
     found = dominant(terms, lambdas, ratio)
     if found:
         term, factor = found
-        lam = dict(WEIGHTED_TERMS)[term]
+        lam = dict(weighted_terms())[term]
         log.warning("loss balance (%s): %s x %s = %.4g exceeds the sum of the other weighted terms by "
                     "%.3gx (> %gx); the other terms hardly steer training. Check losses.perceptual_norm "
                     "and the lambdas", when, lam, term, float(lambdas[lam]) * float(terms[term]),

@@ -1,16 +1,22 @@
-"""Config validation messages that name the offending key.
+"""The config schema, its defaults, and validation messages that name the offending key.
 
-Snakemake's ``validate()`` checks the config against the JSON schema and fills its
-defaults; its error dumps the whole sub-schema. ``describe_errors`` lists every
-violation as ``key.path: message`` so a user sees at once which key to fix.
+``config.schema.yaml`` (next to this module) is the one place where config keys, their
+types and their defaults are written. Snakemake's ``validate()`` checks a workflow's
+config against it and fills the defaults; :func:`with_defaults` does the same for the
+library (tests, benchmarks, a run built by hand). Snakemake's error dumps the whole
+sub-schema, so :func:`describe_errors` lists every violation as ``key.path: message``.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
 
 import jsonschema
 import yaml
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
 
 class ConfigError(ValueError):
@@ -47,10 +53,49 @@ def _leaf_errors(error: jsonschema.ValidationError):
             yield from _leaf_errors(sub)
 
 
-def describe_errors(config: dict, schema_path: str | Path) -> list[str]:
+@functools.cache
+def _schema(path: str) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _filling_validator(schema: dict) -> jsonschema.protocols.Validator:
+    """A validator that also sets each absent property's ``default`` (jsonschema's recipe)."""
+    base = jsonschema.Draft202012Validator
+    check_properties = base.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in props.items():
+                if "default" in sub:
+                    instance.setdefault(key, copy.deepcopy(sub["default"]))
+        yield from check_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": properties})(schema)
+
+
+def with_defaults(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """A validated copy of ``config`` with the schema's defaults filled in.
+
+    Raises ConfigError listing every violation by key.
+    """
+    check_config(config, schema_path)
+    filled = copy.deepcopy(config)
+    for _ in _filling_validator(_schema(str(schema_path))).iter_errors(filled):
+        pass  # valid (checked above); iterating fills the defaults
+    return filled
+
+
+def defaults(section: str) -> dict:
+    """The schema's defaults of one top-level section (``losses``, ``training``, ...)."""
+    filled: dict = {}
+    for _ in _filling_validator(_schema(str(SCHEMA_PATH))).iter_errors(filled):
+        pass  # an empty config is invalid; only the filled defaults matter here
+    return filled[section]
+
+
+def describe_errors(config: dict, schema_path: str | Path = SCHEMA_PATH) -> list[str]:
     """One ``key: message`` line per schema violation, sorted by key."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = jsonschema.Draft202012Validator(_schema(str(schema_path)))
     lines = set()
     for error in validator.iter_errors(config):
         for leaf in _leaf_errors(error):
@@ -61,7 +106,7 @@ def describe_errors(config: dict, schema_path: str | Path) -> list[str]:
     return sorted(lines)
 
 
-def check_config(config: dict, schema_path: str | Path) -> None:
+def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> None:
     """Raise ConfigError listing every violation by key; no-op for a valid config."""
     lines = describe_errors(config, schema_path)
     if lines:

@@ -23,22 +23,7 @@ from PIL import Image
 
 from .atomic import atomic_path, write_csv
 from .data import list_split
-
-RUN_COLUMNS = ["study", "preset", "model", "dataset", "lambda_s", "seed", "vgg"]
-
-
-def parse_run_path(path: str | os.PathLike) -> dict:
-    """Run columns from a ``.../{study}/{preset}/{model}/{dataset}/ls{l}/{vgg}/seed{s}`` path."""
-    parts = Path(path).parts
-    try:
-        study, preset, model, dataset, ls, vgg, seed = parts[-7:]
-        if not (ls.startswith("ls") and seed.startswith("seed")):
-            raise ValueError
-        return {"study": study, "preset": preset, "model": model, "dataset": dataset,
-                "lambda_s": float(ls[2:]), "seed": int(seed[4:]), "vgg": vgg}
-    except ValueError:
-        raise ValueError(f"{path}: not a run path (<study>/<preset>/<model>/<dataset>/ls<l>/<vgg>/seed<s>)") from None
-
+from .runs import Run
 
 def showcase_crop(rgb: np.ndarray, size: int, scale: int) -> np.ndarray:
     """Centre crop of ``size`` x ``size`` (or the largest square that fits), sides a multiple of ``scale``."""
@@ -109,34 +94,36 @@ def evaluate_run(run: str | os.PathLike, image_sets: dict[str, list[Path]], out_
     return frame
 
 
-def collect(eval_dirs: list[str | os.PathLike], train_root: str | os.PathLike,
+def collect(train_dirs: list[str | os.PathLike], eval_dirs: list[str | os.PathLike],
             data_root: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per_image, history): every run's metrics (+ LPIPS) and training history, long format.
 
-    ``eval_dirs`` are ``results/eval/<run path>`` folders; the matching training folder
-    (``results/train/<run path>``) supplies history.csv and params.json.
+    ``train_dirs[i]`` and ``eval_dirs[i]`` are the same run's folders; its keys are read
+    from the params.json that training wrote (``runs.Run``).
     """
+    if len(train_dirs) != len(eval_dirs):
+        raise ValueError(f"collect: {len(train_dirs)} training folders but {len(eval_dirs)} evaluation folders")
     per_image, history = [], []
-    for ev in map(Path, eval_dirs):
-        run = parse_run_path(ev)
+    for train_dir, ev in zip(map(Path, train_dirs), map(Path, eval_dirs)):
+        params = json.loads((train_dir / "params.json").read_text())
+        if not params.get("run"):
+            raise ValueError(f"{train_dir / 'params.json'}: no run keys (trained outside the workflow?)")
+        run = Run.from_mapping(params["run"]).as_dict()
         metrics = pd.read_csv(ev / "metrics.csv")
         lpips_file = ev / "lpips.csv"
         if lpips_file.exists():
             lp = pd.read_csv(lpips_file)
             metrics = metrics.merge(lp, on=["set", "image"], how="left", validate="one_to_one")
         per_image.append(metrics.assign(**run))
-        train_dir = Path(train_root).joinpath(*ev.parts[-7:])
-        params = json.loads((train_dir / "params.json").read_text())
         hist = pd.read_csv(train_dir / "history.csv")
         n_train = len(list((Path(data_root) / run["dataset"] / "train").glob("*.png")))
-        if params.get("max_train_images"):
+        if params["max_train_images"]:
             n_train = min(n_train, params["max_train_images"])
         # the lambdas and the perceptual scale: the loss-share table weights the terms with them
         history.append(hist.assign(**run, epochs=params["epochs"], dataset_size=n_train,
-                                   vgg_layers="+".join(params["vgg_layers"]),
-                                   **{k: params.get(k, 1.0) for k in ("lambda_b", "lambda_f", "lambda_p")},
-                                   perceptual_norm=params.get("perceptual_norm", "raw")))
-    first = RUN_COLUMNS
+                                   vgg_layers="+".join(params["vgg_layers"]), **params["loss_weights"],
+                                   perceptual_norm=params["perceptual_norm"]))
+    first = list(Run.keys())
     per_image_df = pd.concat(per_image, ignore_index=True)
     per_image_df = per_image_df[first + [c for c in per_image_df.columns if c not in first]]
     history_df = pd.concat(history, ignore_index=True)

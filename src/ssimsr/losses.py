@@ -23,15 +23,17 @@ Corrections to the reference code (see reference-code-facts.md):
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 from keras import ops
 
+from . import registry
+
 __all__ = [
     "DEFAULT_VGG_LAYERS",
-    "LossWeights",
+    "LossBatch",
     "PERCEPTUAL_NORMS",
     "VGG19_NOTOP_FILENAME",
     "VGG19_NOTOP_MD5",
@@ -39,7 +41,9 @@ __all__ = [
     "bw_mse",
     "fw_mse",
     "load_vgg19",
+    "loss_keys",
     "loss_terms",
+    "loss_weights",
     "perceptual",
     "ssim",
     "ssim_n",
@@ -48,7 +52,6 @@ __all__ = [
 VGG19_NOTOP_FILENAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 VGG19_NOTOP_MD5 = "253f8cb515780f3b799900260a226db6"
 DEFAULT_VGG_LAYERS = ("block4_conv4", "block5_conv4")
-LOSS_KEYS = ("total", "bw_mse", "fw_mse", "perceptual", "ssim_n")
 #: Normalisations of the perceptual term (:func:`perceptual`).
 PERCEPTUAL_NORMS = ("relative", "raw")
 #: Floor of a layer's mean |feature| in the relative normalisation (features of 0-255
@@ -255,51 +258,61 @@ def perceptual(hr, rec, extractor, resize_to=None, norm="raw", region=None):
 
 
 @dataclass(frozen=True)
-class LossWeights:
-    """The lambdas of Eq. 11. Paper: b = f = p = 1, s in {0, 1, 2}."""
+class LossBatch:
+    """What a loss term (``ssimsr.terms``) may use: the images, the networks, the options."""
 
-    lambda_b: float = 1.0
-    lambda_f: float = 1.0
-    lambda_p: float = 1.0
-    lambda_s: float = 1.0
+    hr: object
+    rec: object
+    downscaler: object
+    lr: object = None  # D(hr), when already computed
+    extractor: object = None  # frozen VGG19 features (terms that need it)
+    resize_to: int | None = None
+    perceptual_norm: str = "raw"
+    region: object = None  # the image inside a zero-padded batch (buckets.Region)
 
-    def as_dict(self):
-        return asdict(self)
+
+def loss_weights(**values) -> dict[str, float]:
+    """Every registered term's lambda: 1.0 unless given (the paper: b = f = p = 1, s in {0, 1, 2})."""
+    names = registry.weight_names()
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ValueError(f"unknown loss weight(s) {unknown}; registered: {names}")
+    return {name: float(values.get(name, 1.0)) for name in names}
+
+
+def loss_keys() -> tuple[str, ...]:
+    """``total`` and the registered terms, in the loss's order."""
+    return ("total", *registry.loss_terms())
 
 
 def loss_terms(hr, rec, downscaler, weights, extractor=None, lr=None, resize_to=None,
                every_term=False, perceptual_norm="raw", region=None):
-    """All loss components and their weighted sum, as scalar tensors.
+    """Every registered loss term and their weighted sum ``total``, as scalar tensors.
 
-    Returns a dict with keys ``total``, ``bw_mse``, ``fw_mse``, ``perceptual``,
-    ``ssim_n``. ``bw_mse`` and ``ssim_n`` are always computed (they are also
-    logged); ``fw_mse`` and ``perceptual`` are 0.0 without being computed
-    when their weight is 0, unless ``every_term`` (validation logs every term;
-    ``perceptual`` still needs an extractor). ``extractor`` is required when
-    ``lambda_p != 0``. ``lr`` may pass ``D(hr)`` already computed by
-    ``models.reconstruct``. ``perceptual_norm`` is :func:`perceptual`'s ``norm``.
-    ``region``: the image inside a zero-padded batch (``buckets``); every term then
-    averages over the image only, and the networks run through ``buckets.masked_call``.
+    ``weights`` maps each term's lambda name to its value (:func:`loss_weights`). A term
+    whose weight is 0 is 0.0 without being computed, unless it is ``logged`` or
+    ``every_term`` (validation logs every term; a term that needs the VGG19 extractor
+    stays 0.0 without one). ``extractor`` is required when such a term's weight is not 0.
+    ``lr`` may pass ``D(hr)`` already computed by ``models.reconstruct``.
+    ``perceptual_norm`` is :func:`perceptual`'s ``norm``. ``region``: the image inside a
+    zero-padded batch (``buckets``); every term then averages over the image only, and
+    the networks run through ``buckets.masked_call``.
     """
     check_perceptual_norm(perceptual_norm)
+    batch = LossBatch(hr, rec, downscaler, lr, extractor, resize_to, perceptual_norm, region)
     zero = ops.convert_to_tensor(0.0)
-    terms = {"bw_mse": bw_mse(hr, rec, region), "ssim_n": ssim_n(hr, rec, region)}
-    terms["fw_mse"] = (fw_mse(hr, rec, downscaler, lr=lr, region=region) if (weights.lambda_f or every_term)
-                       else zero)
-    if weights.lambda_p and extractor is None:
-        raise ValueError(
-            "lambda_p is non-zero but no VGG19 feature extractor was given; build one "
-            "with build_feature_extractor(load_vgg19(path)) or set lambda_p to 0"
-        )
-    if extractor is not None and (weights.lambda_p or every_term):
-        terms["perceptual"] = perceptual(hr, rec, extractor, resize_to=resize_to, norm=perceptual_norm,
-                                         region=region)
-    else:
-        terms["perceptual"] = zero
-    terms["total"] = (
-        weights.lambda_b * terms["bw_mse"]
-        + weights.lambda_f * terms["fw_mse"]
-        + weights.lambda_p * terms["perceptual"]
-        + weights.lambda_s * terms["ssim_n"]
-    )
-    return {key: terms[key] for key in LOSS_KEYS}
+    terms, total = {}, 0.0
+    for term in registry.loss_terms().values():
+        weight = weights[term.weight]
+        if term.needs_extractor and extractor is None:
+            if weight:
+                raise ValueError(
+                    f"{term.weight} is non-zero but no VGG19 feature extractor was given; build one "
+                    f"with build_feature_extractor(load_vgg19(path)) or set {term.weight} to 0")
+            terms[term.name] = zero
+        elif weight or every_term or term.logged:
+            terms[term.name] = term.compute(batch)
+        else:
+            terms[term.name] = zero
+        total = total + weight * terms[term.name]  # Eq. 11, the terms in their order
+    return {"total": total, **terms}

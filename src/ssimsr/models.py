@@ -53,8 +53,6 @@ __all__ = [
     "scale_steps",
 ]
 
-ARCHITECTURES = ("sr", "irn")
-
 
 # --------------------------------------------------------------------------
 # Small custom layers
@@ -307,41 +305,27 @@ class ModelPair(NamedTuple):
 
 
 def build_pair(arch, scale=2, freeze_downscaler=False, **widths):
-    """Build the ``"sr"`` or ``"irn"`` pair.
+    """Build the pair of a registered architecture (``ssimsr/archs``: ``"sr"``, ``"irn"``).
 
-    ``widths`` for SR: ``filters`` (64), ``res_blocks`` (8). For IRN:
-    ``down_filters`` (128), ``up_filters`` (32), ``lr_channels`` (4).
+    ``widths`` are the architecture builder's keyword arguments (SR: ``filters`` 64,
+    ``res_blocks`` 8; IRN: ``down_filters`` 128, ``up_filters`` 32, ``lr_channels`` 4).
 
-    The IRN downscaler trains end to end with the upscaler (the gradient of the
+    A learned downscaler (IRN) trains end to end with the upscaler (the gradient of the
     reconstruction loss reaches it). ``freeze_downscaler=True`` sets
-    ``downscaler.trainable = False``, i.e. a fixed random downscaler: the
-    reference code's effective behaviour. The SR downscaler has no weights.
+    ``downscaler.trainable = False``, i.e. a fixed random downscaler: the reference
+    code's effective behaviour. The SR downscaler has no weights.
     """
-    arch = str(arch).lower()
-    if arch == "sr":
-        allowed = {"filters", "res_blocks"}
-    elif arch == "irn":
-        allowed = {"down_filters", "up_filters", "lr_channels"}
-    else:
-        raise ValueError(f"unknown architecture {arch!r}; expected one of {ARCHITECTURES}")
-    unknown = set(widths) - allowed
-    if unknown:
-        raise TypeError(f"unknown width argument(s) for {arch!r}: {sorted(unknown)}; allowed: {sorted(allowed)}")
+    from .registry import architecture
 
-    if arch == "sr":
-        downscaler = build_sr_downscaler(scale)
-        upscaler = build_sr_upscaler(scale, **widths)
-    else:
-        lr_channels = widths.get("lr_channels", 4)
-        downscaler = build_irn_downscaler(
-            scale, filters=widths.get("down_filters", 128), lr_channels=lr_channels
-        )
-        upscaler = build_irn_upscaler(
-            scale, filters=widths.get("up_filters", 32), lr_channels=lr_channels
-        )
+    spec = architecture(str(arch).lower(), key="architecture")
+    unknown = set(widths) - set(spec.widths)
+    if unknown:
+        raise TypeError(f"unknown width argument(s) for {spec.name!r}: {sorted(unknown)}; "
+                        f"allowed: {sorted(spec.widths)}")
+    pair = spec.build(scale=scale, **widths)
     if freeze_downscaler:
-        downscaler.trainable = False
-    return ModelPair(downscaler, upscaler)
+        pair.downscaler.trainable = False
+    return pair
 
 
 def reconstruct(pair, hr, training=False):

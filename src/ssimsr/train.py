@@ -26,23 +26,30 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
+from . import registry
 from .atomic import atomic_path, write_csv, write_text
 from .train_steps import BACKENDS  # Keras 3 backends: a training step for each
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ["epoch", "split", "total", "bw_mse", "fw_mse", "perceptual", "ssim_n",
-                   "psnr", "ssim", "seconds"]
-TERMS = ("total", "bw_mse", "fw_mse", "perceptual", "ssim_n")
 PRECISIONS = ("float32", "mixed_bfloat16")
 PERCEPTUAL_NORMS = ("relative", "raw")  # = losses.PERCEPTUAL_NORMS (losses imports Keras)
+
+
+def term_names() -> tuple[str, ...]:
+    """``total`` and the registered loss terms: what every step reports."""
+    return ("total", *registry.loss_terms())
+
+
+def history_columns() -> list[str]:
+    return ["epoch", "split", *term_names(), "psnr", "ssim", "seconds"]
 
 
 class NonFiniteLoss(RuntimeError):
@@ -51,45 +58,38 @@ class NonFiniteLoss(RuntimeError):
 
 @dataclass
 class RunParams:
-    """Everything a training run depends on (written to params.json)."""
+    """Everything a training run depends on (written to params.json).
 
-    model: str
+    No defaults here: the config schema holds them (``experiments.run_params`` builds a
+    run from them by hand). What each key means: ``ssimsr/config.schema.yaml``.
+    """
+
+    model: str  # a registered architecture (ssimsr/archs)
     dataset: str
     lambda_s: float
-    seed: int = 0
-    epochs: int = 1
-    scale: int = 2
-    lambda_b: float = 1.0
-    lambda_f: float = 1.0
-    lambda_p: float = 1.0
-    vgg_layers: list[str] = field(default_factory=lambda: ["block4_conv4", "block5_conv4"])
-    vgg_resize: int | None = None
-    vgg_weights: str | None = None
-    # Scale of the perceptual term (losses.perceptual): "raw" is the reference's sum of
-    # feature MSEs (the default here, so a params.json from before this option reads as
-    # what it ran); the workflow's default is "relative" (config schema).
-    perceptual_norm: str = "raw"
-    # Whole images of many sizes in few compiled shapes (buckets.py): "auto" pads only
-    # under JAX and only a split with more than buckets.MAX_SHAPES shapes; 0 never pads;
-    # N pads every whole image to multiples of N px. The numbers stay the same.
-    shape_bucket: int | str = "auto"
-    learning_rate: float = 5e-4
-    batch_size: int = 1
-    crop: int | None = None
-    max_train_images: int | None = None
-    checkpoint_every: int = 1
-    log_every: int = 50
-    jit_compile: bool = False
-    # "float32" (default: the paper's numerics) or "mixed_bfloat16": the networks and VGG19
-    # compute in bfloat16 with float32 variables; loss, metrics and Adam stay float32.
-    # About 3x faster steps on CPUs with AMX / AVX512-BF16, far slower on CPUs without
-    # them (12x on the AVX2-only CPU of benchmarks/README.md): opt-in, measure first.
-    precision: str = "float32"
-    train_downscaler: bool = True
-    widths: dict = field(default_factory=dict)
-    # Keras backend the run trains on. Recorded, and part of the fingerprint: the same
-    # seed gives other initial weights and other rounding on another backend.
-    backend: str = "tensorflow"
+    seed: int
+    epochs: int
+    scale: int
+    # the lambdas of the other registered loss terms (ssimsr/terms): lambda_b, lambda_f, lambda_p, ...
+    loss_weights: dict
+    vgg_layers: list
+    vgg_resize: int | None
+    vgg_weights: str | None
+    perceptual_norm: str
+    shape_bucket: int | str  # buckets.py: "auto" pads only under JAX, 0 never, N to multiples of N
+    learning_rate: float
+    batch_size: int
+    crop: int | None
+    max_train_images: int | None
+    checkpoint_every: int
+    log_every: int
+    jit_compile: bool
+    precision: str
+    train_downscaler: bool
+    widths: dict
+    backend: str  # part of the fingerprint: another backend gives other initial weights
+    # the run's keys (runs.Run) when the workflow trains it; None for a run trained by hand
+    run: dict | None = None
 
     @classmethod
     def from_dict(cls, values: dict) -> "RunParams":
@@ -97,16 +97,31 @@ class RunParams:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown training parameter(s) {unknown}; known: {sorted(known)}")
+        missing = sorted(f.name for f in fields(cls) if f.name not in values and f.name != "run")
+        if missing:
+            raise ValueError(f"missing training parameter(s) {missing}")
         params = cls(**values)
         params.validate()
         return params
 
+    def weights(self) -> dict[str, float]:
+        """Every registered loss term's lambda, lambda_s included."""
+        return {**self.loss_weights, "lambda_s": self.lambda_s}
+
+    def uses_extractor(self) -> bool:
+        """A term that needs the VGG19 features has a weight > 0."""
+        weights = self.weights()
+        return any(weights[t.weight] > 0 for t in registry.loss_terms().values() if t.needs_extractor)
+
     def validate(self) -> None:
-        if self.model not in ("sr", "irn"):
-            raise ValueError(f"model: unknown value {self.model!r} (sr, irn)")
-        for name in ("lambda_s", "lambda_b", "lambda_f", "lambda_p"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        arch = registry.architecture(self.model, key="model")
+        arch.check_widths(self.widths, key="widths")
+        expected = [w for w in registry.weight_names() if w != "lambda_s"]
+        if sorted(self.loss_weights) != sorted(expected):
+            raise ValueError(f"loss_weights: expected the lambdas {expected}, got {sorted(self.loss_weights)}")
+        for name, value in self.weights().items():
+            if value < 0:
+                raise ValueError(f"{name}: must be >= 0, got {value}")
         for name in ("epochs", "batch_size", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
@@ -122,23 +137,20 @@ class RunParams:
             raise ValueError(f"perceptual_norm: unknown value {self.perceptual_norm!r} {PERCEPTUAL_NORMS}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend: unknown value {self.backend!r} {BACKENDS}")
-        if self.jit_compile and self.lambda_p > 0 and self.backend == "tensorflow":
+        if self.jit_compile and self.uses_extractor() and self.backend == "tensorflow":
             raise ValueError(
                 "jit_compile: XLA cannot compile the perceptual loss's VGG19 gradient under op "
                 "determinism (no deterministic MaxPool gradient); set jit_compile to false (on "
                 "CPU it is also 2-2.5x slower than the default) or lambda_p to 0")
 
+    def as_dict(self) -> dict:
+        return asdict(self)
+
     def fingerprint(self) -> str:
-        """Identifies the run for resuming: everything except logging cadence."""
+        """Identifies the run for resuming: everything except logging cadence and names."""
         values = asdict(self)
-        values.pop("log_every")
-        # runs from before these options keep their fingerprint
-        if values["precision"] == "float32":
-            values.pop("precision")
-        if values["backend"] == "tensorflow":
-            values.pop("backend")
-        if values["perceptual_norm"] == "raw" or not values["lambda_p"]:
-            values.pop("perceptual_norm")  # the old loss, or no perceptual term at all
+        for key in ("log_every", "run"):
+            values.pop(key)
         if values["shape_bucket"] in (0, "auto"):
             values.pop("shape_bucket")  # pads only where it leaves the numbers unchanged
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
@@ -296,7 +308,7 @@ class Trainer:
             self.pair = models.build_pair(params.model, scale=params.scale,
                                           freeze_downscaler=not params.train_downscaler, **params.widths)
             self.extractor = None
-            if params.lambda_p > 0:
+            if params.uses_extractor():
                 vgg = losses.load_vgg19(params.vgg_weights)
                 self.extractor = losses.build_feature_extractor(vgg, params.vgg_layers)
         finally:
@@ -307,7 +319,7 @@ class Trainer:
                                          _float32_outputs(self.pair.upscaler))
             if self.extractor is not None:
                 self.extractor = _float32_outputs(self.extractor)
-        self.weights = losses.LossWeights(params.lambda_b, params.lambda_f, params.lambda_p, params.lambda_s)
+        self.weights = params.weights()
         self.optimizer = keras.optimizers.Adam(learning_rate=params.learning_rate)
         self.variables = self.pair.trainable_variables
         self.optimizer.build(self.variables)
@@ -395,7 +407,7 @@ def _check_balance(history: list[dict], params: RunParams, epoch: int) -> None:
 
     for row in history:
         if row["epoch"] == epoch and row["split"] == "val":
-            balance.check(row, asdict(params), "before training (epoch 0)" if epoch == 0 else f"epoch {epoch}")
+            balance.check(row, params.weights(), "before training (epoch 0)" if epoch == 0 else f"epoch {epoch}")
 
 
 def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
@@ -407,7 +419,7 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "params.json", json.dumps(asdict(params), indent=2, sort_keys=True) + "\n")
+    write_text(out / "params.json", json.dumps(params.as_dict(), indent=2, sort_keys=True) + "\n")
     _, train_images = load_split(data_dir, "train", params.max_train_images)
     val_names, val_images = load_split(data_dir, "val")
     if params.crop:
@@ -439,7 +451,8 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
     done_steps, t_run = 0, time.perf_counter()
     for epoch in range(start_epoch + 1, params.epochs + 1):
         t_epoch = time.perf_counter()
-        sums = dict.fromkeys(TERMS + ("psnr", "ssim"), 0.0)
+        terms_logged = term_names()
+        sums = dict.fromkeys(terms_logged + ("psnr", "ssim"), 0.0)
         # Terms stay on the device until a log line needs them: one transfer per
         # log_every steps instead of a host round trip per step (JAX, GPUs).
         pending: list = []
@@ -450,10 +463,10 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
                 continue
             first = step - len(pending) + 1
             for offset, terms in enumerate(trainer.steps.fetch(pending)):
-                if not all(math.isfinite(terms[k]) for k in TERMS):
+                if not all(math.isfinite(terms[k]) for k in terms_logged):
                     raise NonFiniteLoss(
                         f"non-finite loss at epoch {epoch}, step {first + offset}: "
-                        + ", ".join(f"{k}={terms[k]}" for k in TERMS)
+                        + ", ".join(f"{k}={terms[k]}" for k in terms_logged)
                         + f"; last good checkpoint: {ckpt if ckpt.exists() else 'none'}"
                     )
                 for k in sums:
@@ -461,7 +474,7 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
             pending = []
             rate = (time.perf_counter() - t_run) / done_steps
             print(f"epoch {epoch}/{params.epochs} step {step}/{steps_per_epoch} "
-                  + " ".join(f"{k}={terms[k]:.5f}" for k in TERMS)
+                  + " ".join(f"{k}={terms[k]:.5f}" for k in terms_logged)
                   + f" {rate:.3f}s/step eta {_format_eta(rate * (total_steps - done_steps))}",
                   file=sys.stderr, flush=True)
         train_row = {k: v / steps_per_epoch for k, v in sums.items()}
@@ -476,12 +489,12 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
             trainer.steps.sync()
             save_checkpoint(ckpt, epoch, trainer.pair, trainer.optimizer, history, fingerprint)
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < params.epochs:
-            return pd.DataFrame(history, columns=HISTORY_COLUMNS)
+            return pd.DataFrame(history, columns=history_columns())
 
     _check_balance(history, params, params.epochs)
     write_timing(out / "timing.json", trainer.steps.compile_stats, time.perf_counter() - t_run,
                  done_steps, params.backend)
-    frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
+    frame = pd.DataFrame(history, columns=history_columns())
     export = trainer.export_pair()
     save_model(export.upscaler, out / "upscaler.keras")
     save_model(export.downscaler, out / "downscaler.keras")

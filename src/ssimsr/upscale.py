@@ -275,7 +275,10 @@ def apply(params: dict, downscaler, upscaler, rgb: np.ndarray, tile: int | None 
     from .models import crop_to_size, pad_to_multiple
 
     x = rgb.astype(np.float32) / 255.0
-    round_trip = params["model"] != "sr"
+    from .registry import architecture
+
+    # a learned downscaler: the upscaler reads its LR tensor, not an image, so reconstruct
+    round_trip = architecture(params["model"]).learned_downscaler
     network, fp = _networks(params, downscaler, upscaler, round_trip)
     padded, size = pad_to_multiple(x, max(int(params["scale"]), fp.align)) if round_trip else (x, x.shape[:2])
     out_shape = (round(padded.shape[0] * fp.zoom), round(padded.shape[1] * fp.zoom), 3)

@@ -1,0 +1,154 @@
+"""What the workflow's ``script:`` rules run: one function per rule, Python values in.
+
+Every such rule has ``script: "../scripts/job.py"``, which calls :func:`run` with
+Snakemake's ``snakemake`` object. ``run`` picks the function named after the rule,
+sends everything the job prints (the C++ libraries' noise included) to the rule's log,
+and turns an expected failure into one line ``ssimsr <rule>: error: ...`` and exit
+status 1, as the ``ssimsr`` commands do. Config sections reach these functions as the
+dicts and lists Snakemake passes in ``params:``, not as JSON strings.
+
+The stages users also run by hand (``ssimsr train``, ``evaluate``, ``lpips``,
+``upscale``, ``fetch``, ``prepare``) stay commands in ``cli``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import traceback
+from typing import Callable
+
+JOBS: dict[str, Callable] = {}
+
+
+def job(function: Callable) -> Callable:
+    """Register ``function`` as the job of the rule of the same name."""
+    JOBS[function.__name__] = function
+    return function
+
+
+@contextlib.contextmanager
+def logged(path: str | None):
+    """Route file descriptors 1 and 2 to ``path``: Python's output and the C++ libraries' alike."""
+    if path is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    saved = os.dup(1), os.dup(2)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (log_fd, *saved):
+            os.close(fd)
+
+
+def run(smk) -> None:
+    """Run the job of ``smk.rule``; exits with status 1 after a one-line error."""
+    from .cli import expected_errors, one_line
+
+    if smk.rule not in JOBS:
+        raise KeyError(f"no job for rule {smk.rule!r} in ssimsr.jobs ({', '.join(JOBS)})")
+    with logged(smk.log[0] if smk.log else None):
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.captureWarnings(True)
+        try:
+            JOBS[smk.rule](smk)
+            return
+        except expected_errors() as exc:
+            print(f"ssimsr {smk.rule}: error: {one_line(exc)}", file=sys.stderr, flush=True)
+        except Exception as exc:  # a bug: keep the traceback for the report
+            traceback.print_exc()
+            print(f"ssimsr {smk.rule}: internal error: {one_line(exc)}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+@job
+def download(smk) -> None:
+    from .data import fetch_source
+    from .download import DownloadPolicy
+
+    fetch_source(smk.params.source, smk.output.receipt, smk.params.download_dir,
+                 policy=DownloadPolicy(**smk.params.downloads))
+
+
+@job
+def prepare_dataset(smk) -> None:
+    from .data import prepare_dataset
+
+    options = dict(smk.params.options, scale=smk.params.scale)
+    manifest = prepare_dataset(list(smk.input.receipts), options, smk.params.out, sources=smk.params.sources)
+    print(f"prepared {smk.params.out}: {manifest.groupby(['status', 'split']).size().to_dict()}")
+
+
+@job
+def train(smk) -> None:
+    from .cli import train_run
+
+    train_run(smk.params.run, smk.params.data, smk.params.out, jobs_per_gpu=smk.resources.jobs_per_gpu)
+
+
+@job
+def showcase(smk) -> None:
+    from .evaluate import prepare_showcase
+
+    for path in prepare_showcase(smk.params.entries, smk.params.data_root, smk.params.crop, smk.params.scale,
+                                 smk.output[0]):
+        print(path)
+
+
+@job
+def collect(smk) -> None:
+    from .atomic import write_csv
+    from .evaluate import collect
+
+    per_image, history = collect(smk.params.train_dirs, smk.params.eval_dirs, smk.params.data_root)
+    write_csv(per_image, smk.output.per_image)
+    write_csv(history, smk.output.history)
+    print(f"{len(per_image)} per-image rows, {len(history)} history rows")
+
+
+@job
+def stats(smk) -> None:
+    import pandas as pd
+
+    from .atomic import write_csv
+    from .stats import compare_studies
+
+    table = compare_studies(pd.read_csv(smk.input[0]), pairs=smk.params.pairs)
+    write_csv(table, smk.output[0])
+    print(f"{len(table)} comparisons")
+
+
+@job
+def tables(smk) -> None:
+    import pandas as pd
+
+    from .report import build_tables
+
+    showcase = smk.params.showcase
+    report = dict(smk.params.report, showcase_model=showcase["model"], showcase_dataset=showcase["dataset"])
+    written = build_tables(pd.read_csv(smk.input.history), pd.read_csv(smk.input.per_image),
+                           pd.read_csv(smk.input.comparisons), report, smk.params.out)
+    print(f"{len(written)} table files in {smk.params.out}")
+
+
+@job
+def figures(smk) -> None:
+    import pandas as pd
+
+    from .report import build_figures
+
+    written = build_figures(pd.read_csv(smk.input.history), smk.params.showcase, smk.params.showcase_dir,
+                            smk.params.eval_root, smk.params.study, smk.params.out, preset=smk.params.preset)
+    print(f"{len(written)} figure files in {smk.params.out}")

@@ -1,0 +1,91 @@
+"""One training run's identity: its seven keys, its folder, and their parsing.
+
+Every stage names a run the same way: the rules (wildcards and output paths), training
+(written into params.json), collection (read back from there), statistics (the run keys
+minus those a comparison varies), tables and figures. A run's folder below
+``results/train`` (and ``results/eval``) is :data:`Run.PATTERN`, e.g.
+``table1/corrected/sr/bsds300/ls1/b4c4-b5c4/seed0``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+
+def lambda_tag(value: float) -> str:
+    """0 -> '0', 1.0 -> '1', 0.5 -> '0.5' (paths use ls0, ls1, ls2)."""
+    return f"{float(value):g}"
+
+
+def vgg_tag(layers) -> str:
+    """['block4_conv4', 'block5_conv4'] -> 'b4c4-b5c4'."""
+    return "-".join(name.replace("block", "b").replace("_conv", "c") for name in layers)
+
+
+@dataclass(frozen=True, order=True)
+class Run:
+    """(study, preset, model, dataset, lambda_s, seed, VGG layer tag): one training run."""
+
+    study: str
+    preset: str
+    model: str
+    dataset: str
+    lambda_s: float
+    seed: int
+    vgg: str
+
+    #: Its folder below a results root; the fields are Snakemake's wildcards.
+    PATTERN = "{study}/{preset}/{model}/{dataset}/ls{lambda_s}/{vgg}/seed{seed}"
+    #: Wildcard constraints of the fields (``model``: the registered architectures).
+    WILDCARDS = {"study": "[a-z][a-z0-9_]*", "preset": "[a-z][a-z0-9_]*", "dataset": "[a-z][a-z0-9]*",
+                 "lambda_s": r"[0-9]+(\.[0-9]+)?", "vgg": "[a-z0-9-]+", "seed": r"\d+"}
+
+    def __post_init__(self):
+        # one spelling of each value, whatever it came from (a path, a CSV row, the config)
+        object.__setattr__(self, "lambda_s", float(self.lambda_s))
+        object.__setattr__(self, "seed", int(self.seed))
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The field names, in the column order of every results table."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_mapping(cls, values) -> "Run":
+        """From a dict, a pandas row or Snakemake wildcards (extra keys ignored)."""
+        return cls(**{k: values[k] for k in cls.keys()})
+
+    @classmethod
+    def parse(cls, path: str | os.PathLike) -> "Run":
+        """The run whose folder ``path`` is (or ends with)."""
+        parts = Path(path).parts[-7:]
+        try:
+            study, preset, model, dataset, ls, vgg, seed = parts
+            if not (ls.startswith("ls") and seed.startswith("seed")):
+                raise ValueError
+            return cls(study, preset, model, dataset, float(ls[2:]), int(seed[4:]), vgg)
+        except ValueError:
+            raise ValueError(f"{path}: not a run folder ({cls.PATTERN})") from None
+
+    @classmethod
+    def folders(cls, root: str | os.PathLike) -> list[Path]:
+        """Every run folder below ``root``."""
+        return sorted(Path(root).glob(re.sub(r"\{\w+\}", "*", cls.PATTERN)))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def path(self) -> str:
+        """``PATTERN`` filled in: the folder below ``results/train`` and ``results/eval``."""
+        return self.PATTERN.format(**{**self.as_dict(), "lambda_s": lambda_tag(self.lambda_s)})
+
+    def under(self, root: str | os.PathLike) -> str:
+        return f"{root}/{self.path}"
+
+
+#: A comparison of lambda_s variants pairs runs that agree on every other key but the seed.
+GROUP_KEYS = tuple(k for k in Run.keys() if k not in ("lambda_s", "seed"))
