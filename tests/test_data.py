@@ -20,7 +20,9 @@ from PIL import Image
 from skimage import data as skdata
 
 from ssimsr import data
-from ssimsr.data import BadImageError, ChecksumMismatch, DataError
+from ssimsr.data import BadImageError
+from ssimsr.download import ChecksumMismatch, DataError, sha256_file
+from ssimsr.sources import StaleCacheError, fetch_source, iter_members
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BSDS_SHA256 = "78e720c13d4a313e15ceb31d790f2606741e3065757d7794c18d20fb2b19cb8c"
@@ -170,16 +172,16 @@ def photo_zip(tmp_path):
 def test_local_archive_with_wrong_checksum_fails_and_writes_nothing(tmp_path, photo_zip):
     receipt = tmp_path / "out" / "source0.json"
     with pytest.raises(ChecksumMismatch) as info:
-        data.fetch_source({"uri": str(photo_zip), "sha256": "0" * 64}, receipt, tmp_path / "dl")
+        fetch_source({"uri": str(photo_zip), "sha256": "0" * 64}, receipt, tmp_path / "dl")
     message = str(info.value)
-    assert str(photo_zip) in message and "0" * 64 in message and data.sha256_file(photo_zip) in message
+    assert str(photo_zip) in message and "0" * 64 in message and sha256_file(photo_zip) in message
     assert not receipt.exists()
 
 
 def test_missing_checksum_is_recorded_with_a_warning(tmp_path, photo_zip):
     receipt = tmp_path / "source0.json"
     with pytest.warns(UserWarning, match="no sha256 configured"):
-        record = data.fetch_source({"uri": str(photo_zip), "sha256": None}, receipt, tmp_path)
+        record = fetch_source({"uri": str(photo_zip), "sha256": None}, receipt, tmp_path)
     assert record["sha256"] == hashlib.sha256(photo_zip.read_bytes()).hexdigest()
     assert record["verified"] is False
     assert json.loads(receipt.read_text())["sha256"] == record["sha256"]
@@ -205,11 +207,11 @@ def http_root(tmp_path):
 def test_download_verifies_and_renames(tmp_path, photo_zip, http_root):
     root, base = http_root
     (root / "photos.zip").write_bytes(photo_zip.read_bytes())
-    good = data.sha256_file(photo_zip)
+    good = sha256_file(photo_zip)
     dl = tmp_path / "dl"
-    record = data.fetch_source({"uri": f"{base}/photos.zip", "sha256": good}, tmp_path / "r.json", dl)
+    record = fetch_source({"uri": f"{base}/photos.zip", "sha256": good}, tmp_path / "r.json", dl)
     assert record["verified"] and Path(record["path"]) == dl / "photos.zip"
-    assert data.sha256_file(dl / "photos.zip") == good
+    assert sha256_file(dl / "photos.zip") == good
 
 
 def test_download_with_wrong_checksum_leaves_no_file(tmp_path, photo_zip, http_root):
@@ -217,7 +219,7 @@ def test_download_with_wrong_checksum_leaves_no_file(tmp_path, photo_zip, http_r
     (root / "photos.zip").write_bytes(photo_zip.read_bytes())
     dl = tmp_path / "dl"
     with pytest.raises(ChecksumMismatch, match="expected sha256 f{64}"):
-        data.fetch_source({"uri": f"{base}/photos.zip", "sha256": "f" * 64}, tmp_path / "r.json", dl)
+        fetch_source({"uri": f"{base}/photos.zip", "sha256": "f" * 64}, tmp_path / "r.json", dl)
     assert list(dl.iterdir()) == []
     assert not (tmp_path / "r.json").exists()
 
@@ -226,7 +228,7 @@ def test_prepare_writes_splits_and_manifest(tmp_path, photo_zip):
     receipt = tmp_path / "source0.json"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        data.fetch_source({"uri": str(photo_zip)}, receipt, tmp_path)
+        fetch_source({"uri": str(photo_zip)}, receipt, tmp_path)
     options = {"resize": {"mode": "longer_side", "size": 200}, "multiple": 16, "multiple_mode": "resize",
                "min_side": 32, "on_bad_image": "error", "scale": 2,
                "split": {"method": "fixed", "val": ["chelsea"]}}
@@ -258,7 +260,7 @@ def _folder_with_bad_image(tmp_path) -> Path:
 def test_bad_image_stops_prepare_and_leaves_nothing(tmp_path):
     folder = _folder_with_bad_image(tmp_path)
     receipt = tmp_path / "r.json"
-    data.fetch_source({"uri": str(folder)}, receipt, tmp_path)
+    fetch_source({"uri": str(folder)}, receipt, tmp_path)
     out = tmp_path / "out"
     options = {"multiple": 16, "scale": 2, "split": {"method": "random", "n_val": 1}}
     with pytest.raises(BadImageError, match="bad.png"):
@@ -270,7 +272,7 @@ def test_bad_image_stops_prepare_and_leaves_nothing(tmp_path):
 def test_bad_image_skip_is_recorded(tmp_path):
     folder = _folder_with_bad_image(tmp_path)
     receipt = tmp_path / "r.json"
-    data.fetch_source({"uri": str(folder)}, receipt, tmp_path)
+    fetch_source({"uri": str(folder)}, receipt, tmp_path)
     options = {"multiple": 16, "scale": 2, "on_bad_image": "skip", "split": {"method": "random", "n_val": 1}}
     manifest = data.prepare_dataset([receipt], options, tmp_path / "out")
     bad = manifest.set_index("stem").loc["bad"]
@@ -287,7 +289,7 @@ def test_by_source_split_and_duplicate_names(tmp_path):
         warnings.simplefilter("ignore")
         for i, s in enumerate(sources):
             receipts.append(tmp_path / f"s{i}.json")
-            data.fetch_source(s, receipts[-1], tmp_path)
+            fetch_source(s, receipts[-1], tmp_path)
     options = {"multiple": 16, "scale": 2, "split": {"method": "by_source"}}
     manifest = data.prepare_dataset(receipts, options, tmp_path / "out", sources=sources)
     assert dict(zip(manifest.stem, manifest.split)) == {"0001": "train", "0801": "val"}
@@ -296,11 +298,11 @@ def test_by_source_split_and_duplicate_names(tmp_path):
 
 
 def test_skimage_source_materialises_photos(tmp_path):
-    record = data.fetch_source({"uri": "skimage:chelsea,motorcycle_right"}, tmp_path / "r.json", tmp_path)
-    names = sorted(m.name for m in data.iter_members(record))
+    record = fetch_source({"uri": "skimage:chelsea,motorcycle_right"}, tmp_path / "r.json", tmp_path)
+    names = sorted(m.name for m in iter_members(record))
     assert names == ["chelsea.png", "motorcycle_right.png"]
     with pytest.raises(DataError, match="unknown scikit-image photo"):
-        data.fetch_source({"uri": "skimage:nosuchphoto"}, tmp_path / "r2.json", tmp_path)
+        fetch_source({"uri": "skimage:nosuchphoto"}, tmp_path / "r2.json", tmp_path)
 
 
 # ----------------------------------------------------------------- the real BSDS300 archive
@@ -309,12 +311,12 @@ def test_skimage_source_materialises_photos(tmp_path):
 def test_bsds300_official_split_from_iids(tmp_path):
     archive = SHARED_DATA / "BSDS300-images.tgz"
     receipt = tmp_path / "r.json"
-    data.fetch_source({"uri": str(archive), "sha256": BSDS_SHA256}, receipt, tmp_path)
+    fetch_source({"uri": str(archive), "sha256": BSDS_SHA256}, receipt, tmp_path)
     record = json.loads(receipt.read_text())
     official = data._official_iids([record])
     assert sum(v == "train" for v in official.values()) == 200
     assert sum(v == "val" for v in official.values()) == 100
-    stems = [m.stem for m in data.iter_members(record, "BSDS300/images/*/*.jpg")]
+    stems = [m.stem for m in iter_members(record, "BSDS300/images/*/*.jpg")]
     splits = data.assign_splits(stems, {"method": "iids"}, {}, official)
     assert sorted(splits) == sorted(stems) and len(stems) == 300
 
@@ -330,7 +332,7 @@ def test_folder_lists_non_images_as_ignored(tmp_path, caplog):
     (folder / ".DS_Store").write_bytes(b"\x00Bud1")
     (folder / "README.txt").write_text("photos for a test\n")
     receipt = tmp_path / "r.json"
-    data.fetch_source({"uri": str(folder)}, receipt, tmp_path)
+    fetch_source({"uri": str(folder)}, receipt, tmp_path)
     options = {"multiple": 16, "scale": 2, "split": {"method": "fixed", "val": ["rocket"]}}
     with caplog.at_level(logging.INFO, logger="ssimsr.data"):
         manifest = data.prepare_dataset([receipt], options, tmp_path / "out")
@@ -355,7 +357,7 @@ def test_local_corrupt_archive_names_the_member_and_writes_no_receipt(tmp_path, 
     bad = tmp_path / "bad.zip"
     bad.write_bytes(bytes(payload))
     with pytest.warns(UserWarning), pytest.raises(DataError) as info:
-        data.fetch_source({"uri": str(bad)}, tmp_path / "r.json", tmp_path / "dl")
+        fetch_source({"uri": str(bad)}, tmp_path / "r.json", tmp_path / "dl")
     assert "corrupt archive bad.zip: member set/" in str(info.value) and f"replace the local file {bad}" in str(info.value)
     assert not (tmp_path / "r.json").exists()
 
@@ -364,7 +366,7 @@ def _receipt_for(tmp_path, archive):
     receipt = tmp_path / "resources" / "source0.json"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        data.fetch_source({"uri": str(archive)}, receipt, tmp_path)
+        fetch_source({"uri": str(archive)}, receipt, tmp_path)
     return receipt
 
 
@@ -374,13 +376,13 @@ OPTIONS = {"multiple": 16, "scale": 2, "split": {"method": "fixed", "val": ["che
 def test_stale_receipt_gives_one_line_with_the_refetch_command(tmp_path, photo_zip):
     receipt = _receipt_for(tmp_path, photo_zip)
     photo_zip.write_bytes(photo_zip.read_bytes()[:-10])  # changed after the fetch
-    with pytest.raises(data.StaleCacheError) as info:
+    with pytest.raises(StaleCacheError) as info:
         data.prepare_dataset([receipt], OPTIONS, tmp_path / "out")
     message = str(info.value)
     assert "\n" not in message and "changed since it was fetched" in message
     assert message.endswith(f"refetch it with: snakemake --cores 1 --force {receipt}")
     photo_zip.unlink()
-    with pytest.raises(data.StaleCacheError, match=f"the archive {photo_zip} is gone; replace the local archive"):
+    with pytest.raises(StaleCacheError, match=f"the archive {photo_zip} is gone; replace the local archive"):
         data.prepare_dataset([receipt], OPTIONS, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -393,8 +395,8 @@ def test_archive_failing_later_gives_the_refetch_command(tmp_path, photo_zip):
     receipt = tmp_path / "dl" / "source0.json"
     receipt.parent.mkdir()
     receipt.write_text(json.dumps({"uri": "https://example.org/photos.zip", "kind": "archive",
-                                   "path": str(photo_zip), "sha256": data.sha256_file(photo_zip)}))
-    with pytest.raises(data.StaleCacheError) as info:
+                                   "path": str(photo_zip), "sha256": sha256_file(photo_zip)}))
+    with pytest.raises(StaleCacheError) as info:
         data.prepare_dataset([receipt], OPTIONS, tmp_path / "out")
     message = str(info.value)
     assert f"{photo_zip}: cannot read member set/" in message and "BadZipFile" in message

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from ssimsr import data
-from ssimsr.download import ChecksumMismatch, DownloadError, DownloadPolicy, download_file
+from ssimsr import sources
+from ssimsr.download import ChecksumMismatch, DataError, DownloadError, DownloadPolicy, download_file
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PAYLOAD = os.urandom(256 * 1024)
@@ -166,14 +166,14 @@ def test_truncated_archive_never_becomes_a_receipt(tmp_path, serve):
     server = serve([f"truncate:{len(archive) // 2}"], payload=archive)
     receipt = tmp_path / "source0.json"
     with pytest.raises(DownloadError, match="shorter than its Content-Length"):
-        data.fetch_source({"uri": server.url, "sha256": None}, receipt, tmp_path / "dl", policy=FAST)
+        sources.fetch_source({"uri": server.url, "sha256": None}, receipt, tmp_path / "dl", policy=FAST)
     assert not receipt.exists() and leftovers(tmp_path / "dl") == []
 
     # A server that itself serves the truncated file (a matching Content-Length): the
     # read-through catches it, naming the member, and the download is removed.
     server = serve(["ok"], payload=archive[: len(archive) // 2])
-    with pytest.warns(UserWarning, match="no sha256 configured"), pytest.raises(data.DataError) as info:
-        data.fetch_source({"uri": server.url, "sha256": None}, receipt, tmp_path / "dl", policy=FAST)
+    with pytest.warns(UserWarning, match="no sha256 configured"), pytest.raises(DataError) as info:
+        sources.fetch_source({"uri": server.url, "sha256": None}, receipt, tmp_path / "dl", policy=FAST)
     message = one_line(info.value)
     assert "corrupt archive archive.bin: member set/img" in message and server.url in message
     assert not receipt.exists() and leftovers(tmp_path / "dl") == []
@@ -296,7 +296,7 @@ def test_kill_9_mid_download_then_rerun_resumes_and_verifies(tmp_path, serve):
 
 
 def test_policy_rejects_bad_values():
-    with pytest.raises(data.DataError, match="downloads.retries must be >= 0, got -1"):
+    with pytest.raises(DataError, match="downloads.retries must be >= 0, got -1"):
         DownloadPolicy(retries=-1)
-    with pytest.raises(data.DataError, match="downloads.timeout must be > 0 seconds, got 0"):
+    with pytest.raises(DataError, match="downloads.timeout must be > 0 seconds, got 0"):
         DownloadPolicy(timeout=0)

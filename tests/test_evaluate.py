@@ -13,7 +13,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from conftest import BACKEND
 from ssimsr import evaluate, weights
-from ssimsr.data import ChecksumMismatch
+from ssimsr.download import ChecksumMismatch
 from ssimsr.stats import compare_studies
 from ssimsr.train import RunParams, train
 

@@ -1,4 +1,5 @@
-"""Tests for ssimsr.stats against scipy, hand computations, simulations and the paper's Table 2."""
+"""Tests for ssimsr.stats, ssimsr.power and ssimsr.simulation against scipy, hand
+computations, simulations and the paper's Table 2."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 from scipy import stats as sps
 
 from ssimsr import stats as S
+from ssimsr.power import detectable_effect, seeds_needed, t_test_power
+from ssimsr.simulation import rejection_rates, simulate_differences
 from ssimsr.stats import SEED_KEYS, STAT_KEYS, compare, compare_variants
 
 
@@ -274,7 +277,7 @@ def test_seed_level_test_against_scipy():
     assert (r["ci_low_seed"], r["ci_high_seed"]) == pytest.approx((lo, hi))
     assert r["sd_seed_diff"] == pytest.approx(d.std(ddof=1))
     # the detectable effect is the one the noncentral t gives 80 % power
-    assert S.t_test_power(r["mde_seed"] / r["sd_seed_diff"], 4) == pytest.approx(0.8, abs=1e-6)
+    assert t_test_power(r["mde_seed"] / r["sd_seed_diff"], 4) == pytest.approx(0.8, abs=1e-6)
     # vectorised over leading axes: same numbers row by row
     rows = np.stack([d, d[::-1] * 2, d + 1])
     vec = S.seed_level_test(rows)
@@ -300,15 +303,15 @@ def test_seed_level_test_degenerate_and_bad_input():
 
 def test_power_and_seeds_needed_match_published_sample_sizes():
     # G*Power / Cohen (1988), one-sample t, two-sided alpha 0.05, power 0.8
-    assert [S.seeds_needed(d) for d in (0.5, 0.8, 1.0)] == [34, 15, 10]
-    assert S.t_test_power(0.5, 34) >= 0.8 > S.t_test_power(0.5, 33)
-    assert S.detectable_effect(1) != S.detectable_effect(1)  # NaN: one seed shows no run variance
+    assert [seeds_needed(d) for d in (0.5, 0.8, 1.0)] == [34, 15, 10]
+    assert t_test_power(0.5, 34) >= 0.8 > t_test_power(0.5, 33)
+    assert detectable_effect(1) != detectable_effect(1)  # NaN: one seed shows no run variance
     with pytest.raises(ValueError, match="n must be"):
-        S.t_test_power(1.0, 1)
+        t_test_power(1.0, 1)
     with pytest.raises(ValueError, match="effect_sd"):
-        S.seeds_needed(0.0)
+        seeds_needed(0.0)
     with pytest.raises(ValueError, match="power"):
-        S.detectable_effect(5, power=1.0)
+        detectable_effect(5, power=1.0)
 
 
 RUN_SD, IMAGE_SD, N_IMAGES, DRAWS = 0.3, 1.0, 50, 4000
@@ -319,8 +322,8 @@ def test_verdict_test_is_calibrated_and_image_level_tests_are_not():
 
     start = time.perf_counter()
     for n_seeds, seed in ((3, 11), (5, 12)):
-        null = S.simulate_differences(DRAWS, n_seeds, N_IMAGES, RUN_SD, IMAGE_SD, seed=seed)
-        rates = S.rejection_rates(null)
+        null = simulate_differences(DRAWS, n_seeds, N_IMAGES, RUN_SD, IMAGE_SD, seed=seed)
+        rates = rejection_rates(null)
         assert 0.03 <= rates["seed"] <= 0.07, (n_seeds, rates)
         # with run-level variance, tests over images reject a true null far too often
         assert rates["image"] > 0.3 and rates["pooled"] > 0.3, (n_seeds, rates)
@@ -333,27 +336,27 @@ def test_power_of_the_verdict_test_in_simulation():
     sd_per_seed = math.sqrt(2 * RUN_SD**2 + IMAGE_SD**2 / N_IMAGES)
     power = {}
     for n_seeds, seed in ((3, 21), (5, 22)):
-        sim = S.simulate_differences(DRAWS, n_seeds, N_IMAGES, RUN_SD, IMAGE_SD, effect=effect, seed=seed)
-        power[n_seeds] = S.rejection_rates(sim)["seed"]
-        exact = S.t_test_power(effect / sd_per_seed, n_seeds)
+        sim = simulate_differences(DRAWS, n_seeds, N_IMAGES, RUN_SD, IMAGE_SD, effect=effect, seed=seed)
+        power[n_seeds] = rejection_rates(sim)["seed"]
+        exact = t_test_power(effect / sd_per_seed, n_seeds)
         assert power[n_seeds] == pytest.approx(exact, abs=4 * math.sqrt(exact * (1 - exact) / DRAWS))
     assert power[5] >= 0.8
     assert 0.35 <= power[3] <= 0.6
 
 
 def test_simulate_differences_components_and_bad_input():
-    sim = S.simulate_differences(20000, 2, 40, run_sd=0.5, image_sd=2.0, effect=1.0, seed=0)
+    sim = simulate_differences(20000, 2, 40, run_sd=0.5, image_sd=2.0, effect=1.0, seed=0)
     assert sim.shape == (20000, 2, 40)
     assert sim.mean() == pytest.approx(1.0, abs=0.02)
     per_seed = sim.mean(axis=2)
     assert per_seed.var() == pytest.approx(2 * 0.25 + 4.0 / 40, rel=0.03)
     assert (sim - per_seed[..., None]).var() == pytest.approx(4.0 * 39 / 40, rel=0.02)
     with pytest.raises(ValueError, match="n_seeds"):
-        S.simulate_differences(10, 0, 5, 0.3, 1.0)
+        simulate_differences(10, 0, 5, 0.3, 1.0)
     with pytest.raises(ValueError, match="run_sd"):
-        S.simulate_differences(10, 3, 5, -0.3, 1.0)
+        simulate_differences(10, 3, 5, -0.3, 1.0)
     with pytest.raises(ValueError, match="draw, seed, image"):
-        S.rejection_rates(np.zeros((3, 4)))
+        rejection_rates(np.zeros((3, 4)))
 
 
 @pytest.mark.parametrize("pairs, match", [
@@ -391,5 +394,5 @@ def test_readme_seed_table_matches_the_power_computation():
     rows = re.findall(r"^\| (\d+) \| ([\d.]+) σ \| \| ([\d.]+) σ \| (\d+) \|$", section, flags=re.M)
     assert len(rows) == 5
     for seeds, detectable, effect, needed in rows:
-        assert S.detectable_effect(int(seeds)) == pytest.approx(float(detectable), abs=0.051)
-        assert S.seeds_needed(float(effect)) == int(needed)
+        assert detectable_effect(int(seeds)) == pytest.approx(float(detectable), abs=0.051)
+        assert seeds_needed(float(effect)) == int(needed)

@@ -33,7 +33,7 @@ def _policy(args):
 
 
 def _cmd_fetch(args) -> None:
-    from .data import fetch_source
+    from .sources import fetch_source
 
     record = fetch_source(args.source, args.receipt, args.download_dir, policy=_policy(args))
     print(json.dumps(record, indent=2))

@@ -9,9 +9,11 @@ rerun everything downstream.
 
 What counts as a change: the hash is taken over each module's syntax tree with docstrings
 removed, so comments, blank lines, formatting and docstrings rerun nothing; any change to
-code (a constant, a default, a line of logic) reruns. ``cli.py`` (argument glue) and the
-download / fetch modules (their outputs are checksum-verified files) are not part of any
-digest. To keep old results on purpose: ``--rerun-triggers mtime input`` for one call.
+code (a constant, a default, a line of logic) reruns. ``cli.py`` (argument glue),
+``download.py`` and ``weights.py`` (their outputs are checksum-verified files) are not part
+of any digest. ``sources.py`` holds the fetch code too, but it is in the prepare digest:
+its archive reading decides which files are prepared. To keep old results on purpose:
+``--rerun-triggers mtime input`` for one call.
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ from importlib import util
 
 #: The modules whose code decides each stage's outputs.
 STAGE_MODULES = {
-    "prepare": ("data",),
+    "prepare": ("data", "sources"),
     "train": ("models", "losses", "train", "train_steps", "buckets", "balance"),
     "showcase": ("evaluate",),
     "evaluate": ("models", "metrics", "evaluate", "upscale"),
     "lpips": ("lpips_eval", "metrics"),
     "collect": ("evaluate",),
-    "stats": ("stats",),
-    "tables": ("tables", "report", "stats", "balance"),
+    "stats": ("stats", "power"),
+    "tables": ("tables", "report", "stats", "power", "balance"),
     "figures": ("figures", "report"),
 }
 

@@ -3,7 +3,7 @@
 ``download_file`` streams a URL into ``.{name}.part`` beside the destination and renames
 it only after the whole body arrived, its length matches the server's Content-Length, its
 checksum matches (when one is configured) and an optional ``check`` (the archive
-read-through of ``data.fetch_source``) passed.
+read-through of ``sources.fetch_source``) passed.
 
 Transient failures (connection reset or refused, timeout, a body shorter than its
 Content-Length, HTTP 5xx / 408 / 429) are retried with exponential backoff; the next

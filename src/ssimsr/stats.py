@@ -11,11 +11,11 @@ Three questions, three units of replication (every table states n and its unit):
   but needs an extra dependency and estimates a variance component from 2-5 groups, so
   the per-seed means are used. :func:`detectable_effect` states, from the observed SD of
   the per-seed differences, the smallest difference the study's seeds detect with 80 %
-  power (noncentral t).
+  power (noncentral t; :mod:`ssimsr.power`).
 * **Do these particular trained models differ?** Image-level tests on the per-image
   differences averaged over seeds (n = images): paired t, CI, Cohen's d_z, Wilcoxon.
   They describe the models at hand; as a test of the training procedure they reject a
-  true null far too often when runs differ (see :func:`rejection_rates`).
+  true null far too often when runs differ (see :func:`ssimsr.simulation.rejection_rates`).
 * **The paper's analysis.** Section 3.2 reports a t statistic with its df, a p-value,
   the mean difference, a 95 % CI and Cohen's d. The text says "paired t-test", but the
   numbers are those of an *unpaired Welch* test: with n = 50 images per variant the df are
@@ -31,26 +31,21 @@ All tests are two-sided.  The sign convention is ``a - b`` throughout (positive
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
 from scipy import stats as sps
+
+from .power import detectable_effect
 
 __all__ = [
     "compare",
     "compare_variants",
     "compare_studies",
     "seed_level_test",
-    "t_test_power",
-    "detectable_effect",
-    "seeds_needed",
-    "simulate_differences",
-    "rejection_rates",
     "check_pairs",
     "STAT_KEYS",
     "SEED_KEYS",
@@ -221,57 +216,6 @@ def compare(a, b, metric_name: str = "metric") -> dict:
 
 # --------------------------------------------------------------------------- unit: the training run
 
-def t_test_power(effect_sd, n: int, alpha: float = 0.05) -> float:
-    """Power of the two-sided one-sample (paired) t-test with ``n`` observations.
-
-    ``effect_sd`` is the true mean difference in units of the SD of one observation
-    (here: of one per-seed mean difference). Exact, from the noncentral t with
-    df = n - 1 and noncentrality ``effect_sd * sqrt(n)``.
-    """
-    if int(n) != n or n < 2:
-        raise ValueError(f"t_test_power: n must be an integer >= 2, got {n!r}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"t_test_power: alpha must lie in (0, 1), got {alpha!r}")
-    df = n - 1
-    nc = np.abs(np.asarray(effect_sd, dtype=float)) * math.sqrt(n)  # symmetric in the sign
-    tcrit = sps.t.ppf(1 - alpha / 2, df)
-    # scipy's nct.cdf returns NaN where the wrong-side tail underflows (df = 1, large nc): it is ~0
-    wrong_side = np.nan_to_num(sps.nct.cdf(-tcrit, df, nc), nan=0.0)
-    power = sps.nct.sf(tcrit, df, nc) + wrong_side
-    return float(power) if np.ndim(power) == 0 else power
-
-
-def detectable_effect(n: int, alpha: float = 0.05, power: float = 0.8) -> float:
-    """Smallest true difference, in SDs of one per-seed difference, that ``n`` seeds detect
-    with probability ``power`` (two-sided paired t at ``alpha``). NaN for n < 2."""
-    if not 0 < power < 1:
-        raise ValueError(f"detectable_effect: power must lie in (0, 1), got {power!r}")
-    if n < 2:
-        return math.nan
-    return _detectable_effect(int(n), float(alpha), float(power))
-
-
-@functools.lru_cache(maxsize=256)
-def _detectable_effect(n: int, alpha: float, power: float) -> float:
-    if power <= alpha:
-        return 0.0
-    upper = 1.0
-    while t_test_power(upper, n, alpha) < power:  # power -> 1 as the effect grows, for any n >= 2
-        upper *= 2
-    return float(optimize.brentq(lambda d: t_test_power(d, n, alpha) - power, 0.0, upper, xtol=1e-10))
-
-
-def seeds_needed(effect_sd: float, alpha: float = 0.05, power: float = 0.8, max_seeds: int = 10_000) -> int:
-    """Fewest seeds (>= 2) whose paired t on per-seed differences reaches ``power`` for a true
-    difference of ``effect_sd`` SDs of one per-seed difference."""
-    if not effect_sd > 0:
-        raise ValueError(f"seeds_needed: effect_sd must be > 0, got {effect_sd!r}")
-    for n in range(2, max_seeds + 1):
-        if t_test_power(effect_sd, n, alpha) >= power:
-            return n
-    raise ValueError(f"seeds_needed: more than {max_seeds} seeds for effect_sd={effect_sd!r}")
-
-
 def seed_level_test(per_seed_diffs, alpha: float = 0.05, power: float = 0.8) -> dict:
     """The verdict's test: paired t on per-seed mean differences (unit: the training run).
 
@@ -308,43 +252,6 @@ def seed_level_test(per_seed_diffs, alpha: float = 0.05, power: float = 0.8) -> 
     if d.ndim == 1:
         return {k: (v if k == "n_seeds" else float(v)) for k, v in out.items()}
     return out
-
-
-def simulate_differences(n_draws: int, n_seeds: int, n_images: int, run_sd: float, image_sd: float,
-                         effect: float = 0.0, seed: int = 0) -> np.ndarray:
-    """Simulated (draw, seed, image) differences ``a - b`` with run-level and image-level variance.
-
-    Each training run (variant, seed) deviates from its variant's expectation by its own
-    ``N(0, run_sd^2)`` (so one seed's difference carries two runs' deviations), and each
-    image's difference scatters around its seed's by ``N(0, image_sd^2)``. ``effect`` is
-    the true difference. Vectorised: thousands of studies take milliseconds.
-    """
-    for name, value in (("n_draws", n_draws), ("n_seeds", n_seeds), ("n_images", n_images)):
-        if int(value) != value or value < 1:
-            raise ValueError(f"simulate_differences: {name} must be a positive integer, got {value!r}")
-    for name, value in (("run_sd", run_sd), ("image_sd", image_sd)):
-        if not value >= 0:
-            raise ValueError(f"simulate_differences: {name} must be >= 0, got {value!r}")
-    rng = np.random.default_rng(seed)
-    runs = rng.normal(0.0, run_sd, (n_draws, n_seeds, 2))
-    images = rng.normal(0.0, image_sd, (n_draws, n_seeds, n_images))
-    return effect + (runs[..., 0] - runs[..., 1])[..., None] + images
-
-
-def rejection_rates(diffs: np.ndarray, alpha: float = 0.05) -> dict[str, float]:
-    """Share of simulated studies (``diffs[draw, seed, image]``) each test rejects at ``alpha``.
-
-    ``seed``: the verdict's test (:func:`seed_level_test` on per-seed means, n = seeds);
-    ``image``: paired t on per-image differences averaged over seeds (n = images);
-    ``pooled``: paired t over every (seed, image) pair (n = seeds x images, pseudo-replicated).
-    """
-    diffs = np.asarray(diffs, dtype=float)
-    if diffs.ndim != 3:
-        raise ValueError(f"rejection_rates: diffs must be (draw, seed, image), got shape {diffs.shape}")
-    seed = seed_level_test(diffs.mean(axis=2), alpha)["p_seed"]
-    image = sps.ttest_1samp(diffs.mean(axis=1), 0.0, axis=-1).pvalue
-    pooled = sps.ttest_1samp(diffs.reshape(len(diffs), -1), 0.0, axis=-1).pvalue
-    return {name: float(np.mean(p < alpha)) for name, p in (("seed", seed), ("image", image), ("pooled", pooled))}
 
 
 # --------------------------------------------------------------------------- long tables

@@ -33,7 +33,9 @@ import numpy as np
 from PIL import Image
 
 from .atomic import atomic_path
-from .data import IMAGE_EXTENSIONS, BadImageError, DataError, decode_rgb8
+from .data import BadImageError, decode_rgb8
+from .download import DataError
+from .sources import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 

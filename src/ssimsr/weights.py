@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 
 from .atomic import write_text
-from .data import is_url, local_path
 from .download import DownloadPolicy, copy_verified, download_file
+from .sources import is_url, local_path
 
 TORCHVISION_URL = "https://download.pytorch.org/models/{file}"
 
