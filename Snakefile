@@ -1,8 +1,8 @@
 # ssimsr: rebuilds "Effects of Normalised SSIM Loss on Super-Resolution Tasks" end to end.
-# Logic lives in src/ssimsr; rules call `ssimsr <stage>`. See README.md.
+# Logic lives in src/ssimsr; rules call `ssimsr <stage>` or ssimsr.jobs (`script:`). See README.md.
 from snakemake.utils import min_version, validate
 
-from ssimsr.config import check_config
+from ssimsr.config import SCHEMA_PATH, check_config
 
 min_version("9.0")
 
@@ -14,8 +14,9 @@ configfile: "config.yaml"
 
 
 # Name the offending key first (ssimsr.config), then let Snakemake validate and fill defaults.
-check_config(config, workflow.source_path("workflow/schemas/config.schema.yaml"))
-validate(config, "workflow/schemas/config.schema.yaml")
+# The schema (keys, types, defaults) ships with the library: src/ssimsr/config.schema.yaml.
+check_config(config, SCHEMA_PATH)
+validate(config, str(SCHEMA_PATH))
 
 
 include: "workflow/rules/common.smk"

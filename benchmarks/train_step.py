@@ -6,7 +6,7 @@
     python benchmarks/train_step.py --quick                        # smoke run (CI), ~2 min on 2 cores
     python benchmarks/train_step.py --precision mixed_bfloat16 --json out.json
 
-What is timed: ``ssimsr.train.Trainer(RunParams(...))`` and its backend step
+What is timed: ``ssimsr.train.Trainer(run_params(...))`` and its backend step
 (``ssimsr.train_steps``), called as ``ssimsr.train.train`` calls it:
 ``trainer.steps.fetch([trainer.steps.train(batch)])`` (forward, the loss terms, gradient,
 Adam update, then the terms to the host, which also waits for an asynchronous backend), on
@@ -113,12 +113,12 @@ def timed(fn, warmup: int, repeats: int) -> tuple[float, list[float]]:
 def run_case(case: dict, args, vgg_path: str, backend: str) -> dict:
     import numpy as np
 
-    from ssimsr.train import RunParams, Trainer
+    from ssimsr.experiments import run_params
+    from ssimsr.train import Trainer
 
-    params = RunParams(model=case["model"], dataset="benchmark", lambda_s=1.0, backend=backend,
-                       lambda_p=1.0 if case["vgg"] else 0.0, vgg_weights=vgg_path,
-                       batch_size=case["batch"], crop=case["height"] if case["batch"] > 1 else None,
-                       precision=args.precision)
+    params = run_params(case["model"], dataset="benchmark", backend=backend, lambda_p=1.0 if case["vgg"] else 0.0,
+                        vgg_weights=vgg_path, batch_size=case["batch"],
+                        crop=case["height"] if case["batch"] > 1 else None, precision=args.precision)
     start = time.perf_counter()
     trainer = Trainer(params)
     build = time.perf_counter() - start

@@ -7,7 +7,8 @@ from skimage import data as skdata
 
 from conftest import BACKEND, to_numpy
 from ssimsr import buckets, losses
-from ssimsr.train import RunParams, Trainer
+from ssimsr.experiments import run_params
+from ssimsr.train import Trainer
 
 TINY = {"sr": {"filters": 8, "res_blocks": 2}, "irn": {"down_filters": 8, "up_filters": 4}}
 
@@ -49,9 +50,9 @@ def test_masked_ssim_equals_keras_ssim_of_the_image():
 
 @pytest.mark.parametrize("model, lambda_p", [("sr", 0.0), ("irn", 0.0), ("irn", 1.0)])
 def test_bucketed_terms_and_step_equal_the_unpadded_ones(model, lambda_p, vgg_weights):
-    params = dict(model=model, dataset="x", lambda_s=1.0, lambda_p=lambda_p, widths=TINY[model],
+    params = dict(model=model, lambda_p=lambda_p, widths=TINY[model],
                   vgg_weights=str(vgg_weights[0]), perceptual_norm="relative", backend=BACKEND)
-    whole, padded = Trainer(RunParams(**params)), Trainer(RunParams(**params))
+    whole, padded = Trainer(run_params(**params)), Trainer(run_params(**params))
     hr = photo()
     hr_p, valid = buckets.pad_batch(hr, 64)
     a = whole.steps.fetch([whole.steps.evaluate(hr)])[0]
@@ -76,7 +77,7 @@ def test_sizes_that_padding_would_change_are_refused():
 
 def test_bad_shape_bucket_value():
     with pytest.raises(ValueError, match="shape_bucket"):
-        RunParams(model="sr", dataset="x", lambda_s=1.0, shape_bucket=-3).validate()
+        run_params("sr", shape_bucket=-3)
 
 
 def test_auto_buckets_bound_the_compilations(tmp_path):
@@ -98,8 +99,8 @@ def test_auto_buckets_bound_the_compilations(tmp_path):
             Image.fromarray(image[i * 10:i * 10 + h, 100:100 + w]).save(tmp_path / "data" / split / f"{i}.png")
     compiles = {}
     for bucket in ("auto", 0):
-        params = RunParams(model="sr", dataset="x", lambda_s=1.0, lambda_p=0.0, epochs=1, widths=TINY["sr"],
-                           backend=BACKEND, shape_bucket=bucket, log_every=100)
+        params = run_params("sr", lambda_p=0.0, widths=TINY["sr"], backend=BACKEND, shape_bucket=bucket,
+                            log_every=100)
         out = tmp_path / f"run_{bucket}"
         train(params, tmp_path / "data", out)
         timing = json.loads((out / "timing.json").read_text())

@@ -415,7 +415,6 @@ def test_prepare_cli_stale_receipt_is_one_line(tmp_path, photo_zip, capsys):
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["stats", "--per-image", "{tmp}/missing.csv", "--out", "{tmp}/c.csv"], "No such file or directory"),
     (["fetch-weights", "--uri", "{tmp}/missing.h5", "--out", "{tmp}/w.h5", "--md5", "0" * 32], "missing.h5: no such file"),
     (["fetch", "--source", '{"uri": "{tmp}/nothing"}', "--receipt", "{tmp}/r.json", "--download-dir", "{tmp}"],
      "no such file or folder"),

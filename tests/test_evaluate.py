@@ -15,7 +15,9 @@ from conftest import BACKEND
 from ssimsr import evaluate, weights
 from ssimsr.download import ChecksumMismatch
 from ssimsr.stats import compare_studies
-from ssimsr.train import RunParams, train
+from ssimsr.experiments import run_params
+from ssimsr.runs import Run
+from ssimsr.train import train
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +34,9 @@ def workspace(tmp_path_factory):
     runs = []
     for ls in (0.0, 1.0):
         run = root / f"results/train/s/corrected/sr/tiny/ls{ls:g}/b4c4-b5c4/seed0"
-        params = RunParams.from_dict(dict(model="sr", dataset="tiny", lambda_s=ls, epochs=1, crop=32,
-                                          batch_size=2, lambda_p=0.0, widths={"filters": 8, "res_blocks": 1},
-                                          backend=BACKEND))
+        params = run_params("sr", dataset="tiny", lambda_s=ls, crop=32, batch_size=2, lambda_p=0.0,
+                            widths={"filters": 8, "res_blocks": 1}, backend=BACKEND, perceptual_norm="raw",
+                            run=Run.parse(run).as_dict())
         train(params, data, run)
         runs.append(run)
     return root, runs
@@ -62,7 +64,7 @@ def test_collect_and_compare_studies(workspace):
         out = root / "results/eval" / run.relative_to(root / "results/train")
         evaluate.evaluate_run(run, {"val": val}, out)
         eval_dirs.append(out)
-    per_image, history = evaluate.collect(eval_dirs, root / "results/train", root / "results/data")
+    per_image, history = evaluate.collect(runs, eval_dirs, root / "results/data")
     assert len(per_image) == 2 * len(val)
     assert set(per_image.lambda_s) == {0.0, 1.0} and (per_image.study == "s").all()
     assert set(history.dataset_size) == {4} and set(history.epochs) == {1}

@@ -1,12 +1,14 @@
-"""The experiment table built from config: runs, presets, paths."""
+"""The experiment table built from config: runs, presets, paths, schema defaults."""
 
 from pathlib import Path
 
 import pytest
 import yaml
 
-from ssimsr.evaluate import parse_run_path
-from ssimsr.experiments import experiment_table, lambda_tag, run_dir, vgg_tag
+from ssimsr import registry
+from ssimsr.config import SCHEMA_PATH, ConfigError, defaults, describe_errors, with_defaults
+from ssimsr.experiments import experiment_table, run_params
+from ssimsr.runs import GROUP_KEYS, Run, lambda_tag, vgg_tag
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -16,65 +18,105 @@ def paper_config():
     return yaml.safe_load((REPO / "config.yaml").read_text())
 
 
+def _study(paper_config, **study):
+    return dict(paper_config, studies={"s": {"datasets": ["bsds300"], "lambda_s": [1], "epochs": 1, **study}},
+                active_studies=["s"])
+
+
 def test_paper_study_has_18_table1_and_8_appendix_runs(paper_config):
     runs = experiment_table(paper_config)
     seeds = len(paper_config["seeds"])
     presets = len(paper_config["studies"]["table1"]["presets"])
     assert (seeds, presets) == (3, 2)
-    assert sum(r["study"] == "table1" for r in runs) == 18 * seeds * presets
-    assert sum(r["study"] == "appendix_a" for r in runs) == 8 * seeds
-    first = {(r["model"], r["dataset"], r["lambda_s"]) for r in runs
-             if r["study"] == "table1" and r["seed"] == 0 and r["preset"] == "corrected"}
+    assert sum(r.study == "table1" for r in runs) == 18 * seeds * presets
+    assert sum(r.study == "appendix_a" for r in runs) == 8 * seeds
+    first = {(r.model, r.dataset, r.lambda_s) for r in runs
+             if r.study == "table1" and r.seed == 0 and r.preset == "corrected"}
     assert len(first) == 18
-    epochs = {(r["study"], r["dataset"]): r["params"]["epochs"] for r in runs}
+    epochs = {(r.study, r.dataset): params["epochs"] for r, params in runs.items()}
     assert epochs == {("table1", "bsds300"): 30, ("table1", "div2k"): 20, ("table1", "general100"): 50,
                       ("appendix_a", "div2k"): 60}
+    # the run's keys travel with its parameters into params.json (collect reads them there)
+    assert all(params["run"] == run.as_dict() for run, params in runs.items())
 
 
 def test_as_run_preset_switches_off_the_broken_terms(paper_config):
-    config = dict(paper_config, studies={"s": {"models": ["sr", "irn"], "datasets": ["bsds300"], "lambda_s": [1],
-                                              "epochs": 1, "presets": ["corrected", "as_run"]}},
-                  active_studies=["s"])
-    runs = {(r["preset"], r["model"]): r["params"] for r in experiment_table(config)}
-    assert runs[("as_run", "irn")]["lambda_f"] == 0 and runs[("as_run", "irn")]["lambda_p"] == 0
+    config = _study(paper_config, models=["sr", "irn"], presets=["corrected", "as_run"])
+    runs = {(r.preset, r.model): p for r, p in experiment_table(config).items()}
+    assert runs[("as_run", "irn")]["loss_weights"] == {"lambda_b": 1.0, "lambda_f": 0.0, "lambda_p": 0.0}
     assert runs[("as_run", "irn")]["train_downscaler"] is False
     assert runs[("corrected", "irn")]["train_downscaler"] is True
-    assert runs[("corrected", "sr")]["lambda_f"] == 1.0
+    assert runs[("corrected", "sr")]["train_downscaler"] is False  # decimation has nothing to train
+    assert runs[("corrected", "sr")]["loss_weights"]["lambda_f"] == 1.0
 
 
-def test_missing_epochs_entry_and_unknown_preset_are_named(paper_config):
-    config = dict(paper_config, studies={"s": {"models": ["sr"], "datasets": ["bsds300"], "lambda_s": [1],
-                                              "epochs": {"div2k": 3}}}, active_studies=["s"])
+def test_missing_epochs_entry_unknown_preset_model_and_width_are_named(paper_config):
+    config = _study(paper_config, models=["sr"], epochs={"div2k": 3})
     with pytest.raises(ValueError, match="studies.s.epochs: no entry for dataset 'bsds300'"):
         experiment_table(config)
     config["studies"]["s"].update(epochs=1, presets=["nosuch"])
-    with pytest.raises(ValueError, match="unknown preset 'nosuch'"):
+    with pytest.raises(ValueError, match="studies.s.presets: unknown preset 'nosuch'"):
         experiment_table(config)
+    config["studies"]["s"].update(presets=["corrected"], models=["srgan"])
+    with pytest.raises(ValueError, match=r"studies.s.models: unknown architecture 'srgan' \(registered: .*sr"):
+        experiment_table(config)
+    config["studies"]["s"].update(models=["sr"])
+    with pytest.raises(ValueError, match=r"models.sr: unknown width\(s\) \['blocks'\]"):
+        experiment_table(dict(config, models={"sr": {"blocks": 3}}))
+
+
+def test_loss_weights_must_name_registered_terms(paper_config):
+    config = _study(paper_config, models=["sr"])
+    with pytest.raises(ValueError, match="losses.lambda_tv: no registered loss term has this weight"):
+        experiment_table(dict(config, losses=dict(paper_config["losses"], lambda_tv=0.1)))
+    with pytest.raises(ValueError, match="presets.bad.lambda_x: no registered loss term"):
+        experiment_table(dict(config, presets={"corrected": {}, "bad": {"lambda_x": 1}},
+                              studies={"s": dict(config["studies"]["s"], presets=["bad"])}))
 
 
 def test_run_paths_round_trip():
-    run = {"study": "table1", "preset": "corrected", "model": "irn", "dataset": "div2k", "lambda_s": 0.5,
-           "seed": 2, "vgg": vgg_tag(["block1_conv2", "block4_conv4"])}
-    path = run_dir("results", run)
-    assert path == "results/train/table1/corrected/irn/div2k/ls0.5/b1c2-b4c4/seed2"
-    assert parse_run_path(path) == run
+    run = Run("table1", "corrected", "irn", "div2k", 0.5, 2, vgg_tag(["block1_conv2", "block4_conv4"]))
+    assert run.under("results/train") == "results/train/table1/corrected/irn/div2k/ls0.5/b1c2-b4c4/seed2"
+    assert Run.parse(run.under("results/eval")) == run
+    assert Run.from_mapping({**run.as_dict(), "lambda_s": "0.5", "seed": "2", "extra": 1}) == run
     assert lambda_tag(2.0) == "2" and lambda_tag(0) == "0"
-    with pytest.raises(ValueError, match="not a run path"):
-        parse_run_path("results/train/x")
+    assert GROUP_KEYS == ("study", "preset", "model", "dataset", "vgg")
+    with pytest.raises(ValueError, match="not a run folder"):
+        Run.parse("results/train/x")
+
+
+def test_run_folders_are_found_by_the_pattern(tmp_path):
+    runs = [Run("s", "corrected", m, "photos", ls, 0, "b4c4-b5c4") for m in ("sr", "irn") for ls in (0, 1)]
+    for run in runs:
+        Path(run.under(tmp_path)).mkdir(parents=True)
+    (tmp_path / "s" / "stray").mkdir()
+    assert sorted(Run.parse(p) for p in Run.folders(tmp_path)) == sorted(runs)
+
+
+def test_defaults_come_from_the_schema_alone(paper_config):
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    training = schema["properties"]["training"]["properties"]
+    params = run_params("irn")
+    for key in ("learning_rate", "batch_size", "crop", "log_every", "precision", "backend", "shape_bucket",
+                "train_downscaler"):
+        assert getattr(params, key) == training[key]["default"], key
+    assert params.perceptual_norm == schema["properties"]["losses"]["properties"]["perceptual_norm"]["default"]
+    assert params.widths == {} and registry.architecture("irn").widths["lr_channels"] == 4
+    assert run_params("sr", lambda_p=0).loss_weights == {"lambda_b": 1.0, "lambda_f": 1.0, "lambda_p": 0.0}
+    assert defaults("training")["jobs_per_gpu"] == 1
+    filled = with_defaults({"datasets": paper_config["datasets"]})
+    assert filled["losses"]["lambda_b"] == 1.0 and filled["studies"] == {} and filled["scale"] == 2
+    with pytest.raises(ConfigError, match="training.colour: unknown key"):
+        with_defaults(dict(paper_config, training={"colour": 1}))
 
 
 def test_perceptual_norm_relative_by_default_raw_by_preset_bad_value_named(paper_config):
-    from ssimsr.config import describe_errors
-
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    assert schema["properties"]["losses"]["properties"]["perceptual_norm"]["default"] == "relative"
-    config = dict(paper_config, studies={"s": {"models": ["sr"], "datasets": ["bsds300"], "lambda_s": [1],
-                                              "epochs": 1, "presets": ["corrected", "raw_vgg"]}},
-                  active_studies=["s"], presets={"corrected": {}, "raw_vgg": {"perceptual_norm": "raw"}})
-    runs = {r["preset"]: r["params"] for r in experiment_table(config)}
+    config = dict(_study(paper_config, models=["sr"], presets=["corrected", "raw_vgg"]),
+                  presets={"corrected": {}, "raw_vgg": {"perceptual_norm": "raw"}})
+    runs = {r.preset: p for r, p in experiment_table(config).items()}
     assert runs["corrected"]["perceptual_norm"] == "relative" and runs["raw_vgg"]["perceptual_norm"] == "raw"
     bad = dict(config, losses=dict(paper_config["losses"], perceptual_norm="basicsr"))
-    with pytest.raises(ValueError, match="perceptual_norm: unknown value 'basicsr'"):
+    with pytest.raises(ConfigError, match="losses.perceptual_norm: 'basicsr' is not one of"):
         experiment_table(bad)
-    errors = describe_errors(bad, REPO / "workflow/schemas/config.schema.yaml")
+    errors = describe_errors(bad)
     assert any(e.startswith("losses.perceptual_norm") for e in errors), errors

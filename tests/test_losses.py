@@ -11,7 +11,7 @@ from skimage.filters import gaussian  # noqa: E402
 from skimage.metrics import structural_similarity  # noqa: E402
 
 from ssimsr import losses, models  # noqa: E402
-from ssimsr.losses import LossWeights  # noqa: E402
+from ssimsr.losses import loss_weights  # noqa: E402
 
 # Keras' own convert_to_numpy (get_weights) triggers a NumPy 2 copy-keyword warning.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -231,7 +231,7 @@ def test_unknown_perceptual_norm_names_the_key(extractor):
     with pytest.raises(ValueError, match=r"perceptual_norm: unknown value 'basicsr' \(one of relative, raw\)"):
         losses.perceptual(hr, hr, extractor, norm="basicsr")
     with pytest.raises(ValueError, match="perceptual_norm: unknown value 'l2'"):
-        losses.loss_terms(hr, hr, models.build_sr_downscaler(2), LossWeights(), extractor, perceptual_norm="l2")
+        losses.loss_terms(hr, hr, models.build_sr_downscaler(2), loss_weights(), extractor, perceptual_norm="l2")
 
 
 # ---------------------------------------------------------------- composite
@@ -240,7 +240,7 @@ def test_unknown_perceptual_norm_names_the_key(extractor):
 def test_loss_terms_weighted_sum(extractor):
     downscaler = models.build_sr_downscaler(2)
     hr, rec = random_images(1, 32, 32), random_images(1, 32, 32)
-    weights = LossWeights(lambda_b=0.5, lambda_f=2.0, lambda_p=3.0, lambda_s=1.5)
+    weights = loss_weights(lambda_b=0.5, lambda_f=2.0, lambda_p=3.0, lambda_s=1.5)
     terms = {k: float(v) for k, v in losses.loss_terms(hr, rec, downscaler, weights, extractor).items()}
     assert set(terms) == {"total", "bw_mse", "fw_mse", "perceptual", "ssim_n"}
     np.testing.assert_allclose(terms["bw_mse"], float(losses.bw_mse(hr, rec)), rtol=1e-6)
@@ -261,7 +261,7 @@ def test_loss_terms_weighted_sum(extractor):
 def test_loss_terms_skips_zero_weighted_terms():
     downscaler = models.build_sr_downscaler(2)
     hr, rec = random_images(), random_images()
-    weights = LossWeights(lambda_b=1.0, lambda_f=0.0, lambda_p=0.0, lambda_s=2.0)
+    weights = loss_weights(lambda_b=1.0, lambda_f=0.0, lambda_p=0.0, lambda_s=2.0)
     terms = losses.loss_terms(hr, rec, downscaler, weights)  # no extractor needed
     assert float(terms["fw_mse"]) == 0.0 and float(terms["perceptual"]) == 0.0
     assert float(terms["ssim_n"]) > 0 and float(terms["bw_mse"]) > 0
@@ -270,7 +270,7 @@ def test_loss_terms_skips_zero_weighted_terms():
         float(terms["total"]), float(losses.bw_mse(hr, rec)) + 1 - float(losses.ssim(hr, rec)), rtol=1e-5
     )
     with pytest.raises(ValueError, match="extractor"):
-        losses.loss_terms(hr, rec, downscaler, LossWeights())
+        losses.loss_terms(hr, rec, downscaler, loss_weights())
 
 
 def snapshot(variables):
@@ -279,10 +279,11 @@ def snapshot(variables):
 
 def train_step(arch, freeze, vgg_path, widths):
     """One step of this backend's train step (train_steps) with all four terms live."""
-    from ssimsr.train import RunParams, Trainer
+    from ssimsr.experiments import run_params
+    from ssimsr.train import Trainer
 
-    params = RunParams(model=arch, dataset="x", lambda_s=1.0, vgg_weights=str(vgg_path), widths=widths,
-                       train_downscaler=not freeze, learning_rate=1e-3, backend=BACKEND)
+    params = run_params(arch, vgg_weights=str(vgg_path), widths=widths, train_downscaler=not freeze,
+                        learning_rate=1e-3, backend=BACKEND)
     trainer = Trainer(params)
     vgg = trainer.extractor
     before = [snapshot(m.weights) for m in (vgg, trainer.pair.downscaler, trainer.pair.upscaler)]

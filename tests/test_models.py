@@ -198,9 +198,10 @@ def test_keras_save_load_round_trip(builder, tmp_path):
 
 def test_irn_downscaler_receives_gradients():
     """One step of this backend's train step moves every downscaler kernel and bias."""
-    from ssimsr.train import RunParams, Trainer
+    from ssimsr.experiments import run_params
+    from ssimsr.train import Trainer
 
-    trainer = Trainer(RunParams(model="irn", dataset="x", lambda_s=1.0, lambda_p=0.0, backend=BACKEND))
+    trainer = Trainer(run_params("irn", lambda_p=0.0, backend=BACKEND))
     before = [np.array(w) for w in trainer.pair.downscaler.get_weights()]
     trainer.steps.train(random_images())
     trainer.steps.sync()

@@ -13,7 +13,8 @@ from skimage import data as skdata
 
 from conftest import BACKEND
 from ssimsr import cli
-from ssimsr.train import HISTORY_COLUMNS, NonFiniteLoss, RunParams, epoch_batches, train
+from ssimsr.experiments import run_params
+from ssimsr.train import NonFiniteLoss, RunParams, epoch_batches, history_columns, train
 
 TINY_WIDTHS = {"sr": {"filters": 8, "res_blocks": 1}, "irn": {"down_filters": 8, "up_filters": 4}}
 
@@ -32,10 +33,10 @@ def dataset(tmp_path_factory):
 
 
 def tiny_params(model="sr", **overrides) -> RunParams:
-    values = dict(model=model, dataset="tiny", lambda_s=1.0, epochs=3, crop=32, batch_size=2,
-                  lambda_p=0.0, log_every=100, widths=TINY_WIDTHS[model], backend=BACKEND)
+    values = dict(dataset="tiny", epochs=3, crop=32, batch_size=2, lambda_p=0.0, log_every=100,
+                  widths=TINY_WIDTHS[model], backend=BACKEND)
     values.update(overrides)
-    return RunParams.from_dict(values)
+    return run_params(model, **values)
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +51,14 @@ def trained_runs(dataset, tmp_path_factory):
 
 def test_history_has_one_row_per_epoch_and_split(trained_runs):
     history = pd.read_csv(trained_runs["irn"] / "history.csv")
-    assert list(history.columns) == HISTORY_COLUMNS
+    assert list(history.columns) == history_columns()
     assert list(zip(history.epoch, history.split)) == [(0, "val"), (1, "train"), (1, "val"), (2, "train"),
                                                        (2, "val")]
     val = history[history.split == "val"]
     assert (val.fw_mse > 0).all() and (val.ssim_n > 0).all() and (val.perceptual == 0).all()
     assert np.allclose(val.total, val.bw_mse + val.fw_mse + val.ssim_n, rtol=1e-5)
     params = json.loads((trained_runs["irn"] / "params.json").read_text())
-    assert params["model"] == "irn" and params["lambda_s"] == 1.0
+    assert params["model"] == "irn" and params["lambda_s"] == 1.0 and params["loss_weights"]["lambda_p"] == 0.0
 
 
 def test_epoch_batches_are_a_function_of_seed_and_epoch(dataset):
@@ -185,19 +186,16 @@ def test_perceptual_run_epoch_0_shares_random_init_vgg(dataset, tmp_path, vgg_we
 
 
 def test_perceptual_norm_option_and_fingerprint():
-    import hashlib
-    from dataclasses import asdict
-
     with pytest.raises(ValueError, match="perceptual_norm: unknown value 'basicsr'"):
         tiny_params(perceptual_norm="basicsr")
-    raw = tiny_params(lambda_p=1.0)
-    assert raw.perceptual_norm == "raw"  # a params.json without the key is what it ran
-    values = asdict(raw)
-    for key in ("log_every", "precision", "backend", "perceptual_norm", "shape_bucket"):
-        values.pop(key)
-    if BACKEND == "tensorflow":  # the fingerprint of a run from before the option, computed by hand
-        assert raw.fingerprint() == hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+    raw = tiny_params(lambda_p=1.0, perceptual_norm="raw")
     assert tiny_params(lambda_p=1.0, perceptual_norm="relative").fingerprint() != raw.fingerprint()
+    # the run's names and the log cadence do not change what it computes
+    named = tiny_params(lambda_p=1.0, perceptual_norm="raw", log_every=7,
+                        run={"study": "s", "preset": "corrected", "model": "sr", "dataset": "tiny",
+                             "lambda_s": 1.0, "seed": 0, "vgg": "b4c4-b5c4"})
+    assert named.fingerprint() == raw.fingerprint()
+    assert tiny_params(lambda_p=1.0, perceptual_norm="raw", seed=1).fingerprint() != raw.fingerprint()
     # without the perceptual term the option changes nothing, nor the fingerprint
     assert tiny_params(perceptual_norm="relative").fingerprint() == tiny_params().fingerprint()
 
@@ -209,6 +207,10 @@ def test_bad_parameters_name_the_key():
         tiny_params(epochs=0)
     with pytest.raises(ValueError, match="unknown training parameter"):
         RunParams.from_dict({"model": "sr", "dataset": "x", "lambda_s": 1, "colour": 1})
+    with pytest.raises(ValueError, match=r"missing training parameter\(s\) \['batch_size'"):
+        RunParams.from_dict({k: v for k, v in tiny_params().as_dict().items() if k != "batch_size"})
+    with pytest.raises(ValueError, match="model: unknown architecture 'vdsr'"):
+        RunParams.from_dict({**tiny_params().as_dict(), "model": "vdsr"})
     with pytest.raises(ValueError, match="batch_size > 1 needs `crop`"):
         tiny_params(crop=None, batch_size=4)
 

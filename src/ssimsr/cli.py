@@ -1,4 +1,8 @@
-"""Command line: ``ssimsr <stage> ...``. Each workflow rule calls one subcommand.
+"""Command line: ``ssimsr <stage> ...`` for the stages users also run by hand.
+
+``train``, ``evaluate``, ``lpips``, ``upscale``, and the dataset and weights fetchers.
+The workflow's other stages are ``script:`` jobs (``ssimsr.jobs``); its train job calls
+:func:`train_run` like ``ssimsr train`` does.
 
 Heavy libraries (TensorFlow, torch) are imported inside the subcommand that needs them,
 so ``ssimsr fetch`` and ``ssimsr --help`` start quickly.
@@ -24,6 +28,13 @@ def _json_arg(text: str):
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc}: {text[:80]!r}") from exc
+
+
+def _json_or_file(text: str):
+    path = Path(text)
+    if not text.lstrip().startswith("{") and path.is_file():
+        return _json_arg(path.read_text())
+    return _json_arg(text)
 
 
 def _policy(args):
@@ -81,12 +92,14 @@ def _run_backend(run_dir) -> str:
     return json.loads(params.read_text()).get("backend", "tensorflow") if params.is_file() else "tensorflow"
 
 
-def _cmd_train(args) -> None:
+def train_run(params: dict, data: str, out: str, *, jobs_per_gpu: int = 1,
+              gpu_lock_dir: str = ".snakemake/gpu-locks", stop_after_epoch: int | None = None) -> None:
+    """Train one run (``ssimsr train`` and the workflow's train job)."""
     from .gpus import claim_gpu, describe_devices, held_stderr
 
-    backend = args.params.get("backend", "tensorflow")
+    backend = params.get("backend", "tensorflow")
     # before the backend is imported: a distinct GPU (or GPU slot) per concurrent job
-    gpu = claim_gpu(args.gpu_lock_dir, jobs_per_gpu=args.jobs_per_gpu)
+    gpu = claim_gpu(gpu_lock_dir, jobs_per_gpu=jobs_per_gpu)
     _use_backend(backend)
     with held_stderr() as held:
         line, _ = describe_devices(backend)
@@ -95,10 +108,14 @@ def _cmd_train(args) -> None:
     sys.stderr.write(held.text)
     from .train import RunParams, train
 
-    params = RunParams.from_dict(args.params)
-    history = train(params, args.data, args.out, stop_after_epoch=args.stop_after_epoch)
+    history = train(RunParams.from_dict(params), data, out, stop_after_epoch=stop_after_epoch)
     last = history[history.split == "val"].tail(1)
     print(last.to_string(index=False))
+
+
+def _cmd_train(args) -> None:
+    train_run(args.params, args.data, args.out, jobs_per_gpu=args.jobs_per_gpu, gpu_lock_dir=args.gpu_lock_dir,
+              stop_after_epoch=args.stop_after_epoch)
 
 
 def _cmd_upscale(args) -> None:
@@ -116,13 +133,6 @@ def _image_sets(args) -> dict:
     if args.showcase:
         sets["showcase"] = list_split(Path(args.showcase).parent, Path(args.showcase).name)
     return sets
-
-
-def _cmd_showcase(args) -> None:
-    from .evaluate import prepare_showcase
-
-    for path in prepare_showcase(args.entries, args.data_root, args.crop, args.scale, args.out):
-        print(path)
 
 
 def _cmd_evaluate(args) -> None:
@@ -147,48 +157,6 @@ def _cmd_fetch_lpips(args) -> None:
     status = fetch_lpips_backbones(args.weights_dir, args.nets, args.status, args.base_url, args.local_dir,
                                    policy=_policy(args))
     print(json.dumps(status, indent=2))
-
-
-def _cmd_collect(args) -> None:
-    from .atomic import write_csv
-    from .evaluate import collect
-
-    per_image, history = collect(args.eval_dirs, args.train_root, args.data_root)
-    write_csv(per_image, args.per_image)
-    write_csv(history, args.history)
-    print(f"{len(per_image)} per-image rows, {len(history)} history rows")
-
-
-def _cmd_stats(args) -> None:
-    import pandas as pd
-
-    from .atomic import write_csv
-    from .stats import compare_studies
-
-    table = compare_studies(pd.read_csv(args.per_image), pairs=args.pairs)
-    write_csv(table, args.out)
-    print(f"{len(table)} comparisons")
-
-
-def _cmd_tables(args) -> None:
-    import pandas as pd
-
-    from .report import build_tables
-
-    report = dict(args.report, showcase_model=args.showcase["model"], showcase_dataset=args.showcase["dataset"])
-    written = build_tables(pd.read_csv(args.history), pd.read_csv(args.per_image), pd.read_csv(args.comparisons),
-                           report, args.out)
-    print(f"{len(written)} table files in {args.out}")
-
-
-def _cmd_figures(args) -> None:
-    import pandas as pd
-
-    from .report import build_figures
-
-    written = build_figures(pd.read_csv(args.history), args.showcase, args.showcase_dir, args.eval_root,
-                            args.study, args.out, preset=args.preset)
-    print(f"{len(written)} figure files in {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_fetch_weights)
 
     p = sub.add_parser("train", help="train one run (model, dataset, lambda_s, seed)")
-    p.add_argument("--params", type=_json_arg, required=True, help="resolved run parameters (JSON)")
+    p.add_argument("--params", type=_json_or_file, required=True,
+                   help="resolved run parameters: a params.json file (e.g. of a trained run) or JSON text")
     p.add_argument("--data", required=True, help="prepared dataset folder results/data/<dataset>")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--stop-after-epoch", type=int, default=None, help=argparse.SUPPRESS)
@@ -240,14 +209,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=None,
                    help="tile side in input pixels (default: from the memory available)")
     p.set_defaults(func=_cmd_upscale)
-
-    p = sub.add_parser("showcase", help="write the showcase crops (Figs. 4-9, Table 4)")
-    p.add_argument("--entries", type=_json_arg, required=True, help="evaluation.showcase.images (JSON)")
-    p.add_argument("--data-root", required=True)
-    p.add_argument("--crop", type=int, required=True)
-    p.add_argument("--scale", type=int, required=True)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=_cmd_showcase)
 
     for name, func, helptext in (("evaluate", _cmd_evaluate, "per-image PSNR/SSIM of a run (Keras side)"),
                                  ("lpips", _cmd_lpips, "per-image LPIPS of a run's reconstructions (torch side)")):
@@ -274,39 +235,6 @@ def build_parser() -> argparse.ArgumentParser:
     _download_options(p)
     p.set_defaults(func=_cmd_fetch_lpips)
 
-    p = sub.add_parser("collect", help="gather per-image metrics and histories of all runs")
-    p.add_argument("--eval-dirs", nargs="+", required=True)
-    p.add_argument("--train-root", required=True)
-    p.add_argument("--data-root", required=True)
-    p.add_argument("--per-image", required=True)
-    p.add_argument("--history", required=True)
-    p.set_defaults(func=_cmd_collect)
-
-    p = sub.add_parser("stats", help="paired and Welch comparisons of lambda_s variants")
-    p.add_argument("--per-image", required=True)
-    p.add_argument("--pairs", type=_json_arg, default=[[1, 0], [1, 2]],
-                   help="config `report.comparisons` (JSON): lambda_s pairs [a, b], differences a - b")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=_cmd_stats)
-
-    p = sub.add_parser("tables", help="the paper's tables (.tex/.csv/.md) and paper-vs-ours")
-    p.add_argument("--history", required=True)
-    p.add_argument("--per-image", required=True)
-    p.add_argument("--comparisons", required=True)
-    p.add_argument("--report", type=_json_arg, required=True, help="config `report` (JSON)")
-    p.add_argument("--showcase", type=_json_arg, required=True, help="config `evaluation.showcase` (JSON)")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=_cmd_tables)
-
-    p = sub.add_parser("figures", help="training curves and difference maps (.png/.pdf)")
-    p.add_argument("--history", required=True)
-    p.add_argument("--showcase", type=_json_arg, required=True, help="config `evaluation.showcase` (JSON)")
-    p.add_argument("--showcase-dir", required=True)
-    p.add_argument("--eval-root", required=True)
-    p.add_argument("--study", required=True)
-    p.add_argument("--preset", default="corrected")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=_cmd_figures)
     for p in sub.choices.values():  # `ssimsr fetch -v ...` as well as `ssimsr -v fetch ...`
         p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                        help="debug logging; traceback on errors")
@@ -321,7 +249,7 @@ def _download_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backoff", type=float, default=2.0, help="seconds before the first retry, doubling (2)")
 
 
-def _expected_errors() -> tuple[type[BaseException], ...]:
+def expected_errors() -> tuple[type[BaseException], ...]:
     """Failures a user can act on: bad input, missing file, bad config value, network."""
     import tarfile
     import zipfile
@@ -332,7 +260,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
             tarfile.TarError, zipfile.BadZipFile)
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
     return text or type(exc).__name__  # e.g. a bare MemoryError
 
@@ -346,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.captureWarnings(True)  # a warning is one log line, not two lines of source
-    expected = _expected_errors()
+    expected = expected_errors()
     try:
         args.func(args)
     except KeyboardInterrupt:
@@ -355,11 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     except expected as exc:
         if args.verbose:
             traceback.print_exc()
-        print(f"ssimsr {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"ssimsr {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: keep the traceback for the report
         traceback.print_exc()
-        print(f"ssimsr {args.command}: internal error: {_one_line(exc)} (please report this with the "
+        print(f"ssimsr {args.command}: internal error: {one_line(exc)} (please report this with the "
               "traceback above)", file=sys.stderr)
         return 1
     return 0

@@ -31,25 +31,24 @@ def job(function: Callable) -> Callable:
 
 @contextlib.contextmanager
 def logged(path: str | None):
-    """Route file descriptors 1 and 2 to ``path``: Python's output and the C++ libraries' alike."""
+    """Send Python's output and the C++ libraries' (file descriptors 1 and 2) to ``path``."""
     if path is None:
         yield
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     saved = os.dup(1), os.dup(2)
-    os.dup2(log_fd, 1)
-    os.dup2(log_fd, 2)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (log_fd, *saved):
-            os.close(fd)
+    with open(path, "w", buffering=1) as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
 
 
 def run(smk) -> None:
@@ -75,8 +74,8 @@ def run(smk) -> None:
 
 @job
 def download(smk) -> None:
-    from .data import fetch_source
     from .download import DownloadPolicy
+    from .sources import fetch_source
 
     fetch_source(smk.params.source, smk.output.receipt, smk.params.download_dir,
                  policy=DownloadPolicy(**smk.params.downloads))

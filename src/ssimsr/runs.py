@@ -78,10 +78,14 @@ class Run:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def fill(self, pattern: str) -> str:
+        """A path pattern with the run's wildcards (``{study}``, ``ls{lambda_s}``, ...) filled in."""
+        return pattern.format(**{**self.as_dict(), "lambda_s": lambda_tag(self.lambda_s)})
+
     @property
     def path(self) -> str:
         """``PATTERN`` filled in: the folder below ``results/train`` and ``results/eval``."""
-        return self.PATTERN.format(**{**self.as_dict(), "lambda_s": lambda_tag(self.lambda_s)})
+        return self.fill(self.PATTERN)
 
     def under(self, root: str | os.PathLike) -> str:
         return f"{root}/{self.path}"

@@ -45,7 +45,9 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_text
-from .balance import DOMINANCE_RATIO, WEIGHTED_TERMS
+from .balance import DOMINANCE_RATIO, weighted_terms
+
+WEIGHTED_TERMS = weighted_terms()
 from .balance import shares as _term_shares
 
 __all__ = [

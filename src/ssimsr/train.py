@@ -153,6 +153,8 @@ class RunParams:
             values.pop(key)
         if values["shape_bucket"] in (0, "auto"):
             values.pop("shape_bucket")  # pads only where it leaves the numbers unchanged
+        if not self.uses_extractor():
+            values.pop("perceptual_norm")  # no perceptual term: the option changes nothing
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 

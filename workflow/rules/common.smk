@@ -1,36 +1,37 @@
 # Helpers that turn the validated config into the experiment table, file lists and
 # rule parameters. Logic that is not about paths lives in src/ssimsr.
-import json
 from pathlib import Path
 
 from ssimsr.code_digest import code_digest
-from ssimsr.experiments import check_report_config, experiment_table, run_dir
+from ssimsr.experiments import check_report_config, experiment_table
+from ssimsr.registry import architectures
 from ssimsr.report import FIGURE_EXTENSIONS, TABLE_EXTENSIONS, figure_names, table_names
+from ssimsr.runs import Run
 
 RESULTS = "results"
 RESOURCES = "resources"
 VGG19_FILE = f"{RESOURCES}/weights/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+JOB_SCRIPT = "../scripts/job.py"  # the script: of the workflow-only rules (ssimsr.jobs)
 
 
 wildcard_constraints:
-    dataset="[a-z][a-z0-9]*",
     index=r"\d+",
-    study="[a-z][a-z0-9_]*",
-    preset="[a-z][a-z0-9_]*",
-    model="sr|irn",
-    lambda_s=r"[0-9]+(\.[0-9]+)?",
-    vgg="[a-z0-9-]+",
-    seed=r"\d+",
+    model="|".join(architectures()),  # the registered architectures (src/ssimsr/archs)
+    **Run.WILDCARDS,
 
 
-# One row per training run: study, preset, model, dataset, lambda_s, seed, vgg, params.
+# Every training run (runs.Run) and its resolved parameters.
 RUNS = experiment_table(config)
-RUNS_BY_DIR = {run_dir(RESULTS, r): r for r in RUNS}
 check_report_config(config)
+
+TRAIN_DIR = f"{RESULTS}/train/{Run.PATTERN}"
+EVAL_DIR = f"{RESULTS}/eval/{Run.PATTERN}"
+SHOWCASE_DIR = f"{RESULTS}/showcase"
+LPIPS_STATUS = f"{RESOURCES}/weights/lpips_backbones.json"
 
 
 def active_datasets():
-    return sorted({r["dataset"] for r in RUNS})
+    return sorted({run.dataset for run in RUNS})
 
 
 def dataset_config(wildcards):
@@ -44,35 +45,28 @@ def source_receipts(wildcards):
 
 def prepare_options(wildcards):
     """The dataset config that changes prepared images (sources excluded: receipts track them)."""
-    ds = dict(config["datasets"][wildcards.dataset])
-    ds.pop("sources")
-    return json.dumps(ds, sort_keys=True)
-
-
-RUN_PATH = "{study}/{preset}/{model}/{dataset}/ls{lambda_s}/{vgg}/seed{seed}"
-TRAIN_DIR = f"{RESULTS}/train/{RUN_PATH}"
-EVAL_DIR = f"{RESULTS}/eval/{RUN_PATH}"
-SHOWCASE_DIR = f"{RESULTS}/showcase"
-LPIPS_STATUS = f"{RESOURCES}/weights/lpips_backbones.json"
+    return {k: v for k, v in config["datasets"][wildcards.dataset].items() if k != "sources"}
 
 
 def run_of(wildcards):
-    key = TRAIN_DIR.format(**wildcards)
-    if key not in RUNS_BY_DIR:
-        raise ValueError(f"{key}: not a run of the configured studies")
-    return RUNS_BY_DIR[key]
+    run = Run.from_mapping(wildcards)
+    if run not in RUNS:
+        raise ValueError(f"{TRAIN_DIR.format(**wildcards)}: not a run of the configured studies")
+    return run
 
 
 def train_inputs(wildcards):
     run = run_of(wildcards)
-    inputs = {"manifest": f"{RESULTS}/data/{run['dataset']}/manifest.csv"}
-    if run["params"]["lambda_p"] > 0:
-        inputs["vgg19"] = run["params"]["vgg_weights"]
+    inputs = {"manifest": f"{RESULTS}/data/{run.dataset}/manifest.csv"}
+    if run_params(run).uses_extractor():
+        inputs["vgg19"] = RUNS[run]["vgg_weights"]
     return inputs
 
 
-def train_targets():
-    return [f"{run_dir(RESULTS, r)}/history.csv" for r in RUNS]
+def run_params(run):
+    from ssimsr.train import RunParams
+
+    return RunParams.from_dict(RUNS[run])
 
 
 def all_targets():
@@ -80,11 +74,8 @@ def all_targets():
 
 
 def expand_runs(pattern):
-    """``pattern`` (with run wildcards) formatted for every run of the experiment table."""
-    from ssimsr.experiments import lambda_tag
-
-    return [pattern.format(study=r["study"], preset=r["preset"], model=r["model"], dataset=r["dataset"],
-                           lambda_s=lambda_tag(r["lambda_s"]), vgg=r["vgg"], seed=r["seed"]) for r in RUNS]
+    """``pattern`` (with the run wildcards) filled in for every run of the experiment table."""
+    return [run.fill(pattern) for run in RUNS]
 
 
 def is_showcase_run(wildcards):

@@ -10,19 +10,15 @@ rule download:
     output:
         receipt=f"{RESOURCES}/datasets/{{dataset}}/source{{index}}.json",
     params:
-        source=lambda w: json.dumps(dataset_config(w)["sources"][int(w.index)], sort_keys=True),
+        source=lambda w: dataset_config(w)["sources"][int(w.index)],
         download_dir=lambda w: f"{RESOURCES}/datasets/{w.dataset}",
-        retries=config["downloads"]["retries"],
-        timeout=config["downloads"]["timeout"],
-        backoff=config["downloads"]["backoff"],
+        downloads=config["downloads"],
     conda:
         "../../envs/tensorflow.yaml"
     log:
         "logs/download/{dataset}_source{index}.log",
-    shell:
-        "ssimsr fetch --source {params.source:q} --receipt {output.receipt} "
-        "--download-dir {params.download_dir} --retries {params.retries} "
-        "--timeout {params.timeout} --backoff {params.backoff} > {log} 2>&1"
+    script:
+        JOB_SCRIPT
 
 
 rule prepare_dataset:
@@ -37,13 +33,12 @@ rule prepare_dataset:
     params:
         code=code_digest("prepare"),  # editing its library code reruns it
         options=prepare_options,
-        sources=lambda w: json.dumps(dataset_config(w)["sources"], sort_keys=True),
+        sources=lambda w: dataset_config(w)["sources"],
         scale=config["scale"],
         out=lambda w: f"{RESULTS}/data/{w.dataset}",
     conda:
         "../../envs/tensorflow.yaml"
     log:
         "logs/prepare/{dataset}.log",
-    shell:
-        "ssimsr prepare --receipts {input.receipts} --sources {params.sources:q} "
-        "--options {params.options:q} --scale {params.scale} --out {params.out} > {log} 2>&1"
+    script:
+        JOB_SCRIPT

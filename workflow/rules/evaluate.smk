@@ -34,7 +34,7 @@ rule showcase:
         directory(SHOWCASE_DIR),
     params:
         code=code_digest("showcase"),  # editing its library code reruns it
-        entries=json.dumps(config["evaluation"]["showcase"]["images"]),
+        entries=config["evaluation"]["showcase"]["images"],
         crop=config["evaluation"]["showcase"]["crop"],
         scale=config["scale"],
         data_root=lambda w, input: parent(input[0], 2),
@@ -42,9 +42,8 @@ rule showcase:
         "../../envs/tensorflow.yaml"
     log:
         "logs/showcase.log",
-    shell:
-        "ssimsr showcase --entries {params.entries:q} --data-root {params.data_root} --crop {params.crop} "
-        "--scale {params.scale} --out {output} > {log} 2>&1"
+    script:
+        JOB_SCRIPT
 
 
 rule evaluate:
@@ -108,13 +107,12 @@ rule collect:
         history=f"{RESULTS}/eval/history.csv",
     params:
         code=code_digest("collect"),  # editing its library code reruns it
-        eval_dirs=lambda w, input: [parent(m) for m in input.metrics],
-        train_root=lambda w, input: parent(input.histories[0], 8),
-        data_root=lambda w, output: str(Path(parent(output.per_image, 2)) / "data"),
+        train_dirs=expand_runs(TRAIN_DIR),  # the same runs in the same order
+        eval_dirs=expand_runs(EVAL_DIR),
+        data_root=f"{RESULTS}/data",
     conda:
         "../../envs/tensorflow.yaml"
     log:
         "logs/collect.log",
-    shell:
-        "ssimsr collect --eval-dirs {params.eval_dirs} --train-root {params.train_root} "
-        "--data-root {params.data_root} --per-image {output.per_image} --history {output.history} > {log} 2>&1"
+    script:
+        JOB_SCRIPT

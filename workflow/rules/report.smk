@@ -21,17 +21,15 @@ rule tables:
         ],
     params:
         code=code_digest("tables"),  # editing its library code reruns it
-        report=json.dumps(config["report"], sort_keys=True),
-        showcase=json.dumps(config["evaluation"]["showcase"], sort_keys=True),
+        report=config["report"],
+        showcase=config["evaluation"]["showcase"],
         out=lambda w, output: parent(output[0]),
     conda:
         "../../envs/tensorflow.yaml"
     log:
         "logs/tables.log",
-    shell:
-        "ssimsr tables --history {input.history} --per-image {input.per_image} "
-        "--comparisons {input.comparisons} --report {params.report:q} --showcase {params.showcase:q} "
-        "--out {params.out} > {log} 2>&1"
+    script:
+        JOB_SCRIPT
 
 
 rule figures:
@@ -50,7 +48,7 @@ rule figures:
         ],
     params:
         code=code_digest("figures"),  # editing its library code reruns it
-        showcase=json.dumps(config["evaluation"]["showcase"], sort_keys=True),
+        showcase=config["evaluation"]["showcase"],
         study=config["report"]["table1_study"],
         preset=config["report"]["preset"],
         showcase_dir=lambda w, input: input.showcase or "none",
@@ -60,7 +58,5 @@ rule figures:
         "../../envs/tensorflow.yaml"
     log:
         "logs/figures.log",
-    shell:
-        "ssimsr figures --history {input.history} --showcase {params.showcase:q} "
-        "--showcase-dir {params.showcase_dir} --eval-root {params.eval_root} --study {params.study} "
-        "--preset {params.preset} --out {params.out} > {log} 2>&1"
+    script:
+        JOB_SCRIPT

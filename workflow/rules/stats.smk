@@ -9,10 +9,10 @@ rule stats:
         f"{RESULTS}/stats/comparisons.csv",
     params:
         code=code_digest("stats"),  # editing its library code reruns it
-        pairs=json.dumps(config["report"]["comparisons"]),
+        pairs=config["report"]["comparisons"],
     conda:
         "../../envs/tensorflow.yaml"
     log:
         "logs/stats.log",
-    shell:
-        "ssimsr stats --per-image {input} --pairs {params.pairs:q} --out {output} > {log} 2>&1"
+    script:
+        JOB_SCRIPT

@@ -12,7 +12,7 @@ rule train:
         params=f"{TRAIN_DIR}/params.json",
     params:
         code=code_digest("train"),  # editing its library code reruns it
-        run=lambda w: json.dumps(run_of(w)["params"], sort_keys=True),
+        run=lambda w: RUNS[run_of(w)],
         data=lambda w: f"{RESULTS}/data/{w.dataset}",
         out=lambda w: TRAIN_DIR.format(**w),
     resources:
@@ -25,6 +25,5 @@ rule train:
         f"{TRAIN_DIR}/benchmark.tsv"
     log:
         f"{TRAIN_DIR}/train.log",
-    shell:
-        "ssimsr train --params {params.run:q} --data {params.data} --out {params.out}"
-        " --jobs-per-gpu {resources.jobs_per_gpu} > {log} 2>&1"
+    script:
+        JOB_SCRIPT  # ssimsr.jobs.train, as `ssimsr train`
