@@ -184,3 +184,82 @@ def test_other_lambdas_build_every_table(tmp_path):
     report = run_snakemake(tmp_path, OTHER_LAMBDAS, "--report", str(tmp_path / "report.html"))
     assert report.returncode == 0, report.stderr[-3000:]
     assert (tmp_path / "report.html").stat().st_size > 0
+
+
+TOY_ARCHITECTURE = '''"""Toy architecture of the extension test: average pooling down; up-sampling and two convs up."""
+from ..registry import register_architecture
+
+
+@register_architecture("toy", learned_downscaler=False)
+def build_toy(scale=2, filters=8):
+    import keras
+
+    from ..models import ModelPair
+
+    hr = keras.Input((None, None, 3), name="hr_image")
+    downscaler = keras.Model(hr, keras.layers.AveragePooling2D(scale, name="average")(hr), name="toy_downscaler")
+    lr = keras.Input((None, None, 3), name="lr_image")
+    x = keras.layers.UpSampling2D(scale, name="nearest")(lr)
+    x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name="conv1")(x)
+    upscaler = keras.Model(lr, keras.layers.Conv2D(3, 3, padding="same", name="conv2")(x), name="toy_upscaler")
+    return ModelPair(downscaler, upscaler)
+'''
+
+TOY_TERM = '''"""Total variation of the reconstruction (the extension test's loss term)."""
+from ..registry import register_loss_term
+
+
+@register_loss_term("tv", weight="lambda_tv", label="TV")
+def total_variation(batch):
+    from keras import ops
+
+    rec = batch.rec
+    return ops.mean(ops.abs(rec[:, 1:] - rec[:, :-1])) + ops.mean(ops.abs(rec[:, :, 1:] - rec[:, :, :-1]))
+'''
+
+
+@pytest.mark.slow
+def test_a_new_architecture_and_loss_term_run_through_the_workflow(tmp_path):
+    """README "Extending the study": one file each (in a copy of the package) plus the config."""
+    import json
+    import os
+    import shutil
+
+    package = tmp_path / "src"
+    shutil.copytree(REPO / "src" / "ssimsr", package / "ssimsr", ignore=shutil.ignore_patterns("__pycache__"))
+    (package / "ssimsr" / "archs" / "toy.py").write_text(TOY_ARCHITECTURE)
+    (package / "ssimsr" / "terms" / "tv.py").write_text(TOY_TERM)
+    env = {**os.environ, "PYTHONPATH": str(package)}
+    config = yaml.safe_load(yaml.safe_dump(TINY))
+    config["studies"]["smoke"].update(models=["toy"], lambda_s=[0, 1])
+    config["report"]["stats"]["model"] = "toy"
+    config["report"]["comparisons"] = [[1, 0]]
+    config["evaluation"]["showcase"]["model"] = "toy"
+    config["losses"]["lambda_tv"] = 0.1
+    config["models"] = {"toy": {"filters": 4}}
+    work = tmp_path / "work"
+    work.mkdir()
+    result = run_snakemake(work, config, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    run = work / "results/train/smoke/corrected/toy/tiny/ls1/b4c4-b5c4/seed0"
+    params = json.loads((run / "params.json").read_text())
+    assert params["loss_weights"]["lambda_tv"] == 0.1 and params["widths"] == {"filters": 4}
+    history = pd.read_csv(run / "history.csv")
+    assert "tv" in history.columns and (history.tv > 0).all()
+    val = history[history.split == "val"]
+    assert val.total.to_numpy() == pytest.approx((val.bw_mse + val.fw_mse + 0.1 * val.tv + val.ssim_n).to_numpy(),
+                                                 rel=1e-5)
+    shares = pd.read_csv(work / "results/tables/loss_shares.csv")
+    assert "share_tv" in shares.columns and (shares.share_tv > 0).all()
+    for name in ("table1", "table3", "verdict", "paper_vs_ours_table1"):
+        assert (work / f"results/tables/{name}.md").stat().st_size > 0
+    assert (work / "results/figures/diff_cat.png").stat().st_size > 0
+    # the CLI upscales with the new architecture's saved networks (x2, no round trip: fixed downscaler)
+    cat = work / "results/showcase/cat.png"
+    upscaled = subprocess.run([sys.executable, "-m", "ssimsr.cli", "upscale", str(run), str(cat), str(tmp_path / "x2.png")],
+                              capture_output=True, text=True, env=env, timeout=300)
+    assert upscaled.returncode == 0, upscaled.stderr[-2000:]
+    from PIL import Image
+
+    assert Image.open(tmp_path / "x2.png").size == tuple(2 * s for s in Image.open(cat).size)

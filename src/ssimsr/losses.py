@@ -6,7 +6,9 @@ leave that range: the SR upscaler is not clipped).
     total = lambda_b * bw_mse + lambda_f * fw_mse + lambda_p * perceptual
             + lambda_s * ssim_n,        ssim_n = (1 - SSIM) / 2
 
-``lambda_s = 2`` is exactly the non-normalised ``1 - SSIM`` loss.
+``lambda_s = 2`` is exactly the non-normalised ``1 - SSIM`` loss. The four terms are
+registered in ``ssimsr/terms/paper.py`` (``ssimsr.registry``); :func:`loss_terms` sums
+every registered term with its lambda, so a new term is one file there.
 
 Corrections to the reference code (see reference-code-facts.md):
 

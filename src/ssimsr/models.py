@@ -4,7 +4,8 @@ Images are float32 NHWC RGB tensors in [0, 1]. Every model takes inputs of
 any spatial size (``input_shape=(None, None, C)``). The scale factor is
 ``2 ** steps``; the paper's experiments used ``scale=2`` (one step).
 
-Two architectures, each a pair of separately callable models:
+The layers and networks of the two registered architectures (``ssimsr/archs``: a
+new architecture is one file there), each a pair of separately callable models:
 
 * ``"sr"`` - a weight-free decimating downscaler and a residual
   pixel-shuffle upscaler (742,339 parameters at x2).

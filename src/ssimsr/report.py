@@ -16,7 +16,7 @@ import pandas as pd
 from PIL import Image
 
 from . import figures, tables
-from .experiments import lambda_tag
+from .runs import Run
 from .stats import DEFAULT_PAIRS, comparison_label
 
 TABLE_EXTENSIONS = ("tex", "csv", "md")
@@ -251,8 +251,8 @@ def build_figures(history: pd.DataFrame, showcase: dict, showcase_dir: str | Pat
         original = np.asarray(Image.open(Path(showcase_dir) / f"{image}.png").convert("RGB"), dtype=np.float32) / 255
         recs = {}
         for ls in lambdas:
-            rec = (Path(eval_root) / study / preset / showcase["model"] / showcase["dataset"]
-                   / f"ls{lambda_tag(ls)}" / vgg / f"seed{seed}" / "recon" / "showcase" / f"{image}.png")
+            run = Run(study, preset, showcase["model"], showcase["dataset"], ls, seed, vgg)
+            rec = Path(run.under(eval_root)) / "recon" / "showcase" / f"{image}.png"
             recs[ls] = np.asarray(Image.open(rec).convert("RGB"), dtype=np.float32) / 255
         maps = figures.difference_maps(original, recs)
         title = (f"{image}: |original − reconstruction|, histogram-equalised jointly "

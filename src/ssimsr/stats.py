@@ -40,6 +40,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from .power import detectable_effect
+from .runs import GROUP_KEYS
 
 __all__ = [
     "compare",
@@ -399,7 +400,7 @@ def comparison_label(a: float, b: float) -> str:
     return f"ls{float(a):g}_vs_ls{float(b):g}"
 
 
-GROUP_COLUMNS = ("study", "preset", "model", "dataset", "vgg")
+GROUP_COLUMNS = GROUP_KEYS  # a comparison pairs runs that differ only in lambda_s (and seed)
 PER_IMAGE_METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips_alex", "lpips_squeeze", "lpips_vgg")
 
 

@@ -1,0 +1,87 @@
+"""Registries of architectures and loss terms: what derives from them, and registering a new one."""
+
+import pytest
+import yaml
+
+from ssimsr import balance, registry
+from ssimsr.config import SCHEMA_PATH
+from ssimsr.experiments import run_params
+from ssimsr.train import history_columns, term_names
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """Registrations made in a test vanish after it."""
+    registry.discover()
+    monkeypatch.setattr(registry, "_ARCHITECTURES", dict(registry._ARCHITECTURES))
+    monkeypatch.setattr(registry, "_LOSS_TERMS", dict(registry._LOSS_TERMS))
+
+
+def test_built_ins_and_what_derives_from_them():
+    assert list(registry.architectures()) == ["irn", "sr"]
+    assert registry.architecture("irn").learned_downscaler and not registry.architecture("sr").learned_downscaler
+    assert registry.architecture("sr").widths == {"filters": 64, "res_blocks": 8}
+    # Eq. 11's order: the history columns and the loss-share table follow it
+    assert list(registry.loss_terms()) == ["bw_mse", "fw_mse", "perceptual", "ssim_n"]
+    assert registry.weight_names() == ["lambda_b", "lambda_f", "lambda_p", "lambda_s"]
+    assert history_columns() == ["epoch", "split", "total", "bw_mse", "fw_mse", "perceptual", "ssim_n",
+                                 "psnr", "ssim", "seconds"]
+    assert balance.weighted_terms() == (("bw_mse", "lambda_b"), ("fw_mse", "lambda_f"),
+                                        ("perceptual", "lambda_p"), ("ssim_n", "lambda_s"))
+
+
+def test_schema_has_no_architecture_enum_and_declares_the_paper_weights():
+    """Model names are checked against the registry, so a new architecture needs no schema edit;
+    the paper's lambdas have their defaults in the schema, a new term's lambda its pattern."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    assert "enum" not in schema["$defs"]["model"]
+    losses = schema["properties"]["losses"]
+    assert {w for w in registry.weight_names() if w != "lambda_s"} <= set(losses["properties"])
+    assert list(losses["patternProperties"]) == ["^lambda_[a-z0-9_]+$"]
+
+
+def test_bad_registrations_are_refused(scratch_registry):
+    with pytest.raises(ValueError, match="weight must be named lambda_<x>"):
+        registry.register_loss_term("tv", weight="tv_weight")
+    with pytest.raises(ValueError, match="is registered twice"):
+        registry.register_architecture("sr", learned_downscaler=True)(lambda scale=2: None)
+    with pytest.raises(ValueError, match="lower-case letters"):
+        registry.register_architecture("My-Net", learned_downscaler=False)(lambda scale=2: None)
+
+
+def test_a_registered_architecture_and_term_train(scratch_registry):
+    """A toy pair and a total-variation term, registered here, go through a real training step."""
+    import keras
+    import numpy as np
+    from keras import ops
+
+    from ssimsr.config import defaults
+    from ssimsr.experiments import resolve_params
+    from ssimsr.models import ModelPair
+    from ssimsr.train import RunParams, Trainer
+
+    @registry.register_architecture("toy", learned_downscaler=False)
+    def build_toy(scale=2, filters=4):
+        hr = keras.Input((None, None, 3))
+        lr = keras.Input((None, None, 3))
+        up = keras.layers.Conv2D(3, 3, padding="same")(
+            keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(keras.layers.UpSampling2D(scale)(lr)))
+        return ModelPair(keras.Model(hr, keras.layers.AveragePooling2D(scale)(hr)), keras.Model(lr, up))
+
+    @registry.register_loss_term("tv", weight="lambda_tv", label="TV")
+    def total_variation(batch):
+        return (ops.mean(ops.abs(batch.rec[:, 1:] - batch.rec[:, :-1]))
+                + ops.mean(ops.abs(batch.rec[:, :, 1:] - batch.rec[:, :, :-1])))
+
+    assert "tv" in term_names() and history_columns().index("tv") == history_columns().index("ssim_n") + 1
+    with pytest.raises(ValueError, match="losses.lambda_tv: not set"):
+        run_params("toy")  # the schema's defaults know nothing of the new term's weight
+    config = {"scale": 2, "losses": {**defaults("losses"), "lambda_p": 0.0, "lambda_tv": 0.5},
+              "training": defaults("training"), "models": {"toy": {"filters": 2}}, "presets": {"corrected": {}}}
+    params = resolve_params(config, "corrected", "toy", "x", 1.0, 0, ["block4_conv4"], 1)
+    assert params["loss_weights"] == {"lambda_b": 1.0, "lambda_f": 1.0, "lambda_p": 0.0, "lambda_tv": 0.5}
+    trainer = Trainer(RunParams.from_dict(params))
+    hr = np.random.default_rng(0).random((1, 16, 16, 3), dtype=np.float32)
+    terms = trainer.steps.fetch([trainer.steps.evaluate(hr)])[0]
+    expected = terms["bw_mse"] + terms["fw_mse"] + 0.5 * terms["tv"] + 1.0 * terms["ssim_n"]
+    assert terms["tv"] > 0 and terms["total"] == pytest.approx(expected, rel=1e-5)
