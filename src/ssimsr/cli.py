@@ -173,7 +173,7 @@ def _cmd_stats(args) -> None:
 def _cmd_tables(args) -> None:
     import pandas as pd
 
-    from .report import build_tables
+    from .tables import build_tables
 
     report = dict(args.report, showcase_model=args.showcase["model"], showcase_dataset=args.showcase["dataset"])
     written = build_tables(pd.read_csv(args.history), pd.read_csv(args.per_image), pd.read_csv(args.comparisons),
