@@ -560,7 +560,7 @@ def _study_frames(lambdas=(0.0, 1.0, 2.0), presets=("corrected", "as_run"), seed
 
 
 def _build(tmp_path, history, per_image, **report):
-    from ssimsr.report import build_tables, table_names
+    from ssimsr.tables import build_tables, table_names
 
     report = dict(dict(table1_study="table1", appendix_study=None, stats=dict(model="sr", dataset="bsds300",
                                                                             study="table1"),

@@ -47,11 +47,12 @@ def run_snakemake(workdir: Path, config: dict, *args: str, env: dict | None = No
 
 def jobs_after_editing(workdir: Path, module: str, edit, tmp: Path) -> dict[str, int]:
     """Job counts of a dry run after ``edit`` (text appended, or a function of the text) in a
-    temporary copy of ssimsr/<module>.py (the copy is imported first: PYTHONPATH)."""
+    temporary copy of ssimsr/<module>.py (``tables/render``: a file of a package; the copy
+    is imported first: PYTHONPATH)."""
     import os
     import shutil
 
-    copy = tmp / f"src_{module}"
+    copy = tmp / f"src_{module.replace('/', '_')}"
     shutil.copytree(REPO / "src" / "ssimsr", copy / "ssimsr", ignore=shutil.ignore_patterns("__pycache__"))
     path = copy / "ssimsr" / f"{module}.py"
     text = path.read_text(encoding="utf-8")
@@ -143,7 +144,7 @@ def test_tiny_workflow_runs_and_reruns_nothing(tmp_path):
     after_losses = jobs_after_editing(tmp_path, "losses", "\n_EDITED = 1\n", edits)
     assert after_losses == {"train": 3, "evaluate": 3, "lpips": 3, "collect": 1, "stats": 1, "tables": 1,
                             "figures": 1, "all": 1}
-    assert jobs_after_editing(tmp_path, "tables", "\n_EDITED = 1\n", edits) == {"tables": 1, "all": 1}
+    assert jobs_after_editing(tmp_path, "tables/render", "\n_EDITED = 1\n", edits) == {"tables": 1, "all": 1}
     def reword(text):  # a comment and a changed docstring only
         return "# a comment\n" + text.replace('"""Per-image reconstruction metrics', '"""Per-image metrics', 1)
 

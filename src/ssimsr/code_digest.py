@@ -4,7 +4,7 @@ Snakemake reruns a job when its ``params`` change (the default rerun trigger ``p
 but it cannot see the library that a rule's shell command imports: without help, editing
 ``losses.py`` and rerunning would leave every table as it was. So each rule that computes
 something gets ``params: code=code_digest("<stage>")``, a hash of the modules in
-``STAGE_MODULES[stage]``; a changed hash reruns the stage's jobs, and their new outputs
+``STAGE_MODULES[stage]`` (of a package: every file in it); a changed hash reruns the stage's jobs, and their new outputs
 rerun everything downstream.
 
 What counts as a change: the hash is taken over each module's syntax tree with docstrings
@@ -22,34 +22,44 @@ import ast
 import functools
 import hashlib
 from importlib import util
+from pathlib import Path
 
 #: The modules whose code decides each stage's outputs.
 STAGE_MODULES = {
     "prepare": ("data", "sources"),
-    "train": ("models", "losses", "train", "train_steps", "buckets", "balance"),
+    "train": ("models", "losses", "train", "train_steps", "buckets", "balance", "registry", "archs", "terms"),
     "showcase": ("evaluate",),
-    "evaluate": ("models", "metrics", "evaluate", "upscale"),
+    "evaluate": ("models", "metrics", "evaluate", "upscale", "data", "registry", "archs"),
     "lpips": ("lpips_eval", "metrics"),
-    "collect": ("evaluate",),
-    "stats": ("stats", "power"),
-    "tables": ("tables", "report", "stats", "power", "balance"),
-    "figures": ("figures", "report"),
+    "collect": ("evaluate", "runs"),
+    "stats": ("stats", "power", "runs"),
+    "tables": ("tables", "stats", "power", "balance", "registry", "terms", "runs"),
+    "figures": ("figures", "report", "runs"),
 }
 
 
 @functools.cache
 def module_digest(name: str) -> str:
-    """sha256 of ``ssimsr.<name>``'s syntax tree without docstrings."""
+    """sha256 of ``ssimsr.<name>``'s syntax tree without docstrings; for a package, of every
+    ``.py`` file in it (with its path, sorted), so that editing any one of them counts."""
     spec = util.find_spec(f"ssimsr.{name}")
     if spec is None or spec.origin is None:
         raise ValueError(f"code_digest: no module ssimsr.{name}")
-    with open(spec.origin, encoding="utf-8") as source:
-        tree = ast.parse(source.read())
+    if not spec.submodule_search_locations:
+        return hashlib.sha256(_tree_dump(Path(spec.origin)).encode()).hexdigest()
+    files = sorted((path.relative_to(root).as_posix(), path)
+                   for root in map(Path, spec.submodule_search_locations) for path in root.rglob("*.py"))
+    joined = "".join(f"{relative}:{_tree_dump(path)}\n" for relative, path in files)
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def _tree_dump(path: Path) -> str:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if isinstance(body, list):  # docstrings (and other bare strings) do nothing when run
             node.body = [s for s in body if not _is_bare_string(s)] or [ast.Pass()]
-    return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
+    return ast.dump(tree, include_attributes=False)
 
 
 def _is_bare_string(statement) -> bool:

@@ -133,7 +133,7 @@ def stats(smk) -> None:
 def tables(smk) -> None:
     import pandas as pd
 
-    from .report import build_tables
+    from .tables import build_tables
 
     showcase = smk.params.showcase
     report = dict(smk.params.report, showcase_model=showcase["model"], showcase_dataset=showcase["dataset"])

@@ -5,8 +5,9 @@ from pathlib import Path
 from ssimsr.code_digest import code_digest
 from ssimsr.experiments import check_report_config, experiment_table
 from ssimsr.registry import architectures
-from ssimsr.report import FIGURE_EXTENSIONS, TABLE_EXTENSIONS, figure_names, table_names
+from ssimsr.report import FIGURE_EXTENSIONS, TABLE_EXTENSIONS, figure_names
 from ssimsr.runs import Run
+from ssimsr.tables import table_names
 
 RESULTS = "results"
 RESOURCES = "resources"

@@ -1,0 +1,25 @@
+"""The paper's published values, shipped as package data in ``ssimsr/published/*.csv``
+(transcription notes in ``published/README.md``)."""
+
+from __future__ import annotations
+
+import io
+from importlib import resources
+
+import pandas as pd
+
+#: Published tables shipped as package data.
+PUBLISHED = ("table1", "table2", "table3", "table4", "table_a2")
+
+
+def load_published(name: str) -> pd.DataFrame:
+    """A table of the paper's published values (package data ``ssimsr/published/<name>.csv``).
+
+    ``name`` in :data:`PUBLISHED`: ``table1`` (18 rows), ``table2`` / ``table3``
+    (statistic x metric), ``table4`` (metric, lambda_s, fig4..fig9), ``table_a2``.
+    """
+    if name not in PUBLISHED:
+        raise ValueError(f"load_published: unknown table {name!r}; available: {list(PUBLISHED)}")
+    text = (resources.files("ssimsr") / "published" / f"{name}.csv").read_text(encoding="utf-8")
+    return pd.read_csv(io.StringIO(text))
+
