@@ -21,11 +21,13 @@
 #    resumes from it and equals an uninterrupted local `ssimsr train` bit for bit;
 # 5. stops the daemons by PID on exit, failure included (after scancel of leftover jobs).
 #
-# About 19 minutes on 2 cores (demo 11, timeout and resume 7). Run it last in .ci/run: once
+# About 19 minutes on 2 cores with the whole demo and 200 epochs (demo 11, timeout and resume 7);
+# .ci/run halves the demo (one seed) and trains 100 epochs. Run it last in .ci/run: once
 # the plugin is installed, snakemake imports it and runs `scontrol show config`.
 # SSIMSR_SLURM_KEEP=1 keeps the run directory (configs, logs, work copies) after success;
 # it is always kept after a failure. SSIMSR_SLURM_DEMO_ARGS adds arguments to the demo run
-# (e.g. "--config seeds=[0]" to halve it).
+# (e.g. "--configfile profiles/demo/demo-config.yaml /tmp/one-seed.yaml", a file holding
+# `seeds: [0]`, halves it; a second --configfile replaces the first, so repeat the demo's).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -47,8 +49,9 @@ CPU_PARTITION=ci_cpu
 GPU_PARTITION=ci_gpu
 HOST=$(hostname -s)
 USER_NAME=$(id -un)
-# A train run that takes a few minutes here: killed after 1 minute, several epochs done.
-TIMEOUT_EPOCHS=${SSIMSR_SLURM_TIMEOUT_EPOCHS:-200}
+# A train run that takes a few minutes here: killed after 1 minute, several epochs done (about
+# 1.8 s per epoch on this 2-core CPU: 100 epochs outlive the limit 3x over).
+TIMEOUT_EPOCHS=${SSIMSR_SLURM_TIMEOUT_EPOCHS:-100}
 TIMEOUT_RUN=results/train/demo/corrected/sr/photos/ls1/b4c4-b5c4/seed0
 
 # --------------------------------------------------------------------------- install

@@ -27,7 +27,8 @@ from pathlib import Path
 #: The modules whose code decides each stage's outputs.
 STAGE_MODULES = {
     "prepare": ("data", "sources"),
-    "train": ("models", "losses", "train", "train_steps", "buckets", "balance", "registry", "archs", "terms"),
+    "train": ("models", "losses", "train", "train_steps", "buckets", "balance", "checkpoints", "registry", "archs",
+              "terms"),
     "showcase": ("evaluate",),
     "evaluate": ("models", "metrics", "evaluate", "upscale", "data", "registry", "archs"),
     "lpips": ("lpips_eval", "metrics"),

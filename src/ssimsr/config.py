@@ -93,6 +93,28 @@ def defaults(section: str) -> dict:
     return filled[section]
 
 
+def fill_defaults(value: dict, definition: str) -> dict:
+    """A copy of one part of a config with the schema's defaults filled in, for the stages
+    that take a part (a dataset, a source, the report) from callers other than the workflow.
+
+    ``definition`` names a ``$defs`` entry (``dataset``, ``source``, ``split``) or a
+    top-level section (``report``, ``evaluation``); the value is not validated here.
+    """
+    filled = copy.deepcopy(value)
+    for _ in _part_filler(definition).iter_errors(filled):
+        pass  # partial values are fine: only the defaults matter
+    return filled
+
+
+@functools.cache
+def _part_filler(definition: str):
+    root = _schema(str(SCHEMA_PATH))
+    sub = root["$defs"].get(definition) or root["properties"].get(definition)
+    if sub is None:
+        raise KeyError(f"fill_defaults: no schema definition or section {definition!r}")
+    return _filling_validator({"$defs": root["$defs"], **sub})
+
+
 def describe_errors(config: dict, schema_path: str | Path = SCHEMA_PATH) -> list[str]:
     """One ``key: message`` line per schema violation, sorted by key."""
     validator = jsonschema.Draft202012Validator(_schema(str(schema_path)))

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from .config import fill_defaults
 from .download import DataError
 from .sources import Ignored, iter_members, load_receipt, read_text_member
 
@@ -129,22 +130,26 @@ class Prepared:
 
 
 def prepare_image(payload: bytes, name: str, options: dict) -> Prepared:
-    """Decode, resize and round one image; BadImageError if it is unusable."""
+    """Decode, resize and round one image; BadImageError if it is unusable.
+
+    ``options``: the dataset's config (schema defaults fill what it lacks) plus ``scale``.
+    """
+    options = fill_defaults(options, "dataset")
     rgb, conversions = decode_rgb8(payload, name)
     original = (rgb.shape[1], rgb.shape[0])
-    rgb, steps = apply_resize(rgb, options.get("resize"))
+    rgb, steps = apply_resize(rgb, options["resize"])
     conversions += steps
-    rgb, steps = round_to_multiple(rgb, options.get("multiple", 16), options.get("multiple_mode", "resize"))
+    rgb, steps = round_to_multiple(rgb, options["multiple"], options["multiple_mode"])
     conversions += steps
-    min_side = max(options.get("min_side", 32), options.get("multiple", 16), options.get("scale", 2))
+    min_side = max(options["min_side"], options["multiple"], options["scale"])
     h, w = rgb.shape[:2]
     if min(h, w) < min_side:
         raise BadImageError(
             f"{name}: too small ({original[0]}x{original[1]} -> {w}x{h}); every side must be "
             f">= {min_side} px (min_side / multiple / scale)"
         )
-    if h % options.get("scale", 2) or w % options.get("scale", 2):
-        raise BadImageError(f"{name}: size {w}x{h} is not a multiple of scale {options.get('scale', 2)}")
+    if h % options["scale"] or w % options["scale"]:
+        raise BadImageError(f"{name}: size {w}x{h} is not a multiple of scale {options['scale']}")
     return Prepared(rgb, original, conversions)
 
 
@@ -158,6 +163,7 @@ def assign_splits(stems: list[str], split: dict, member_splits: dict[str, str | 
     n_val go to val. iids: the official lists (``official`` maps stem -> split).
     by_source: each source's ``split`` key. fixed: stems listed in ``val``.
     """
+    split = fill_defaults(split, "split")
     method = split["method"]
     ordered = sorted(stems)
     if method == "random":
@@ -166,7 +172,7 @@ def assign_splits(stems: list[str], split: dict, member_splits: dict[str, str | 
             raise DataError("split.n_val is required for split method 'random'")
         if n_val >= len(ordered):
             raise DataError(f"split.n_val={n_val} leaves no training image ({len(ordered)} images)")
-        order = np.random.default_rng(split.get("seed", 0)).permutation(len(ordered))
+        order = np.random.default_rng(split["seed"]).permutation(len(ordered))
         val = {ordered[i] for i in order[:n_val]}
         return {s: ("val" if s in val else "train") for s in ordered}
     if method == "by_source":
@@ -216,8 +222,10 @@ def prepare_dataset(receipts: list[str | os.PathLike], options: dict, out_dir: s
     sources = sources or [{} for _ in receipts]
     if len(sources) != len(receipts):
         raise DataError(f"{len(receipts)} receipts for {len(sources)} configured sources")
+    options = fill_defaults(options, "dataset")
+    sources = [fill_defaults(source, "source") for source in sources]
     loaded = [load_receipt(r) for r in receipts]
-    on_bad = options.get("on_bad_image", "error")
+    on_bad = options["on_bad_image"]
 
     tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -228,7 +236,7 @@ def prepare_dataset(receipts: list[str | os.PathLike], options: dict, out_dir: s
     ignored: list[Ignored] = []
     try:
         for receipt, source in zip(loaded, sources):
-            for member in iter_members(receipt, source.get("include", "**"), source.get("split"), ignored):
+            for member in iter_members(receipt, source["include"], source.get("split"), ignored):
                 where = f"{member.source}:{member.name}"
                 if member.stem in seen:
                     raise DataError(f"two images named {member.stem!r}: {seen[member.stem]} and {where}")

@@ -22,6 +22,7 @@ import pandas as pd
 from PIL import Image
 
 from .atomic import atomic_path, write_csv
+from .config import fill_defaults
 from .data import list_split
 from .runs import Run
 
@@ -37,6 +38,8 @@ def showcase_crop(rgb: np.ndarray, size: int, scale: int) -> np.ndarray:
 def prepare_showcase(entries: list[dict], data_root: str | os.PathLike, crop: int, scale: int,
                      out_dir: str | os.PathLike) -> list[Path]:
     """Write the showcase crops: each entry names a prepared image (dataset, split, index) or a file."""
+    # the schema's defaults (split: val) for entries that leave them out
+    entries = fill_defaults({"showcase": {"images": entries}}, "evaluation")["showcase"]["images"]
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
@@ -45,10 +48,10 @@ def prepare_showcase(entries: list[dict], data_root: str | os.PathLike, crop: in
         if "path" in entry:
             src = Path(entry["path"])
         else:
-            files = list_split(Path(data_root) / entry["dataset"], entry.get("split", "val"))
+            files = list_split(Path(data_root) / entry["dataset"], entry["split"])
             if entry["index"] >= len(files):
                 raise ValueError(f"evaluation.showcase: index {entry['index']} but {entry['dataset']}/"
-                                 f"{entry.get('split', 'val')} has {len(files)} images")
+                                 f"{entry['split']} has {len(files)} images")
             src = files[entry["index"]]
         if not src.is_file():
             raise FileNotFoundError(f"evaluation.showcase: {src} does not exist")

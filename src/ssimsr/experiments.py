@@ -12,7 +12,7 @@ import itertools
 
 from . import registry
 from .config import defaults, with_defaults
-from .runs import Run, lambda_tag, vgg_tag  # noqa: F401  (lambda_tag, vgg_tag: used by the rules)
+from .runs import Run, vgg_tag
 from .train import RunParams
 
 #: Keys of ``training`` that are not training parameters (how jobs share a GPU).

@@ -28,7 +28,6 @@ import os
 from dataclasses import dataclass
 
 import keras
-import numpy as np
 from keras import ops
 
 from . import registry

@@ -59,7 +59,9 @@ def load_run(run: str | os.PathLike):
     """(params, downscaler, upscaler) of a trained run directory."""
     import keras
 
-    from . import models  # noqa: F401  registers the custom layers
+    from . import models, registry  # noqa: F401  models registers the custom layers
+
+    registry.discover()  # and an architecture's module its own
 
     run = Path(run)
     missing = [n for n in ("params.json", "upscaler.keras", "downscaler.keras") if not (run / n).is_file()]

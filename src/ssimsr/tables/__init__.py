@@ -1,6 +1,6 @@
 """The paper's tables from the workflow's long result tables, plus "paper vs ours".
 
-Inputs (long ``pandas`` frames written by ``ssimsr collect`` / ``ssimsr stats``):
+Inputs (long ``pandas`` frames written by the collect and stats jobs, ``ssimsr.jobs``):
 
 ``history``
     one row per (run, epoch, split): run columns ``study, preset, model, dataset,

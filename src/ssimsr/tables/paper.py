@@ -98,7 +98,7 @@ def loss_shares(history: pd.DataFrame, study: str | None = "table1", split: str 
     """Each weighted loss term's share of the validation total, before training and at the end.
 
     Expects ``history`` columns ``epoch, split, bw_mse, fw_mse, perceptual, ssim_n`` and the
-    lambdas ``lambda_b, lambda_f, lambda_p, lambda_s`` (``ssimsr collect`` adds them from
+    lambdas ``lambda_b, lambda_f, lambda_p, lambda_s`` (the collect job adds them from
     params.json) (+ run columns, ``perceptual_norm``). Two rows per run: ``stage`` ``start``
     (epoch 0: the initial weights, before the first step) and ``end`` (last epoch); columns
     ``share_<term>`` = lambda * term / (sum of the weighted terms), NaN for a term of weight
@@ -112,7 +112,7 @@ def loss_shares(history: pd.DataFrame, study: str | None = "table1", split: str 
     missing = [c for c in ("epoch", "split", *lambda_columns, *(t for t, _ in terms))
                if c not in hist.columns]
     if missing:
-        raise ValueError(f"loss_shares: history lacks columns {missing} (rerun `ssimsr collect`)")
+        raise ValueError(f"loss_shares: history lacks columns {missing} (rerun the collect job)")
     rows = hist[hist["split"] == split]
     keys = run_keys(rows)
     extra = [c for c in ("perceptual_norm",) if c in rows.columns]

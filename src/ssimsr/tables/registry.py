@@ -1,7 +1,7 @@
 """The tables the workflow writes, each registered once with its builder.
 
 ``table_names(report)`` (the outputs the tables rule declares) and ``build_tables`` (what
-``ssimsr tables`` runs) both read this registry, so a table is named in one place only.
+the tables job runs) both read this registry, so a table is named in one place only.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Callable
 
 import pandas as pd
 
-from ..stats import DEFAULT_PAIRS, comparison_label
+from ..config import fill_defaults
+from ..stats import comparison_label
 from .paper import loss_shares, table1, table4, table_a2
 from .render import Table
 from .statistics import table_stats, verdict
@@ -38,11 +39,11 @@ class TableInputs:
 
     @property
     def stats_study(self) -> str:
-        return self.report["stats"].get("study", self.study)
+        return self.report["stats"]["study"]
 
     @property
     def preset(self) -> str:
-        return self.report.get("preset", "corrected")
+        return self.report["preset"]
 
     @property
     def model(self) -> str:
@@ -90,6 +91,7 @@ def build_tables(history: pd.DataFrame, per_image: pd.DataFrame, comparisons: pd
     """Write every table of ``table_names(report)`` into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    report = fill_defaults(report, "report")
     inputs = TableInputs(history, per_image, comparisons, report)
     # all are built before any is written: a builder that fails leaves the old tables as they were
     built = {name: _REGISTRY[name].build(inputs) for name in table_names(report)}
@@ -100,7 +102,7 @@ def build_tables(history: pd.DataFrame, per_image: pd.DataFrame, comparisons: pd
 
 
 def _with_appendix(report: dict) -> bool:
-    return bool(report.get("appendix_study"))
+    return bool(fill_defaults(report, "report")["appendix_study"])
 
 
 # --------------------------------------------------------------------------- the paper's tables
@@ -159,7 +161,7 @@ def _table4(inputs: TableInputs) -> Table:
 
 @register_table("verdict")
 def _verdict(inputs: TableInputs) -> Table:
-    return verdict(inputs.per_image, inputs.report.get("comparisons", DEFAULT_PAIRS), study=inputs.study)
+    return verdict(inputs.per_image, inputs.report["comparisons"], study=inputs.study)
 
 
 @register_table("stats_all")
