@@ -47,6 +47,31 @@ def test_bad_registrations_are_refused(scratch_registry):
         registry.register_architecture("sr", learned_downscaler=True)(lambda scale=2: None)
     with pytest.raises(ValueError, match="lower-case letters"):
         registry.register_architecture("My-Net", learned_downscaler=False)(lambda scale=2: None)
+    with pytest.raises(ValueError, match="the name of a history column"):
+        registry.register_loss_term("psnr", weight="lambda_q")
+
+
+def test_a_workflow_config_must_weigh_a_new_term(scratch_registry):
+    """By hand a new term is off; in a study its weight must be set (never on or off by accident)."""
+    from pathlib import Path
+
+    from ssimsr.experiments import experiment_table
+
+    registry.register_loss_term("tv", weight="lambda_tv")(lambda batch: 0.0)
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    with pytest.raises(ValueError, match="losses.lambda_tv: not set, but loss term 'tv' is registered"):
+        experiment_table(config)
+    config["losses"]["lambda_tv"] = 0.0
+    assert all(p["loss_weights"]["lambda_tv"] == 0.0 for p in experiment_table(config).values())
+
+
+def test_params_json_from_before_loss_weights_still_loads():
+    from ssimsr.train import RunParams
+
+    old = run_params("sr").as_dict()
+    old.update(old.pop("loss_weights"))  # the flat lambda_b / lambda_f / lambda_p layout
+    old.pop("run")
+    assert RunParams.from_dict(old).loss_weights == run_params("sr").loss_weights
 
 
 def test_a_registered_architecture_and_term_train(scratch_registry):
@@ -74,8 +99,8 @@ def test_a_registered_architecture_and_term_train(scratch_registry):
                 + ops.mean(ops.abs(batch.rec[:, :, 1:] - batch.rec[:, :, :-1])))
 
     assert "tv" in term_names() and history_columns().index("tv") == history_columns().index("ssim_n") + 1
-    with pytest.raises(ValueError, match="losses.lambda_tv: not set"):
-        run_params("toy")  # the schema's defaults know nothing of the new term's weight
+    assert run_params("toy").loss_weights["lambda_tv"] == 0.0  # by hand: a new term is off unless given
+    assert run_params("toy", lambda_tv=0.5).loss_weights["lambda_tv"] == 0.5
     config = {"scale": 2, "losses": {**defaults("losses"), "lambda_p": 0.0, "lambda_tv": 0.5},
               "training": defaults("training"), "models": {"toy": {"filters": 2}}, "presets": {"corrected": {}}}
     params = resolve_params(config, "corrected", "toy", "x", 1.0, 0, ["block4_conv4"], 1)

@@ -11,8 +11,10 @@ What counts as a change: the hash is taken over each module's syntax tree with d
 removed, so comments, blank lines, formatting and docstrings rerun nothing; any change to
 code (a constant, a default, a line of logic) reruns. ``cli.py`` (argument glue),
 ``download.py`` and ``weights.py`` (their outputs are checksum-verified files) are not part
-of any digest. ``sources.py`` holds the fetch code too, but it is in the prepare digest:
-its archive reading decides which files are prepared. To keep old results on purpose:
+of any digest (nor ``jobs.py``: the glue of the script rules). ``sources.py`` holds the fetch
+code too, but it is in the prepare digest: its archive reading decides which files are
+prepared. ``published`` (the paper's values, CSV files) is hashed byte for byte in the
+tables digest. To keep old results on purpose:
 ``--rerun-triggers mtime input`` for one call.
 """
 
@@ -34,7 +36,7 @@ STAGE_MODULES = {
     "lpips": ("lpips_eval", "metrics"),
     "collect": ("evaluate", "runs"),
     "stats": ("stats", "power", "runs"),
-    "tables": ("tables", "stats", "power", "balance", "registry", "terms", "runs"),
+    "tables": ("tables", "published", "stats", "power", "balance", "registry", "terms", "runs"),
     "figures": ("figures", "report", "runs"),
 }
 
@@ -43,6 +45,11 @@ STAGE_MODULES = {
 def module_digest(name: str) -> str:
     """sha256 of ``ssimsr.<name>``'s syntax tree without docstrings; for a package, of every
     ``.py`` file in it (with its path, sorted), so that editing any one of them counts."""
+    data = Path(__file__).with_name(name)
+    if data.is_dir() and not (data / "__init__.py").exists():  # package data, e.g. published/*.csv
+        joined = "".join(f"{p.name}:{hashlib.sha256(p.read_bytes()).hexdigest()}\n"
+                         for p in sorted(data.glob("*.csv")))
+        return hashlib.sha256(joined.encode()).hexdigest()
     spec = util.find_spec(f"ssimsr.{name}")
     if spec is None or spec.origin is None:
         raise ValueError(f"code_digest: no module ssimsr.{name}")

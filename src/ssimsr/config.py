@@ -85,12 +85,12 @@ def with_defaults(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     return filled
 
 
-def defaults(section: str) -> dict:
-    """The schema's defaults of one top-level section (``losses``, ``training``, ...)."""
+def defaults(section: str | None = None):
+    """The schema's defaults: of one top-level section (``losses``, ``training``, ...) or all."""
     filled: dict = {}
     for _ in _filling_validator(_schema(str(SCHEMA_PATH))).iter_errors(filled):
         pass  # an empty config is invalid; only the filled defaults matter here
-    return filled[section]
+    return filled if section is None else filled[section]
 
 
 def fill_defaults(value: dict, definition: str) -> dict:

@@ -25,6 +25,7 @@ from .atomic import atomic_path, write_csv
 from .config import fill_defaults
 from .data import list_split
 from .runs import Run
+from .train import upgrade_params
 
 def showcase_crop(rgb: np.ndarray, size: int, scale: int) -> np.ndarray:
     """Centre crop of ``size`` x ``size`` (or the largest square that fits), sides a multiple of ``scale``."""
@@ -108,10 +109,9 @@ def collect(train_dirs: list[str | os.PathLike], eval_dirs: list[str | os.PathLi
         raise ValueError(f"collect: {len(train_dirs)} training folders but {len(eval_dirs)} evaluation folders")
     per_image, history = [], []
     for train_dir, ev in zip(map(Path, train_dirs), map(Path, eval_dirs)):
-        params = json.loads((train_dir / "params.json").read_text())
-        if not params.get("run"):
-            raise ValueError(f"{train_dir / 'params.json'}: no run keys (trained outside the workflow?)")
-        run = Run.from_mapping(params["run"]).as_dict()
+        params = upgrade_params(json.loads((train_dir / "params.json").read_text()))
+        # a run trained before params.json recorded its keys: its folder names them
+        run = (Run.from_mapping(params["run"]) if params.get("run") else Run.parse(train_dir)).as_dict()
         metrics = pd.read_csv(ev / "metrics.csv")
         lpips_file = ev / "lpips.csv"
         if lpips_file.exists():

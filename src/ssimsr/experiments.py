@@ -78,14 +78,17 @@ def run_params(model: str, dataset: str = "x", lambda_s: float = 1.0, seed: int 
                **overrides) -> RunParams:
     """A run's parameters from the schema's defaults and ``overrides`` (tests, benchmarks, by hand).
 
-    ``overrides`` are RunParams fields; a loss weight (``lambda_p=0``) goes into ``loss_weights``.
+    ``overrides`` are RunParams fields or loss weights (``lambda_p=0``). A registered loss term
+    whose weight is neither given nor in the schema (a term added in ``ssimsr/terms``) is off.
     """
-    config = {"scale": 2, "losses": defaults("losses"), "training": defaults("training"),
-              "models": {}, "presets": {"corrected": {}}}
+    config = defaults()
+    weights = {k: overrides.pop(k) for k in list(overrides) if k.startswith("lambda_")}
+    for term in registry.loss_terms().values():
+        if term.weight != "lambda_s":
+            config["losses"].setdefault(term.weight, 0.0)
+    config["losses"].update(weights)
     params = resolve_params(config, "corrected", model, dataset, lambda_s, seed,
                             config["losses"]["vgg_layers"], epochs)
-    for key in [k for k in overrides if k in params["loss_weights"]]:
-        params["loss_weights"][key] = float(overrides.pop(key))
     return RunParams.from_dict({**params, **overrides})
 
 

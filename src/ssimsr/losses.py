@@ -42,7 +42,6 @@ __all__ = [
     "bw_mse",
     "fw_mse",
     "load_vgg19",
-    "loss_keys",
     "loss_terms",
     "loss_weights",
     "perceptual",
@@ -279,11 +278,6 @@ def loss_weights(**values) -> dict[str, float]:
     if unknown:
         raise ValueError(f"unknown loss weight(s) {unknown}; registered: {names}")
     return {name: float(values.get(name, 1.0)) for name in names}
-
-
-def loss_keys() -> tuple[str, ...]:
-    """``total`` and the registered terms, in the loss's order."""
-    return ("total", *registry.loss_terms())
 
 
 def loss_terms(hr, rec, downscaler, weights, extractor=None, lr=None, resize_to=None,

@@ -81,9 +81,15 @@ def register_architecture(name: str, *, learned_downscaler: bool):
     return register
 
 
+#: History columns a loss term cannot be named after.
+RESERVED_TERM_NAMES = ("total", "psnr", "ssim", "epoch", "split", "seconds")
+
+
 def register_loss_term(name: str, *, weight: str, needs_extractor: bool = False, logged: bool = False,
                        label: str = ""):
     """Decorator registering ``compute(batch) -> scalar tensor`` as loss term ``name``."""
+    if name in RESERVED_TERM_NAMES:
+        raise ValueError(f"loss term {name!r}: the name of a history column ({', '.join(RESERVED_TERM_NAMES)})")
     if not weight.startswith("lambda_"):
         raise ValueError(f"loss term {name!r}: its weight must be named lambda_<x>, got {weight!r}")
 

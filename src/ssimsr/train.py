@@ -53,6 +53,15 @@ def history_columns() -> list[str]:
     return ["epoch", "split", *term_names(), "psnr", "ssim", "seconds"]
 
 
+def upgrade_params(values: dict) -> dict:
+    """A params.json from before ``loss_weights`` (flat lambda_b / lambda_f / lambda_p) in today's layout."""
+    if "loss_weights" in values:
+        return values
+    values = dict(values)
+    values["loss_weights"] = {k: values.pop(k) for k in ("lambda_b", "lambda_f", "lambda_p") if k in values}
+    return values
+
+
 class NonFiniteLoss(RuntimeError):
     pass
 
@@ -94,6 +103,7 @@ class RunParams:
 
     @classmethod
     def from_dict(cls, values: dict) -> "RunParams":
+        values = upgrade_params(values)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -13,6 +13,7 @@ from typing import Callable
 import pandas as pd
 
 from ..config import fill_defaults
+from ..runs import GROUP_KEYS
 from ..stats import comparison_label
 from .paper import loss_shares, table1, table4, table_a2
 from .render import Table
@@ -167,7 +168,7 @@ def _verdict(inputs: TableInputs) -> Table:
 @register_table("stats_all")
 def _stats_all(inputs: TableInputs) -> Table:
     comparisons = inputs.comparisons
-    keep = ["study", "preset", "model", "dataset", "vgg", "comparison", "metric", "status", "n_seeds",
+    keep = [*GROUP_KEYS, "comparison", "metric", "status", "n_seeds",
             "mean_diff", "sd_seed_diff", "ci_low_seed", "ci_high_seed", "t_seed", "df_seed", "p_seed", "mde_seed",
             "n", "ci_low", "ci_high", "t_paired", "df_paired", "p_paired", "cohens_dz", "p_wilcoxon",
             "t_welch", "df_welch", "p_welch", "cohens_d_pooled", "pairing"]

@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..runs import GROUP_KEYS
 from .published import load_published
 from .render import METRIC_LABELS, NA, Table, fmt_p
 from .runs import default_study, select_rows, several, unique_or_fail
@@ -179,7 +180,7 @@ def verdict(per_image: pd.DataFrame, pairs=None, published: pd.DataFrame | str |
     sel = select_rows(per_image, "verdict", set=image_set, study=default_study(per_image, study))
     if isinstance(published, str):
         published = load_published(published)
-    keys = [c for c in ("study", "preset", "model", "dataset", "vgg") if c in sel.columns]
+    keys = [c for c in GROUP_KEYS if c in sel.columns]
     out, notes = [], []
     for gkey, group in sel.groupby(keys, sort=True, dropna=False):
         gd = dict(zip(keys, gkey if isinstance(gkey, tuple) else (gkey,)))
