@@ -296,7 +296,7 @@ def loss_terms(hr, rec, downscaler, weights, extractor=None, lr=None, resize_to=
     check_perceptual_norm(perceptual_norm)
     batch = LossBatch(hr, rec, downscaler, lr, extractor, resize_to, perceptual_norm, region)
     zero = ops.convert_to_tensor(0.0)
-    terms, total = {}, 0.0
+    terms, total = {}, None
     for term in registry.loss_terms().values():
         weight = weights[term.weight]
         if term.needs_extractor and extractor is None:
@@ -309,5 +309,6 @@ def loss_terms(hr, rec, downscaler, weights, extractor=None, lr=None, resize_to=
             terms[term.name] = term.compute(batch)
         else:
             terms[term.name] = zero
-        total = total + weight * terms[term.name]  # Eq. 11, the terms in their order
+        weighted = weight * terms[term.name]  # Eq. 11, the terms in their order
+        total = weighted if total is None else total + weighted
     return {"total": total, **terms}
