@@ -3,6 +3,7 @@
 import pytest
 import yaml
 
+from conftest import BACKEND
 from ssimsr import balance, registry
 from ssimsr.config import SCHEMA_PATH
 from ssimsr.experiments import run_params
@@ -102,7 +103,8 @@ def test_a_registered_architecture_and_term_train(scratch_registry):
     assert run_params("toy").loss_weights["lambda_tv"] == 0.0  # by hand: a new term is off unless given
     assert run_params("toy", lambda_tv=0.5).loss_weights["lambda_tv"] == 0.5
     config = {"scale": 2, "losses": {**defaults("losses"), "lambda_p": 0.0, "lambda_tv": 0.5},
-              "training": defaults("training"), "models": {"toy": {"filters": 2}}, "presets": {"corrected": {}}}
+              "training": {**defaults("training"), "backend": BACKEND}, "models": {"toy": {"filters": 2}},
+              "presets": {"corrected": {}}}
     params = resolve_params(config, "corrected", "toy", "x", 1.0, 0, ["block4_conv4"], 1)
     assert params["loss_weights"] == {"lambda_b": 1.0, "lambda_f": 1.0, "lambda_p": 0.0, "lambda_tv": 0.5}
     trainer = Trainer(RunParams.from_dict(params))
