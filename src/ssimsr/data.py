@@ -135,6 +135,11 @@ def prepare_image(payload: bytes, name: str, options: dict) -> Prepared:
     ``options``: the dataset's config (schema defaults fill what it lacks) plus ``scale``.
     """
     options = fill_defaults(options, "dataset")
+    return _prepare_filled(payload, name, options)
+
+
+def _prepare_filled(payload: bytes, name: str, options: dict) -> Prepared:
+    """prepare_image for options already filled (prepare_dataset fills them once, not per image)."""
     rgb, conversions = decode_rgb8(payload, name)
     original = (rgb.shape[1], rgb.shape[0])
     rgb, steps = apply_resize(rgb, options["resize"])
@@ -249,7 +254,7 @@ def prepare_dataset(receipts: list[str | os.PathLike], options: dict, out_dir: s
                     "width": None, "height": None, "conversions": "", "reason": "",
                 }
                 try:
-                    prepared = prepare_image(payload, where, options)
+                    prepared = _prepare_filled(payload, where, options)
                 except BadImageError as exc:
                     if on_bad != "skip":
                         raise

@@ -400,7 +400,6 @@ def comparison_label(a: float, b: float) -> str:
     return f"ls{float(a):g}_vs_ls{float(b):g}"
 
 
-GROUP_COLUMNS = GROUP_KEYS  # a comparison pairs runs that differ only in lambda_s (and seed)
 PER_IMAGE_METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips_alex", "lpips_squeeze", "lpips_vgg")
 
 
@@ -416,7 +415,7 @@ def compare_studies(per_image: pd.DataFrame, image_set: str = "val", pairs=DEFAU
     frame = per_image[per_image["set"] == image_set]
     metrics = [m for m in PER_IMAGE_METRICS if m in frame.columns]
     out = []
-    for keys, group in frame.groupby(list(GROUP_COLUMNS), sort=True):
+    for keys, group in frame.groupby(list(GROUP_KEYS), sort=True):
         present = set(group["lambda_s"].astype(float).unique())
         n_seeds, n_images = group["seed"].nunique(), group["image"].nunique()
         for a, b in pairs:
@@ -424,11 +423,11 @@ def compare_studies(per_image: pd.DataFrame, image_set: str = "val", pairs=DEFAU
                 continue
             rows = compare_variants(group, metrics, "lambda_s", a, b, alpha=alpha, power=power)
             rows.insert(0, "comparison", comparison_label(a, b))
-            for col, value in reversed(list(zip(GROUP_COLUMNS, keys))):
+            for col, value in reversed(list(zip(GROUP_KEYS, keys))):
                 rows.insert(0, col, value)
             rows["pairing"] = (f"verdict test: paired t on per-seed mean differences, n = {n_seeds} seeds; "
                                f"image-level tests: per-image values averaged over the seeds, n = {n_images} images")
             out.append(rows)
     if not out:
-        return pd.DataFrame(columns=list(GROUP_COLUMNS) + ["comparison", "metric"])
+        return pd.DataFrame(columns=list(GROUP_KEYS) + ["comparison", "metric"])
     return pd.concat(out, ignore_index=True)
