@@ -57,10 +57,16 @@ def test_ssim_matches_skimage():
 
 
 def test_ssim_equals_tf_image_ssim():
-    """The training SSIM, on any backend, is tf.image.ssim's definition. Not within 1e-6:
-    tf.image.ssim always computes in float32 (even for float64 input) and is off by up to
-    1.3e-4 on these pairs, while keras.ops.image.ssim in float32 stays within 1.3e-5 of
-    the same formula in float64 (= skimage to 1e-14)."""
+    """The training SSIM, on any backend, is tf.image.ssim's definition.
+
+    Both compute in float32, so each is compared with the same formula in float64 (skimage,
+    valid 11x11 Gaussian filtering) within a float32 error bound, never with the other's
+    rounding (which one lands closer depends on the CPU's kernels: AVX2 vs AVX-512). The
+    bound: SSIM's variances are E[x^2] - E[x]^2 of 121-tap sums, a cancellation that loses
+    up to mu^2 / sigma^2 (~100 in smooth regions of these photos) of float32's 6e-8 relative
+    precision per window, i.e. ~1e-5 per window, averaging down over the image; 1e-4 leaves
+    room for every kernel order and is still 100x below the smallest ΔSSIM the study reads
+    (0.01 between λ_s variants). tf.image.ssim itself is within 2e-4 of the float64 value."""
     tf = pytest.importorskip("tensorflow")
     hr, rec = astronaut_pairs()
     expected = tf.image.ssim(tf.constant(hr), tf.constant(rec), max_val=1.0).numpy()
@@ -70,7 +76,8 @@ def test_ssim_equals_tf_image_ssim():
     for i in range(len(hr)):
         ours = float(losses.ssim(hr[i:i + 1], rec[i:i + 1]))
         assert abs(ours - float(expected[i])) < 2e-4
-        assert abs(ours - exact[i]) <= abs(float(expected[i]) - exact[i]) + 1e-6  # never less exact
+        assert abs(ours - exact[i]) < 1e-4
+        assert abs(float(expected[i]) - exact[i]) < 2e-4
 
 
 def test_ssim_n_range_and_relation():
