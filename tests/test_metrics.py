@@ -153,7 +153,7 @@ def test_border_crop_effect():
 def test_image_metrics_keys_and_border():
     hr, rec = _pair(8)
     out = M.image_metrics(hr, rec, scale=2)
-    assert tuple(out) == M.METRIC_KEYS == ("psnr", "ssim", "psnr_y", "ssim_y")
+    assert tuple(out) == M.METRIC_KEYS == ("psnr", "ssim", "psnr_y", "ssim_y", "psnr_authors", "ssim_authors")
     assert all(isinstance(v, float) for v in out.values())
     assert out["psnr"] == pytest.approx(M.psnr(hr, rec))
     assert out["psnr_y"] == pytest.approx(M.psnr_y(hr, rec, 2))
@@ -192,3 +192,43 @@ def test_save_load_roundtrip(tmp_path):
     assert g.shape == (5, 6, 3) and np.allclose(g, 128 / 255)
     Image.fromarray(np.zeros((5, 6, 4), np.uint8)).save(tmp_path / "a.png")
     assert M.load_image(str(tmp_path / "a.png")).shape == (5, 6, 3)
+
+
+# --------------------------------------------------------------------------- the authors' convention
+def _uniform_ssim_by_hand(x: np.ndarray, y: np.ndarray, win: int = 7) -> float:
+    """Wang et al. SSIM with a win x win uniform window and sample covariance, written out with
+    scipy.ndimage (independent of skimage), cropped by (win - 1) / 2 as skimage does, data range 1."""
+    from scipy.ndimage import uniform_filter
+
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    cov_norm = win * win / (win * win - 1.0)
+    values = []
+    for ch in range(x.shape[-1]):
+        a, b = x[..., ch].astype(np.float64), y[..., ch].astype(np.float64)
+        ux, uy = uniform_filter(a, win), uniform_filter(b, win)
+        vx = cov_norm * (uniform_filter(a * a, win) - ux * ux)
+        vy = cov_norm * (uniform_filter(b * b, win) - uy * uy)
+        vxy = cov_norm * (uniform_filter(a * b, win) - ux * uy)
+        s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux ** 2 + uy ** 2 + c1) * (vx + vy + c2))
+        pad = (win - 1) // 2
+        values.append(s[pad:-pad, pad:-pad].mean())
+    return float(np.mean(values))
+
+
+def test_authors_convention_is_skimage_default_ssim_on_unclipped_output():
+    hr, rec = _pair(5, noise=0.1)
+    rec = rec.copy()
+    rec[:8, :8] = 1.3  # out of range: the authors' metrics do not clip
+    assert M.ssim_authors(hr, rec) == pytest.approx(_uniform_ssim_by_hand(hr, rec), abs=1e-12)
+    mse = np.mean((hr.astype(np.float64) - rec.astype(np.float64)) ** 2)
+    out = M.image_metrics(hr, rec, scale=2)
+    assert out["psnr_authors"] == pytest.approx(10 * np.log10(1 / mse), abs=1e-9)
+    assert out["psnr_authors"] < out["psnr"]  # clipping only removes error here
+    # not the training SSIM: 7x7 uniform vs 11x11 Gaussian differ by more than float error
+    assert abs(out["ssim_authors"] - out["ssim"]) > 1e-3
+
+
+def test_authors_ssim_rejects_tiny_images():
+    tiny = np.zeros((6, 6, 3), np.float32)
+    with pytest.raises(ValueError, match="7x7"):
+        M.ssim_authors(tiny, tiny)

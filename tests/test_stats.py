@@ -276,8 +276,11 @@ def test_seed_level_test_against_scipy():
     assert r["t_seed"] == pytest.approx(ref.statistic) and r["p_seed"] == pytest.approx(ref.pvalue)
     assert (r["ci_low_seed"], r["ci_high_seed"]) == pytest.approx((lo, hi))
     assert r["sd_seed_diff"] == pytest.approx(d.std(ddof=1))
-    # the detectable effect is the one the noncentral t gives 80 % power
-    assert t_test_power(r["mde_seed"] / r["sd_seed_diff"], 4) == pytest.approx(0.8, abs=1e-6)
+    # the detectable effect is the one the noncentral t gives 80 % power, for the SD at its
+    # one-sided 90 % upper confidence bound (chi-square with n - 1 = 3 df, by hand)
+    sd_upper = d.std(ddof=1) * math.sqrt(3 / sps.chi2.ppf(0.10, 3))
+    assert t_test_power(r["mde_seed"] / sd_upper, 4) == pytest.approx(0.8, abs=1e-6)
+    assert math.isnan(S.seed_level_test(d[:3])["mde_seed"])  # n/a with fewer than 4 seeds
     # vectorised over leading axes: same numbers row by row
     rows = np.stack([d, d[::-1] * 2, d + 1])
     vec = S.seed_level_test(rows)

@@ -384,7 +384,7 @@ def test_verdict_seed_is_the_unit_and_paper_delta():
     assert v.at["ls1_vs_ls0", "dssim_mean"] == pytest.approx(per_seed.mean())
     assert v.at["ls1_vs_ls0", "dssim_sd"] == pytest.approx(per_seed.std(ddof=1))
     assert v.at["ls1_vs_ls0", "p_ssim"] == pytest.approx(sps.ttest_1samp(per_seed, 0.0).pvalue)
-    assert t_test_power(v.at["ls1_vs_ls0", "mde_ssim"] / per_seed.std(ddof=1), 3) == pytest.approx(0.8)
+    assert math.isnan(v.at["ls1_vs_ls0", "mde_ssim"])  # 3 seeds: no honest detectable difference
     # image level: per-image differences averaged over the seeds, n = 6 images
     a = pi[pi.lambda_s == 1.0].groupby("image").ssim.mean()
     b = pi[pi.lambda_s == 0.0].groupby("image").ssim.mean()

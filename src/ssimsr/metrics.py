@@ -45,6 +45,7 @@ __all__ = [
     "rgb_to_y",
     "psnr_y",
     "ssim_y",
+    "ssim_authors",
     "image_metrics",
     "load_image",
     "save_image",
@@ -53,7 +54,7 @@ __all__ = [
 ]
 
 #: Keys returned by :func:`image_metrics`, in order.
-METRIC_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y")
+METRIC_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y", "psnr_authors", "ssim_authors")
 
 #: ITU-R BT.601 luma coefficients for R, G, B in [0, 1], giving Y in [16, 235]
 #: (the ``rgb2ycbcr`` of MATLAB and BasicSR).
@@ -224,11 +225,34 @@ def ssim_y(hr: np.ndarray, rec: np.ndarray, border: int, clip: bool = True) -> f
     return _ssim_single_channel(y1, y2, 255.0)
 
 
-def image_metrics(hr: np.ndarray, rec: np.ndarray, scale: int) -> dict[str, float]:
-    """All per-image metrics: ``{"psnr", "ssim", "psnr_y", "ssim_y"}``.
+# ----------------------------------------------------------------------------
+# The authors' inference convention (their per-image numbers: Tables 2-4)
+# ----------------------------------------------------------------------------
+def ssim_authors(hr: np.ndarray, rec: np.ndarray) -> float:
+    """SSIM as the authors' inference script computed it: scikit-image's defaults.
 
-    ``psnr`` / ``ssim`` are the paper's RGB metrics (no border crop); ``psnr_y`` /
-    ``ssim_y`` follow the SR convention with ``border = scale``.
+    ``skimage.metrics.structural_similarity(hr, rec, data_range=1.0)`` over the RGB
+    channels (their ``multichannel=True``): a 7x7 *uniform* window, sample covariance,
+    k1 0.01, k2 0.03, mean over the cropped SSIM map and the channels, on the
+    *unclipped* output. Not the 11x11 Gaussian SSIM of training (:func:`ssim`).
+    """
+    hr, rec = _pair(hr, rec, clip=False)
+    if min(hr.shape[:2]) < 7:
+        raise ValueError(f"ssim_authors needs images of at least 7x7 pixels, got {hr.shape[:2]}")
+    from skimage.metrics import structural_similarity
+
+    return float(structural_similarity(hr.astype(np.float64), rec.astype(np.float64), data_range=1.0,
+                                       channel_axis=-1))
+
+
+def image_metrics(hr: np.ndarray, rec: np.ndarray, scale: int) -> dict[str, float]:
+    """All per-image metrics (:data:`METRIC_KEYS`).
+
+    ``psnr`` / ``ssim`` are the project's RGB metrics, as training validates (output
+    clipped, no border crop); ``psnr_y`` / ``ssim_y`` follow the SR convention with
+    ``border = scale``; ``psnr_authors`` / ``ssim_authors`` are the authors' inference
+    convention (unclipped output; scikit-image's default SSIM, :func:`ssim_authors`), the
+    one their per-image numbers (Tables 2-4) came from.
     """
     border = int(scale)
     return {
@@ -236,6 +260,8 @@ def image_metrics(hr: np.ndarray, rec: np.ndarray, scale: int) -> dict[str, floa
         "ssim": ssim(hr, rec),
         "psnr_y": psnr_y(hr, rec, border),
         "ssim_y": ssim_y(hr, rec, border),
+        "psnr_authors": psnr(hr, rec, clip=False),
+        "ssim_authors": ssim_authors(hr, rec),
     }
 
 

@@ -225,9 +225,15 @@ def seed_level_test(per_seed_diffs, alpha: float = 0.05, power: float = 0.8) -> 
     :data:`SEED_KEYS` (floats for 1-D input, arrays otherwise): ``n_seeds``, the mean,
     ``sd_seed_diff`` (ddof = 1), the t-based 95 % CI, ``t_seed`` / ``df_seed`` (n - 1) /
     ``p_seed`` (two-sided) and ``mde_seed`` = the smallest true difference detected with
-    ``power`` at ``alpha``, given the observed SD (:func:`detectable_effect`). One seed gives
-    NaN for all but the mean: no run-level variation is observable.
+    ``power`` at ``alpha`` (:func:`detectable_effect`) for an SD at the one-sided 90 % upper
+    confidence bound of the observed one (:func:`ssimsr.noise.sd_upper_bound`): the observed
+    SD of a few seeds is often far below the true one (2 seeds: below half of it 38 % of the
+    time), so the observed SD would overclaim. NaN with fewer than
+    :data:`ssimsr.noise.MIN_SEEDS_FOR_POWER` (4) seeds, where even the bound is too loose to
+    plan with. One seed gives NaN for all but the mean: no run-level variation is observable.
     """
+    from .noise import MIN_SEEDS_FOR_POWER, sd_upper_bound
+
     d = np.asarray(per_seed_diffs, dtype=float)
     if d.ndim == 0 or d.shape[-1] == 0:
         raise ValueError(f"seed_level_test: need a last axis of seeds, got shape {d.shape}")
@@ -249,7 +255,9 @@ def seed_level_test(per_seed_diffs, alpha: float = 0.05, power: float = 0.8) -> 
         half = sps.t.ppf(0.5 + _CONF / 2, n - 1) * se
         out = {"n_seeds": n, "mean_diff": mean, "sd_seed_diff": sd, "ci_low_seed": mean - half,
                "ci_high_seed": mean + half, "t_seed": t, "df_seed": np.full(mean.shape, float(n - 1)),
-               "p_seed": 2 * sps.t.sf(np.abs(t), n - 1), "mde_seed": detectable_effect(n, alpha, power) * sd}
+               "p_seed": 2 * sps.t.sf(np.abs(t), n - 1),
+               "mde_seed": (detectable_effect(n, alpha, power) * sd_upper_bound(sd, n) if n >= MIN_SEEDS_FOR_POWER
+                            else np.full(mean.shape, math.nan))}
     if d.ndim == 1:
         return {k: (v if k == "n_seeds" else float(v)) for k, v in out.items()}
     return out
@@ -400,7 +408,8 @@ def comparison_label(a: float, b: float) -> str:
     return f"ls{float(a):g}_vs_ls{float(b):g}"
 
 
-PER_IMAGE_METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips_alex", "lpips_squeeze", "lpips_vgg")
+PER_IMAGE_METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "psnr_authors", "ssim_authors",
+                     "lpips_alex", "lpips_squeeze", "lpips_vgg")
 
 
 def compare_studies(per_image: pd.DataFrame, image_set: str = "val", pairs=DEFAULT_PAIRS,
