@@ -173,10 +173,19 @@ def test_table1_single_seed_shows_plain_mean(tmp_path):
     assert "±" not in paths["md"].read_text().split("|", 1)[1]
 
 
-def test_table1_warns_on_unfinished_runs():
-    vals = {(0.0, 0): [(0.1, 0.01, 20.0, 0.5), (0.05, 0.005, 25.0, 0.6)]}
-    with pytest.warns(UserWarning, match="last logged epoch 2 < configured epochs 5"):
-        T.table1(_history(vals, epochs=5))
+def test_table1_stops_on_an_unfinished_run_unless_allowed():
+    vals = {(0.0, 0): [(0.1, 0.01, 20.0, 0.5), (0.05, 0.005, 25.0, 0.6)],
+            (0.0, 1): [(0.1, 0.01, 20.0, 0.5)] * 5}
+    hist = _history(vals, epochs=5)
+    with pytest.raises(T.IncompleteRun, match=r"run .*/ls0/.*/seed0: history.csv has 2 of 5 epochs") as err:
+        T.table1(hist)
+    assert "\n" not in str(err.value) and "allow_incomplete_runs" in str(err.value)
+    t = T.table1(hist, allow_incomplete=True)
+    assert t.data["n_incomplete"].tolist() == [1]
+    assert t.data["psnr_end_mean"].iloc[0] == pytest.approx((25.0 + 20.0) / 2)  # its last logged epoch
+    assert any("seed 0 (epoch 2 of 5)" in n for n in t.notes)
+    complete = T.table1(_history({(0.0, 0): [(0.1, 0.01, 20.0, 0.5)] * 5}, epochs=5))
+    assert "n_incomplete" not in complete.data and not complete.notes
 
 
 def test_loss_shares_start_at_epoch_0_and_end_by_hand(tmp_path):
@@ -285,7 +294,7 @@ def test_table_stats_layout(tmp_path):
     assert d.loc[(T.WELCH_BLOCK, "df_welch"), "psnr"] == psnr["df_welch"]
     assert d.loc[(T.PAIRED_BLOCK, "cohens_dz"), "psnr"] == psnr["cohens_dz"]
     assert d.loc[(T.SEED_BLOCK, "p_seed"), "psnr"] == psnr["p_seed"]
-    assert d.loc[(T.SEED_BLOCK, "mde_seed"), "psnr"] == psnr["mde_seed"]
+    np.testing.assert_equal(d.loc[(T.SEED_BLOCK, "mde_seed"), "psnr"], psnr["mde_seed"])
     assert np.isnan(d.loc[(T.WELCH_BLOCK, "t_welch"), "lpips_vgg"])
     assert list(t.data.columns[3:]) == list(T.STATS_METRICS)
     assert list(dict.fromkeys(t.data["test"])) == [T.SEED_BLOCK, T.WELCH_BLOCK, T.PAIRED_BLOCK]
@@ -620,3 +629,188 @@ def test_build_tables_other_lambdas_and_missing_presets(tmp_path):
     assert "as_run: table4: no rows with preset == 'as_run'" in files["paper_vs_ours_table4.md"].read_text()
     stats_md = files["stats_all.md"].read_text()
     assert "ls1.5_vs_ls0.5" in stats_md
+
+
+# ----------------------------------------------------------------------------- paper vs ours: within noise?
+
+def test_paper_vs_ours_table1_z_and_verdict_by_hand(tmp_path):
+    """z = (ours − paper) / s with s from the seeds' SD and the split-sampling SD of the
+    per-image values (50-of-N formula by hand); one seed: no verdict."""
+    from ssimsr.tables import build_tables
+
+    history, per_image = _study_frames(lambdas=(0.0, 1.0))
+    # seed 1 ends 0.4 dB above seed 0: an SD across seeds
+    history.loc[(history.seed == 1) & (history.epoch == 2), "psnr"] += 0.4
+    report = dict(table1_study="table1", appendix_study=None, comparisons=[[1, 0]],
+                  stats=dict(model="sr", dataset="bsds300", study="table1"), showcase_model="sr",
+                  showcase_dataset="bsds300")
+    comparisons = S.compare_studies(per_image, pairs=[[1, 0]])
+    build_tables(history, per_image, comparisons, report, tmp_path, splits={"bsds300": "random"})
+    t1 = pd.read_csv(tmp_path / "paper_vs_ours_table1.csv")
+    row = t1[(t1.lambda_s == 0.0) & (t1.quantity == "psnr_end")].iloc[0]
+    ours = history.query("preset == 'as_run' and lambda_s == 0 and split == 'val' and epoch == 2").psnr
+    vals = per_image.query("preset == 'as_run' and lambda_s == 0 and set == 'val'")
+    n, population = 5, 4 + 5  # 5 val images drawn from 4 train + 5 val
+    split = np.sqrt(np.mean([g.psnr.std(ddof=1) ** 2 * (1 - n / population) / n for _, g in vals.groupby("seed")]))
+    s = np.sqrt(ours.std(ddof=1) ** 2 * (1 + 1 / 2) + 2 * split ** 2)
+    paper = T.load_published("table1").query("dataset == 'bsds300' and model == 'sr' and lambda_s == 0").psnr_end.item()
+    assert row["s_as_run"] == pytest.approx(s)
+    assert row["z_as_run"] == pytest.approx((ours.mean() - paper) / s)
+    assert row["agreement_as_run"] == ("within noise" if abs(row["z_as_run"]) < 2 else "differs")
+    md = (tmp_path / "paper_vs_ours_table1.md").read_text()
+    assert "z (as_run)" in md and "±" in md and "finite-population" in md
+    # a split both sides share (official lists): only the seeds count
+    build_tables(history, per_image, comparisons, report, tmp_path, splits={"bsds300": "iids"})
+    same = pd.read_csv(tmp_path / "paper_vs_ours_table1.csv")
+    same = same[(same.lambda_s == 0.0) & (same.quantity == "psnr_end")].iloc[0]
+    assert same["s_as_run"] == pytest.approx(ours.std(ddof=1) * np.sqrt(1.5))
+    # one seed: no SD across seeds, no verdict
+    one = history[history.seed == 0]
+    build_tables(one, per_image[per_image.seed == 0], S.compare_studies(per_image[per_image.seed == 0], pairs=[[1, 0]]),
+                 report, tmp_path, splits={"bsds300": "random"})
+    single = pd.read_csv(tmp_path / "paper_vs_ours_table1.csv")
+    assert set(single["agreement_as_run"]) == {"one seed: no noise estimate"}
+
+
+def test_paper_vs_ours_total_is_the_authors_validation_total(tmp_path):
+    history, per_image = _study_frames(lambdas=(0.0, 1.0))
+    history["fw_mse"] = 0.002  # logged at validation even where lambda_f = 0 (as_run)
+    files = _build(tmp_path, history, per_image, comparisons=[[1, 0]])
+    t1 = pd.read_csv(files["paper_vs_ours_table1.csv"])
+    row = t1[(t1.lambda_s == 1.0) & (t1.quantity == "total_end")].iloc[0]
+    end = history.query("preset == 'as_run' and lambda_s == 1 and split == 'val' and epoch == 2")
+    assert row["ours_as_run"] == pytest.approx((end.bw_mse + 0.002 + 1.0 * end.ssim_n).mean())
+    assert "as the authors' validation computed it" in files["paper_vs_ours_table1.md"].read_text()
+
+
+def test_paper_vs_ours_stats_use_the_authors_convention_and_mean_diff_noise(tmp_path):
+    history, per_image = _study_frames(lambdas=(0.0, 1.0, 2.0))
+    per_image["psnr_authors"] = per_image["psnr"] - 0.5 + 0.01 * per_image["seed"]
+    per_image["ssim_authors"] = per_image["ssim"] + 0.01
+    files = _build(tmp_path, history, per_image)
+    comparisons = S.compare_studies(per_image)
+    t3 = pd.read_csv(files["paper_vs_ours_table3.csv"]).set_index(["metric", "quantity"])
+    ours = comparisons.query("preset == 'as_run' and comparison == 'ls1_vs_ls0' and metric == 'psnr_authors'").iloc[0]
+    assert t3.at[("psnr", "mean_diff"), "ours_as_run"] == pytest.approx(ours["mean_diff"])
+    split = ours["sd_diff"] * np.sqrt((1 - 5 / 9) / 5)
+    s = np.sqrt(ours["sd_seed_diff"] ** 2 * 1.5 + 2 * split ** 2)
+    assert t3.at[("psnr", "mean_diff"), "s_as_run"] == pytest.approx(s)
+    assert t3.at[("psnr", "t_welch"), "agreement_as_run"] == "n/a: no noise model for this statistic"
+    assert "authors' inference convention" in files["paper_vs_ours_table3.md"].read_text()
+
+
+# ============================================================================= issue 15: benchmarks and origins
+# (tables/benchmarks.py: the Set5 / Set14 table beside the bicubic baseline; results by image origin)
+
+def _bench_frames(seeds=(0, 1)):
+    """per_image with val rows (two origins) and set5 rows, and the matching baseline rows."""
+    rows = []
+    origins = {"v0": "BSDS300/images/test", "v1": "BSDS300/images/test", "v2": "BSDS300/images/train"}
+    for preset in ("as_run", "corrected"):
+        for lam in (0.0, 1.0):
+            for seed in seeds:
+                run = dict(study="table1", preset=preset, model="sr", dataset="bsds300", lambda_s=lam, seed=seed,
+                           vgg="b4c4-b5c4")
+                for img, origin in origins.items():
+                    base = 30.0 + (1.0 if origin.endswith("train") else 0.0) + lam + seed * 0.5
+                    rows.append(dict(run, set="val", image=img, origin=origin, psnr=base, ssim=0.9,
+                                     psnr_y=base + 2, ssim_y=0.92))
+                for k, img in enumerate(("img_001", "img_002")):
+                    rows.append(dict(run, set="set5", image=img, origin=".", psnr=33.0, ssim=0.95,
+                                     psnr_y=34.0 + lam + seed + k, ssim_y=0.96))
+                rows.append(dict(run, set="showcase", image="cat", origin=np.nan, psnr=1.0, ssim=0.1,
+                                 psnr_y=1.0, ssim_y=0.1))
+    baseline = pd.DataFrame(
+        [dict(dataset="bsds300", set="val", image=img, origin=o, psnr=28.0 + (1.0 if o.endswith("train") else 0.0),
+              ssim=0.85, psnr_y=29.0, ssim_y=0.86) for img, o in origins.items()]
+        + [dict(dataset="set5", set="set5", image=img, origin=".", psnr=31.0, ssim=0.9, psnr_y=32.0 + k, ssim_y=0.93)
+           for k, img in enumerate(("img_001", "img_002"))])
+    return pd.DataFrame(rows), baseline
+
+
+def test_benchmarks_table_mean_sd_over_seeds_with_the_bicubic_row():
+    from ssimsr.tables.benchmarks import benchmarks_table
+
+    per_image, baseline = _bench_frames()
+    table = benchmarks_table(per_image, baseline, ["set5"])
+    data = table.data
+    bic = data[data.method == "bicubic"].iloc[0]
+    assert data.iloc[0].method == "bicubic" and bic.benchmark == "set5" and bic.n_images == 2
+    assert bic.psnr_y_mean == pytest.approx(32.5) and math.isnan(bic.psnr_y_sd)
+    row = data[(data.method == "sr") & (data.preset == "as_run") & (data.lambda_s == 1.0)].iloc[0]
+    # per run: mean over the 2 images (34 + 1 + seed + 0.5); over seeds 0, 1: 35.5 and 36.5
+    assert row.psnr_y_mean == pytest.approx(36.0) and row.psnr_y_sd == pytest.approx(np.std([35.5, 36.5], ddof=1))
+    assert row.n_seeds == 2 and row.n_images == 2 and row.dataset == "bsds300"
+    assert len(data) == 1 + 4  # bicubic + 2 presets x 2 lambda_s; val and showcase rows never enter
+    md = table.to_markdown()
+    assert "| set5 " in md and "bicubic" in md and "36.00 ± 0.71" in md and "Trained on" in md
+    assert "n/a" not in md  # the bicubic row's run columns read as a dash
+    # the benchmarks may also be inferred from the image sets present
+    assert benchmarks_table(per_image, baseline, None).data.equals(data)
+
+
+def test_benchmarks_table_without_benchmarks_is_empty_with_a_note():
+    from ssimsr.tables.benchmarks import benchmarks_table
+
+    per_image, baseline = _bench_frames()
+    table = benchmarks_table(per_image[per_image.set == "val"], baseline[baseline.set == "val"], [])
+    assert table.data.empty and "No benchmark is configured" in table.notes[0]
+    table = benchmarks_table(per_image[per_image.set == "val"], baseline, ["set5", "set14"])
+    notes = " ".join(table.notes)
+    assert "set5: no run was evaluated on it" in notes and "set14: no bicubic baseline rows" in notes
+    assert list(table.data.method) == ["bicubic"]
+
+
+def test_by_origin_table_splits_val_results_and_baseline_by_origin():
+    from ssimsr.tables.benchmarks import by_origin_table
+
+    per_image, baseline = _bench_frames()
+    data = by_origin_table(per_image, baseline).data
+    assert set(data.origin) == {"BSDS300/images/test", "BSDS300/images/train", "all"}
+    assert data.iloc[-1].origin == "all" and data.iloc[0].method == "bicubic"
+    bic = data[data.method == "bicubic"].set_index("origin")
+    assert bic.at["BSDS300/images/train", "psnr"] == 29.0 and bic.at["all", "psnr"] == pytest.approx(85 / 3)
+    assert bic.at["BSDS300/images/test", "n_images"] == 2
+    sr = data[(data.method == "sr") & (data.preset == "as_run") & (data.lambda_s == 1.0)].set_index("origin")
+    # test images 31 + 0.5 seed mean; train 32 + 0.5; the gain is over bicubic on the same images
+    assert sr.at["BSDS300/images/test", "psnr"] == pytest.approx(31.25)
+    assert sr.at["BSDS300/images/train", "psnr"] == pytest.approx(32.25)
+    assert sr.at["BSDS300/images/train", "psnr_gain"] == pytest.approx(32.25 - 29.0)
+    assert sr.at["all", "n_seeds"] == 2 and sr.at["all", "n_images"] == 3
+    assert "set5" not in set(data.dataset) and (data.dataset == "bsds300").all()  # val only
+    md = by_origin_table(per_image, baseline).to_markdown()
+    assert "BSDS300/images/train" in md and "PSNR − bicubic" in md
+
+
+def test_by_origin_table_notes_what_is_missing():
+    from ssimsr.tables.benchmarks import by_origin_table
+
+    per_image, baseline = _bench_frames()
+    table = by_origin_table(per_image.drop(columns=["origin"]), baseline.iloc[0:0])
+    assert table.data.empty
+    assert "no `origin` column" in table.notes[0] and "No validation results" in table.notes[1]
+    table = by_origin_table(per_image, baseline.iloc[0:0])
+    assert "No bicubic baseline rows" in " ".join(table.notes) and table.data.psnr_gain.isna().all()
+
+
+def test_build_tables_writes_benchmarks_and_by_origin(tmp_path):
+    from ssimsr.tables import build_tables, table_names
+
+    history, _ = _study_frames()
+    per_image, baseline = _bench_frames()
+    report = dict(table1_study="table1", appendix_study=None, stats=dict(model="sr", dataset="bsds300",
+                                                                       study="table1"),
+                  showcase_model="sr", showcase_dataset="bsds300", benchmarks=["set5"])
+    comparisons = S.compare_studies(per_image, pairs=[[1, 0]])
+    written = build_tables(history, per_image, comparisons, dict(report, comparisons=[[1, 0]]), tmp_path,
+                           baseline=baseline)
+    names = {p.stem for p in written}
+    assert {"benchmarks", "by_origin"} <= names == set(table_names(report))
+    bench = pd.read_csv(tmp_path / "benchmarks.csv")
+    assert set(bench.benchmark) == {"set5"} and "bicubic" in set(bench.method)
+    # the statistics read the val split only: set5 rows change nothing
+    only_val = S.compare_studies(per_image[per_image.set == "val"], pairs=[[1, 0]])
+    pd.testing.assert_frame_equal(comparisons, only_val)
+    for name in ("benchmarks", "by_origin"):
+        caption = Path(__file__).resolve().parents[1] / "workflow" / "report" / f"{name}.rst"
+        assert caption.read_text().strip()

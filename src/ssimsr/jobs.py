@@ -118,6 +118,27 @@ def collect(smk) -> None:
 
 
 @job
+def baseline(smk) -> None:
+    from .atomic import write_csv
+    from .baseline import baseline_for_dataset
+
+    frame = baseline_for_dataset(smk.params.data, smk.params.scale, smk.params.image_set)
+    write_csv(frame, smk.output[0])
+    means = frame.drop(columns=["set", "image", "origin"]).mean(numeric_only=True)
+    print(f"bicubic baseline of {smk.params.data} ({len(frame)} images): {means.round(4).to_dict()}")
+
+
+@job
+def collect_baseline(smk) -> None:
+    from .atomic import write_csv
+    from .baseline import concat_baselines
+
+    frame = concat_baselines(list(smk.input), smk.params.datasets)
+    write_csv(frame, smk.output[0])
+    print(f"{len(frame)} baseline rows of {len(smk.params.datasets)} datasets")
+
+
+@job
 def stats(smk) -> None:
     import pandas as pd
 
@@ -136,9 +157,12 @@ def tables(smk) -> None:
     from .tables import build_tables
 
     showcase = smk.params.showcase
-    report = dict(smk.params.report, showcase_model=showcase["model"], showcase_dataset=showcase["dataset"])
+    report = dict(smk.params.report, showcase_model=showcase["model"], showcase_dataset=showcase["dataset"],
+                  benchmarks=list(smk.params.benchmarks))
+    baseline = pd.read_csv(smk.input.baseline, dtype={"image": str})
     written = build_tables(pd.read_csv(smk.input.history), pd.read_csv(smk.input.per_image),
-                           pd.read_csv(smk.input.comparisons), report, smk.params.out)
+                           pd.read_csv(smk.input.comparisons), report, smk.params.out, splits=smk.params.splits,
+                           baseline=baseline)
     print(f"{len(written)} table files in {smk.params.out}")
 
 

@@ -11,6 +11,7 @@ rule tables:
         history=f"{RESULTS}/eval/history.csv",
         per_image=f"{RESULTS}/eval/per_image.csv",
         comparisons=f"{RESULTS}/stats/comparisons.csv",
+        baseline=f"{RESULTS}/eval/baseline.csv",
     output:
         [
             report(f, caption=f"../report/{n}.rst", category="Tables", subcategory=n)
@@ -22,7 +23,9 @@ rule tables:
     params:
         code=code_digest("tables"),  # editing its library code reruns it
         report=config["report"],
+        splits={name: d["split"]["method"] for name, d in config["datasets"].items()},
         showcase=config["evaluation"]["showcase"],
+        benchmarks=BENCHMARKS,
         out=lambda w, output: parent(output[0]),
     conda:
         "../../envs/tensorflow.yaml"

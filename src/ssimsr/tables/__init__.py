@@ -44,7 +44,7 @@ from .paper import (
 from .published import PUBLISHED, load_published
 from .registry import PAPER_TABLE_PAIRS, TableInputs, build_tables, register_table, table_names
 from .render import Table, best_mask, format_value, tex_escape, write_table
-from .runs import RUN_KEYS, run_stages
+from .runs import RUN_KEYS, IncompleteRun, run_stages
 from .statistics import PAIRED_BLOCK, SEED_BLOCK, STATS_METRICS, WELCH_BLOCK, table_stats, verdict
 from .versus import BESIDE_PRESET, PAPER_PRESET, paper_vs_ours
 
@@ -55,6 +55,7 @@ __all__ = [
     "best_mask",
     "tex_escape",
     "run_stages",
+    "IncompleteRun",
     "table1",
     "loss_shares",
     "table_a2",

@@ -31,7 +31,7 @@ TABLE1_VALUES = [f"{m}_{s}" for m in TABLE1_METRICS for s in ("start", "end")]
 
 
 def table1(history: pd.DataFrame, seeds_agg: bool = True, study: str | None = "table1",
-           split: str = "val") -> Table:
+           split: str = "val", allow_incomplete: bool = False) -> Table:
     """Table 1: validation total loss, bwMSE, PSNR, SSIM after epoch 1 and after the last epoch.
 
     Expects ``history`` columns ``dataset, model, lambda_s, seed, epoch, split, total,
@@ -41,18 +41,31 @@ def table1(history: pd.DataFrame, seeds_agg: bool = True, study: str | None = "t
     ``seeds_agg``: columns ``<metric>_<start|end>_mean`` / ``_sd`` and ``n_seeds``;
     otherwise one row per seed with plain ``<metric>_<start|end>`` columns.
     Bold: best end-of-training value per ([preset,] dataset, model) group
-    (lower total/bwMSE, higher PSNR/SSIM).
+    (lower total/bwMSE, higher PSNR/SSIM). A run whose history is shorter than its configured
+    epochs raises ``IncompleteRun`` unless ``allow_incomplete``; then ``n_incomplete``
+    counts such runs per row and a note names them. ``readout_psnr`` (learned downscalers:
+    the linear read-out PSNR of the downscaler at initialisation, ``ssimsr.readout``) is
+    carried when the history has it.
     """
     hist = select_rows(history, "table1", study=default_study(history, study))
-    per_run = run_stages(hist, TABLE1_METRICS, split=split)
+    per_run = run_stages(hist, TABLE1_METRICS, split=split, allow_incomplete=allow_incomplete)
+    extra_values = []
+    if "readout_psnr" in hist.columns and hist["readout_psnr"].notna().any():
+        keys = run_keys(hist)
+        readout = hist.groupby(keys, dropna=False)["readout_psnr"].first().reset_index()
+        per_run = per_run.merge(readout, on=keys, how="left")
+        extra_values.append("readout_psnr")
+    per_run["n_incomplete"] = (~per_run["complete"].astype(bool)).astype(int)
     group = [c for c in ("preset",) if several(per_run, c)] + ["dataset", "model"]
     group += [c for c in ("vgg",) if several(per_run, c)]
     attrs = [c for c in ("dataset_size", "epochs") if c in per_run.columns]
     if seeds_agg:
-        data = aggregate_seeds(per_run, group + ["lambda_s"] + attrs, TABLE1_VALUES)
+        data = aggregate_seeds(per_run, group + ["lambda_s"] + attrs, TABLE1_VALUES + extra_values)
+        incomplete = per_run.groupby(group + ["lambda_s"] + attrs, dropna=False)["n_incomplete"].sum()
+        data = data.merge(incomplete.reset_index(), on=group + ["lambda_s"] + attrs, how="left")
         end_cols = [f"{m}_end_mean" for m in TABLE1_METRICS]
     else:
-        cols = group + ["lambda_s", "seed"] + attrs + TABLE1_VALUES
+        cols = group + ["lambda_s", "seed"] + attrs + TABLE1_VALUES + extra_values + ["n_incomplete"]
         data = per_run[[c for c in cols if c in per_run.columns]]
         data = data.sort_values(group + ["lambda_s", "seed"], kind="mergesort").reset_index(drop=True)
         end_cols = [f"{m}_end" for m in TABLE1_METRICS]
@@ -64,8 +77,19 @@ def table1(history: pd.DataFrame, seeds_agg: bool = True, study: str | None = "t
     caption = ("Training without and with the SSIM loss (λ_s = 0: none, 1: normalised (1 − SSIM)/2, "
                "2: non-normalised 1 − SSIM): validation results after epoch 1 (start) and after the "
                f"last epoch (end); {'mean ± sd over ' + seed_note + ' seed(s)' if seeds_agg else 'one row per seed'}. "
-               "Best end-of-training value per dataset and model in bold.")
-    return Table(data=data, caption=caption, bold=bold)
+               "Best end-of-training value per dataset and model in bold."
+               + (" readout_psnr: PSNR of a linear read-out of the learned downscaler at initialisation "
+                  "(how much of the image a frozen random downscaler keeps; ssimsr.readout)." if extra_values else ""))
+    notes = []
+    if per_run["n_incomplete"].any():
+        bad = per_run[per_run["n_incomplete"] > 0]
+        notes.append("incomplete runs (report.allow_incomplete_runs), 'end' = their last logged epoch: "
+                     + "; ".join(f"{r['model']} {r['dataset']} λ_s={float(r['lambda_s']):g} seed {r.get('seed', '?')} "
+                                 f"(epoch {int(r['epoch_end'])} of {int(r['epochs'])})" for _, r in bad.iterrows()))
+    else:
+        data = data.drop(columns=["n_incomplete"])
+        bold = bold.drop(columns=[c for c in ("n_incomplete",) if c in bold.columns])
+    return Table(data=data, caption=caption, bold=bold, notes=notes)
 
 
 # --------------------------------------------------------------------------- loss shares
@@ -184,7 +208,7 @@ A2_EXPERIMENTS = {("b4c4-b5c4", 1.0): "E1", ("b4c4-b5c4", 0.0): "E2", ("b1c2-b4c
 
 
 def table_a2(history: pd.DataFrame, study: str | None = "appendix_a", split: str = "val",
-             seeds_agg: bool = True) -> Table:
+             seeds_agg: bool = True, allow_incomplete: bool = False) -> Table:
     """Table A2: the VGG19 layer-pair grid (IRN, DIV2K in the paper).
 
     Expects ``history`` columns ``vgg, lambda_s, seed, epoch, split, bw_mse, perceptual,
@@ -197,7 +221,7 @@ def table_a2(history: pd.DataFrame, study: str | None = "appendix_a", split: str
     per lambda_s (and preset) across the layer pairs (lower losses, higher PSNR/SSIM).
     """
     hist = select_rows(history, "table_a2", study=default_study(history, study))
-    per_run = run_stages(hist, A2_METRICS, split=split, train_seconds=True)
+    per_run = run_stages(hist, A2_METRICS, split=split, train_seconds=True, allow_incomplete=allow_incomplete)
     for col in ("model", "dataset"):
         if several(per_run, col):
             raise ValueError(f"table_a2: several values of {col!r} ({sorted(per_run[col].unique())}); "

@@ -6,7 +6,7 @@ the tables job runs) both read this registry, so a table is named in one place o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -15,10 +15,13 @@ import pandas as pd
 from ..config import fill_defaults
 from ..runs import GROUP_KEYS
 from ..stats import comparison_label
-from .paper import loss_shares, table1, table4, table_a2
+from .paper import TABLE4_METRICS, loss_shares, table1, table4, table_a2
 from .render import Table
+from .runs import default_study
 from .statistics import table_stats, verdict
-from .versus import paper_vs_ours, paper_vs_presets, published_alone, table4_means
+from .statistics import STATS_METRICS
+from .versus import (AUTHORS_METRICS, authors_total, paper_vs_ours, paper_vs_presets, published_alone, split_sd_lookup,
+                     stats_noise, table4_means)
 
 #: The paper's Tables 2 and 3: lambda_s 1 vs 2 and 1 vs 0 (differences a - b).
 PAPER_TABLE_PAIRS = {"table2": (1.0, 2.0), "table3": (1.0, 0.0)}
@@ -33,6 +36,12 @@ class TableInputs:
     per_image: pd.DataFrame
     comparisons: pd.DataFrame
     report: dict
+    #: each dataset's split method (config ``datasets.<name>.split.method``): a ``random``
+    #: split is one draw of many, which the paper-vs-ours noise accounts for
+    splits: dict = field(default_factory=dict)
+    #: the bicubic baseline per image (``results/eval/baseline.csv``: ``dataset, set, image,
+    #: origin`` and the metric columns); an empty frame when there are no baseline rows
+    baseline: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def study(self) -> str:
@@ -88,12 +97,16 @@ def table_names(report: dict) -> list[str]:
 
 
 def build_tables(history: pd.DataFrame, per_image: pd.DataFrame, comparisons: pd.DataFrame,
-                 report: dict, out_dir: str | Path) -> list[Path]:
-    """Write every table of ``table_names(report)`` into ``out_dir``."""
+                 report: dict, out_dir: str | Path, *, splits: dict | None = None,
+                 baseline: pd.DataFrame | None = None) -> list[Path]:
+    """Write every table of ``table_names(report)`` into ``out_dir``. ``splits``: each
+    dataset's split method (:attr:`TableInputs.splits`); ``baseline``: the bicubic baseline
+    (:attr:`TableInputs.baseline`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = fill_defaults(report, "report")
-    inputs = TableInputs(history, per_image, comparisons, report)
+    inputs = TableInputs(history, per_image, comparisons, report, splits=dict(splits or {}),
+                         baseline=pd.DataFrame() if baseline is None else baseline)
     # all are built before any is written: a builder that fails leaves the old tables as they were
     built = {name: _REGISTRY[name].build(inputs) for name in table_names(report)}
     written = []
@@ -110,7 +123,7 @@ def _with_appendix(report: dict) -> bool:
 
 @register_table("table1")
 def _table1(inputs: TableInputs) -> Table:
-    return table1(inputs.history, study=inputs.study)
+    return table1(inputs.history, study=inputs.study, allow_incomplete=inputs.report["allow_incomplete_runs"])
 
 
 @register_table("loss_shares")
@@ -183,21 +196,62 @@ def _stats_all(inputs: TableInputs) -> Table:
 
 # --------------------------------------------------------------------------- paper vs ours
 
+def _of(frame: pd.DataFrame, **values) -> pd.DataFrame:
+    """Rows of ``frame`` with these column values (columns it lacks are not filtered)."""
+    for col, value in values.items():
+        if value is not None and col in frame.columns:
+            frame = frame[frame[col] == value]
+    return frame
+
+
 @register_table("paper_vs_ours_table1")
 def _paper_vs_ours_table1(inputs: TableInputs) -> Table:
     def for_preset(preset: str) -> Table:
         history = inputs.history[inputs.history["preset"] == preset]
         if history.empty:
             raise ValueError(f"preset {preset!r} was not run")
-        return paper_vs_ours(table1(history, study=inputs.study), table="table1")
+        # like for like: the paper's total is the authors' validation total (with fwMSE)
+        history = history.assign(total=authors_total(history))
+        per_image = _of(inputs.per_image, preset=preset, study=default_study(inputs.per_image, inputs.study))
+        table = table1(history, study=inputs.study, allow_incomplete=inputs.report["allow_incomplete_runs"])
+        out = paper_vs_ours(table, table="table1", split_sd=split_sd_lookup(per_image, history, inputs.splits))
+        return _mark_incomplete(out, table)
 
-    return paper_vs_presets("table1", for_preset)
+    table = paper_vs_presets("table1", for_preset)
+    table.caption += (" Total = λ_b·bwMSE + fwMSE + λ_s·SSIM_N as the authors' validation computed it (forward "
+                      "MSE of the real downscaled reconstruction added although training's was 0; perceptual 0).")
+    return table
+
+
+def _mark_incomplete(out: Table, table: Table) -> Table:
+    if "n_incomplete" not in table.data.columns:
+        return out
+    out.notes.extend(table.notes)
+    out.caption += " Cells of incomplete runs: see the notes."
+    return out
 
 
 def _paper_vs_ours_stats(inputs: TableInputs, name: str) -> Table:
     label = comparison_label(*PAPER_TABLE_PAIRS[name])
-    return paper_vs_presets(name, lambda preset: paper_vs_ours(table_stats(
-        inputs.comparisons, inputs.model, inputs.dataset, label, study=inputs.stats_study, preset=preset), table=name))
+    # the paper's per-image numbers came from the authors' inference convention
+    present = set(inputs.comparisons.get("metric", pd.Series(dtype=str)))
+    # (results from before the authors' columns existed: the project's own)
+    metrics = {m: AUTHORS_METRICS[m] if AUTHORS_METRICS.get(m) in present else m for m in STATS_METRICS}
+
+    def for_preset(preset: str) -> Table:
+        ours = table_stats(inputs.comparisons, inputs.model, inputs.dataset, label, study=inputs.stats_study,
+                           preset=preset, metrics=tuple(metrics.values()))
+        ours.data = ours.data.rename(columns={v: k for k, v in metrics.items()})
+        rows = _of(inputs.comparisons, model=inputs.model, dataset=inputs.dataset, comparison=label,
+                   study=inputs.stats_study, preset=preset)
+        noise = stats_noise(rows, _of(inputs.history, preset=preset), inputs.splits, inputs.dataset, metrics)
+        return paper_vs_ours(ours, table=name, noise=noise)
+
+    table = paper_vs_presets(name, for_preset)
+    if metrics["psnr"] == "psnr_authors":
+        table.caption += (" Ours in the authors' inference convention (PSNR of the unclipped output, "
+                          "scikit-image's default 7x7 uniform SSIM), as the paper's numbers.")
+    return table
 
 
 @register_table("paper_vs_ours_table2")
@@ -212,8 +266,19 @@ def _paper_vs_ours_table3(inputs: TableInputs) -> Table:
 
 @register_table("paper_vs_ours_table4")
 def _paper_vs_ours_table4(inputs: TableInputs) -> Table:
-    return paper_vs_presets("table4", lambda preset: table4_means(
-        table4(inputs.per_image, *inputs.showcase, study=inputs.stats_study, preset=preset)))
+    present = set(inputs.per_image.columns)
+    metrics = {m: AUTHORS_METRICS[m] if AUTHORS_METRICS.get(m) in present else m for m in TABLE4_METRICS}
+
+    def for_preset(preset: str) -> Table:
+        ours = table4(inputs.per_image, *inputs.showcase, study=inputs.stats_study, preset=preset,
+                      metrics=tuple(metrics.values()))
+        ours.data = ours.data.assign(metric=ours.data["metric"].map({v: k for k, v in metrics.items()}))
+        model, dataset = inputs.showcase
+        rows = _of(inputs.per_image, model=model, dataset=dataset, set="showcase", preset=preset,
+                   study=default_study(inputs.per_image, inputs.stats_study))
+        return table4_means(ours, rows, metrics)
+
+    return paper_vs_presets("table4", for_preset)
 
 
 # --------------------------------------------------------------------------- the appendix grid (optional)
@@ -221,7 +286,8 @@ def _paper_vs_ours_table4(inputs: TableInputs) -> Table:
 @register_table("table_a2", when=_with_appendix)
 def _table_a2(inputs: TableInputs) -> Table:
     # the layer grid only exists with the perceptual loss on, i.e. in the corrected preset
-    return table_a2(inputs.history, study=inputs.report["appendix_study"])
+    return table_a2(inputs.history, study=inputs.report["appendix_study"],
+                    allow_incomplete=inputs.report["allow_incomplete_runs"])
 
 
 @register_table("paper_vs_ours_table_a2", when=_with_appendix)
@@ -231,3 +297,21 @@ def _paper_vs_ours_table_a2(inputs: TableInputs) -> Table:
         return paper_vs_ours(ours, table="table_a2")
     except ValueError as exc:
         return published_alone("table_a2", [str(exc)])
+
+
+# --------------------------------------------------------------------------- benchmarks, image origins (issue 15)
+
+@register_table("benchmarks")
+def _benchmarks(inputs: TableInputs) -> Table:
+    """Set5 / Set14 (``evaluation.benchmarks``) beside the bicubic baseline; a note when none."""
+    from .benchmarks import benchmarks_table
+
+    return benchmarks_table(inputs.per_image, inputs.baseline, inputs.report.get("benchmarks"), study=inputs.study)
+
+
+@register_table("by_origin")
+def _by_origin(inputs: TableInputs) -> Table:
+    """Validation results and the bicubic baseline per origin of the images (e.g. BSDS300 test / train)."""
+    from .benchmarks import by_origin_table
+
+    return by_origin_table(inputs.per_image, inputs.baseline, study=inputs.study)

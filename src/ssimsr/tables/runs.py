@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -49,8 +48,12 @@ def default_study(df: pd.DataFrame, preferred: str | None) -> str | None:
     return preferred if (df["study"] == preferred).any() else None
 
 
+class IncompleteRun(ValueError):
+    """A run's history has fewer epochs than configured (``report.allow_incomplete_runs``)."""
+
+
 def run_stages(history: pd.DataFrame, metrics: Mapping[str, str], split: str = "val",
-               train_seconds: bool = False) -> pd.DataFrame:
+               train_seconds: bool = False, allow_incomplete: bool = False) -> pd.DataFrame:
     """One row per run: ``<name>_start`` (epoch 1) and ``<name>_end`` (last epoch) values.
 
     Epoch-0 rows (validation before training) are ignored here; see :func:`loss_shares`.
@@ -59,7 +62,9 @@ def run_stages(history: pd.DataFrame, metrics: Mapping[str, str], split: str = "
     taken from the ``split`` rows. Adds ``epoch_start``, ``epoch_end`` and, with
     ``train_seconds``, ``training_time_s`` (sum of ``seconds`` over the run's train rows).
     Run attributes ``vgg_layers``, ``epochs``, ``dataset_size`` are carried when present.
-    Warns when a run's last epoch is below its configured ``epochs``.
+    A run whose last epoch is below its configured ``epochs`` raises :class:`IncompleteRun`
+    naming it; with ``allow_incomplete`` its last logged epoch is its "end" and the column
+    ``complete`` (False) marks it.
     """
     keys = run_keys(history)
     if not keys:
@@ -87,10 +92,12 @@ def run_stages(history: pd.DataFrame, metrics: Mapping[str, str], split: str = "
         for a in attrs:
             rec[a] = run[a].iloc[0]
         rec["epoch_start"], rec["epoch_end"] = int(first["epoch"]), int(last["epoch"])
-        if "epochs" in rec and int(last["epoch"]) < int(rec["epochs"]):
-            warnings.warn(f"run {rec}: last logged epoch {int(last['epoch'])} < configured "
-                          f"epochs {int(rec['epochs'])}; using the last logged epoch as 'end'",
-                          stacklevel=2)
+        rec["complete"] = not ("epochs" in rec and int(last["epoch"]) < int(rec["epochs"]))
+        if not rec["complete"] and not allow_incomplete:
+            where = Run.from_mapping({k: rec[k] for k in RUN_KEYS}).path if set(RUN_KEYS) <= set(rec) else rec
+            raise IncompleteRun(f"run {where}: history.csv has {int(last['epoch'])} of {int(rec['epochs'])} epochs "
+                                "(killed or still running); rerun it, or set report.allow_incomplete_runs: true "
+                                "to tabulate its last epoch, marked")
         for name, col in metrics.items():
             rec[f"{name}_start"] = float(first[col])
             rec[f"{name}_end"] = float(last[col])

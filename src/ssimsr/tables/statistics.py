@@ -29,7 +29,8 @@ _PAIRED_ROWS = [("t_paired", "t statistic"), ("df_paired", "df"), ("p_paired", "
                 ("p_wilcoxon", "Wilcoxon p-value")]
 _SEED_ROWS = [("t_seed", "t statistic"), ("df_seed", "df"), ("p_seed", "p-value"), ("mean_diff", "mean difference"),
               ("ci_low_seed", "95 % CI (min)"), ("ci_high_seed", "95 % CI (max)"),
-              ("sd_seed_diff", "SD of the per-seed differences"), ("mde_seed", "detectable at 80 % power")]
+              ("sd_seed_diff", "SD of the per-seed differences"),
+              ("mde_seed", "detectable at 80 % power (SD at its 90 % upper bound)")]
 SEED_BLOCK = "per-seed means, n = seeds (verdict)"
 WELCH_BLOCK = "unpaired Welch, n = images (the paper's analysis)"
 PAIRED_BLOCK = "paired by image, n = images (these models)"
@@ -119,6 +120,8 @@ def table_stats(comparisons: pd.DataFrame, model: str, dataset: str, comparison:
                     continue
                 val = r.get(key, math.nan)
                 text = _fmt_stat(key, val)
+                if key == "mde_seed" and pd.isna(val) and not pd.isna(r.get("n_seeds", math.nan)):
+                    text = _mde_na(int(r["n_seeds"]))
                 if key.startswith("t_"):
                     dfkey = {"t_welch": "df_welch", "t_seed": "df_seed"}.get(key, "df_paired")
                     sym = "≈" if key == "t_welch" else "="
@@ -145,6 +148,17 @@ def table_stats(comparisons: pd.DataFrame, model: str, dataset: str, comparison:
 
 
 # --------------------------------------------------------------------------- verdict
+
+def _mde_na(n_seeds: int) -> str:
+    from ..noise import MIN_SEEDS_FOR_POWER
+
+    return f"n/a (fewer than {MIN_SEEDS_FOR_POWER} seeds)" if n_seeds < MIN_SEEDS_FOR_POWER else NA
+
+
+MDE_TEXT = ("detectable Δ = the smallest true difference these seeds detect with {power:g} % power at α = {alpha:g}, "
+            "for the SD across seeds at its one-sided 90 % upper confidence bound (chi-square; the observed SD of "
+            "a few seeds is often far below the true one), n/a with fewer than 4 seeds")
+
 
 def _group_text(gd: Mapping) -> str:
     return " ".join(f"{k}={v}" for k, v in gd.items())
@@ -239,8 +253,7 @@ def verdict(per_image: pd.DataFrame, pairs=None, published: pd.DataFrame | str |
     img_text = (f"n = {_span(data['n_images'])} images" if len(data) else "n = images")
     caption = (f"λ_s comparisons (a − b) on the {image_set} images. Verdict test: paired t on the per-seed mean "
                f"differences ({n_text}; unit: the training run); Δ (ours) = mean ± SD over seeds of the per-seed "
-               f"mean difference; detectable Δ = the smallest true difference these seeds detect with "
-               f"{power * 100:g} % power at α = {alpha:g}, from the observed SD. p (images): paired t on the per-image "
+               f"mean difference; {MDE_TEXT.format(power=power * 100, alpha=alpha)}. p (images): paired t on the per-image "
                f"differences averaged over seeds ({img_text}), which describes these trained models only. "
                "Δ (paper): difference of the paper's Table 1 end-of-training values.")
     return Table(data=data, caption=caption, formats=formats, headers=headers, notes=notes)

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ..noise import agreement
 from .paper import TABLE1_VALUES
 from .published import load_published
 from .render import NA, PLUS_MINUS, Table, fmt_hms, fmt_p, header_label
@@ -43,9 +44,23 @@ def _quantity_fmt(q: str) -> Callable[[float], str]:
     return lambda v: f"{v:.4f}"
 
 
-def paper_vs_ours(ours, published: pd.DataFrame | None = None, table: str = "table1") -> Table:
+#: Quantities of Tables 2/3 whose noise is that of a mean difference (the CI bounds move with it).
+NOISY_STATS = ("mean_diff", "ci_low_welch", "ci_high_welch")
+NO_NOISE_MODEL = "n/a: no noise model for this statistic"
+
+
+def paper_vs_ours(ours, published: pd.DataFrame | None = None, table: str = "table1",
+                  split_sd: Callable[[dict, str], float] | None = None,
+                  noise: dict | None = None) -> Table:
     """Our numbers beside the paper's, long format: keys, ``quantity``, ``ours`` (+ ``ours_sd``),
-    ``paper``, ``diff`` = ours − paper.
+    ``n_seeds``, ``paper``, ``diff`` = ours − paper, and whether the difference is within
+    noise: ``split_sd``, ``s``, ``z`` = diff / s and ``agreement`` (:func:`ssimsr.noise.agreement`).
+
+    The noise of a cell: ``split_sd(keys, quantity)`` (Table 1, Table A2) gives the
+    split-sampling SD of the cell's quantity for the row's keys (0 where both sides validate
+    on the same images); ``noise`` (Tables 2/3) maps each metric to ``(seed_sd, n_seeds,
+    split_sd)`` of its mean difference, applied to :data:`NOISY_STATS` (t, df, p and d get
+    :data:`NO_NOISE_MODEL`). Without them ``agreement`` says why there is no verdict.
 
     ``table`` selects the layout (``published`` defaults to :func:`load_published(table)`):
 
@@ -76,7 +91,8 @@ def paper_vs_ours(ours, published: pd.DataFrame | None = None, table: str = "tab
                     continue
                 rec = {k: r[k] for k in pre + keys}
                 rec.update(quantity=q, ours=float(r[vcol]), ours_sd=float(r[scol]) if scol else math.nan,
-                           paper=float(pub.iloc[0][q]))
+                           n_seeds=_n_seeds(r), paper=float(pub.iloc[0][q]),
+                           split_sd=split_sd(dict(rec), q) if split_sd else math.nan)
                 records.append(rec)
     elif table == "table_a2":
         pre = ["preset"] if "preset" in ours.columns else []
@@ -96,7 +112,8 @@ def paper_vs_ours(ours, published: pd.DataFrame | None = None, table: str = "tab
                     continue
                 rec = {k: r[k] for k in pre + ["experiment", "vgg", "lambda_s", "stage"] if k in r}
                 rec.update(quantity=q, ours=float(r[vcol]), ours_sd=float(r[scol]) if scol else math.nan,
-                           paper=float(pub.iloc[0][pq]))
+                           n_seeds=_n_seeds(r), paper=float(pub.iloc[0][pq]),
+                           split_sd=split_sd(dict(rec), q) if split_sd else math.nan)
                 records.append(rec)
     elif table in ("table2", "table3"):
         welch = ours[ours["test"] == WELCH_BLOCK] if "test" in ours.columns else ours
@@ -106,8 +123,12 @@ def paper_vs_ours(ours, published: pd.DataFrame | None = None, table: str = "tab
             if len(o) != 1:
                 continue
             for m in metrics:
+                seed_sd, n_seeds, split = (noise or {}).get(m, (math.nan, math.nan, math.nan))
+                noisy = p["statistic"] in NOISY_STATS
                 records.append({"metric": m, "quantity": p["statistic"], "ours": float(o.iloc[0][m]),
-                                "ours_sd": math.nan, "paper": float(p[m])})
+                                "ours_sd": seed_sd if noisy else math.nan, "n_seeds": n_seeds,
+                                "paper": float(p[m]), "split_sd": split if noisy else math.nan,
+                                "_noise_model": noisy})
     else:
         raise ValueError(f"paper_vs_ours: unsupported table {table!r} (table1, table_a2, table2, table3); "
                          "Table 4's showcase images are not the paper's, compare it by pattern")
@@ -115,9 +136,13 @@ def paper_vs_ours(ours, published: pd.DataFrame | None = None, table: str = "tab
     if data.empty:
         raise ValueError(f"paper_vs_ours({table}): no rows of ours match the published table")
     data["diff"] = data["ours"] - data["paper"]
-    if data["ours_sd"].isna().all():
-        data = data.drop(columns=["ours_sd"])
-    disp = data.drop(columns=[c for c in ("ours_sd",) if c in data.columns]).astype(object)
+    verdicts = [agreement(r["ours"], r["paper"], r["ours_sd"], r["n_seeds"], r["split_sd"])
+                if r.get("_noise_model", True) else {"s": math.nan, "z": math.nan, "agreement": NO_NOISE_MODEL}
+                for _, r in data.iterrows()]
+    data = data.drop(columns=[c for c in ("_noise_model",) if c in data.columns])
+    data = pd.concat([data, pd.DataFrame(verdicts, index=data.index)], axis=1)
+    hidden = ("ours_sd", "n_seeds", "split_sd")
+    disp = data.drop(columns=[c for c in hidden if c in data.columns]).astype(object)
     labels = {"training_time_s": "Training time", **{k: f"{v} (Welch)" if k.startswith(("t_", "df", "p_")) else v
                                                      for k, v in WELCH_ROWS}}
     for i, r in data.iterrows():
@@ -129,9 +154,11 @@ def paper_vs_ours(ours, published: pd.DataFrame | None = None, table: str = "tab
                 text = "+" + text
             if col == "diff" and r["quantity"] == "training_time_s" and not pd.isna(v):
                 text = ("-" if v < 0 else "+") + fmt_hms(abs(float(v)))
-            if col == "ours" and "ours_sd" in data.columns and not pd.isna(r["ours_sd"]) and not pd.isna(v):
+            if col == "ours" and not pd.isna(r["ours_sd"]) and not pd.isna(v):
                 text = f"{text}{PLUS_MINUS}{f(float(r['ours_sd']))}"
             disp.at[i, col] = text
+        disp.at[i, "s"] = NA if pd.isna(r["s"]) else f(float(r["s"]))
+        disp.at[i, "z"] = NA if pd.isna(r["z"]) else f"{float(r['z']):+.2f}"
         disp.at[i, "quantity"] = labels.get(str(r["quantity"]), header_label(str(r["quantity"])))
         if "lambda_s" in disp.columns:
             disp.at[i, "lambda_s"] = f"{float(r['lambda_s']):g}"
@@ -139,7 +166,21 @@ def paper_vs_ours(ours, published: pd.DataFrame | None = None, table: str = "tab
                "table_a2": "Table A2, ours vs the paper (VGG19 layer pairs)",
                "table2": "Table 2 statistics (λ_s = 1 vs 2, Welch as the paper), ours vs the paper",
                "table3": "Table 3 statistics (λ_s = 1 vs 0, Welch as the paper), ours vs the paper"}[table]
-    return Table(data=data, caption=caption + "; difference = ours − paper.", display=disp)
+    return Table(data=data, caption=caption + "; difference = ours − paper. " + NOISE_CAPTION, display=disp,
+                 headers=VERDICT_HEADERS)
+
+
+NOISE_CAPTION = ("Ours = mean ± SD over seeds. z = (ours − paper) / s, s = √(SD_seeds² (1 + 1/k) + 2 SD_split²): "
+                 "the paper's cell is one run on its own random split, ours the mean of k runs on ours; SD_split = "
+                 "the SD of a mean over the validation images drawn at random from the dataset, from our per-image "
+                 "values (finite-population correction; 0 where both sides validate on the same images; for "
+                 "epoch-1 cells from the end-of-training images). |z| < 2: within noise; |z| ≥ 2: differs; "
+                 "one seed gives no SD across seeds and no verdict.")
+VERDICT_HEADERS = {"s": "s (noise)", "z": "z", "agreement": "Verdict"}
+
+
+def _n_seeds(row) -> float:
+    return float(row["n_seeds"]) if "n_seeds" in row and not pd.isna(row["n_seeds"]) else 1.0
 
 
 def published_alone(name: str, reasons: list[str]) -> Table:
@@ -152,9 +193,11 @@ def published_alone(name: str, reasons: list[str]) -> Table:
 def paper_vs_presets(name: str, compare_for: Callable[[str], Table]) -> Table:
     """The paper beside ours from the ``as_run`` preset (the paper's setting), ``corrected`` beside.
 
-    ``compare_for(preset)`` returns that preset's paper-vs-ours table (columns: keys,
-    ``ours``, optional ``ours_sd``, ``paper``, ``diff``) or raises ``ValueError``; a preset
-    that fails is named in a note, and both failing lists the paper's values alone.
+    ``compare_for(preset)`` returns that preset's paper-vs-ours table (:func:`paper_vs_ours`:
+    keys, ``paper`` and the value columns ``ours``, ``ours_sd``, ``n_seeds``, ``split_sd``,
+    ``diff``, ``s``, ``z``, ``agreement``) or raises ``ValueError``; each value column
+    becomes ``<column>_<preset>``. A preset that fails is named in a note, and both failing
+    lists the paper's values alone.
     """
     sides, reasons = {}, []
     for preset in (PAPER_PRESET, BESIDE_PRESET):
@@ -164,21 +207,20 @@ def paper_vs_presets(name: str, compare_for: Callable[[str], Table]) -> Table:
             reasons.append(f"{preset}: {exc}")
     if not sides:
         return published_alone(name, reasons)
-    values = ("ours", "ours_sd", "paper", "diff")
+    values = ["ours", "ours_sd", "n_seeds", "split_sd", "diff", "s", "z", "agreement"]
     frames, keys = [], None
     for preset, table in sides.items():
         data = table.data.reset_index(drop=True)
         shown, _ = table.rendered()
-        keys = keys or [c for c in data.columns if c not in values]
+        keys = keys or [c for c in data.columns if c not in values and c != "paper"]
         part = data[keys].copy()
         part["paper"] = data["paper"]
-        part[f"ours_{preset}"] = data["ours"]
-        part[f"ours_{preset}_sd"] = data["ours_sd"] if "ours_sd" in data else math.nan
-        part[f"diff_{preset}"] = data["diff"]
         for col in keys + ["paper"]:
             part[f"_shown_{col}"] = shown[col].to_numpy()
-        part[f"_shown_ours_{preset}"] = shown["ours"].to_numpy()
-        part[f"_shown_diff_{preset}"] = shown["diff"].to_numpy()
+        for col in values:
+            part[f"{col}_{preset}"] = data[col] if col in data else math.nan
+            if col in shown:
+                part[f"_shown_{col}_{preset}"] = shown[col].to_numpy()
         frames.append(part)
     merged = frames[0]
     for other in frames[1:]:
@@ -186,39 +228,51 @@ def paper_vs_presets(name: str, compare_for: Callable[[str], Table]) -> Table:
         for col in [c for c in merged.columns if c.endswith("_other")]:
             merged[col[:-6]] = merged[col[:-6]].combine_first(merged[col])
         merged = merged.drop(columns=[c for c in merged.columns if c.endswith("_other")])
-    value_cols = ["paper"]
+    value_cols, shown_cols = ["paper"], keys + ["paper"]
     for preset in (PAPER_PRESET, BESIDE_PRESET):
-        for col in (f"ours_{preset}", f"ours_{preset}_sd", f"diff_{preset}"):
-            if col not in merged:
-                merged[col] = math.nan
-                merged[f"_shown_{col}"] = "n/a"
-            value_cols.append(col)
+        for col in values:
+            full = f"{col}_{preset}"
+            if full not in merged:
+                merged[full] = math.nan
+            value_cols.append(full)
+            if col in ("ours", "diff", "z", "agreement"):
+                shown_cols.append(full)
+                if f"_shown_{full}" not in merged:
+                    merged[f"_shown_{full}"] = "n/a"
     data = merged[keys + value_cols]
-    shown_cols = [c for c in keys + value_cols if not c.endswith("_sd")]
     display = merged[[f"_shown_{c}" for c in shown_cols]].fillna("n/a")
     display.columns = shown_cols
     headers = {"paper": "Paper"}
     for preset, label in _PRESET_LABELS.items():
         headers[f"ours_{preset}"] = f"Ours ({label})"
         headers[f"diff_{preset}"] = f"{preset} − paper"
+        headers[f"z_{preset}"] = f"z ({preset})"
+        headers[f"agreement_{preset}"] = f"Verdict ({preset})"
     base = next(iter(sides.values())).caption.split("; difference")[0].rstrip(".")
     caption = (f"{base}. The paper beside ours from the as_run preset, which reproduces the setting the paper's "
                "numbers came from (forward MSE and perceptual loss off, IRN downscaler frozen); the corrected "
-               "preset (all loss terms working) beside it, labelled. Differences = ours − paper.")
+               "preset (all loss terms working) beside it, labelled. Differences = ours − paper. " + NOISE_CAPTION)
     return Table(data=data.reset_index(drop=True), caption=caption, display=display.reset_index(drop=True),
                  headers=headers, notes=[f"ours ({r})" for r in reasons])
 
 
-def table4_means(ours: Table) -> Table:
+def table4_means(ours: Table, per_image: pd.DataFrame | None = None, metrics: dict | None = None) -> Table:
     """Table 4 per (metric, lambda_s) averaged over the showcase images, ours beside the paper's.
 
     The paper's images are the authors' own photographs (not public), so only the means
-    over each side's images are comparable, not image by image.
+    over each side's images are comparable, not image by image. ``metrics`` maps the
+    paper's metric names to the columns of ours that match their convention (``ours`` has
+    been renamed to the paper's names already). With ``per_image`` (the showcase rows of
+    ours, our column names) each row gets its noise: the SD across seeds of our image mean,
+    and the sampling SD of two means over different images (ours and the paper's six),
+    ``√(SD_ours² / n_ours + SD_paper² / n_paper)``, entered into :func:`ssimsr.noise.agreement`
+    as ``split_sd`` = that / √2.
     """
     paper = load_published("table4")
     fig_cols = [c for c in paper.columns if c.startswith("fig")]
     paper_mean = paper.assign(paper=paper[fig_cols].mean(axis=1), lambda_s=paper["lambda_s"].astype(float))
-    paper_mean = paper_mean[["metric", "lambda_s", "paper"]]
+    paper_mean["paper_image_sd"] = paper[fig_cols].std(axis=1, ddof=1)
+    paper_mean = paper_mean[["metric", "lambda_s", "paper", "paper_image_sd"]]
     data = ours.data.reset_index() if ours.data.index.name or isinstance(ours.data.index, pd.MultiIndex) else ours.data
     # several seeds: <image>_mean / <image>_sd columns, of which only the means are averaged
     cols = [c for c in data.columns if c not in ("metric", "lambda_s", "n_seeds")]
@@ -227,5 +281,133 @@ def table4_means(ours: Table) -> Table:
                             lambda_s=data["lambda_s"].astype(float))
     merged = ours_mean[["metric", "lambda_s", "ours"]].merge(paper_mean, on=["metric", "lambda_s"], how="outer")
     merged["diff"] = merged["ours"] - merged["paper"]
+    noise = [_table4_noise(per_image, (metrics or {}).get(r["metric"], r["metric"]), r["lambda_s"],
+                           r["paper_image_sd"], len(fig_cols)) for _, r in merged.iterrows()]
+    merged = merged.drop(columns=["paper_image_sd"])
+    merged = pd.concat([merged, pd.DataFrame(noise, index=merged.index)], axis=1)
+    verdicts = [agreement(r["ours"], r["paper"], r["ours_sd"], r["n_seeds"], r["split_sd"])
+                for _, r in merged.iterrows()]
+    merged = pd.concat([merged, pd.DataFrame(verdicts, index=merged.index)], axis=1)
     return Table(merged, "Table 4, mean over the showcase images: ours (our crops) beside the paper's "
-                         "(the authors' photographs, not public); only the means are comparable.")
+                         "(the authors' photographs, not public); only the means are comparable. z = (ours − paper) "
+                         "/ s, s = √(SD_seeds² (1 + 1/k) + SD_img,ours² / n_ours + SD_img,paper² / n_paper): two means "
+                         "over different images. |z| < 2: within noise.", headers=VERDICT_HEADERS)
+
+
+def _table4_noise(per_image: pd.DataFrame | None, column: str, lambda_s: float, paper_sd: float,
+                  n_paper: int) -> dict:
+    out = {"ours_sd": math.nan, "n_seeds": 1.0, "split_sd": math.nan}
+    if per_image is None or column not in per_image.columns or pd.isna(lambda_s):
+        return out
+    rows = per_image[np.isclose(per_image["lambda_s"].astype(float), float(lambda_s))]
+    rows = rows[pd.to_numeric(rows[column], errors="coerce").notna()]
+    if rows.empty:
+        return out
+    by_seed = rows.groupby("seed")[column]
+    means, n_images = by_seed.mean(), int(by_seed.size().max())
+    out["n_seeds"] = float(len(means))
+    out["ours_sd"] = float(means.std(ddof=1)) if len(means) > 1 else math.nan
+    if n_images >= 2 and not pd.isna(paper_sd):
+        image_var = float(by_seed.var(ddof=1).mean())
+        out["split_sd"] = math.sqrt((image_var / n_images + paper_sd ** 2 / n_paper) / 2)
+    return out
+
+
+# --------------------------------------------------------------------------- like-for-like and the noise
+
+#: The paper's per-image metrics (Tables 2-4) came from the authors' inference script:
+#: our columns in that convention (``ssimsr.metrics.image_metrics``).
+AUTHORS_METRICS = {"psnr": "psnr_authors", "ssim": "ssim_authors"}
+
+
+def authors_total(frame: pd.DataFrame) -> pd.Series:
+    """The validation total as the authors' code computed it: λ_b·bwMSE + fwMSE + λ_s·SSIM_N.
+
+    Their validation added the forward MSE of the real downscaled reconstruction with
+    λ_f = 1 although training's was 0, and their perceptual term was 0 (VGG19 collapsed);
+    ``frame`` has ``bw_mse``, ``fw_mse``, ``ssim_n``, ``lambda_s`` (+ ``lambda_b``, else 1).
+    """
+    missing = [c for c in ("bw_mse", "fw_mse", "ssim_n", "lambda_s") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"authors_total: columns missing {missing} (rerun evaluation / collect)")
+    lambda_b = frame["lambda_b"].astype(float) if "lambda_b" in frame.columns else 1.0
+    return lambda_b * frame["bw_mse"] + frame["fw_mse"] + frame["lambda_s"].astype(float) * frame["ssim_n"]
+
+
+#: Table 1's quantities -> the per-image column whose spread gives their split-sampling SD.
+_TABLE1_PER_IMAGE = {"total": "total_authors", "bwmse": "bw_mse", "psnr": "psnr", "ssim": "ssim"}
+
+
+def _population(history: pd.DataFrame, dataset: str, n_val: int, splits: dict) -> int | None | str:
+    """The number of images a random split drew ``n_val`` validation images from, ``"same"``
+    when the split is not random (both sides validate on the same images)."""
+    if splits.get(dataset, "random") != "random":
+        return "same"
+    rows = history[history["dataset"] == dataset] if "dataset" in history.columns else history
+    if "dataset_size" not in rows.columns or rows["dataset_size"].isna().all():
+        return None
+    return int(rows["dataset_size"].max()) + n_val
+
+
+def split_sd_lookup(per_image: pd.DataFrame, history: pd.DataFrame, splits: dict,
+                    image_set: str = "val") -> Callable[[dict, str], float]:
+    """``lookup(keys, quantity)``: the split-sampling SD of a Table 1 cell (``psnr_end``, ...).
+
+    From the per-image values of the run group that ``keys`` names (dataset, model,
+    lambda_s, [preset, vgg]): per seed :func:`ssimsr.noise.split_sampling_sd` over its
+    images, pooled over seeds (root mean square). 0 where the split is not random; NaN
+    where a column is missing. Epoch-1 cells use the end-of-training images' spread.
+    """
+    from ..noise import split_sampling_sd
+
+    frame = per_image[per_image["set"] == image_set] if "set" in per_image.columns else per_image
+    if {"bw_mse", "fw_mse", "ssim_n"} <= set(frame.columns):
+        frame = frame.assign(total_authors=authors_total(frame))
+    cache: dict = {}
+
+    def lookup(keys: dict, quantity: str) -> float:
+        column = _TABLE1_PER_IMAGE.get(quantity.rsplit("_", 1)[0], quantity.rsplit("_", 1)[0])
+        rows = frame
+        for k, v in keys.items():
+            if k in rows.columns and k != "quantity":
+                rows = rows[np.isclose(rows[k].astype(float), float(v))] if k == "lambda_s" else rows[rows[k] == v]
+        if column not in rows.columns or rows.empty or rows[column].isna().all():
+            return math.nan
+        n_val = int(rows.groupby("seed")["image"].nunique().max()) if "seed" in rows.columns else rows["image"].nunique()
+        population = _population(history, keys.get("dataset"), n_val, splits)
+        if population == "same":
+            return 0.0
+        key = (tuple(sorted(keys.items())), column)
+        if key not in cache:
+            per_seed = [split_sampling_sd(g[column].to_numpy(float), population)
+                        for _, g in (rows.groupby("seed") if "seed" in rows.columns else [(0, rows)])]
+            cache[key] = float(np.sqrt(np.mean(np.square(per_seed))))
+        return cache[key]
+
+    return lookup
+
+
+def stats_noise(comparisons: pd.DataFrame, history: pd.DataFrame, splits: dict, dataset: str,
+                metrics: dict) -> dict:
+    """``{paper metric: (seed_sd, n_seeds, split_sd)}`` of the mean difference of Tables 2/3,
+    from the comparisons rows (one per our metric in ``metrics``, paper name -> ours): the SD
+    across seeds of the per-seed differences, and the split-sampling SD of a mean of the
+    per-image differences (``sd_diff``, n images)."""
+    out = {}
+    for paper_name, ours in metrics.items():
+        row = comparisons[comparisons["metric"] == ours]
+        if len(row) != 1:
+            continue
+        r = row.iloc[0]
+        n = int(r["n"]) if not pd.isna(r.get("n", math.nan)) else 0
+        population = _population(history, dataset, n, splits)
+        if population == "same":
+            split = 0.0
+        elif n >= 2 and not pd.isna(r.get("sd_diff", math.nan)):
+            fpc = 1.0 - n / population if isinstance(population, int) else 1.0
+            split = float(r["sd_diff"]) * math.sqrt(fpc / n)
+        else:
+            split = math.nan
+        out[paper_name] = (float(r["sd_seed_diff"]) if not pd.isna(r["sd_seed_diff"]) else math.nan,
+                           int(r["n_seeds"]) if not pd.isna(r["n_seeds"]) else 1, split)
+    return out
