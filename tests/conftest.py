@@ -46,3 +46,19 @@ def vgg_weights(tmp_path_factory):
     with h5py.File(path, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, model)
     return path, [w.copy() for w in model.get_weights()]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """A prepared dataset: 4 train / 2 val real photo crops of 48x64 (scikit-image's photos)."""
+    from PIL import Image
+    from skimage import data as skdata
+
+    root = tmp_path_factory.mktemp("prepared")
+    photos = [skdata.astronaut(), skdata.coffee(), skdata.rocket(), skdata.chelsea(),
+              skdata.immunohistochemistry(), skdata.hubble_deep_field()]
+    for i, img in enumerate(photos):
+        split = "val" if i >= 4 else "train"
+        (root / split).mkdir(exist_ok=True)
+        Image.fromarray(img[100:148, 100:164]).save(root / split / f"img{i}.png")
+    return root

@@ -426,3 +426,81 @@ def test_stage_cli_failures_are_one_line(tmp_path, capsys, argv, expected):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1, err
     assert err[0].startswith(f"ssimsr {argv[0]}: error: ") and expected in err[0]
+
+
+# ----------------------------------------------------------------- resize filter, benchmarks, origin (issue 15)
+
+def test_bilinear_resize_equals_pillows_bilinear(astronaut):
+    resize = {"mode": "longer_side", "size": 160, "filter": "bilinear"}
+    rgb, conv = data.apply_resize(astronaut, resize)
+    expected = np.asarray(Image.fromarray(astronaut).resize((160, 120), Image.Resampling.BILINEAR))
+    np.testing.assert_array_equal(rgb, expected)
+    assert conv == ["resize 128x96->160x120 (bilinear)"]
+    bicubic = np.asarray(Image.fromarray(astronaut).resize((160, 120), Image.Resampling.BICUBIC))
+    assert not np.array_equal(rgb, bicubic)
+    # no filter given: the schema's default, bicubic
+    rgb, conv = data.apply_resize(astronaut, {"mode": "longer_side", "size": 160})
+    np.testing.assert_array_equal(rgb, bicubic)
+    assert conv == ["resize 128x96->160x120 (bicubic)"]
+
+
+def test_rounding_to_a_multiple_stays_bicubic(astronaut):
+    payload = png_bytes(Image.fromarray(astronaut))
+    out = data.prepare_image(payload, "a.png", {"resize": {"mode": "exact", "width": 150, "height": 100,
+                                                           "filter": "lanczos"}, "multiple": 16, "scale": 2})
+    step1 = Image.fromarray(astronaut).resize((150, 100), Image.Resampling.LANCZOS)
+    step2 = np.asarray(step1.resize((144, 96), Image.Resampling.BICUBIC))
+    np.testing.assert_array_equal(out.pixels, step2)
+    assert out.conversions == ["resize 128x96->150x100 (lanczos)", "resize 150x100->144x96 (multiple 16)"]
+
+
+def test_manifest_records_the_resize_filter(tmp_path, photo_zip):
+    receipt = _receipt_for(tmp_path, photo_zip)
+    options = {"resize": {"mode": "longer_side", "size": 200, "filter": "bilinear"}, "multiple": 16, "scale": 2,
+               "split": {"method": "fixed", "val": ["chelsea"]}}
+    manifest = data.prepare_dataset([receipt], options, tmp_path / "out")
+    ok = manifest[manifest.status == "ok"].set_index("stem")
+    assert set(ok.resize_filter) == {"bilinear"}
+    assert ok.loc["coffee", "conversions"].startswith("resize 600x400->200x133 (bilinear)")
+    written = pd.read_csv(tmp_path / "out" / "manifest.csv")
+    assert set(written[written.status == "ok"].resize_filter) == {"bilinear"}
+    no_resize = dict(options, resize=None)
+    manifest = data.prepare_dataset([receipt], no_resize, tmp_path / "out2")
+    assert set(manifest[manifest.status == "ok"].resize_filter) == {""}
+
+
+def test_unknown_resize_filter_is_refused_naming_the_key():
+    from ssimsr.config import ConfigError, check_config
+
+    config = {"datasets": {"bsds300": {"sources": [{"uri": "x.tgz"}], "split": {"method": "random", "n_val": 1},
+                                       "resize": {"mode": "longer_side", "size": 500, "filter": "cubic"}}}}
+    with pytest.raises(ConfigError, match=r"datasets\.bsds300\.resize\.filter: 'cubic' is not one of"):
+        check_config(config)
+    with pytest.raises(DataError, match="resize.filter: unknown value 'cubic'"):
+        data.apply_resize(np.zeros((8, 8, 3), np.uint8), {"mode": "exact", "width": 4, "height": 4,
+                                                          "filter": "cubic"})
+
+
+def test_all_val_split_puts_every_image_in_val(tmp_path, photo_zip):
+    assert data.assign_splits(["b", "a"], {"method": "all_val"}, {}) == {"a": "val", "b": "val"}
+    receipt = _receipt_for(tmp_path, photo_zip)
+    options = {"resize": None, "multiple": 2, "multiple_mode": "crop", "scale": 2, "split": {"method": "all_val"}}
+    out = tmp_path / "bench"
+    data.prepare_dataset([receipt], options, out)
+    assert data.list_split(out, "train") == []
+    assert [p.stem for p in data.list_split(out, "val")] == ["astronaut", "chelsea", "coffee", "rocket"]
+    with Image.open(out / "val" / "chelsea.png") as img:
+        assert img.size == (450, 300)  # 451x300 cropped to a multiple of the scale (modcrop)
+
+
+def test_origin_is_the_folder_of_the_source_member(tmp_path, photo_zip):
+    assert data.origin_of("https://h/BSDS300-images.tgz:BSDS300/images/test/101085.jpg") == "BSDS300/images/test"
+    assert data.origin_of("/data/BSDS300-images.tgz:BSDS300/images/train/2092.jpg") == "BSDS300/images/train"
+    assert data.origin_of("../shared/data/Set5:img_001.png") == "."
+    assert data.origin_of("skimage:astronaut.png") == "."
+    receipt = _receipt_for(tmp_path, photo_zip)
+    data.prepare_dataset([receipt], {"resize": None, "multiple": 2, "scale": 2, "split": {"method": "all_val"}},
+                         tmp_path / "out")
+    assert data.image_origins(tmp_path / "out") == {k: "set" for k in ("astronaut", "chelsea", "coffee", "rocket")}
+    with pytest.raises(DataError, match="nothing/manifest.csv: manifest not found"):
+        data.image_origins(tmp_path / "nothing")

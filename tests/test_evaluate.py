@@ -6,6 +6,7 @@ import hashlib
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from skimage import data as skdata
@@ -48,7 +49,14 @@ def test_evaluate_run_matches_independent_psnr(workspace):
     out = root / "results/eval" / runs[1].relative_to(root / "results/train")
     frame = evaluate.evaluate_run(runs[1], {"val": val}, out)
     assert list(frame.image) == [p.stem for p in val]
-    assert set(frame.columns) == {"set", "image", "psnr", "ssim", "psnr_y", "ssim_y"}
+    assert set(frame.columns) == {"set", "image", "psnr", "ssim", "psnr_y", "ssim_y", "psnr_authors", "ssim_authors",
+                                  "bw_mse", "fw_mse", "ssim_n"}
+    # like for like with training's last validation (same weights, same images, float32 sums)
+    last = pd.read_csv(runs[1] / "history.csv").query("split == 'val'").iloc[-1]
+    for column in ("bw_mse", "fw_mse", "ssim_n", "psnr", "ssim"):
+        assert frame[column].mean() == pytest.approx(last[column], rel=1e-4, abs=1e-6), column
+    # the authors' PSNR is that of the unclipped output, i.e. of bw_mse
+    np.testing.assert_allclose(frame.psnr_authors, -10 * np.log10(frame.bw_mse), atol=1e-9)
     hr = np.asarray(Image.open(val[0]), dtype=np.float64) / 255
     rec8 = np.asarray(Image.open(out / "recon/val" / val[0].name), dtype=np.float64) / 255
     # metrics use the float output; the 8-bit PNG differs by quantisation only
@@ -116,3 +124,26 @@ def test_weight_file_md5_is_checked(tmp_path):
     with pytest.raises(ChecksumMismatch, match=f"expected md5 {'0' * 32}, actual md5 {md5}"):
         weights.fetch_weight_file(str(src), tmp_path / "out/other.h5", "0" * 32, "md5")
     assert not (tmp_path / "out/other.h5").exists()
+
+
+# ----------------------------------------------------------------- image origin (issue 15)
+
+def test_per_image_rows_get_the_origin_of_their_source_member(tmp_path):
+    import pandas as pd
+
+    root = tmp_path / "data"
+    for name, sources in (("bsds", ["u.tgz:BSDS300/images/test/0001.jpg", "u.tgz:BSDS300/images/train/0002.jpg"]),
+                          ("set5", ["../shared/data/Set5:img_001.png"])):
+        (root / name).mkdir(parents=True)
+        stems = [s.rsplit("/", 1)[-1].rsplit(":", 1)[-1].split(".")[0] for s in sources]
+        pd.DataFrame({"stem": stems, "status": "ok", "source": sources}).to_csv(root / name / "manifest.csv",
+                                                                               index=False)
+    metrics = pd.DataFrame({"set": ["val", "val", "set5", "showcase"], "image": ["0001", "0002", "img_001", "fig"],
+                            "psnr": [30.0, 31.0, 32.0, 33.0]})
+    out = evaluate.with_origin(metrics, "bsds", root)
+    assert list(out.columns) == ["set", "image", "origin", "psnr"]
+    assert list(out.origin) == ["BSDS300/images/test", "BSDS300/images/train", ".", ""]
+    with pytest.raises(ValueError, match=r"bsds/manifest.csv: no row for the images \['0003'\] of set 'val'"):
+        evaluate.with_origin(metrics.assign(image=["0001", "0003", "img_001", "fig"]), "bsds", root)
+    with pytest.warns(UserWarning, match="nothing/manifest.csv: not found"):
+        assert list(evaluate.with_origin(metrics[:2], "nothing", root).origin) == ["", ""]

@@ -120,3 +120,23 @@ def test_perceptual_norm_relative_by_default_raw_by_preset_bad_value_named(paper
         experiment_table(bad)
     errors = describe_errors(bad)
     assert any(e.startswith("losses.perceptual_norm") for e in errors), errors
+
+
+# ----------------------------------------------------------------- evaluation.benchmarks (issue 15)
+
+def test_benchmarks_are_configured_datasets_never_trained_on(paper_config):
+    from ssimsr.experiments import check_benchmarks
+
+    assert check_benchmarks(paper_config) == ["set5", "set14"]
+    for name in ("set5", "set14"):
+        assert paper_config["datasets"][name]["split"] == {"method": "all_val"}
+        assert paper_config["datasets"][name]["multiple_mode"] == "crop"
+    unknown = dict(paper_config, evaluation={"benchmarks": ["set5", "urban100"]})
+    with pytest.raises(ValueError, match=r"evaluation.benchmarks\[1\]: unknown dataset 'urban100'"):
+        check_benchmarks(unknown)
+    trained = dict(paper_config, evaluation={"benchmarks": ["bsds300"]})
+    with pytest.raises(ValueError, match=r"evaluation.benchmarks\[0\]: 'bsds300' is a training dataset"):
+        check_benchmarks(trained)
+    assert defaults("evaluation")["benchmarks"] == []
+    demo = yaml.safe_load((REPO / "profiles/demo/demo-config.yaml").read_text())
+    assert demo["evaluation"]["benchmarks"] == []  # offline

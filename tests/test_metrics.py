@@ -232,3 +232,13 @@ def test_authors_ssim_rejects_tiny_images():
     tiny = np.zeros((6, 6, 3), np.float32)
     with pytest.raises(ValueError, match="7x7"):
         M.ssim_authors(tiny, tiny)
+
+
+def test_ssim_numpy_is_the_training_ssim_in_float64():
+    """The Keras-free SSIM of the figures: the same formula; the Keras one is float32 (bound as in
+    test_losses.test_ssim_equals_tf_image_ssim)."""
+    for seed in range(3):
+        hr, rec = _pair(seed, noise=0.08)
+        assert M.ssim_numpy(hr, rec) == pytest.approx(M.ssim(hr, rec), abs=1e-4)
+        assert M.ssim_numpy(hr, rec) == pytest.approx(_sk_ssim(hr.astype(np.float64), rec.astype(np.float64), 1.0,
+                                                               channel_axis=-1), abs=0.02)

@@ -814,3 +814,28 @@ def test_build_tables_writes_benchmarks_and_by_origin(tmp_path):
     for name in ("benchmarks", "by_origin"):
         caption = Path(__file__).resolve().parents[1] / "workflow" / "report" / f"{name}.rst"
         assert caption.read_text().strip()
+
+
+def test_bicubic_baseline_rows_in_table1_and_paper_vs_ours(tmp_path):
+    from ssimsr.tables import build_tables
+
+    history, per_image = _study_frames(lambdas=(0.0, 1.0))
+    images = [f"v{i}" for i in range(5)]
+    baseline = pd.DataFrame({"dataset": "bsds300", "set": "val", "image": images, "origin": "BSDS300/images/test",
+                             "psnr": np.linspace(27, 29, 5),
+                             "ssim": 0.8, "psnr_authors": 28.0, "psnr_y": 29.0, "ssim_y": 0.85})
+    per_image = per_image.assign(psnr_y=per_image.psnr + 1, ssim_y=per_image.ssim)
+    report = dict(table1_study="table1", appendix_study=None, comparisons=[[1, 0]],
+                  stats=dict(model="sr", dataset="bsds300", study="table1"), showcase_model="sr",
+                  showcase_dataset="bsds300")
+    build_tables(history, per_image, S.compare_studies(per_image, pairs=[[1, 0]]), report, tmp_path,
+                 baseline=baseline)
+    t1 = pd.read_csv(tmp_path / "table1.csv")
+    bic = t1[t1.model == "bicubic"].iloc[0]
+    assert bic["psnr_end_mean"] == pytest.approx(28.0) and bic["bwmse_end_mean"] == pytest.approx(10 ** -2.8)
+    assert np.isnan(bic["lambda_s"]) and np.isnan(bic["psnr_start_mean"])
+    versus = pd.read_csv(tmp_path / "paper_vs_ours_table1.csv")
+    row = versus[(versus.model == "bicubic") & (versus.quantity == "psnr_end")].iloc[0]
+    assert row["ours_as_run"] == pytest.approx(28.0) and np.isnan(row["paper"])
+    assert row["agreement_as_run"] == "model-free baseline: no published value"
+    assert "bicubic" in (tmp_path / "paper_vs_ours_table1.md").read_text()

@@ -19,19 +19,6 @@ from ssimsr.train import NonFiniteLoss, RunParams, epoch_batches, history_column
 TINY_WIDTHS = {"sr": {"filters": 8, "res_blocks": 1}, "irn": {"down_filters": 8, "up_filters": 4}}
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    """A prepared dataset: 4 train / 2 val real photo crops of 48x64."""
-    root = tmp_path_factory.mktemp("prepared")
-    photos = [skdata.astronaut(), skdata.coffee(), skdata.rocket(), skdata.chelsea(),
-              skdata.immunohistochemistry(), skdata.hubble_deep_field()]
-    for i, img in enumerate(photos):
-        split = "val" if i >= 4 else "train"
-        (root / split).mkdir(exist_ok=True)
-        Image.fromarray(img[100:148, 100:164]).save(root / split / f"img{i}.png")
-    return root
-
-
 def tiny_params(model="sr", **overrides) -> RunParams:
     values = dict(dataset="tiny", epochs=3, crop=32, batch_size=2, lambda_p=0.0, log_every=100,
                   widths=TINY_WIDTHS[model], backend=BACKEND)

@@ -105,7 +105,15 @@ def test_paper_dag_resolves_quickly():
     assert {t[4] for t in appendix} == {"b4c4-b5c4", "b1c2-b4c4", "b2c2-b5c2", "b3c2-b4c4"}
     # every train job waits for its dataset's prepare job and the VGG19 weights
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
-    assert stats["train"] == "132" and stats["fetch_vgg19"] == "1" and stats["prepare_dataset"] == "3"
+    # three training datasets and two benchmarks (Set5, Set14: evaluated, never trained on)
+    assert stats["train"] == "132" and stats["fetch_vgg19"] == "1" and stats["prepare_dataset"] == "5"
+    assert stats["baseline"] == "5" and stats["collect_baseline"] == "1"
+    for dataset in ("set5", "set14"):
+        assert f"results/eval/baseline/{dataset}.csv" in result.stdout
+        assert not re.search(rf"results/train/\w+/\w+/\w+/{dataset}/", result.stdout)
+    evaluations = [j.split("\n\n")[0] for j in result.stdout.split("rule evaluate:")[1:]]
+    assert len(evaluations) == 132
+    assert all("results/data/set5/manifest.csv" in j and "results/data/set14/manifest.csv" in j for j in evaluations)
     jobs = [j.split("\n\n")[0] for j in result.stdout.split("rule train:")[1:]]
     preset = [re.search(r"output: results/train/\w+/(\w+)/", j).group(1) for j in jobs]
     corrected = [j for j, p in zip(jobs, preset) if p == "corrected"]

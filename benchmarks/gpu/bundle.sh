@@ -3,7 +3,7 @@
 # machine lacks into gpu-bundle/ (git-ignored), at most 60 MiB:
 #   - wheels for Python 3.12 / manylinux x86-64 of keras, snakemake and the pure-Python
 #     (or small binary) packages they need that the GPU image does not have;
-#   - a copy of the BSDS300 archive (../shared/data, or $BSDS300_ARCHIVE).
+#   - a copy of the BSDS300 archive (../shared/data, or $BSDS300_ARCHIVE), and of Set5 / Set14.
 # The GPU image (device README, KINDS.md) has numpy, pandas, scipy, matplotlib,
 # scikit-image, pillow, h5py, pyyaml, jinja2, torch, jax with CUDA, rich, attrs,
 # requests, psutil, tabulate, wrapt, packaging, absl-py, ml-dtypes: they are not bundled.
@@ -50,6 +50,11 @@ if [ ! -f "$ARCHIVE" ]; then
   exit 1
 fi
 cp "$ARCHIVE" "$BUNDLE/BSDS300-images.tgz"
+# Set5 / Set14 (evaluation.benchmarks of bsds300.yaml), 6 MB, when a local copy is here
+for set in Set5 Set14; do
+  src=${BENCHMARK_DIR:-../shared/data}/$set
+  if [ -d "$src" ]; then cp -r "$src" "$BUNDLE/$set"; else echo "bundle.sh: $src not found: $set not bundled" >&2; fi
+done
 du -sh "$BUNDLE" "$BUNDLE/wheels"
 size=$(du -sm "$BUNDLE" | cut -f1)
 if [ "$size" -gt 60 ]; then

@@ -45,11 +45,32 @@ mkdir -p "$RUN"
 cp -r Snakefile config.yaml workflow envs profiles "$RUN"/
 cp benchmarks/gpu/bsds300.yaml "$RUN/gpu.yaml"
 cp benchmarks/gpu/smoke.yaml "$RUN/smoke.yaml"
-"$PY" - "$RUN/gpu.yaml" "$ARCHIVE" <<'EOF'
-import sys, yaml
-path, archive = sys.argv[1:]
+"$PY" - "$RUN/gpu.yaml" "$ARCHIVE" "$PWD" <<'EOF'
+import os, sys, yaml
+path, archive, repo = sys.argv[1:]
 cfg = yaml.safe_load(open(path))
 cfg["datasets"]["bsds300"]["sources"][0]["uri"] = archive
+# Benchmarks (Set5, Set14) are local folders relative to the repository, or their copies in
+# gpu-bundle/: made absolute (the workflow runs in another folder); one not found is dropped.
+kept = []
+for name in cfg.get("evaluation", {}).get("benchmarks", []):
+    found = True
+    for source in cfg["datasets"][name]["sources"]:
+        uri = source["uri"]
+        if "://" in uri or uri.startswith("skimage:") or os.path.isabs(uri):
+            continue
+        hits = [c for c in (os.path.join(repo, uri), os.path.join(repo, "gpu-bundle", os.path.basename(uri)))
+                if os.path.exists(c)]
+        if hits:
+            source["uri"] = os.path.realpath(hits[0])
+        else:
+            found = False
+            print(f"reproduce.sh: benchmark {name}: {uri} not found (nor in gpu-bundle/): not evaluated",
+                  file=sys.stderr)
+    if found:
+        kept.append(name)
+if "evaluation" in cfg:
+    cfg["evaluation"]["benchmarks"] = kept
 yaml.safe_dump(cfg, open(path, "w"), sort_keys=False)
 EOF
 

@@ -106,6 +106,11 @@ def main() -> None:
     paper_vs = args.run_dir / "results" / "tables" / "paper_vs_ours_table1.md"
     if paper_vs.exists():
         lines += ["## The workflow's own paper-vs-ours Table 1", "", paper_vs.read_text()]
+    for name, title in (("benchmarks", "Standard benchmarks (Set5, Set14) and the bicubic baseline"),
+                        ("by_origin", "By origin of the validation images (bicubic baseline and ours)")):
+        table = args.run_dir / "results" / "tables" / f"{name}.md"
+        if table.exists():
+            lines += [f"## {title}", "", table.read_text()]
     args.dest.mkdir(parents=True, exist_ok=True)
     (args.dest / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -132,6 +132,14 @@ def _image_sets(args) -> dict:
     sets = {"val": list_split(args.data, "val")}
     if args.showcase:
         sets["showcase"] = list_split(Path(args.showcase).parent, Path(args.showcase).name)
+    # a benchmark (evaluation.benchmarks): its prepared val split, as a set named after it
+    for folder in getattr(args, "benchmarks", None) or []:
+        name = Path(folder).name
+        if name in sets:
+            raise ValueError(f"--benchmarks {folder}: a benchmark cannot be named {name!r} (a set of its own)")
+        sets[name] = list_split(folder, "val")
+        if not sets[name]:
+            raise ValueError(f"--benchmarks {folder}: its val split has no image")
     return sets
 
 
@@ -215,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--data", required=True, help="prepared dataset folder (its val split is evaluated)")
         p.add_argument("--showcase", default=None, help="folder of showcase crops to evaluate too")
+        p.add_argument("--benchmarks", nargs="*", default=[], metavar="DIR",
+                       help="prepared benchmark datasets (results/data/<name>): their val splits are evaluated "
+                            "too, each as the image set <name>")
         if name == "evaluate":
             p.add_argument("--run", required=True, help="trained run folder")
             p.add_argument("--out", required=True, help="evaluation folder of the run")

@@ -30,14 +30,15 @@ from pathlib import Path
 STAGE_MODULES = {
     "prepare": ("data", "sources"),
     "train": ("models", "losses", "train", "train_steps", "buckets", "balance", "checkpoints", "registry", "archs",
-              "terms"),
+              "terms", "readout"),
     "showcase": ("evaluate",),
     "evaluate": ("models", "metrics", "evaluate", "upscale", "data", "registry", "archs"),
     "lpips": ("lpips_eval", "metrics"),
-    "collect": ("evaluate", "runs"),
-    "stats": ("stats", "power", "runs"),
-    "tables": ("tables", "published", "stats", "power", "balance", "registry", "terms", "runs"),
-    "figures": ("figures", "report", "runs"),
+    "collect": ("evaluate", "runs", "data"),
+    "baseline": ("baseline", "metrics", "data"),
+    "stats": ("stats", "power", "noise", "runs"),
+    "tables": ("tables", "published", "stats", "power", "noise", "balance", "registry", "terms", "runs"),
+    "figures": ("figures", "report", "runs", "baseline", "metrics", "registry", "terms", "noise"),
 }
 
 

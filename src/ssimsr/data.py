@@ -15,6 +15,7 @@ import hashlib
 import io
 import logging
 import os
+import posixpath
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = [
     "stem", "split", "status", "output", "source", "source_sha256",
-    "original_width", "original_height", "width", "height", "conversions", "reason",
+    "original_width", "original_height", "width", "height", "conversions", "resize_filter", "reason",
 ]
 
 
@@ -84,15 +85,37 @@ def decode_rgb8(payload: bytes, name: str) -> tuple[np.ndarray, list[str]]:
     return rgb, conversions
 
 
-def _bicubic(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    img = Image.fromarray(rgb).resize((width, height), Image.Resampling.BICUBIC)
+#: ``resize.filter`` values (config schema) -> Pillow's resampling filters.
+RESIZE_FILTERS = {
+    "nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING,
+}
+
+
+def _resized(rgb: np.ndarray, width: int, height: int, filter: str = "bicubic") -> np.ndarray:
+    if filter not in RESIZE_FILTERS:
+        raise DataError(f"resize.filter: unknown value {filter!r} ({', '.join(RESIZE_FILTERS)})")
+    img = Image.fromarray(rgb).resize((width, height), RESIZE_FILTERS[filter])
     return np.asarray(img)
 
 
+def _bicubic(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    return _resized(rgb, width, height, "bicubic")
+
+
+def resize_filter(resize: dict | None) -> str:
+    """The Pillow filter of a dataset's ``resize`` (schema default filled); "" without a resize."""
+    return fill_defaults(resize, "resize")["filter"] if resize else ""
+
+
 def apply_resize(rgb: np.ndarray, resize: dict | None) -> tuple[np.ndarray, list[str]]:
-    """The offline resize of the paper: exact WxH, or the longer side to ``size``."""
+    """The offline resize of the paper: exact WxH, or the longer side to ``size``, with the
+    Pillow filter ``resize.filter`` (the schema's default, bicubic, when it is absent)."""
     if not resize:
         return rgb, []
+    if "filter" not in resize:
+        resize = fill_defaults(resize, "resize")
     h, w = rgb.shape[:2]
     if resize["mode"] == "exact":
         new_w, new_h = resize["width"], resize["height"]
@@ -103,7 +126,8 @@ def apply_resize(rgb: np.ndarray, resize: dict | None) -> tuple[np.ndarray, list
         raise DataError(f"resize.mode: unknown value {resize['mode']!r}")
     if (new_w, new_h) == (w, h):
         return rgb, []
-    return _bicubic(rgb, new_w, new_h), [f"resize {w}x{h}->{new_w}x{new_h}"]
+    return (_resized(rgb, new_w, new_h, resize["filter"]),
+            [f"resize {w}x{h}->{new_w}x{new_h} ({resize['filter']})"])
 
 
 def round_to_multiple(rgb: np.ndarray, multiple: int, mode: str) -> tuple[np.ndarray, list[str]]:
@@ -166,7 +190,8 @@ def assign_splits(stems: list[str], split: dict, member_splits: dict[str, str | 
 
     random: a permutation of the sorted stems by numpy's default_rng(seed); the first
     n_val go to val. iids: the official lists (``official`` maps stem -> split).
-    by_source: each source's ``split`` key. fixed: stems listed in ``val``.
+    by_source: each source's ``split`` key. fixed: stems listed in ``val``. all_val: every
+    image in val (a benchmark: evaluated, never trained on).
     """
     split = fill_defaults(split, "split")
     method = split["method"]
@@ -192,6 +217,8 @@ def assign_splits(stems: list[str], split: dict, member_splits: dict[str, str | 
         if missing:
             raise DataError(f"split method iids: images not in the iids files: {missing[:5]}")
         return {s: official[s] for s in ordered}
+    if method == "all_val":
+        return {s: "val" for s in ordered}
     if method == "fixed":
         wanted = set(split.get("val", []))
         unknown = sorted(wanted - set(ordered))
@@ -231,6 +258,7 @@ def prepare_dataset(receipts: list[str | os.PathLike], options: dict, out_dir: s
     sources = [fill_defaults(source, "source") for source in sources]
     loaded = [load_receipt(r) for r in receipts]
     on_bad = options["on_bad_image"]
+    filter_name = resize_filter(options["resize"])
 
     tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -252,6 +280,7 @@ def prepare_dataset(receipts: list[str | os.PathLike], options: dict, out_dir: s
                     "source_sha256": hashlib.sha256(payload).hexdigest(),
                     "original_width": None, "original_height": None,
                     "width": None, "height": None, "conversions": "", "reason": "",
+                    "resize_filter": filter_name,
                 }
                 try:
                     prepared = _prepare_filled(payload, where, options)
@@ -288,6 +317,8 @@ def prepare_dataset(receipts: list[str | os.PathLike], options: dict, out_dir: s
         splits = assign_splits(ok, options["split"], member_splits, official)
         for split in ("train", "val"):
             (tmp / split).mkdir()
+            if split == "train" and options["split"]["method"] == "all_val":
+                continue  # a benchmark: no training images, by design
             if split not in splits.values():
                 raise DataError(f"split {split!r} is empty ({options['split']})")
         for row in rows:
@@ -308,6 +339,28 @@ def prepare_dataset(receipts: list[str | os.PathLike], options: dict, out_dir: s
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def origin_of(source: str) -> str:
+    """The folder of the source member an image came from, from a manifest ``source``
+    (``<uri>:<member path>``): ``BSDS300/images/test`` for
+    ``https://.../BSDS300-images.tgz:BSDS300/images/test/101085.jpg``; ``.`` for a file at
+    the top of a folder or archive."""
+    member = str(source).rsplit(":", 1)[-1]
+    return posixpath.dirname(member.replace("\\", "/")) or "."
+
+
+def image_origins(data_dir: str | os.PathLike) -> dict[str, str]:
+    """stem -> origin (:func:`origin_of`) of every prepared image of ``data_dir``'s manifest."""
+    path = Path(data_dir) / "manifest.csv"
+    if not path.is_file():
+        raise DataError(f"{path}: manifest not found (run the prepare_dataset rule)")
+    manifest = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in ("stem", "status", "source") if c not in manifest.columns]
+    if missing:
+        raise DataError(f"{path}: manifest lacks the columns {missing}")
+    ok = manifest[manifest["status"] == "ok"]
+    return {stem: origin_of(source) for stem, source in zip(ok["stem"], ok["source"])}
 
 
 def list_split(data_dir: str | os.PathLike, split: str) -> list[Path]:

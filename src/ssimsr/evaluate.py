@@ -5,7 +5,10 @@ the paper shows in Figs. 4-9) the run reconstructs the image exactly as in train
 (downscale with the run's downscaler, upscale) and records
 
 * ``psnr``, ``ssim``: RGB in [0, 1], output clipped, keras.ops.image.ssim = tf.image.ssim defaults (as training);
-* ``psnr_y``, ``ssim_y``: BT.601 luma with ``scale`` border pixels cropped (SR convention).
+* ``psnr_y``, ``ssim_y``: BT.601 luma with ``scale`` border pixels cropped (SR convention);
+* ``psnr_authors``, ``ssim_authors``: the authors' inference convention (unclipped output,
+  scikit-image's default 7x7 uniform SSIM), which their per-image tables used;
+* ``bw_mse``, ``fw_mse``, ``ssim_n``: the pixel loss terms as validation computes them.
 
 Metrics are computed on the float output; the reconstructions are also written as 8-bit
 PNGs (``recon/<set>/<image>.png``) for LPIPS (torch side) and the figures.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +72,22 @@ def prepare_showcase(entries: list[dict], data_root: str | os.PathLike, crop: in
     return written
 
 
+def loss_values(downscaler, hr: np.ndarray, rec: np.ndarray) -> dict[str, float]:
+    """One image's pixel loss terms as training's validation computes them (unclipped output):
+    ``bw_mse``, ``fw_mse`` (D(HR) against D(reconstruction), also when λ_f = 0: the authors'
+    validation added it to its total) and ``ssim_n`` = (1 − SSIM) / 2. Their spread over the
+    images gives the split-sampling noise of Table 1's loss columns (``ssimsr.noise``)."""
+    from keras import ops
+
+    from .metrics import ssim
+
+    lr_hr, lr_rec = (ops.convert_to_numpy(downscaler(x[None].astype(np.float32), training=False))[0]
+                     for x in (hr, rec))
+    return {"bw_mse": float(np.mean((hr.astype(np.float64) - rec.astype(np.float64)) ** 2)),
+            "fw_mse": float(np.mean((lr_hr.astype(np.float64) - lr_rec.astype(np.float64)) ** 2)),
+            "ssim_n": (1.0 - ssim(hr, rec, clip=False)) / 2.0}
+
+
 def evaluate_run(run: str | os.PathLike, image_sets: dict[str, list[Path]], out_dir: str | os.PathLike) -> pd.DataFrame:
     """Metrics of one run on named sets of HR images; writes metrics.csv and recon PNGs."""
     from .metrics import image_metrics
@@ -89,13 +109,54 @@ def evaluate_run(run: str | os.PathLike, image_sets: dict[str, list[Path]], out_
             # tiles whose overlap covers the receptive field: equal to the whole-image
             # round trip (within 1e-5) with bounded memory, for any image size
             rec = reconstruct_tiled(params, downscaler, upscaler, hr, label=str(path))
-            rows.append({"set": set_name, "image": path.stem, **image_metrics(hr, rec, scale)})
+            rows.append({"set": set_name, "image": path.stem, **image_metrics(hr, rec, scale),
+                         **loss_values(downscaler, hr, rec)})
             png = np.round(np.clip(rec, 0, 1) * 255).astype(np.uint8)
             with atomic_path(recon_root / set_name / f"{path.stem}.png") as tmp:
                 Image.fromarray(png).save(tmp)
     frame = pd.DataFrame(rows)
     write_csv(frame, out_dir / "metrics.csv")
     return frame
+
+
+def with_origin(metrics: pd.DataFrame, dataset: str, data_root: str | os.PathLike,
+                cache: dict | None = None) -> pd.DataFrame:
+    """``metrics`` with an ``origin`` column after ``image``: the folder of the source member
+    each image came from (``data.image_origins`` of its dataset's manifest), so results can
+    be split by origin (BSDS300's byte-identical test images vs its re-encoded train images).
+
+    Set ``val`` comes from the run's ``dataset``, a benchmark set (``set5``) from the
+    dataset of that name; showcase crops have none (empty). A dataset without a manifest
+    under ``data_root`` gives empty origins with a warning; an image its manifest lacks is
+    an error naming the manifest.
+    """
+    from .data import image_origins
+
+    cache = {} if cache is None else cache
+    values = pd.Series("", index=metrics.index, dtype=object)
+    for set_name in metrics["set"].unique():
+        if set_name == "showcase":
+            continue
+        source = dataset if set_name == "val" else str(set_name)
+        if source not in cache:
+            manifest = Path(data_root) / source / "manifest.csv"
+            if manifest.is_file():
+                cache[source] = image_origins(manifest.parent)
+            else:
+                warnings.warn(f"{manifest}: not found; set {set_name!r} gets no image origin", stacklevel=2)
+                cache[source] = None
+        if cache[source] is None:
+            continue
+        rows = metrics["set"] == set_name
+        stems = metrics.loc[rows, "image"].astype(str)
+        missing = sorted(set(stems) - set(cache[source]))
+        if missing:
+            raise ValueError(f"{Path(data_root) / source / 'manifest.csv'}: no row for the images {missing[:5]} "
+                             f"of set {set_name!r}")
+        values[rows] = stems.map(cache[source])
+    out = metrics.drop(columns=["origin"], errors="ignore")
+    out.insert(list(out.columns).index("image") + 1, "origin", values)
+    return out
 
 
 def collect(train_dirs: list[str | os.PathLike], eval_dirs: list[str | os.PathLike],
@@ -108,24 +169,30 @@ def collect(train_dirs: list[str | os.PathLike], eval_dirs: list[str | os.PathLi
     if len(train_dirs) != len(eval_dirs):
         raise ValueError(f"collect: {len(train_dirs)} training folders but {len(eval_dirs)} evaluation folders")
     per_image, history = [], []
+    origins: dict[str, dict[str, str] | None] = {}  # dataset -> its images' origins, read once
     for train_dir, ev in zip(map(Path, train_dirs), map(Path, eval_dirs)):
         params = upgrade_params(json.loads((train_dir / "params.json").read_text()))
         # a run trained before params.json recorded its keys: its folder names them
         run = (Run.from_mapping(params["run"]) if params.get("run") else Run.parse(train_dir)).as_dict()
-        metrics = pd.read_csv(ev / "metrics.csv")
+        # image names as text: DIV2K's 0001 must stay 0001 to be found in the manifest
+        metrics = pd.read_csv(ev / "metrics.csv", dtype={"image": str})
         lpips_file = ev / "lpips.csv"
         if lpips_file.exists():
-            lp = pd.read_csv(lpips_file)
+            lp = pd.read_csv(lpips_file, dtype={"image": str})
             metrics = metrics.merge(lp, on=["set", "image"], how="left", validate="one_to_one")
+        metrics = with_origin(metrics, run["dataset"], data_root, origins)
         per_image.append(metrics.assign(**run))
         hist = pd.read_csv(train_dir / "history.csv")
         n_train = len(list((Path(data_root) / run["dataset"] / "train").glob("*.png")))
         if params["max_train_images"]:
             n_train = min(n_train, params["max_train_images"])
+        # a learned downscaler's read-out PSNR at init (train.write_readout); NaN for the others
+        readout = train_dir / "readout.json"
+        readout_psnr = float(json.loads(readout.read_text())["psnr"]) if readout.exists() else float("nan")
         # the lambdas and the perceptual scale: the loss-share table weights the terms with them
         history.append(hist.assign(**run, epochs=params["epochs"], dataset_size=n_train,
                                    vgg_layers="+".join(params["vgg_layers"]), **params["loss_weights"],
-                                   perceptual_norm=params["perceptual_norm"]))
+                                   perceptual_norm=params["perceptual_norm"], readout_psnr=readout_psnr))
     first = list(Run.keys())
     per_image_df = pd.concat(per_image, ignore_index=True)
     per_image_df = per_image_df[first + [c for c in per_image_df.columns if c not in first]]

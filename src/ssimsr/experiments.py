@@ -137,3 +137,23 @@ def check_report_config(config: dict) -> None:
     from .stats import check_pairs
 
     check_pairs(report["comparisons"], "report.comparisons")
+    check_benchmarks(config)
+
+
+def check_benchmarks(config: dict) -> list[str]:
+    """``evaluation.benchmarks``, checked: configured datasets that no active study trains on,
+    each evaluated as an image set of its own name (so not ``val`` or ``showcase``)."""
+    config = with_defaults(config)
+    trained = {dataset for name in config["active_studies"]
+               for dataset in config["studies"].get(name, {}).get("datasets", [])}
+    names = config["evaluation"]["benchmarks"]
+    for i, name in enumerate(names):
+        key = f"evaluation.benchmarks[{i}]"
+        if name not in config["datasets"]:
+            raise ValueError(f"{key}: unknown dataset {name!r} ({sorted(config['datasets'])})")
+        if name in trained:
+            raise ValueError(f"{key}: {name!r} is a training dataset of an active study; a benchmark is "
+                             "evaluated, never trained on")
+        if name in ("val", "showcase"):
+            raise ValueError(f"{key}: a benchmark cannot be named {name!r} (the name of another image set)")
+    return list(names)

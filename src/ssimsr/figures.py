@@ -1,4 +1,5 @@
-"""Figures: contrast-enhanced difference maps (paper Figs. 4-9) and training curves.
+"""Figures: contrast-enhanced difference maps (paper Figs. 4-9), training curves, the SR comparison
+(HR, bicubic and each λ_s side by side), the verdict's forest plot and the loss terms per epoch.
 
 Difference maps (Section 4.1 of the paper): for each reconstruction (λ_s = 1, 0, 2) the
 pixel difference to the original is taken, the three difference images are put side by
@@ -21,6 +22,7 @@ Everything is written with matplotlib's Agg backend, PNG and PDF, each atomicall
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -29,7 +31,8 @@ import pandas as pd
 
 from .atomic import atomic_path
 
-__all__ = ["difference_maps", "plot_difference_figure", "plot_training_curves", "panel_label"]
+__all__ = ["difference_maps", "plot_difference_figure", "plot_training_curves", "panel_label", "plot_sr_comparison",
+           "plot_forest", "plot_loss_terms", "metrics_text"]
 
 
 def _as_float(img) -> np.ndarray:
@@ -214,6 +217,261 @@ def plot_training_curves(history: pd.DataFrame, stem, split: str = "val",
     fig.suptitle(f"{split} metrics per epoch" + (f" (mean ± sd over {nseeds} seeds)" if nseeds > 1 else ""),
                  fontsize=11)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
+    try:
+        return _atomic_savefig(fig, Path(stem), dpi=dpi)
+    finally:
+        plt.close(fig)
+
+
+# --------------------------------------------------------------------------- SR comparison
+
+def plot_sr_comparison(rows: Sequence[Mapping], stem, title: str = "", dpi: int = 150) -> dict[str, Path]:
+    """The SR comparison figure: one row per showcase crop, its panels side by side.
+
+    ``rows`` is a list of ``{"image": name, "panels": [panel, ...]}``, each panel a dict
+    with ``label`` (title; "λ_s" is typeset), ``image`` (HxWx3 in [0, 1]) and ``psnr`` /
+    ``ssim`` (floats; NaN or None for the reference) and optional ``note`` (e.g. where the
+    values came from). The values are written under each panel (its x label, with
+    ``gid="metrics:<image>:<label>"``). Writes ``<stem>.png`` and ``<stem>.pdf`` atomically.
+    """
+    if not rows:
+        raise ValueError("plot_sr_comparison: no images")
+    plt = _pyplot()
+    ncols = max(len(r["panels"]) for r in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(2.8 * ncols, 3.4 * len(rows) + 0.4), squeeze=False,
+                             layout="constrained")
+    for i, row in enumerate(rows):
+        for j in range(ncols):
+            ax = axes[i][j]
+            if j >= len(row["panels"]):
+                ax.set_axis_off()
+                continue
+            p = row["panels"][j]
+            img = np.clip(_as_float(p["image"]), 0.0, 1.0)
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
+            ax.set_title(_mpl(p["label"]) if j else f"{row['image']}: {p['label']}", fontsize=10)
+            # the values as the x label (an axis kept for it, without ticks or frame): the layout makes room
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            ax.set_xlabel(metrics_text(p.get("psnr"), p.get("ssim")) + (f"\n{p['note']}" if p.get("note") else ""),
+                          fontsize=9)
+            ax.xaxis.label.set_gid(f"metrics:{row['image']}:{p['label']}")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    try:
+        return _atomic_savefig(fig, Path(stem), dpi=dpi)
+    finally:
+        plt.close(fig)
+
+
+def metrics_text(psnr, ssim) -> str:
+    """``"PSNR 28.31 dB / SSIM 0.8123"``; the reference (no values) reads "reference"."""
+    if psnr is None or ssim is None or (pd.isna(psnr) and pd.isna(ssim)):
+        return "reference"
+    return f"PSNR {float(psnr):.2f} dB / SSIM {float(ssim):.4f}"
+
+
+# --------------------------------------------------------------------------- forest plot
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+
+
+def plot_forest(comparisons: pd.DataFrame, stem, metrics: Sequence[str] = ("psnr", "ssim"),
+                study: str | None = None, dpi: int = 120) -> dict[str, Path]:
+    """The verdict as a forest plot: one panel per metric, one row per group and comparison.
+
+    ``comparisons`` is ``results/stats/comparisons.csv`` (:func:`ssimsr.stats.compare_studies`).
+    Rows are the (preset, model, dataset[, vgg, study]) groups and their comparisons, as in
+    the verdict table; ``study`` selects one study when the table has it. Per row: the mean
+    difference a − b over seeds (a marker, ``gid="mean:<metric>:<row>"``), its 95 % CI over
+    seeds (``ci_low_seed`` .. ``ci_high_seed``, a line with ``gid="ci:<metric>:<row>"``; one
+    seed has no CI: the point alone, annotated), and the detectable Δ ``mde_seed`` as a
+    grey band ±mde around 0 (``gid="mde:<metric>:<row>"``; "n/a" with fewer than 4 seeds).
+    With no comparison at all the figure says so. Writes ``<stem>.png`` / ``.pdf`` atomically.
+    """
+    from .noise import MIN_SEEDS_FOR_POWER
+
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    need = ("comparison", "metric", "mean_diff", "ci_low_seed", "ci_high_seed", "mde_seed", "n_seeds")
+    missing = [c for c in need if c not in comparisons.columns]
+    if missing and not comparisons.empty:
+        raise ValueError(f"plot_forest: comparisons lack columns {missing}")
+    c = comparisons
+    if not c.empty and study is not None and "study" in c.columns and (c["study"] == study).any():
+        c = c[c["study"] == study]
+    c = c[c["metric"].isin(metrics)] if not c.empty else c
+    keys = [k for k in ("study", "preset", "model", "dataset", "vgg") if k in c.columns]
+    shown = [k for k in keys if k in ("preset", "model") or c[k].nunique() > 1]
+    rows = (c[shown + ["comparison"]].drop_duplicates().sort_values(shown + ["comparison"]).to_dict("records")
+            if not c.empty else [])
+
+    def row_label(r: Mapping) -> str:
+        parts = [str(r[k]).upper() if k == "model" else str(r[k]) for k in shown]
+        m = re.fullmatch(r"ls([0-9.]+)_vs_ls([0-9.]+)", str(r["comparison"]))
+        comp = f"λ_s {m[1]} vs {m[2]}" if m else str(r["comparison"])
+        return " · ".join(parts + [comp])
+
+    panel_metrics = [m for m in metrics if rows and (c["metric"] == m).any()] or list(metrics)
+    fig, axes = plt.subplots(1, len(panel_metrics), figsize=(5.2 * len(panel_metrics), 1.2 + 0.45 * max(len(rows), 2)),
+                             squeeze=False)
+    labels = {"psnr": "ΔPSNR [dB]", "ssim": "ΔSSIM"}
+    notes = set()
+    for ax, metric in zip(axes[0], panel_metrics):
+        ax.axvline(0.0, color="0.3", linewidth=0.8)
+        for y, r in enumerate(rows):
+            sel = c[(c["metric"] == metric) & (c["comparison"] == r["comparison"])]
+            for k in shown:
+                sel = sel[sel[k] == r[k]]
+            label = row_label(r)
+            if sel.empty:
+                ax.text(0.0, y, "  not compared", va="center", fontsize=8, color="0.4")
+                continue
+            s = sel.iloc[0]
+            mean, lo, hi, mde = (float(s[k]) for k in ("mean_diff", "ci_low_seed", "ci_high_seed", "mde_seed"))
+            n_seeds = int(s["n_seeds"]) if pd.notna(s["n_seeds"]) else 0
+            if np.isfinite(mde):
+                ax.barh(y, 2 * mde, left=-mde, height=0.5, color="0.85", edgecolor="none", zorder=0,
+                        gid=f"mde:{metric}:{label}")
+                mde_text = f"detectable Δ {_fmt(mde)}"
+            else:
+                mde_text = "detectable Δ n/a"
+                if n_seeds < MIN_SEEDS_FOR_POWER:
+                    notes.add(f"detectable Δ n/a: fewer than {MIN_SEEDS_FOR_POWER} seeds")
+            if np.isfinite(lo) and np.isfinite(hi):
+                ax.plot([lo, hi], [y, y], "-", color="C0", linewidth=1.8, gid=f"ci:{metric}:{label}")
+                ci_text = ""
+            else:
+                ci_text = "no CI (one seed), "
+                notes.add("no CI: one seed (point only)")
+            ax.plot([mean], [y], "o", color="C0" if ci_text == "" else "C1", markersize=5, zorder=3,
+                    gid=f"mean:{metric}:{label}")
+            ax.annotate(f"{ci_text}{mde_text}", xy=(1.02, y), xycoords=("axes fraction", "data"),
+                        va="center", fontsize=7, color="0.3", annotation_clip=False)
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels([_mpl(row_label(r)) for r in rows] if ax is axes[0][0] else [""] * len(rows),
+                           fontsize=8)
+        ax.set_ylim(len(rows) - 0.5 if rows else 0.5, -0.5)
+        ax.set_xlabel(f"{labels.get(metric, metric)} (a − b, mean over seeds, 95 % CI)", fontsize=9)
+        ax.set_title(metric.upper(), fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.grid(True, axis="x", alpha=0.3)
+        if not rows:
+            ax.text(0.5, 0.5, "no comparisons in results/stats/comparisons.csv", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=9)
+    title = "Verdict: Δ with 95 % CI over seeds; grey band = ± detectable Δ (80 % power)"
+    if notes:
+        title += "\n" + "; ".join(sorted(notes))
+    fig.suptitle(_mpl(title), fontsize=10)
+    fig.tight_layout()
+    try:
+        return _atomic_savefig(fig, Path(stem), dpi=dpi)
+    finally:
+        plt.close(fig)
+
+
+# --------------------------------------------------------------------------- loss terms
+
+def plot_loss_terms(history: pd.DataFrame, stem, terms: Sequence[str], study: str | None = None,
+                    splits: Sequence[str] = ("train", "val"), dpi: int = 110) -> dict[str, Path]:
+    """Each run's loss terms per epoch: a row per (preset, model, dataset[, vgg]) group, a
+    column per term, one line per run and split (colour: λ_s; solid: train, dashed: val).
+
+    ``terms`` are the history columns to plot (the registered loss terms,
+    :func:`ssimsr.registry.loss_terms`). Epoch 0 (the initial weights) is left out. A run's
+    split whose values are all 0 (or NaN) is a term training skipped (weight 0, not logged):
+    no line, the panel says so. A panel whose plotted values are all positive has a log
+    y-axis. Each line has ``gid="<term>:<run>:<split>"``.
+    Writes ``<stem>.png`` and ``<stem>.pdf`` atomically.
+    """
+    plt = _pyplot()
+    h = history[(history["epoch"] >= 1) & history["split"].isin(splits)]
+    if study is not None and "study" in h.columns:
+        h = h[h["study"] == study]
+    if h.empty:
+        raise ValueError(f"plot_loss_terms: no history rows with split in {list(splits)}"
+                         + (f" and study == {study!r}" if study else ""))
+    if not terms:
+        raise ValueError("plot_loss_terms: no loss terms given")
+    missing = [c for c in ("lambda_s", "epoch", "split", *terms) if c not in h.columns]
+    if missing:
+        raise ValueError(f"plot_loss_terms: history lacks columns {missing}")
+    run_keys = [k for k in ("study", "preset", "model", "dataset", "vgg", "lambda_s", "seed") if k in h.columns]
+    group_keys = [k for k in ("study", "preset", "model", "dataset", "vgg")
+                  if k in h.columns and (k in ("preset", "model", "dataset") or h[k].nunique() > 1)]
+    from matplotlib.ticker import MaxNLocator
+
+    groups = sorted(h.groupby(group_keys).groups) if group_keys else [()]
+    lambdas = sorted(h["lambda_s"].astype(float).unique())
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = {s: st for s, st in zip(splits, ["-", "--", ":", "-."])}
+    fig, axes = plt.subplots(len(groups), len(terms), figsize=(3.4 * len(terms), 2.5 * len(groups)),
+                             squeeze=False, sharex="row")
+    for i, g in enumerate(groups):
+        g = g if isinstance(g, tuple) else (g,)
+        sub = h
+        for k, v in zip(group_keys, g):
+            sub = sub[sub[k] == v]
+        name = " / ".join(str(v).upper() if k == "model" else str(v) for k, v in zip(group_keys, g))
+        epochs = sorted(int(e) for e in sub["epoch"].unique())
+        for j, term in enumerate(terms):
+            ax = axes[i][j]
+            plotted, skipped = [], set()
+            for run, part in sub.groupby(run_keys, sort=True):
+                run_d = dict(zip(run_keys, run))
+                colour = colours[lambdas.index(float(run_d["lambda_s"])) % len(colours)]
+                tag = "/".join(str(run_d[k]) for k in run_keys)
+                for split in splits:
+                    line = part[part["split"] == split].sort_values("epoch")
+                    values = line[term].astype(float).to_numpy()
+                    finite = values[np.isfinite(values)]
+                    if line.empty:
+                        continue
+                    if finite.size == 0 or np.all(finite == 0):  # a skipped term is logged as 0.0 (or NaN)
+                        skipped.add(split)
+                        continue
+                    plotted.append(finite)
+                    ax.plot(line["epoch"], values, styles[split], color=colour, linewidth=1,
+                            alpha=0.8, marker="o" if len(line) < 3 else None, markersize=3,
+                            gid=f"{term}:{tag}:{split}")
+            if len(epochs) <= 10:
+                ax.set_xticks(epochs)
+                if len(epochs) == 1:
+                    ax.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5)
+            else:
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if not plotted:
+                ax.text(0.5, 0.5, "not computed\n(weight 0)", transform=ax.transAxes, ha="center", va="center",
+                        fontsize=9, color="0.4")
+                ax.set_yticks([])
+            else:
+                if skipped:
+                    ax.text(0.98, 0.98, f"{', '.join(sorted(skipped))}: not computed (0)", transform=ax.transAxes,
+                            ha="right", va="top", fontsize=7, color="0.4")
+                if (np.concatenate(plotted) > 0).all():
+                    ax.set_yscale("log")
+            if i == 0:
+                ax.set_title(term, fontsize=10)
+            if j == 0:
+                ax.set_ylabel(name, fontsize=9)
+            if i == len(groups) - 1:
+                ax.set_xlabel("epoch")
+            ax.grid(True, alpha=0.3)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colours[k % len(colours)], label=_mpl(f"λ_s = {lam:g}"))
+               for k, lam in enumerate(lambdas)]
+    handles += [Line2D([], [], color="0.3", linestyle=styles[s], label=s) for s in splits]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), bbox_to_anchor=(0.5, -0.01),
+               fontsize=9, frameon=False)
+    nseeds = h["seed"].nunique() if "seed" in h.columns else 1
+    fig.suptitle(f"Loss terms per epoch, one line per run and split ({nseeds} seed{'s' * (nseeds != 1)})",
+                 fontsize=11)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     try:
         return _atomic_savefig(fig, Path(stem), dpi=dpi)
     finally:

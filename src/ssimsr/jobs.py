@@ -173,5 +173,6 @@ def figures(smk) -> None:
     from .report import build_figures
 
     written = build_figures(pd.read_csv(smk.input.history), smk.params.showcase, smk.params.showcase_dir,
-                            smk.params.eval_root, smk.params.study, smk.params.out, preset=smk.params.preset)
+                            smk.params.eval_root, smk.params.study, smk.params.out, preset=smk.params.preset,
+                            comparisons=pd.read_csv(smk.input.comparisons), scale=smk.params.scale)
     print(f"{len(written)} figure files in {smk.params.out}")

@@ -205,6 +205,16 @@ def _ssim_single_channel(img1: np.ndarray, img2: np.ndarray, data_range: float) 
     return float(ssim_map.mean())
 
 
+def ssim_numpy(hr: np.ndarray, rec: np.ndarray, clip: bool = True) -> float:
+    """:func:`ssim`'s definition (11x11 Gaussian, valid filtering, data range 1, mean over
+    the RGB channels) in numpy float64, for jobs that do not start Keras (the figures)."""
+    hr, rec = _pair(hr, rec, clip)
+    if min(hr.shape[:2]) < 11:
+        raise ValueError(f"ssim needs images of at least 11x11 pixels, got {hr.shape[:2]}")
+    return float(np.mean([_ssim_single_channel(hr[..., c].astype(np.float64), rec[..., c].astype(np.float64), 1.0)
+                          for c in range(hr.shape[-1])]))
+
+
 def ssim_y(hr: np.ndarray, rec: np.ndarray, border: int, clip: bool = True) -> float:
     """SSIM on the luma channel ``Y`` as BasicSR's ``calculate_ssim(test_y_channel=True)``.
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from ssimsr.code_digest import code_digest
-from ssimsr.experiments import check_report_config, experiment_table
+from ssimsr.experiments import check_benchmarks, check_report_config, experiment_table
 from ssimsr.registry import architectures
 from ssimsr.report import FIGURE_EXTENSIONS, TABLE_EXTENSIONS, figure_names
 from ssimsr.runs import Run
@@ -24,6 +24,8 @@ wildcard_constraints:
 # Every training run (runs.Run) and its resolved parameters.
 RUNS = experiment_table(config)
 check_report_config(config)
+# evaluation.benchmarks: datasets every run is also evaluated on, never trained on
+BENCHMARKS = check_benchmarks(config)
 
 TRAIN_DIR = f"{RESULTS}/train/{Run.PATTERN}"
 EVAL_DIR = f"{RESULTS}/eval/{Run.PATTERN}"
@@ -33,6 +35,16 @@ LPIPS_STATUS = f"{RESOURCES}/weights/lpips_backbones.json"
 
 def active_datasets():
     return sorted({run.dataset for run in RUNS})
+
+
+def baseline_datasets():
+    """The datasets with a bicubic baseline: those trained on (their val split) and the benchmarks."""
+    return active_datasets() + [b for b in BENCHMARKS if b not in active_datasets()]
+
+
+def benchmark_args(wildcards):
+    """`--benchmarks <prepared folders>` of ssimsr evaluate / lpips; empty without benchmarks."""
+    return "--benchmarks " + " ".join(f"{RESULTS}/data/{b}" for b in BENCHMARKS) if BENCHMARKS else ""
 
 
 def dataset_config(wildcards):
@@ -95,6 +107,8 @@ def eval_inputs(wildcards):
               "params": f"{run}/params.json", "manifest": f"{RESULTS}/data/{wildcards.dataset}/manifest.csv"}
     if is_showcase_run(wildcards):
         inputs["showcase"] = SHOWCASE_DIR
+    for name in BENCHMARKS:  # every run is also evaluated on each benchmark's images
+        inputs[f"benchmark_{name}"] = f"{RESULTS}/data/{name}/manifest.csv"
     return inputs
 
 

@@ -3,6 +3,7 @@
 localrules:
     fetch_lpips_backbones,
     collect,
+    collect_baseline,
 
 
 rule fetch_lpips_backbones:
@@ -59,6 +60,7 @@ rule evaluate:
         out=lambda w: EVAL_DIR.format(**w),
         data=lambda w: f"{RESULTS}/data/{w.dataset}",
         showcase=lambda w: f"--showcase {SHOWCASE_DIR}" if is_showcase_run(w) else "",
+        benchmarks=benchmark_args,
     conda:
         "../../envs/tensorflow.yaml"
     benchmark:
@@ -66,7 +68,7 @@ rule evaluate:
     log:
         f"{EVAL_DIR}/evaluate.log",
     shell:
-        "ssimsr evaluate --run {params.run} --data {params.data} {params.showcase} "
+        "ssimsr evaluate --run {params.run} --data {params.data} {params.showcase} {params.benchmarks} "
         "--out {params.out} > {log} 2>&1"
 
 
@@ -85,6 +87,7 @@ rule lpips:
         showcase=lambda w: f"--showcase {SHOWCASE_DIR}" if is_showcase_run(w) else "",
         nets=config["evaluation"]["lpips_nets"],
         weights_dir=lambda w, input: parent(input.status),
+        benchmarks=benchmark_args,
     conda:
         "../../envs/torch.yaml"
     benchmark:
@@ -92,7 +95,7 @@ rule lpips:
     log:
         f"{EVAL_DIR}/lpips.log",
     shell:
-        "ssimsr lpips --eval-dir {params.eval_dir} --data {params.data} {params.showcase} "
+        "ssimsr lpips --eval-dir {params.eval_dir} --data {params.data} {params.showcase} {params.benchmarks} "
         "--nets {params.nets} --weights-dir {params.weights_dir} > {log} 2>&1"
 
 
@@ -102,6 +105,7 @@ rule collect:
         metrics=expand_runs(f"{EVAL_DIR}/metrics.csv"),
         lpips=expand_runs(f"{EVAL_DIR}/lpips.csv"),
         histories=expand_runs(f"{TRAIN_DIR}/history.csv"),
+        manifests=[f"{RESULTS}/data/{d}/manifest.csv" for d in baseline_datasets()],  # image origins
     output:
         per_image=f"{RESULTS}/eval/per_image.csv",
         history=f"{RESULTS}/eval/history.csv",
@@ -109,10 +113,46 @@ rule collect:
         code=code_digest("collect"),  # editing its library code reruns it
         train_dirs=expand_runs(TRAIN_DIR),  # the same runs in the same order
         eval_dirs=expand_runs(EVAL_DIR),
-        data_root=f"{RESULTS}/data",
+        data_root=lambda w, input: parent(input.manifests[0], 2),
     conda:
         "../../envs/tensorflow.yaml"
     log:
         "logs/collect.log",
+    script:
+        JOB_SCRIPT
+
+
+rule baseline:
+    """Bicubic upscaling of the decimated HR (the SR model's LR input), per val / benchmark image."""
+    input:
+        manifest=f"{RESULTS}/data/{{dataset}}/manifest.csv",
+    output:
+        f"{RESULTS}/eval/baseline/{{dataset}}.csv",
+    params:
+        code=code_digest("baseline"),  # editing its library code reruns it
+        data=lambda w, input: parent(input.manifest),
+        scale=config["scale"],
+        image_set=lambda w: w.dataset if w.dataset in BENCHMARKS else "val",
+    conda:
+        "../../envs/tensorflow.yaml"
+    log:
+        "logs/baseline/{dataset}.log",
+    script:
+        JOB_SCRIPT
+
+
+rule collect_baseline:
+    """The bicubic baseline of every dataset in one table, with a `dataset` column."""
+    input:
+        [f"{RESULTS}/eval/baseline/{d}.csv" for d in baseline_datasets()],
+    output:
+        f"{RESULTS}/eval/baseline.csv",
+    params:
+        code=code_digest("baseline"),  # editing its library code reruns it
+        datasets=baseline_datasets(),  # in the order of the inputs
+    conda:
+        "../../envs/tensorflow.yaml"
+    log:
+        "logs/collect_baseline.log",
     script:
         JOB_SCRIPT

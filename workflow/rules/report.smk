@@ -36,22 +36,27 @@ rule tables:
 
 
 rule figures:
-    """Training curves; equalised difference maps of the showcase crops (Figs. 4-9)."""
+    """Training curves, loss terms, the verdict's forest plot, the SR comparison (HR, bicubic,
+    each λ_s) and equalised difference maps of the showcase crops (Figs. 4-9)."""
     input:
         history=f"{RESULTS}/eval/history.csv",
+        comparisons=f"{RESULTS}/stats/comparisons.csv",
         evaluations=expand_runs(f"{EVAL_DIR}/metrics.csv"),
         showcase=SHOWCASE_DIR if config["evaluation"]["showcase"]["images"] else [],
     output:
         [
-            report(f, caption="../report/training_curves.rst" if "training_curves" in f else "../report/difference_maps.rst",
-                   category="Figures")
+            report(f, caption=f"../report/{c}.rst", category="Figures", subcategory=c)
             if f.endswith(".png")
             else f
             for f in figure_files()
+            # the caption of figure <name> is <name>.rst, of every diff_<image> difference_maps.rst
+            # (ssimsr.report.figure_caption)
+            for c in ["difference_maps" if Path(f).stem.startswith("diff_") else Path(f).stem]
         ],
     params:
         code=code_digest("figures"),  # editing its library code reruns it
         showcase=config["evaluation"]["showcase"],
+        scale=config["scale"],
         study=config["report"]["table1_study"],
         preset=config["report"]["preset"],
         showcase_dir=lambda w, input: input.showcase or "none",

@@ -10,9 +10,11 @@ Inputs (long ``pandas`` frames written by the collect and stats jobs, ``ssimsr.j
     ``split`` (``train`` / ``val``), ``total, bw_mse, fw_mse, perceptual, ssim_n, psnr,
     ssim, seconds``.
 ``per_image``
-    one row per (run, image): run columns, ``set`` (``val`` / ``showcase``), ``image`` and
-    ``psnr, ssim, psnr_y, ssim_y, lpips_alex, lpips_squeeze, lpips_vgg`` (LPIPS NaN where
-    unavailable, with ``lpips_<net>_status`` = ``ok`` / ``unavailable: <reason>``).
+    one row per (run, image): run columns, ``set`` (``val`` / ``showcase`` / a benchmark's
+    dataset name such as ``set5``), ``image``, ``origin`` (the folder of the image's source
+    member) and ``psnr, ssim, psnr_y, ssim_y, lpips_alex, lpips_squeeze, lpips_vgg`` (LPIPS
+    NaN where unavailable, with ``lpips_<net>_status`` = ``ok`` / ``unavailable: <reason>``).
+    The statistics and the paper's tables read ``set == "val"`` (Table 4: ``showcase``).
 ``comparisons``
     one row per (study, preset, model, dataset, vgg, comparison, metric) with ``status``
     and the statistics of :func:`ssimsr.stats.compare`; ``comparison`` is ``ls1_vs_ls2``
@@ -21,7 +23,8 @@ Inputs (long ``pandas`` frames written by the collect and stats jobs, ``ssimsr.j
 Modules: ``render`` (the generic :class:`Table` and its .tex/.csv/.md files), ``runs``
 (row selection, per-run values, seed aggregates), ``paper`` (Tables 1, A2, 4, the loss
 shares), ``statistics`` (Tables 2 / 3, the verdict), ``published`` and ``versus`` (the
-paper's values, paper vs ours), ``registry`` (which tables the workflow writes).
+paper's values, paper vs ours), ``benchmarks`` (Set5 / Set14 beside the bicubic baseline,
+results by image origin), ``registry`` (which tables the workflow writes).
 Several seeds are aggregated into ``<x>_mean`` and ``<x>_sd`` columns (SD with ddof = 1;
 NaN for one seed).
 """

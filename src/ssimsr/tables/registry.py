@@ -21,7 +21,7 @@ from .runs import default_study
 from .statistics import table_stats, verdict
 from .statistics import STATS_METRICS
 from .versus import (AUTHORS_METRICS, authors_total, paper_vs_ours, paper_vs_presets, published_alone, split_sd_lookup,
-                     stats_noise, table4_means)
+                     stats_noise, table1_with_baseline, table4_means, versus_with_baseline)
 
 #: The paper's Tables 2 and 3: lambda_s 1 vs 2 and 1 vs 0 (differences a - b).
 PAPER_TABLE_PAIRS = {"table2": (1.0, 2.0), "table3": (1.0, 0.0)}
@@ -123,7 +123,8 @@ def _with_appendix(report: dict) -> bool:
 
 @register_table("table1")
 def _table1(inputs: TableInputs) -> Table:
-    return table1(inputs.history, study=inputs.study, allow_incomplete=inputs.report["allow_incomplete_runs"])
+    return table1_with_baseline(table1(inputs.history, study=inputs.study,
+                                       allow_incomplete=inputs.report["allow_incomplete_runs"]), inputs.baseline)
 
 
 @register_table("loss_shares")
@@ -217,7 +218,7 @@ def _paper_vs_ours_table1(inputs: TableInputs) -> Table:
         out = paper_vs_ours(table, table="table1", split_sd=split_sd_lookup(per_image, history, inputs.splits))
         return _mark_incomplete(out, table)
 
-    table = paper_vs_presets("table1", for_preset)
+    table = versus_with_baseline(paper_vs_presets("table1", for_preset), inputs.baseline)
     table.caption += (" Total = λ_b·bwMSE + fwMSE + λ_s·SSIM_N as the authors' validation computed it (forward "
                       "MSE of the real downscaled reconstruction added although training's was 0; perceptual 0).")
     return table
