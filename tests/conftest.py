@@ -7,6 +7,7 @@ pytest process runs both sides' tests, so torchvision is imported first here.
 """
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -62,3 +63,15 @@ def dataset(tmp_path_factory):
         (root / split).mkdir(exist_ok=True)
         Image.fromarray(img[100:148, 100:164]).save(root / split / f"img{i}.png")
     return root
+
+
+#: ../shared beside the repository: the real BSDS300 / Set5 / Set14 copies and the paper's text.
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def pytest_sessionstart(session):
+    """CI sets SSIMSR_REQUIRE_SHARED=1: there the tests that would skip without ../shared must run."""
+    if os.environ.get("SSIMSR_REQUIRE_SHARED") == "1":
+        missing = [p for p in (SHARED / "data" / "BSDS300-images.tgz", SHARED / "paper" / "paper.txt") if not p.exists()]
+        if missing:
+            pytest.exit(f"SSIMSR_REQUIRE_SHARED=1 but {', '.join(map(str, missing))} missing", returncode=1)

@@ -8,6 +8,7 @@ import http.server
 import io
 import json
 import logging
+import re
 import threading
 import warnings
 import zipfile
@@ -224,7 +225,7 @@ def test_download_with_wrong_checksum_leaves_no_file(tmp_path, photo_zip, http_r
     assert not (tmp_path / "r.json").exists()
 
 
-def test_prepare_writes_splits_and_manifest(tmp_path, photo_zip):
+def test_prepare_writes_splits_and_manifest(tmp_path, photo_zip, capsys):
     receipt = tmp_path / "source0.json"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -246,6 +247,10 @@ def test_prepare_writes_splits_and_manifest(tmp_path, photo_zip):
     splits = pd.read_csv(out / "splits.csv")
     assert dict(zip(splits.stem, splits.split))["chelsea"] == "val"
     assert not list(tmp_path.glob(".prepared.tmp*"))
+    # progress on stderr, as training logs it: the first image, then every 10 s, and the last
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("prepare prepared: ")]
+    assert re.fullmatch(r"prepare prepared: 1/4 images, [\d.]+ img/s, eta \d+:\d\d:\d\d", lines[0]), lines
+    assert re.fullmatch(r"prepare prepared: 4/4 images, [\d.]+ img/s, done in \d+:\d\d:\d\d", lines[-1]), lines
 
 
 def _folder_with_bad_image(tmp_path) -> Path:
@@ -407,8 +412,11 @@ def test_prepare_cli_stale_receipt_is_one_line(tmp_path, photo_zip, capsys):
     from ssimsr import cli
 
     receipt = _receipt_for(tmp_path, photo_zip)
+    config = tmp_path / "config.yaml"  # JSON is YAML
+    config.write_text(json.dumps({"datasets": {"photos": {"sources": [{"uri": str(photo_zip)}],
+                                                          "split": OPTIONS["split"]}}}))
     photo_zip.unlink()
-    code = cli.main(["prepare", "--receipts", str(receipt), "--sources", "[{}]", "--options", json.dumps(OPTIONS),
+    code = cli.main(["prepare", "--config", str(config), "--dataset", "photos", "--download-dir", str(receipt.parent),
                      "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and err[0].startswith("ssimsr prepare: error: ") and "--force" in err[0]
@@ -416,12 +424,14 @@ def test_prepare_cli_stale_receipt_is_one_line(tmp_path, photo_zip, capsys):
 
 @pytest.mark.parametrize("argv, expected", [
     (["fetch-weights", "--uri", "{tmp}/missing.h5", "--out", "{tmp}/w.h5", "--md5", "0" * 32], "missing.h5: no such file"),
-    (["fetch", "--source", '{"uri": "{tmp}/nothing"}', "--receipt", "{tmp}/r.json", "--download-dir", "{tmp}"],
+    (["fetch", "--config", "{tmp}/config.yaml", "--dataset", "nothing", "--download-dir", "{tmp}"],
      "no such file or folder"),
 ])
 def test_stage_cli_failures_are_one_line(tmp_path, capsys, argv, expected):
     from ssimsr import cli
 
+    (tmp_path / "config.yaml").write_text(json.dumps({"datasets": {"nothing": {
+        "sources": [{"uri": f"{tmp_path}/nothing"}], "split": {"method": "all_val"}}}}))
     code = cli.main([a.replace("{tmp}", str(tmp_path)) for a in argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1, err

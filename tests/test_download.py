@@ -235,8 +235,10 @@ def test_connection_refused_cli_gives_one_line(tmp_path):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    source = json.dumps({"uri": f"http://127.0.0.1:{port}/BSDS300-images.tgz"})
-    cmd = [sys.executable, "-m", "ssimsr.cli", "fetch", "--source", source, "--receipt", str(tmp_path / "r.json"),
+    config = tmp_path / "config.yaml"  # JSON is YAML
+    config.write_text(json.dumps({"datasets": {"bsds300": {
+        "sources": [{"uri": f"http://127.0.0.1:{port}/BSDS300-images.tgz"}], "split": {"method": "iids"}}}}))
+    cmd = [sys.executable, "-m", "ssimsr.cli", "fetch", "--config", str(config), "--dataset", "bsds300",
            "--download-dir", str(tmp_path / "dl"), "--retries", "1", "--backoff", "0.01", "--timeout", "2"]
     env = dict(os.environ, PYTHONPATH=str(SRC))
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
@@ -245,7 +247,7 @@ def test_connection_refused_cli_gives_one_line(tmp_path):
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
     assert errors[0].startswith(f"ssimsr fetch: error: http://127.0.0.1:{port}/BSDS300-images.tgz: "
                                 "connection refused (2 attempts)")
-    assert not (tmp_path / "r.json").exists() and leftovers(tmp_path / "dl") == []
+    assert not (tmp_path / "dl" / "source0.json").exists() and leftovers(tmp_path / "dl") == []
 
     verbose = subprocess.run([sys.executable, "-m", "ssimsr.cli", "-v", *cmd[3:]], capture_output=True,
                              text=True, env=env, timeout=60)

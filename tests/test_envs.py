@@ -1,5 +1,6 @@
 """Conda environments (for --sdm conda) name the same packages and bounds as pyproject."""
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -27,7 +28,10 @@ def test_envs_match_pyproject():
                 map(_split, project["optional-dependencies"][group])}
     known = {**core, **optional}
     seen = set()
-    for env_file in ("envs/tensorflow.yaml", "envs/torch.yaml", "envs/cuda.yaml"):
+    env_files = sorted(f"envs/{p.name}" for p in (REPO / "envs").glob("*.yaml"))
+    assert {"envs/tensorflow.yaml", "envs/jax.yaml", "envs/torch-train.yaml", "envs/torch.yaml",
+            "envs/cuda.yaml"} <= set(env_files)
+    for env_file in env_files:
         pins = _env_pins(REPO / env_file)
         for name, spec in pins.items():
             assert name in known, f"{env_file}: {name} is not a dependency in pyproject.toml"
@@ -36,6 +40,53 @@ def test_envs_match_pyproject():
     assert seen >= set(known), f"in pyproject but in no env: {sorted(set(known) - seen)}"
 
 
-def test_torch_only_in_the_lpips_env():
-    assert "torch" not in _env_pins(REPO / "envs/tensorflow.yaml")
-    assert "tensorflow" not in _env_pins(REPO / "envs/torch.yaml")
+def test_each_backend_stays_in_its_envs():
+    for env in ("tensorflow", "jax"):  # torch: the LPIPS env and Keras-on-torch training only
+        assert "torch" not in _env_pins(REPO / f"envs/{env}.yaml")
+    for env in ("torch", "torch-train", "jax"):
+        assert "tensorflow" not in _env_pins(REPO / f"envs/{env}.yaml")
+
+
+# The train rule's conda env (--sdm conda) follows training.backend. Creating the envs needs
+# conda and the network, so the test reads the rule as Snakemake loaded it, in a subprocess
+# (Snakemake's API changes the working directory and logging).
+LOAD_TRAIN_RULE = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+repo, workdir, backend = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+with SnakemakeApi(OutputSettings(quiet=None)) as api:
+    workflow = api.workflow(
+        resource_settings=ResourceSettings(cores=1), snakefile=repo / "Snakefile", workdir=workdir,
+        config_settings=ConfigSettings(configfiles=[workdir / "cfg.yaml"], config={"training": {"backend": backend}}),
+    )._workflow
+    rule = workflow.get_rule("train")
+    choices = {b: workflow.globals["train_env"]({**workflow.config, "training": {"backend": b}})
+               for b in sys.argv[4:]}
+    print(json.dumps({"conda": str(rule.conda_env), "basedir": str(rule.basedir), "choices": choices}))
+"""
+
+
+def test_train_env_follows_the_training_backend(tmp_path):
+    import subprocess
+    import sys
+
+    from ssimsr.config import SCHEMA_PATH
+    from test_workflow import TINY
+
+    backends = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["training"]["properties"]["backend"]["enum"]
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(TINY))
+    result = subprocess.run([sys.executable, "-c", LOAD_TRAIN_RULE, str(REPO), str(tmp_path), "jax", *backends],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    # the rule uses the helper: the env of the configured backend (jax here, not the default)
+    assert loaded["conda"] == loaded["choices"]["jax"] == "../../envs/jax.yaml"
+    assert set(loaded["choices"]) == set(backends)
+    for backend, env in loaded["choices"].items():  # one env per backend, pinning its package
+        path = (Path(loaded["basedir"]) / env).resolve()
+        assert path.parent == REPO / "envs" and path.is_file(), env
+        assert backend in _env_pins(path), f"{env} does not pin {backend}"
+    assert len(set(loaded["choices"].values())) == len(backends)

@@ -43,11 +43,14 @@ def workspace(tmp_path_factory):
     return root, runs
 
 
-def test_evaluate_run_matches_independent_psnr(workspace):
+def test_evaluate_run_matches_independent_psnr(workspace, capsys):
     root, runs = workspace
     val = sorted((root / "results/data/tiny/val").glob("*.png"))
     out = root / "results/eval" / runs[1].relative_to(root / "results/train")
     frame = evaluate.evaluate_run(runs[1], {"val": val}, out)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith(f"evaluate {runs[1]}: ")]
+    assert lines[0].startswith(f"evaluate {runs[1]}: 1/3 images, ") and " eta " in lines[0]  # progress
+    assert lines[-1].startswith(f"evaluate {runs[1]}: 3/3 images, ") and " done in " in lines[-1]
     assert list(frame.image) == [p.stem for p in val]
     assert set(frame.columns) == {"set", "image", "psnr", "ssim", "psnr_y", "ssim_y", "psnr_authors", "ssim_authors",
                                   "bw_mse", "fw_mse", "ssim_n"}

@@ -186,6 +186,15 @@ def test_lpips_table(tmp_path):
     assert df["lpips_alex"].iloc[1] == pytest.approx(single["lpips_alex"], rel=1e-6)
 
 
+def test_lpips_table_logs_progress_with_a_label(tmp_path, capsys):
+    _write_fake_backbone(tmp_path, "alex")
+    pairs = [_images(seed=s, size=40) for s in range(3)]
+    le.lpips_table(pairs, ["alex"], tmp_path, verify_hash=False, label="lpips run")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("lpips run: 1/3 images, ") and " eta " in lines[0]
+    assert lines[-1].startswith("lpips run: 3/3 images, ") and " done in " in lines[-1]
+
+
 def test_lpips_table_accepts_paths(tmp_path):
     from ssimsr.metrics import save_image, load_image
 

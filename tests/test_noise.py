@@ -62,6 +62,7 @@ def test_agreement_words():
     assert within["agreement"] == N.WITHIN
     assert N.agreement(31.0, 33.0, 0.3, 3, 0.2)["agreement"] == N.DIFFERS
     assert N.agreement(31.0, 33.0, 0.3, 3, math.nan)["agreement"] == N.NO_SPLIT
+    assert N.agreement(math.nan, 0.02, 0.3, 3, 0.1)["agreement"] == N.UNAVAILABLE  # e.g. LPIPS offline
 
 
 def test_bad_input():

@@ -71,6 +71,9 @@ def test_resume_equals_uninterrupted(dataset, tmp_path, model):
     killed = tmp_path / "killed"
     partial = train(params, dataset, killed, stop_after_epoch=1)  # as if killed after epoch 1
     assert list(partial.epoch.unique()) == [0, 1] and not (killed / "upscaler.keras").exists()
+    # written after every epoch: the rows of epochs 0..1 exactly, in both files
+    for name in ("history.csv", "progress.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(killed / name), partial, check_dtype=False)
     resumed = train(params, dataset, killed)
     pd.testing.assert_frame_equal(straight.drop(columns="seconds"), resumed.drop(columns="seconds"))
     for a, b in zip(_weights(tmp_path / "straight"), _weights(killed)):
@@ -79,6 +82,52 @@ def test_resume_equals_uninterrupted(dataset, tmp_path, model):
         saved = json.loads(str(state["history"]))
     assert [(r["epoch"], r["split"]) for r in saved].count((0, "val")) == 1  # logged once, not per process
     assert [r["epoch"] for r in saved] == [0, 1, 1, 2, 2, 3, 3]
+    attempts = pd.read_csv(killed / "checkpoint" / "attempts.csv")
+    assert list(attempts.attempt) == [1, 2] and list(attempts.start_epoch) == [0, 1]
+    pd.testing.assert_frame_equal(pd.read_csv(killed / "progress.csv"), pd.read_csv(killed / "history.csv"))
+
+
+def test_a_killed_train_job_keeps_its_history_and_both_attempts_in_its_log(dataset, tmp_path, monkeypatch):
+    """The workflow's train job killed after epoch 1, then rerun as Snakemake reruns it: the
+    job's declared outputs and log deleted first. progress.csv keeps the finished epochs in
+    between; the rerun resumes, and its log holds both attempts with a header each."""
+    from types import SimpleNamespace
+
+    import ssimsr.train
+    from ssimsr import jobs
+
+    monkeypatch.chdir(tmp_path)  # train_run's GPU lock folder is relative
+    params = tiny_params(epochs=3)
+    out, log = tmp_path / "run", tmp_path / "run" / "train.log"
+    smk = SimpleNamespace(rule="train", log=[str(log)], resources=SimpleNamespace(jobs_per_gpu=1),
+                          params=SimpleNamespace(run=params.as_dict(), data=str(dataset), out=str(out)))
+    real_train = ssimsr.train.train
+
+    def killed_after_epoch_1(*args, **kwargs):
+        real_train(*args, **{**kwargs, "stop_after_epoch": 1})
+        raise RuntimeError("killed")  # the job dies here (SIGKILL at a time limit, say)
+
+    monkeypatch.setattr(ssimsr.train, "train", killed_after_epoch_1)
+    with pytest.raises(SystemExit):
+        jobs.run(smk)
+    monkeypatch.setattr(ssimsr.train, "train", real_train)
+    for name in ("history.csv", "params.json", "train.log"):  # what Snakemake deletes
+        (out / name).unlink()
+    progress = pd.read_csv(out / "progress.csv")
+    assert list(zip(progress.epoch, progress.split)) == [(0, "val"), (1, "train"), (1, "val")]
+
+    jobs.run(smk)  # the rerun: resumes and completes
+    text = log.read_text()
+    headers = [line for line in text.splitlines() if line.startswith("=== attempt ")]
+    assert len(headers) == 2, text
+    assert headers[0].startswith("=== attempt 1, ") and headers[0].endswith(": fresh start")
+    assert headers[1].startswith("=== attempt 2, ") and headers[1].endswith(": resuming from epoch 1 of 3")
+    first, second = text.split(headers[1])
+    assert "epoch 1/3 val psnr=" in first and "ssimsr train: error: killed" in first
+    assert "epoch 2/3 val psnr=" in second and "epoch 1/3 val" not in second
+    assert text.splitlines()[0] == headers[0]  # the header opens the attempt
+    history = pd.read_csv(out / "history.csv")
+    assert list(history.epoch) == [0, 1, 1, 2, 2, 3, 3] and (out / "upscaler.keras").exists()
 
 
 def test_checkpoint_of_other_parameters_is_not_resumed(dataset, tmp_path):
@@ -283,3 +332,21 @@ def test_saved_models_upscale_under_tensorflow_and_jax(trained_runs, tmp_path, m
     assert outputs["jax"].shape == (64 * factor, 96 * factor, 3)
     # same weights, other kernels: 8-bit outputs differ by at most one grey level
     assert np.abs(outputs["jax"] - outputs["tensorflow"]).max() <= 1
+
+
+def test_a_code_change_retrains_instead_of_resuming_the_old_checkpoint(dataset, tmp_path, monkeypatch, capsys):
+    """Snakemake reruns a finished training when its code digest changes; the run must train
+    again, not re-export the weights of the old code's last checkpoint."""
+    from ssimsr import code_digest as digest_module
+    from ssimsr.train import checkpoint_epoch
+
+    params = tiny_params(epochs=1)
+    train(params, dataset, tmp_path)
+    ckpt = tmp_path / "checkpoint" / "state.npz"
+    assert checkpoint_epoch(ckpt, params.fingerprint()) == 1  # same code: a rerun resumes at the end
+    capsys.readouterr()
+    real = digest_module.code_digest
+    monkeypatch.setattr(digest_module, "code_digest", lambda stage: "edited" + real(stage))
+    assert checkpoint_epoch(ckpt, params.fingerprint()) is None
+    train(params, dataset, tmp_path)
+    assert "epoch 1/1 step" in capsys.readouterr().err  # trained again

@@ -7,6 +7,9 @@ The workflow's other stages are ``script:`` jobs (``ssimsr.jobs``); its train jo
 Heavy libraries (TensorFlow, torch) are imported inside the subcommand that needs them,
 so ``ssimsr fetch`` and ``ssimsr --help`` start quickly.
 
+``python -m ssimsr`` is the same command; ``ssimsr --version`` prints the version, and
+``ssimsr COMMAND --help`` each option with its default and an example.
+
 Expected failures (bad input, a missing file, a bad config value, the network) end in one
 line ``ssimsr <stage>: error: ...`` on stderr and exit status 1; ``-v`` adds the traceback.
 Anything else is a bug: its traceback is always printed.
@@ -37,26 +40,133 @@ def _json_or_file(text: str):
     return _json_arg(text)
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default (or says it is required); descriptions and
+    examples keep their line breaks."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.required and action.option_strings:
+            return f"{text} (required)"
+        if "default" in text or "required" in text:  # said in words ("default: from the config")
+            return text
+        return super()._get_help_string(action)
+
+
 def _policy(args):
     from .download import DownloadPolicy
 
     return DownloadPolicy(retries=args.retries, timeout=args.timeout, backoff=args.backoff)
 
 
+# Where the workflow keeps a dataset's receipts and its prepared splits (workflow/rules/common.smk).
+DOWNLOAD_DIR = "resources/datasets/{dataset}"
+DATA_DIR = "results/data/{dataset}"
+DEFAULT_CONFIG = "config.yaml"
+
+
+def _merge(base: dict, update: dict) -> dict:
+    """``update`` over ``base`` as Snakemake merges --configfile files: mappings key by key,
+    anything else (lists included) replaced."""
+    for key, value in update.items():
+        if isinstance(value, dict):
+            base[key] = _merge(base[key] if isinstance(base.get(key), dict) else {}, value)
+        else:
+            base[key] = value
+    return base
+
+
+def load_config(paths: list[str | os.PathLike] | None = None) -> dict:
+    """The config files merged in order (later ones win, as Snakemake's ``--configfile``),
+    validated against the schema, with its defaults filled in."""
+    import yaml
+
+    from .config import with_defaults
+
+    merged: dict = {}
+    for path in paths or [DEFAULT_CONFIG]:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"config file {path}: not found") from None
+        except yaml.YAMLError as exc:
+            raise ValueError(f"config file {path}: not valid YAML: {one_line(exc)}") from None
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            raise ValueError(f"config file {path}: not a mapping of config keys")
+        _merge(merged, data)
+    return with_defaults(merged)
+
+
+def dataset_config(config: dict, name: str) -> dict:
+    """The config of dataset ``name``; an unknown name is one line naming the configured ones."""
+    datasets = config["datasets"]
+    if name not in datasets:
+        raise ValueError(f"unknown dataset {name!r}; the config has: {', '.join(sorted(datasets))}")
+    return datasets[name]
+
+
+def _schema_default(path: str):
+    """The config schema's default at ``section.key...`` (the one place defaults are written)."""
+    from .config import defaults
+
+    value = defaults()
+    for key in path.split("."):
+        value = value[key]
+    return value
+
+
+def _schema_enum(*path: str) -> list:
+    """The allowed values of a config key, from the schema (``training``, ``backend``)."""
+    from .config import SCHEMA_PATH, _schema
+
+    node = _schema(str(SCHEMA_PATH))
+    for key in path:
+        node = node["properties"][key]
+    return node.get("enum") or node["items"]["enum"]
+
+
+def _receipt(download_dir: str | os.PathLike, index: int) -> Path:
+    return Path(download_dir) / f"source{index}.json"  # as the workflow's download rule names them
+
+
 def _cmd_fetch(args) -> None:
+    from .download import DownloadPolicy
     from .sources import fetch_source
 
-    record = fetch_source(args.source, args.receipt, args.download_dir, policy=_policy(args))
-    print(json.dumps(record, indent=2))
+    config = load_config(args.config)
+    dataset = dataset_config(config, args.dataset)
+    download_dir = args.download_dir or DOWNLOAD_DIR.format(dataset=args.dataset)
+    given = {k: getattr(args, k) for k in ("retries", "timeout", "backoff") if getattr(args, k) is not None}
+    policy = DownloadPolicy(**{**config["downloads"], **given})
+    for index, source in enumerate(dataset["sources"]):
+        receipt = _receipt(download_dir, index)
+        record = fetch_source(source, receipt, download_dir, policy=policy)
+        checksum = f", sha256 {record['sha256']}" if record.get("sha256") else ""
+        print(f"{receipt}: {source['uri']} -> {record['kind']} {record['path']}{checksum}")
 
 
 def _cmd_prepare(args) -> None:
     from .data import prepare_dataset
+    from .download import DataError
 
-    options = dict(args.options, scale=args.scale)
-    manifest = prepare_dataset(args.receipts, options, args.out, sources=args.sources)
+    config = load_config(args.config)
+    dataset = dataset_config(config, args.dataset)
+    download_dir = args.download_dir or DOWNLOAD_DIR.format(dataset=args.dataset)
+    out = args.out or DATA_DIR.format(dataset=args.dataset)
+    receipts = [_receipt(download_dir, i) for i in range(len(dataset["sources"]))]
+    missing = [str(r) for r in receipts if not r.is_file()]
+    if missing:
+        configs = " ".join(f"--config {c}" for c in args.config or [DEFAULT_CONFIG])
+        raise DataError(f"no receipt {', '.join(missing)}: fetch the dataset first: "
+                        f"ssimsr fetch {configs} --dataset {args.dataset}"
+                        + (f" --download-dir {args.download_dir}" if args.download_dir else ""))
+    # the same values the workflow's prepare job gets (workflow/rules/data.smk)
+    options = dict({k: v for k, v in dataset.items() if k != "sources"}, scale=config["scale"])
+    manifest = prepare_dataset(receipts, options, out, sources=dataset["sources"])
     counts = manifest.groupby(["status", "split"]).size().to_dict()
-    print(f"prepared {args.out}: {counts}")
+    print(f"prepared {out}: {counts}")
 
 
 def _cmd_fetch_weights(args) -> None:
@@ -159,6 +269,13 @@ def _cmd_lpips(args) -> None:
     print(table.drop(columns=["set", "image"]).describe(include="all").to_string())
 
 
+def _cmd_status(args) -> None:
+    from .status import main
+
+    main(args.config, results=args.results, watch=args.watch, stale_minutes=args.stale, jobs=args.jobs,
+         states=args.state)
+
+
 def _cmd_fetch_lpips(args) -> None:
     from .weights import fetch_lpips_backbones
 
@@ -167,97 +284,195 @@ def _cmd_fetch_lpips(args) -> None:
     print(json.dumps(status, indent=2))
 
 
+RUN_EXAMPLE = "table1/corrected/sr/bsds300/ls1/b4c4-b5c4/seed0"  # a run of config.yaml (runs.Run.PATTERN)
+
+
+def _command(sub, name: str, helptext: str, *examples: str, func=None, description: str | None = None):
+    """A subcommand with its one-line help, a description and its example(s) under the options."""
+    import textwrap
+
+    text = description or (helptext[0].upper() + helptext[1:] + ".")
+    epilog = ("examples:\n" if len(examples) > 1 else "example:\n") + "\n".join(f"  {e}" for e in examples)
+    p = sub.add_parser(name, help=helptext, description=textwrap.fill(text, 88), epilog=epilog,
+                       formatter_class=HelpFormatter)
+    if func is not None:
+        p.set_defaults(func=func)
+    return p
+
+
+def _dataset_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", action="append", metavar="FILE", default=None,
+                   help="config file; given several times, they merge in order as snakemake's --configfile "
+                        f"(later ones win) (default: {DEFAULT_CONFIG})")
+    p.add_argument("--dataset", required=True, metavar="NAME", help="a dataset named under `datasets:` in the config")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ssimsr", description=__doc__)
+    from . import __version__
+
+    backends = _schema_enum("training", "backend")
+    nets, default_nets = _schema_enum("evaluation", "lpips_nets"), _schema_default("evaluation.lpips_nets")
+    parser = argparse.ArgumentParser(prog="ssimsr", description=__doc__, formatter_class=HelpFormatter,
+                                     epilog="run `ssimsr COMMAND --help` for a command's options and an example")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; traceback on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("fetch", help="fetch and verify one dataset source, write its receipt")
-    p.add_argument("--source", type=_json_arg, required=True, help="source config as JSON")
-    p.add_argument("--receipt", required=True, help="receipt JSON to write")
-    p.add_argument("--download-dir", required=True, help="where downloaded archives go")
-    _download_options(p)
-    p.set_defaults(func=_cmd_fetch)
+    p = _command(sub, "fetch", "fetch and verify a configured dataset's sources, write their receipts",
+                 "ssimsr fetch --config config.yaml --dataset bsds300",
+                 "ssimsr fetch --config config.yaml --config profiles/demo/demo-config.yaml --dataset photos",
+                 func=_cmd_fetch,
+                 description="Fetch every source of one dataset of the config (download it, or verify a local "
+                             "archive or folder) and write the receipts source<i>.json that `ssimsr prepare` "
+                             "reads, as the workflow's download rule does.")
+    _dataset_options(p)
+    p.add_argument("--download-dir", default=None, metavar="DIR",
+                   help="where archives are downloaded and the receipts written "
+                        f"(default: {DOWNLOAD_DIR.format(dataset='<dataset>')}, as in the workflow)")
+    _download_options(p, from_config=True)
 
-    p = sub.add_parser("prepare", help="prepare a dataset's PNG splits from its receipts")
-    p.add_argument("--receipts", nargs="+", required=True)
-    p.add_argument("--sources", type=_json_arg, required=True, help="configured sources (JSON list)")
-    p.add_argument("--options", type=_json_arg, required=True, help="dataset config (JSON)")
-    p.add_argument("--scale", type=int, default=2)
-    p.add_argument("--out", required=True, help="output folder results/data/<dataset>")
-    p.set_defaults(func=_cmd_prepare)
+    p = _command(sub, "prepare", "prepare a configured dataset's PNG splits from its receipts",
+                 "ssimsr prepare --config config.yaml --dataset bsds300 --out results/data/bsds300",
+                 func=_cmd_prepare,
+                 description="Decode, resize and split one dataset of the config into PNGs, a manifest.csv "
+                             "and a splits.csv, from the receipts `ssimsr fetch` wrote: the files the "
+                             "workflow's prepare job writes.")
+    _dataset_options(p)
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help=f"output folder (default: {DATA_DIR.format(dataset='<dataset>')}, as in the workflow)")
+    p.add_argument("--download-dir", default=None, metavar="DIR",
+                   help="where `ssimsr fetch` wrote the receipts "
+                        f"(default: {DOWNLOAD_DIR.format(dataset='<dataset>')})")
 
-    p = sub.add_parser("fetch-weights", help="download or copy a weights file, hash-checked")
+    vgg19 = _schema_default("weights.vgg19")
+    p = _command(sub, "fetch-weights", "download or copy a weights file, hash-checked",
+                 f"ssimsr fetch-weights --uri {vgg19['uri']} --md5 {vgg19['md5']} "
+                 f"--out resources/weights/{vgg19['uri'].rsplit('/', 1)[-1]}",
+                 func=_cmd_fetch_weights)
     p.add_argument("--uri", required=True, help="official URL or local file")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, metavar="FILE", help="file to write")
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--md5", help="expected md5 (Keras files)")
-    group.add_argument("--sha256-prefix", help="expected start of the sha256 (torchvision files)")
+    group.add_argument("--md5", help="expected md5 (Keras files; this or --sha256-prefix is required)")
+    group.add_argument("--sha256-prefix", metavar="HEX",
+                       help="expected start of the sha256 (torchvision files; this or --md5 is required)")
     _download_options(p)
-    p.set_defaults(func=_cmd_fetch_weights)
 
-    p = sub.add_parser("train", help="train one run (model, dataset, lambda_s, seed)")
-    p.add_argument("--params", type=_json_or_file, required=True,
+    p = _command(sub, "train", "train one run (model, dataset, lambda_s, seed)",
+                 f"ssimsr train --params results/train/{RUN_EXAMPLE}/params.json --data results/data/bsds300 "
+                 "--out /tmp/rerun",
+                 func=_cmd_train)
+    p.add_argument("--params", type=_json_or_file, required=True, metavar="FILE|JSON",
                    help="resolved run parameters: a params.json file (e.g. of a trained run) or JSON text")
-    p.add_argument("--data", required=True, help="prepared dataset folder results/data/<dataset>")
-    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--data", required=True, metavar="DIR", help="prepared dataset folder results/data/<dataset>")
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder")
     p.add_argument("--stop-after-epoch", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--gpu-lock-dir", default=".snakemake/gpu-locks",
+    p.add_argument("--gpu-lock-dir", default=".snakemake/gpu-locks", metavar="DIR",
                    help="where concurrent jobs claim distinct GPUs (multi-GPU machines)")
-    p.add_argument("--jobs-per-gpu", type=int, default=1,
+    p.add_argument("--jobs-per-gpu", type=int, default=_schema_default("training.jobs_per_gpu"), metavar="K",
                    help="train jobs sharing one GPU (run snakemake with --resources gpu=<GPUs x this>)")
-    p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("upscale", help="apply a trained run to an image file or folder")
+    p = _command(sub, "upscale", "apply a trained run to an image file or folder",
+                 f"ssimsr upscale results/train/{RUN_EXAMPLE} photo.jpg photo_x2.webp",
+                 f"ssimsr upscale results/train/{RUN_EXAMPLE} photos/ photos_x2/",
+                 func=_cmd_upscale)
     p.add_argument("run", help="trained run folder (holds params.json, *.keras)")
     p.add_argument("input", help="image file or folder")
-    p.add_argument("output", help="output PNG file or folder")
-    p.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
+    p.add_argument("output", help="output file, whose suffix picks the format (.png, .jpg/.jpeg, .webp, "
+                                  ".tif/.tiff), or folder (PNGs named after the inputs)")
+    p.add_argument("--backend", choices=backends, default=None,
                    help="Keras backend (default: KERAS_BACKEND, else the run's training backend)")
-    p.add_argument("--tile", type=int, default=None,
+    p.add_argument("--tile", type=int, default=None, metavar="PX",
                    help="tile side in input pixels (default: from the memory available)")
-    p.set_defaults(func=_cmd_upscale)
 
-    for name, func, helptext in (("evaluate", _cmd_evaluate, "per-image PSNR/SSIM of a run (Keras side)"),
-                                 ("lpips", _cmd_lpips, "per-image LPIPS of a run's reconstructions (torch side)")):
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("--data", required=True, help="prepared dataset folder (its val split is evaluated)")
-        p.add_argument("--showcase", default=None, help="folder of showcase crops to evaluate too")
+    for name, func, helptext, example in (
+            ("evaluate", _cmd_evaluate, "per-image PSNR/SSIM of a run (Keras side)",
+             f"ssimsr evaluate --run results/train/{RUN_EXAMPLE} --data results/data/bsds300 "
+             f"--out results/eval/{RUN_EXAMPLE}"),
+            ("lpips", _cmd_lpips, "per-image LPIPS of a run's reconstructions (torch side)",
+             f"ssimsr lpips --eval-dir results/eval/{RUN_EXAMPLE} --data results/data/bsds300 "
+             "--weights-dir resources/weights")):
+        p = _command(sub, name, helptext, example, func=func)
+        p.add_argument("--data", required=True, metavar="DIR",
+                       help="prepared dataset folder (its val split is evaluated)")
+        p.add_argument("--showcase", default=None, metavar="DIR",
+                       help="folder of showcase crops to evaluate too (default: none)")
         p.add_argument("--benchmarks", nargs="*", default=[], metavar="DIR",
                        help="prepared benchmark datasets (results/data/<name>): their val splits are evaluated "
-                            "too, each as the image set <name>")
+                            "too, each as the image set <name> (default: none)")
         if name == "evaluate":
-            p.add_argument("--run", required=True, help="trained run folder")
-            p.add_argument("--out", required=True, help="evaluation folder of the run")
-            p.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
+            p.add_argument("--run", required=True, metavar="DIR", help="trained run folder")
+            p.add_argument("--out", required=True, metavar="DIR", help="evaluation folder of the run")
+            p.add_argument("--backend", choices=backends, default=None,
                            help="Keras backend (default: KERAS_BACKEND, else the run's training backend)")
         else:
-            p.add_argument("--eval-dir", required=True, help="evaluation folder of the run (holds recon/)")
-            p.add_argument("--nets", nargs="+", default=["alex", "squeeze", "vgg"])
-            p.add_argument("--weights-dir", required=True)
-        p.set_defaults(func=func)
+            p.add_argument("--eval-dir", required=True, metavar="DIR",
+                           help="evaluation folder of the run (holds recon/)")
+            p.add_argument("--nets", nargs="+", choices=nets, default=default_nets, metavar="NET",
+                           help=f"LPIPS backbones, of {', '.join(nets)} (default: {' '.join(default_nets)})")
+            p.add_argument("--weights-dir", required=True, metavar="DIR",
+                           help="folder of torchvision's backbone files (as `ssimsr fetch-lpips` leaves it)")
 
-    p = sub.add_parser("fetch-lpips", help="fetch torchvision backbones for LPIPS; record availability")
-    p.add_argument("--weights-dir", required=True)
-    p.add_argument("--nets", nargs="+", default=["alex", "squeeze", "vgg"])
-    p.add_argument("--status", required=True, help="status JSON to write")
-    p.add_argument("--base-url", default=None, help="torchvision model URL base; omitted: no download")
-    p.add_argument("--local-dir", default=None, help="folder holding the .pth files to copy instead")
+    lpips_source = _schema_default("weights.lpips")
+    p = _command(sub, "fetch-lpips", "fetch torchvision backbones for LPIPS; record availability",
+                 "ssimsr fetch-lpips --weights-dir resources/weights --status resources/weights/lpips_backbones.json "
+                 f"--base-url {lpips_source['base_url']}",
+                 func=_cmd_fetch_lpips)
+    p.add_argument("--weights-dir", required=True, metavar="DIR", help="folder to put the backbone files in")
+    p.add_argument("--nets", nargs="+", choices=nets, default=default_nets, metavar="NET",
+                   help=f"LPIPS backbones, of {', '.join(nets)} (default: {' '.join(default_nets)})")
+    p.add_argument("--status", required=True, metavar="FILE", help="status JSON to write")
+    p.add_argument("--base-url", default=None, metavar="URL",
+                   help=f"torchvision model URL base, e.g. {lpips_source['base_url']} "
+                        "(default: none: nothing is downloaded)")
+    p.add_argument("--local-dir", default=None, metavar="DIR",
+                   help="folder holding the .pth files to copy instead (default: none)")
     _download_options(p)
-    p.set_defaults(func=_cmd_fetch_lpips)
+
+    p = _command(sub, "status", "every configured run: done, running, failed or pending; the study's time left",
+                 "ssimsr status",
+                 "ssimsr status --config config.yaml --config profiles/demo/demo-config.yaml --watch 30",
+                 func=_cmd_status,
+                 description="One table of every run of the config's active studies (state, epoch k of n, last "
+                             "validation PSNR / SSIM, seconds per epoch, ETA) and the study's remaining training "
+                             "time, read from the run folders results/train/<run> and the config only. The "
+                             "rules deciding the states: README, 'Watching a study'.")
+    p.add_argument("--config", action="append", metavar="FILE", default=None,
+                   help="config file; given several times, they merge in order as snakemake's --configfile "
+                        "(later ones win) (default: config.yaml)")
+    p.add_argument("--results", default="results", metavar="DIR", help="the workflow's results folder")
+    p.add_argument("--watch", type=float, default=None, metavar="SECONDS",
+                   help="refresh every SECONDS until Ctrl-C (default: print once)")
+    p.add_argument("--stale", type=float, default=30.0, metavar="MINUTES",
+                   help="a started run on another host with no file changed for this long (or two epochs) "
+                        "counts as failed")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="trainings at once, for the remaining time (default: the number running now, at least 1)")
+    p.add_argument("--state", nargs="+", choices=["done", "running", "failed", "pending"], default=None,
+                   metavar="STATE", help="list only runs in these states (default: all; the summary counts all)")
 
     for p in sub.choices.values():  # `ssimsr fetch -v ...` as well as `ssimsr -v fetch ...`
+        p.formatter_class = HelpFormatter  # every command's help shows its defaults
         p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                       help="debug logging; traceback on errors")
+                       help="debug logging; traceback on errors (default: off)")
     return parser
 
 
-def _download_options(parser: argparse.ArgumentParser) -> None:
-    # defaults = the config schema's `downloads` defaults (ssimsr.download.DownloadPolicy)
+def _download_options(parser: argparse.ArgumentParser, from_config: bool = False) -> None:
+    """--retries, --timeout, --backoff: the config schema's `downloads` defaults
+    (ssimsr.download.DownloadPolicy), or, with a config, the config's values."""
+    schema = _schema_default("downloads")
+
+    def default(key: str) -> str:
+        return (f" (default: the config's downloads.{key}, else {schema[key]})" if from_config
+                else f" (default: {schema[key]}, the config schema's downloads.{key})")
+
     group = parser.add_argument_group("downloads (config `downloads`)")
-    group.add_argument("--retries", type=int, default=4, help="retries of a failed transfer (default 4)")
-    group.add_argument("--timeout", type=float, default=60.0, help="seconds without data before giving up (60)")
-    group.add_argument("--backoff", type=float, default=2.0, help="seconds before the first retry, doubling (2)")
+    group.add_argument("--retries", type=int, default=None if from_config else schema["retries"],
+                       help="retries of a failed transfer" + default("retries"))
+    group.add_argument("--timeout", type=float, default=None if from_config else schema["timeout"],
+                       help="seconds without data before giving up" + default("timeout"))
+    group.add_argument("--backoff", type=float, default=None if from_config else schema["backoff"],
+                       help="seconds before the first retry, doubling" + default("backoff"))
 
 
 def expected_errors() -> tuple[type[BaseException], ...]:

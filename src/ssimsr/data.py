@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import fill_defaults
 from .download import DataError
+from .progress import Progress
 from .sources import Ignored, iter_members, load_receipt, read_text_member
 
 log = logging.getLogger(__name__)
@@ -259,6 +260,10 @@ def prepare_dataset(receipts: list[str | os.PathLike], options: dict, out_dir: s
     loaded = [load_receipt(r) for r in receipts]
     on_bad = options["on_bad_image"]
     filter_name = resize_filter(options["resize"])
+    # the members are listed once beforehand (names only) to give the progress lines a total
+    total = sum(1 for receipt, source in zip(loaded, sources)
+                for _ in iter_members(receipt, source["include"], source.get("split")))
+    progress = Progress(f"prepare {out_dir.name}", total)
 
     tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -269,7 +274,7 @@ def prepare_dataset(receipts: list[str | os.PathLike], options: dict, out_dir: s
     ignored: list[Ignored] = []
     try:
         for receipt, source in zip(loaded, sources):
-            for member in iter_members(receipt, source["include"], source.get("split"), ignored):
+            for member in progress.wrap(iter_members(receipt, source["include"], source.get("split"), ignored)):
                 where = f"{member.source}:{member.name}"
                 if member.stem in seen:
                     raise DataError(f"two images named {member.stem!r}: {seen[member.stem]} and {where}")

@@ -28,6 +28,7 @@ from PIL import Image
 from .atomic import atomic_path, write_csv
 from .config import fill_defaults
 from .data import list_split
+from .progress import Progress
 from .runs import Run
 from .train import upgrade_params
 
@@ -98,9 +99,10 @@ def evaluate_run(run: str | os.PathLike, image_sets: dict[str, list[Path]], out_
     out_dir = Path(out_dir)
     recon_root = out_dir / "recon"
     rows = []
+    progress = Progress(f"evaluate {run}", sum(len(paths) for paths in image_sets.values()))
     for set_name, paths in image_sets.items():
         (recon_root / set_name).mkdir(parents=True, exist_ok=True)
-        for path in paths:
+        for path in progress.wrap(paths):
             with Image.open(path) as img:
                 hr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
             h, w = hr.shape[:2]

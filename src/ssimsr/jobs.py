@@ -9,6 +9,14 @@ dicts and lists Snakemake passes in ``params:``, not as JSON strings.
 
 The stages users also run by hand (``ssimsr train``, ``evaluate``, ``lpips``,
 ``upscale``, ``fetch``, ``prepare``) stay commands in ``cli``.
+
+The train job's log is kept across attempts: Snakemake deletes a job's log (and its
+outputs) before it runs the job again, after a failure, a kill or a SLURM time limit.
+So the log has a second name in the run folder, a hard link ``checkpoint/train.log``
+that Snakemake does not know; the next attempt links the log back to it and appends,
+after a header line ``=== attempt N, <date> on <host> (pid P): resuming from epoch k of
+n`` (or ``fresh start``). Where the filesystem has no hard links, the log holds only
+the current attempt and says so.
 """
 
 from __future__ import annotations
@@ -22,6 +30,10 @@ from typing import Callable
 
 JOBS: dict[str, Callable] = {}
 
+#: rules whose log is appended to across attempts: rule -> the kept copy's path (a
+#: hard link, not an output, so Snakemake never deletes it) from the job's ``params.out``
+KEPT_LOGS: dict[str, Callable] = {"train": lambda smk: os.path.join(smk.params.out, "checkpoint", "train.log")}
+
 
 def job(function: Callable) -> Callable:
     """Register ``function`` as the job of the rule of the same name."""
@@ -29,8 +41,29 @@ def job(function: Callable) -> Callable:
     return function
 
 
+def keep_log(path: str | os.PathLike, kept: str | os.PathLike) -> str | None:
+    """Make ``path`` and ``kept`` one file (a hard link), so that ``path`` can be deleted
+    and restored from ``kept``: restore ``path`` when Snakemake deleted it, otherwise link
+    ``kept`` to it. Returns a line to log when the filesystem cannot link, else None."""
+    path, kept = os.fspath(path), os.fspath(kept)
+    os.makedirs(os.path.dirname(kept) or ".", exist_ok=True)
+    try:
+        if os.path.exists(path) and os.path.exists(kept) and os.path.samefile(path, kept):
+            return None
+        if os.path.exists(kept) and not os.path.exists(path):
+            os.link(kept, path)  # the earlier attempts' log, appended to below
+            return None
+        open(path, "a").close()
+        tmp = f"{kept}.tmp{os.getpid()}"
+        os.link(path, tmp)
+        os.replace(tmp, kept)
+    except OSError as exc:
+        return f"note: this log is not kept across attempts (no hard link {kept}: {exc})"
+    return None
+
+
 @contextlib.contextmanager
-def logged(path: str | None):
+def logged(path: str | None, append: bool = False):
     """Send Python's output and the C++ libraries' (file descriptors 1 and 2) to ``path``."""
     if path is None:
         yield
@@ -38,7 +71,7 @@ def logged(path: str | None):
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with open(path, "w", buffering=1) as log:
+    with open(path, "a" if append else "w", buffering=1) as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
@@ -57,7 +90,12 @@ def run(smk) -> None:
 
     if smk.rule not in JOBS:
         raise KeyError(f"no job for rule {smk.rule!r} in ssimsr.jobs ({', '.join(JOBS)})")
-    with logged(smk.log[0] if smk.log else None):
+    path = smk.log[0] if smk.log else None
+    kept = smk.rule in KEPT_LOGS and path is not None
+    note = keep_log(path, KEPT_LOGS[smk.rule](smk)) if kept else None
+    with logged(path, append=kept):
+        if note:
+            print(note, file=sys.stderr, flush=True)
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.captureWarnings(True)
@@ -93,7 +131,10 @@ def prepare_dataset(smk) -> None:
 @job
 def train(smk) -> None:
     from .cli import train_run
+    from .train import RunParams, begin_attempt
 
+    # the attempt's header first (its log is appended to across attempts: KEPT_LOGS)
+    begin_attempt(RunParams.from_dict(smk.params.run), smk.params.out, ahead=True)
     train_run(smk.params.run, smk.params.data, smk.params.out, jobs_per_gpu=smk.resources.jobs_per_gpu)
 
 

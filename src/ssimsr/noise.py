@@ -38,6 +38,7 @@ MIN_SEEDS_FOR_POWER = 4
 
 WITHIN, DIFFERS, ONE_SEED = "within noise", "differs", "one seed: no noise estimate"
 NO_SPLIT = "no per-image values: no split estimate"
+UNAVAILABLE = "ours unavailable"
 
 
 def split_sampling_sd(values, n_total: int | None) -> float:
@@ -77,6 +78,8 @@ def standardised_difference(ours: float, paper: float, s: float) -> float:
 
 def agreement(ours: float, paper: float, seed_sd: float, n_seeds: int, split_sd: float) -> dict:
     """``s``, ``z`` and the words for one published cell (see the module docstring)."""
+    if ours is None or not math.isfinite(ours):
+        return {"s": math.nan, "z": math.nan, "agreement": UNAVAILABLE}
     if n_seeds is None or not n_seeds >= 2 or seed_sd is None or not math.isfinite(seed_sd):
         return {"s": math.nan, "z": math.nan, "agreement": ONE_SEED}
     if split_sd is None or not math.isfinite(split_sd):

@@ -8,7 +8,14 @@ speed. A run directory holds:
 ``history.csv``      one row per epoch and split (train, val): every loss term, PSNR, SSIM;
                      first an epoch-0 val row, the initial weights before any step (the
                      terms' starting balance; the train log warns when one weighted term
-                     exceeds the others' sum by more than 100x there or at the end)
+                     exceeds the others' sum by more than 100x there or at the end).
+                     Rewritten atomically after every epoch (and at a resumed start, from
+                     the checkpoint), so it can be read while the run trains
+``progress.csv``     the same rows, written at the same moments; not a workflow output:
+                     Snakemake deletes a failed job's outputs (``history.csv`` among them)
+                     and again before its rerun, so this is the history that survives a
+                     killed job, to watch it (``ssimsr status``). A resumed run rewrites
+                     it from its checkpoint, dropping epochs after the last checkpoint
 ``upscaler.keras``   final upscaler; ``downscaler.keras`` its downscaler
 ``readout.json``     a learned downscaler (IRN): the PSNR of a linear read-out of its
                      initial LR tensor (``readout``), computed on a fresh start
@@ -17,23 +24,28 @@ speed. A run directory holds:
                      resumes from it; with a fixed seed on CPU the result equals an
                      uninterrupted run, because every epoch's shuffling and crops come
                      from ``default_rng([seed, epoch])`` rather than a running RNG.
+``checkpoint/attempts.csv``  one row per start of ``train`` (attempt, time, host, pid, the
+                     epoch it starts from); every start also prints a header line
+                     ``=== attempt 2, 2026-12-02 10:31:07 on node17 (pid 4242): resuming
+                     from epoch 3 of 20`` (or ``fresh start``). The workflow keeps the train
+                     log across attempts (``ssimsr.jobs``), so the lines separate them.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
 import math
 import os
+import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from PIL import Image
 
 from . import registry
 from .atomic import write_csv, write_text
@@ -160,8 +172,14 @@ class RunParams:
         return asdict(self)
 
     def fingerprint(self) -> str:
-        """Identifies the run for resuming: everything except logging cadence and names."""
+        """Identifies the run for resuming: everything except logging cadence and names, plus
+        the training code (the train stage's code digest). A checkpoint of other code is not
+        resumed: when an edit of losses.py makes Snakemake rerun a finished training, the run
+        starts over instead of re-exporting the old weights from its last checkpoint."""
+        from .code_digest import code_digest
+
         values = asdict(self)
+        values["code"] = code_digest("train")
         for key in ("log_every", "run"):
             values.pop(key)
         if values["shape_bucket"] in (0, "auto"):
@@ -175,6 +193,8 @@ class RunParams:
 
 def load_split(data_dir: str | os.PathLike, split: str, limit: int | None = None) -> tuple[list[str], list[np.ndarray]]:
     """Prepared PNGs of one split as uint8 arrays (uint8 keeps DIV2K at 2.4 GB)."""
+    from PIL import Image
+
     from .data import list_split
 
     paths = list_split(data_dir, split)[:limit]
@@ -427,15 +447,98 @@ def _check_balance(history: list[dict], params: RunParams, epoch: int) -> None:
             balance.check(row, params.weights(), "before training (epoch 0)" if epoch == 0 else f"epoch {epoch}")
 
 
-def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
-          stop_after_epoch: int | None = None) -> pd.DataFrame:
-    """Train one run into ``out_dir``; resume from its checkpoint if one exists.
+# --------------------------------------------------------------------------- attempts
 
-    ``stop_after_epoch`` ends the process early (after that epoch's checkpoint) as if it
-    had been killed: used by tests of resuming.
+#: Files of a run folder that record its attempts and its progress (read by ``ssimsr status``).
+PROGRESS_FILE = "progress.csv"
+ATTEMPTS_FILE = "checkpoint/attempts.csv"
+ATTEMPT_COLUMNS = ["attempt", "started", "host", "pid", "start_epoch", "epochs"]
+
+#: Run folders whose attempt header this process has printed ahead of ``train`` (the
+#: workflow's job prints it as the first line of its log); ``train`` prints it otherwise.
+_announced: set[str] = set()
+
+
+def checkpoint_epoch(path: Path, fingerprint: str) -> int | None:
+    """The epoch a checkpoint of this run resumes from; None without one (or of another run)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as state:
+            if str(state["fingerprint"]) != fingerprint:
+                return None
+            return int(state["epoch"])
+    except (OSError, ValueError, KeyError):
+        return None  # unreadable: load_checkpoint decides (and says) what happens
+
+
+def read_attempts(out_dir: str | os.PathLike) -> list[dict]:
+    """The rows of ``checkpoint/attempts.csv`` (empty when the run never started)."""
+    path = Path(out_dir) / ATTEMPTS_FILE
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def begin_attempt(params: RunParams, out_dir: str | os.PathLike, ahead: bool = False) -> str:
+    """Record a new attempt of the run in ``out_dir`` and print its header line to stderr.
+
+    ``=== attempt N, <date> on <host> (pid P): resuming from epoch k of n`` or ``fresh
+    start`` (``..., the checkpoint belongs to other parameters`` when one is ignored).
+    ``ahead``: called before ``train`` (the workflow's job, so that the header is the
+    first line of the attempt in the log); ``train`` then does not begin another.
     """
     out = Path(out_dir)
+    ckpt = out / "checkpoint" / "state.npz"
+    start = checkpoint_epoch(ckpt, params.fingerprint())
+    attempts = read_attempts(out)
+    number = len(attempts) + 1
+    started = time.strftime("%Y-%m-%d %H:%M:%S %z")
+    host, pid = socket.gethostname(), os.getpid()
+    if start is not None:
+        where = f"resuming from epoch {start} of {params.epochs}"
+    else:
+        where = "fresh start" + (", the checkpoint belongs to other parameters" if ckpt.exists() else "")
+    row = {"attempt": number, "started": started, "host": host, "pid": pid, "start_epoch": start or 0,
+           "epochs": params.epochs}
+    path = out / ATTEMPTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = path.read_text() if path.is_file() else ",".join(ATTEMPT_COLUMNS) + "\n"
+    write_text(path, text + ",".join(str(row[c]) for c in ATTEMPT_COLUMNS) + "\n")
+    line = f"=== attempt {number}, {started} on {host} (pid {pid}): {where}"
+    print(line, file=sys.stderr, flush=True)
+    if ahead:
+        _announced.add(str(out.resolve()))
+    return line
+
+
+def write_history(history: list[dict], out: Path) -> None:
+    """The history so far into ``history.csv`` and ``progress.csv``, each atomically."""
+    import pandas as pd
+
+    frame = pd.DataFrame(history, columns=history_columns())
+    for name in ("history.csv", PROGRESS_FILE):
+        write_csv(frame, out / name)
+
+
+def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
+          stop_after_epoch: int | None = None):
+    """Train one run into ``out_dir``; resume from its checkpoint if one exists. Returns
+    the history (a pandas DataFrame, ``history_columns()``).
+
+    ``stop_after_epoch`` ends the process early (after that epoch's checkpoint) as if it
+    had been killed: used by tests of resuming. ``history.csv`` / ``progress.csv`` then
+    hold the epochs 0 to ``stop_after_epoch``.
+    """
+    import pandas as pd
+
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if str(out.resolve()) in _announced:
+        _announced.discard(str(out.resolve()))  # the caller began this attempt
+    else:
+        begin_attempt(params, out)
     write_text(out / "params.json", json.dumps(params.as_dict(), indent=2, sort_keys=True) + "\n")
     _, train_images = load_split(data_dir, "train", params.max_train_images)
     val_names, val_images = load_split(data_dir, "val")
@@ -467,6 +570,7 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
         t_val = time.perf_counter()
         history.append({"epoch": 0, "split": "val", **trainer.validate(val_images, val_bucket),
                         "seconds": time.perf_counter() - t_val})
+    write_history(history, out)  # resumed: the checkpoint's rows (later ones of a killed attempt go)
     _check_balance(history, params, 0)
 
     steps_per_epoch = math.ceil(len(train_images) / (params.batch_size if params.crop else 1))
@@ -511,6 +615,7 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
         if epoch % params.checkpoint_every == 0 or epoch == params.epochs:
             trainer.steps.sync()
             save_checkpoint(ckpt, epoch, trainer.pair, trainer.optimizer, history, fingerprint)
+        write_history(history, out)
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < params.epochs:
             return pd.DataFrame(history, columns=history_columns())
 
@@ -521,5 +626,4 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
     export = trainer.export_pair()
     save_model(export.upscaler, out / "upscaler.keras")
     save_model(export.downscaler, out / "downscaler.keras")
-    write_csv(frame, out / "history.csv")
     return frame

@@ -305,11 +305,39 @@ def _inputs(src: Path) -> list[Path]:
     return [src]
 
 
+# What ``ssimsr upscale`` writes, by the output file's suffix: Pillow format and options.
+# JPEG at quality 95 and lossless WebP, so the format does not hide what the model did.
+OUTPUT_FORMATS = {
+    ".png": ("PNG", {}),
+    ".jpg": ("JPEG", {"quality": 95}),
+    ".jpeg": ("JPEG", {"quality": 95}),
+    ".webp": ("WEBP", {"lossless": True}),
+    ".tif": ("TIFF", {}),
+    ".tiff": ("TIFF", {}),
+}
+
+
+def output_format(path: Path) -> tuple[str, dict]:
+    """The Pillow format (and save options) an output file's suffix names; UpscaleError otherwise."""
+    try:
+        return OUTPUT_FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise UpscaleError(f"{path}: cannot write {path.suffix!r} images; name the output "
+                           f"{', '.join(OUTPUT_FORMATS)} (or a folder, for PNGs)") from None
+
+
 def upscale_paths(run: str | os.PathLike, src: str | os.PathLike, dest: str | os.PathLike,
                   tile: int | None = None) -> list[Path]:
-    """Upscale a file or every image of a folder; write PNGs. Returns the written paths."""
+    """Upscale a file or every image of a folder. Returns the written paths.
+
+    A folder (``src`` or ``dest``, or a ``dest`` without suffix) gets PNGs named after the
+    inputs; an output file is written in the format its suffix names (OUTPUT_FORMATS).
+    """
     src, dest = Path(src), Path(dest)
     files = _inputs(src)
+    to_folder = src.is_dir() or dest.is_dir() or dest.suffix == ""
+    if not to_folder:
+        output_format(dest)  # an unsupported suffix fails before the run is loaded
     params, downscaler, upscaler = load_run(run)
     written = []
     for f in files:
@@ -323,8 +351,9 @@ def upscale_paths(run: str | os.PathLike, src: str | os.PathLike, dest: str | os
         out = apply(params, downscaler, upscaler, rgb, tile=tile, label=str(f))
         log.info("%s: %dx%d -> %dx%d in %.1f s", f, rgb.shape[1], rgb.shape[0], out.shape[1], out.shape[0],
                  time.monotonic() - t0)
-        target = dest / f"{f.stem}.png" if (src.is_dir() or dest.is_dir() or dest.suffix == "") else dest
+        target = dest / f"{f.stem}.png" if to_folder else dest
+        image_format, options = output_format(target)
         with atomic_path(target) as tmp:
-            Image.fromarray(out).save(tmp)
+            Image.fromarray(out).save(tmp, format=image_format, **options)
         written.append(target)
     return written

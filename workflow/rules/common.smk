@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from ssimsr.code_digest import code_digest
+from ssimsr.gpus import count_gpus
 from ssimsr.experiments import check_benchmarks, check_report_config, experiment_table
 from ssimsr.registry import architectures
 from ssimsr.report import FIGURE_EXTENSIONS, TABLE_EXTENSIONS, figure_names
@@ -13,6 +14,13 @@ RESULTS = "results"
 RESOURCES = "resources"
 VGG19_FILE = f"{RESOURCES}/weights/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 JOB_SCRIPT = "../scripts/job.py"  # the script: of the workflow-only rules (ssimsr.jobs)
+# --sdm conda: a train job's environment is the one of its Keras backend (training.backend)
+TRAIN_ENVS = {"tensorflow": "tensorflow.yaml", "jax": "jax.yaml", "torch": "torch-train.yaml"}
+
+
+def train_env(config):
+    """The train rule's conda env file (relative to workflow/rules) for config's training.backend."""
+    return f"../../envs/{TRAIN_ENVS[config['training']['backend']]}"
 
 
 wildcard_constraints:
@@ -26,6 +34,11 @@ RUNS = experiment_table(config)
 check_report_config(config)
 # evaluation.benchmarks: datasets every run is also evaluated on, never trained on
 BENCHMARKS = check_benchmarks(config)
+
+# A train job holds one `gpu` slot where this machine has a GPU; where none is visible the
+# trainings are CPU jobs and run side by side up to --cores (SLURM's set-resources asks for
+# a GPU per train job on its own).
+TRAIN_GPU = 1 if count_gpus() else 0
 
 TRAIN_DIR = f"{RESULTS}/train/{Run.PATTERN}"
 EVAL_DIR = f"{RESULTS}/eval/{Run.PATTERN}"

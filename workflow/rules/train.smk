@@ -16,11 +16,11 @@ rule train:
         data=lambda w: f"{RESULTS}/data/{w.dataset}",
         out=lambda w: TRAIN_DIR.format(**w),
     resources:
-        gpu=1,
+        gpu=TRAIN_GPU,
         # a resource, not a param: sharing a GPU does not change results, so no rerun
         jobs_per_gpu=config["training"]["jobs_per_gpu"],
     conda:
-        "../../envs/tensorflow.yaml"
+        train_env(config)  # the env of training.backend (envs/tensorflow.yaml, jax.yaml, torch-train.yaml)
     benchmark:
         f"{TRAIN_DIR}/benchmark.tsv"
     log:

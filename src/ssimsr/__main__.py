@@ -1,0 +1,7 @@
+"""``python -m ssimsr``: the ``ssimsr`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,242 @@
+"""The ``ssimsr`` command: ``python -m ssimsr``, --version, help text, config-driven
+fetch / prepare, and the output formats of ``upscale``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from ssimsr import cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_python_m_ssimsr_version_is_the_package_version():
+    result = subprocess.run([sys.executable, "-m", "ssimsr", "--version"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"ssimsr {importlib.metadata.version('ssimsr')}"
+
+
+def test_python_m_ssimsr_is_the_console_script():
+    script = shutil.which("ssimsr", path=str(Path(sys.executable).parent))
+    module = subprocess.run([sys.executable, "-m", "ssimsr", "fetch", "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert module.returncode == 0 and module.stdout.startswith("usage: ssimsr fetch ")
+    if script is None:
+        pytest.skip("no ssimsr console script beside this Python (not pip-installed)")
+    console = subprocess.run([script, "fetch", "--help"], capture_output=True, text=True, timeout=60)
+    assert console.returncode == 0 and console.stdout == module.stdout
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def _option_help(text: str, option: str) -> str:
+    """The help of one option in an argparse --help text (its lines, joined)."""
+    lines = text.splitlines()
+    first = lines.index("options:")  # below the usage lines
+    start = next(i for i, line in enumerate(lines) if i > first
+                 and re.match(rf"\s+(-\w, )?{re.escape(option)}\b", line))
+    block = [lines[start]]
+    for line in lines[start + 1:]:
+        if not line.strip() or re.match(r"\s{2}-", line) or not line.startswith(" "):
+            break
+        block.append(line)
+    return " ".join(" ".join(block).split())
+
+
+@pytest.mark.parametrize("command", sorted(_subcommands()))
+def test_every_option_shows_its_default_and_every_command_an_example(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main([command, "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for action in _subcommands()[command]._actions:
+        if not action.option_strings or action.help == argparse.SUPPRESS or action.dest == "help":
+            continue
+        option = action.option_strings[-1]
+        helptext = _option_help(text, option)
+        assert "(default: " in helptext or "(required)" in helptext or "is required)" in helptext, (
+            f"ssimsr {command} {option}: {helptext}")
+    assert re.search(r"^examples?:\n  ssimsr " + re.escape(command) + r"(\s|$)", text, flags=re.M), text
+
+
+def test_defaults_come_from_the_config_schema(capsys):
+    from ssimsr.config import defaults
+
+    with pytest.raises(SystemExit):
+        cli.main(["fetch-weights", "--help"])
+    text = capsys.readouterr().out
+    assert f"(default: {defaults('downloads')['retries']}," in _option_help(text, "--retries")
+    assert defaults("weights")["vgg19"]["md5"] in text  # the example's checksum
+    parsed = cli.build_parser().parse_args(["lpips", "--data", "d", "--eval-dir", "e", "--weights-dir", "w"])
+    assert parsed.nets == defaults("evaluation")["lpips_nets"]
+
+
+# ----------------------------------------------------------------- fetch and prepare
+
+def _image_folder(folder: Path) -> Path:
+    """A local folder source: 6 small photos of several sizes (one grayscale), and a note."""
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for i, (w, h) in enumerate([(100, 80), (128, 96), (80, 112), (120, 80), (96, 96), (110, 88)]):
+        pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        image = Image.fromarray(pixels).convert("L") if i == 3 else Image.fromarray(pixels)
+        image.save(folder / f"img{i}.{'jpg' if i == 4 else 'png'}")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+@pytest.fixture
+def configs(tmp_path):
+    """Two config files that merge: the base (a study and the dataset) and an override."""
+    from test_workflow import TINY
+
+    base = json.loads(json.dumps(TINY))
+    base["datasets"] = {"tiny": {"sources": [{"uri": str(_image_folder(tmp_path / "photos"))}],
+                                 "resize": {"mode": "longer_side", "size": 96},
+                                 "split": {"method": "random", "n_val": 2}}}
+    base["studies"]["smoke"]["datasets"] = ["tiny"]
+    base["report"]["stats"]["dataset"] = "tiny"
+    base["evaluation"]["showcase"].update(dataset="tiny", images=[])
+    over = {"datasets": {"tiny": {"resize": {"size": 80, "filter": "bilinear"}, "split": {"seed": 3}}}}
+    paths = [tmp_path / "base.yaml", tmp_path / "over.yaml"]
+    for path, config in zip(paths, (base, over)):
+        path.write_text(yaml.safe_dump(config))
+    return paths
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (but Snakemake's marker of a directory() output)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".snakemake_timestamp"}
+
+
+def test_fetch_and_prepare_write_what_the_workflow_writes(tmp_path, configs, monkeypatch, capsys):
+    workflow_dir, cli_dir = tmp_path / "workflow", tmp_path / "cli"
+    workflow_dir.mkdir()
+    cli_dir.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workflow_dir), "--cores", "1",
+         "--configfile", *map(str, configs), "--", "results/data/tiny/manifest.csv"],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    monkeypatch.chdir(cli_dir)  # the defaults: resources/datasets/<dataset>, results/data/<dataset>
+    args = [arg for path in configs for arg in ("--config", str(path))] + ["--dataset", "tiny"]
+    assert cli.main(["fetch", *args]) == 0
+    assert cli.main(["prepare", *args]) == 0
+    out = capsys.readouterr().out
+    assert "resources/datasets/tiny/source0.json" in out and "prepared results/data/tiny" in out
+
+    for folder in ("results/data/tiny", "resources/datasets/tiny"):
+        expected, got = _files(workflow_dir / folder), _files(cli_dir / folder)
+        assert got.keys() == expected.keys() and got == expected, folder
+    manifest = (cli_dir / "results/data/tiny/manifest.csv").read_text()
+    assert "(bilinear)" in manifest and "ignored" in manifest  # the override was merged; the note ignored
+    assert len(list((cli_dir / "results/data/tiny/val").glob("*.png"))) == 2
+
+
+def test_prepare_before_fetch_names_the_fetch_command(tmp_path, configs, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["prepare", "--config", str(configs[0]), "--dataset", "tiny"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ssimsr prepare: error: no receipt resources/datasets/tiny/source0.json")
+    assert err[0].endswith(f"ssimsr fetch --config {configs[0]} --dataset tiny")
+
+
+@pytest.mark.parametrize("command", ["fetch", "prepare"])
+def test_unknown_dataset_is_one_line_naming_the_configured_ones(tmp_path, configs, command, capsys):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml.safe_dump({"datasets": {"other": {"sources": [{"uri": "skimage:coffee"}],
+                                                            "split": {"method": "all_val"}}}}))
+    code = cli.main([command, "--config", str(configs[0]), "--config", str(extra), "--dataset", "bsds300"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err == [f"ssimsr {command}: error: unknown dataset 'bsds300'; the config has: other, tiny"]
+    assert not (tmp_path / "resources").exists()
+
+
+def test_a_bad_config_file_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets: {tiny: {sources: [], split: {method: random}}}\n")
+    assert cli.main(["fetch", "--config", str(bad), "--dataset", "tiny"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "datasets.tiny.sources" in err[0]
+    assert cli.main(["fetch", "--config", str(tmp_path / "missing.yaml"), "--dataset", "tiny"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"ssimsr fetch: error: config file {tmp_path / 'missing.yaml'}: not found"]
+
+
+# ----------------------------------------------------------------- upscale: the format the suffix names
+
+@pytest.fixture(scope="module")
+def tiny_sr_run(tmp_path_factory):
+    """A run folder of a tiny SR pair (random weights: formats, not quality, are tested)."""
+    import keras
+
+    from ssimsr import models
+
+    keras.utils.set_random_seed(0)
+    pair = models.build_pair("sr", 2, filters=8, res_blocks=1)
+    run = tmp_path_factory.mktemp("tiny_sr_run")
+    (run / "params.json").write_text(json.dumps({"model": "sr", "scale": 2}))
+    pair.upscaler.save(run / "upscaler.keras")
+    pair.downscaler.save(run / "downscaler.keras")
+    return run
+
+
+@pytest.fixture
+def photo(tmp_path):
+    from skimage import data as skdata
+
+    path = tmp_path / "photo.png"
+    Image.fromarray(skdata.astronaut()[100:124, 180:212]).save(path)  # 32x24
+    return path
+
+
+def test_upscale_writes_the_format_its_suffix_names(tiny_sr_run, photo, tmp_path):
+    formats = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF"}
+    pixels = {}
+    for suffix, expected in formats.items():
+        out = tmp_path / f"x2.{suffix}"
+        assert cli.main(["upscale", str(tiny_sr_run), str(photo), str(out)]) == 0
+        with Image.open(out) as image:
+            assert image.format == expected and image.size == (64, 48) and image.mode == "RGB"
+            pixels[suffix] = np.asarray(image).astype(int)
+    for lossless in ("webp", "tif", "tiff"):
+        np.testing.assert_array_equal(pixels[lossless], pixels["png"])
+    reference = io.BytesIO()  # what Pillow writes at quality 95 from the same pixels
+    Image.fromarray(pixels["png"].astype(np.uint8)).save(reference, format="JPEG", quality=95)
+    np.testing.assert_array_equal(pixels["jpg"], np.asarray(Image.open(reference)).astype(int))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([photo.name, *(f"x2.{s}" for s in formats)])
+
+
+def test_upscale_unsupported_suffix_is_one_line_before_loading(photo, tmp_path, capsys):
+    from ssimsr.upscale import OUTPUT_FORMATS
+
+    # the run folder does not exist: the suffix is checked before the run is loaded
+    assert cli.main(["upscale", str(tmp_path / "no_run"), str(photo), str(tmp_path / "x2.bmp")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"ssimsr upscale: error: {tmp_path / 'x2.bmp'}: cannot write '.bmp'")
+    assert all(suffix in err[0] for suffix in OUTPUT_FORMATS)
+    assert not (tmp_path / "x2.bmp").exists()
+    with pytest.raises(SystemExit):
+        cli.main(["upscale", "--help"])
+    text = capsys.readouterr().out
+    assert all(suffix in text for suffix in OUTPUT_FORMATS)
