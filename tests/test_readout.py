@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-from PIL import Image
 from skimage import data as skdata
 
 from conftest import BACKEND

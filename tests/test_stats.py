@@ -321,16 +321,12 @@ RUN_SD, IMAGE_SD, N_IMAGES, DRAWS = 0.3, 1.0, 50, 4000
 
 
 def test_verdict_test_is_calibrated_and_image_level_tests_are_not():
-    import time
-
-    start = time.perf_counter()
     for n_seeds, seed in ((3, 11), (5, 12)):
         null = simulate_differences(DRAWS, n_seeds, N_IMAGES, RUN_SD, IMAGE_SD, seed=seed)
         rates = rejection_rates(null)
         assert 0.03 <= rates["seed"] <= 0.07, (n_seeds, rates)
         # with run-level variance, tests over images reject a true null far too often
         assert rates["image"] > 0.3 and rates["pooled"] > 0.3, (n_seeds, rates)
-    assert time.perf_counter() - start < 10  # vectorised: well under a second on one core
 
 
 def test_power_of_the_verdict_test_in_simulation():

@@ -13,7 +13,7 @@ from scipy import stats as sps
 
 from ssimsr import tables as T
 from ssimsr import stats as S
-from ssimsr.power import t_test_power
+
 from ssimsr.stats import compare_variants
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "paper.txt"

@@ -312,7 +312,7 @@ def plot_forest(comparisons: pd.DataFrame, stem, metrics: Sequence[str] = ("psnr
 
     def row_label(r: Mapping) -> str:
         parts = [str(r[k]).upper() if k == "model" else str(r[k]) for k in shown]
-        m = re.fullmatch(r"ls([0-9.]+)_vs_ls([0-9.]+)", str(r["comparison"]))
+        m = re.fullmatch(r"ls([0-9.e+-]+)_vs_ls([0-9.e+-]+)", str(r["comparison"]))
         comp = f"λ_s {m[1]} vs {m[2]}" if m else str(r["comparison"])
         return " · ".join(parts + [comp])
 

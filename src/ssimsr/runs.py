@@ -16,8 +16,13 @@ from pathlib import Path
 
 
 def lambda_tag(value: float) -> str:
-    """0 -> '0', 1.0 -> '1', 0.5 -> '0.5' (paths use ls0, ls1, ls2)."""
-    return f"{float(value):g}"
+    """The one spelling of a λ_s in paths: 0 -> '0', 1.0 -> '1', 0.5 -> '0.5', 1e-05 -> '1e-05',
+    0.1234567 -> '0.1234567'. Short (``%g``) where that reads back as the same float, else
+    Python's shortest round-trip ``repr``: two different values never share a folder, and
+    :data:`Run.WILDCARDS` matches every spelling (exponents included)."""
+    value = float(value)
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
 
 
 def vgg_tag(layers) -> str:
@@ -41,7 +46,7 @@ class Run:
     PATTERN = "{study}/{preset}/{model}/{dataset}/ls{lambda_s}/{vgg}/seed{seed}"
     #: Wildcard constraints of the fields (``model``: the registered architectures).
     WILDCARDS = {"study": "[a-z][a-z0-9_]*", "preset": "[a-z][a-z0-9_]*", "dataset": "[a-z][a-z0-9]*",
-                 "lambda_s": r"[0-9]+(\.[0-9]+)?", "vgg": "[a-z0-9-]+", "seed": r"\d+"}
+                 "lambda_s": r"[0-9]+(\.[0-9]+)?(e[-+][0-9]+)?", "vgg": "[a-z0-9-]+", "seed": r"\d+"}
 
     def __post_init__(self):
         # one spelling of each value, whatever it came from (a path, a CSV row, the config)

@@ -405,7 +405,9 @@ def _unavailable_status(merged: pd.DataFrame, scol: str) -> str:
 
 
 def comparison_label(a: float, b: float) -> str:
-    return f"ls{float(a):g}_vs_ls{float(b):g}"
+    from .runs import lambda_tag
+
+    return f"ls{lambda_tag(a)}_vs_ls{lambda_tag(b)}"
 
 
 PER_IMAGE_METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "psnr_authors", "ssim_authors",

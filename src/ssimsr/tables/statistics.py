@@ -37,7 +37,7 @@ PAIRED_BLOCK = "paired by image, n = images (these models)"
 
 
 def _parse_comparison(comparison: str) -> tuple[float, float]:
-    m = re.fullmatch(r"ls([0-9.]+)_vs_ls([0-9.]+)", comparison)
+    m = re.fullmatch(r"ls([0-9.e+-]+)_vs_ls([0-9.e+-]+)", comparison)
     if not m:
         raise ValueError(f"comparison {comparison!r} is not of the form 'ls<a>_vs_ls<b>'")
     return float(m.group(1)), float(m.group(2))
