@@ -514,3 +514,26 @@ def test_origin_is_the_folder_of_the_source_member(tmp_path, photo_zip):
     assert data.image_origins(tmp_path / "out") == {k: "set" for k in ("astronaut", "chelsea", "coffee", "rocket")}
     with pytest.raises(DataError, match="nothing/manifest.csv: manifest not found"):
         data.image_origins(tmp_path / "nothing")
+
+
+def test_a_decompression_bomb_is_a_bad_image_named_in_one_line_or_skipped(tmp_path):
+    """A 20000x10000 PNG (above Pillow's limit) compresses to a few kB; it is refused from its
+    header, named with its size, and skipped with on_bad_image: skip."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        Image.fromarray(skdata.coffee()[:64, :64]).save(folder / f"{name}.png")
+    Image.new("1", (20000, 10000)).save(folder / "bomb.png")
+    assert (folder / "bomb.png").stat().st_size < 1_000_000
+    receipt = tmp_path / "r.json"
+    fetch_source({"uri": str(folder)}, receipt, tmp_path)
+    options = {"multiple": 16, "scale": 2, "split": {"method": "random", "n_val": 1}}
+    with pytest.raises(BadImageError) as err:
+        data.prepare_dataset([receipt], options, tmp_path / "out")
+    assert "bomb.png" in str(err.value) and "20000x10000" in str(err.value) and "\n" not in str(err.value)
+    manifest = data.prepare_dataset([receipt], {**options, "on_bad_image": "skip"}, tmp_path / "out")
+    bomb = manifest.set_index("stem").loc["bomb"]
+    assert bomb.status == "skipped" and "exceeds the limit" in bomb.reason
+    # a configured limit applies below Pillow's too
+    with pytest.raises(BadImageError, match=r"a.png: 64x64 = 4,096 pixels exceeds the limit of 1,000"):
+        data.decode_rgb8((folder / "a.png").read_bytes(), "a.png", max_pixels=1000)

@@ -43,16 +43,36 @@ class BadImageError(DataError):
 
 # --------------------------------------------------------------------------- decoding
 
-def decode_rgb8(payload: bytes, name: str) -> tuple[np.ndarray, list[str]]:
+def _open_limited(payload: bytes, name: str, max_pixels: int | None):
+    """``Image.open`` that reads only the header and refuses more than ``max_pixels`` pixels
+    (None: Pillow's ``Image.MAX_IMAGE_PIXELS``) as a bad image, before anything is decoded:
+    a decompression bomb is reported like any other bad image (and skippable)."""
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels)
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # our own limit below, also above 2x Pillow's
+    try:
+        img = Image.open(io.BytesIO(payload))
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+    width, height = img.size
+    if limit is not None and width * height > limit:
+        img.close()
+        raise BadImageError(f"{name}: {width}x{height} = {width * height:,} pixels exceeds the limit of "
+                            f"{limit:,} (datasets.<name>.max_pixels; a decompression bomb?)")
+    return img
+
+
+def decode_rgb8(payload: bytes, name: str, max_pixels: int | None = None) -> tuple[np.ndarray, list[str]]:
     """Decode image bytes to an HxWx3 uint8 array and the conversions applied.
 
     Grayscale is replicated to three channels, alpha (RGBA, LA, palette transparency)
     is dropped, palettes are expanded and 16-bit samples are scaled to 8 bits
-    (round(v * 255 / 65535)). Raises BadImageError naming ``name``.
+    (round(v * 255 / 65535)). More than ``max_pixels`` pixels (None: Pillow's limit) is a
+    bad image. Raises BadImageError naming ``name``.
     """
     conversions: list[str] = []
     try:
-        with Image.open(io.BytesIO(payload)) as img:
+        with _open_limited(payload, name, max_pixels) as img:
             img.load()  # forces a full decode: a truncated file raises here
             mode = img.mode
             if mode == "P":
@@ -165,7 +185,7 @@ def prepare_image(payload: bytes, name: str, options: dict) -> Prepared:
 
 def _prepare_filled(payload: bytes, name: str, options: dict) -> Prepared:
     """prepare_image for options already filled (prepare_dataset fills them once, not per image)."""
-    rgb, conversions = decode_rgb8(payload, name)
+    rgb, conversions = decode_rgb8(payload, name, options.get("max_pixels"))
     original = (rgb.shape[1], rgb.shape[0])
     rgb, steps = apply_resize(rgb, options["resize"])
     conversions += steps
