@@ -212,11 +212,10 @@ def test_503_then_200_is_retried(tmp_path, serve, caplog):
 
 def test_too_slow_server_times_out(tmp_path, serve):
     server = serve(["slow:1.5"])
-    t0 = time.monotonic()
     with pytest.raises(DownloadError) as info:
         download_file(server.url, tmp_path / "a.bin", None,
                       policy=DownloadPolicy(retries=1, timeout=0.3, backoff=0.01))
-    assert time.monotonic() - t0 < 5
+    # (the server answers after 1.5 s: "timed out" can only come from the 0.3 s client timeout)
     message = one_line(info.value)
     assert "timed out" in message and server.url in message and "(2 attempts)" in message
     assert leftovers(tmp_path) == []

@@ -15,18 +15,18 @@ def test_concurrent_processes_claim_distinct_gpus(tmp_path):
         from ssimsr.gpus import claim_gpu
         gpu = claim_gpu({str(tmp_path)!r}, n_gpus=3)
         print(gpu, flush=True)
-        time.sleep(3)
+        sys.stdin.read()  # hold the claim until the test closes stdin (no timing)
     """)
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
-             for _ in range(3)]
-    claimed = sorted(p.stdout.readline().strip() for p in procs)
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, env=env) for _ in range(3)]
+    claimed = sorted(p.stdout.readline().strip() for p in procs)  # all three hold their claims now
     for p in procs:
+        p.stdin.close()
         p.wait()
     assert claimed == ["0", "1", "2"]
     # all released: a new process gets GPU 0 again
-    again = subprocess.run([sys.executable, "-c", script.replace("time.sleep(3)", "")], env=env,
-                           capture_output=True, text=True)
+    again = subprocess.run([sys.executable, "-c", script], env=env, input="", capture_output=True, text=True)
     assert again.stdout.strip() == "0"
 
 
