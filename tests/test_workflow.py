@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -142,6 +143,13 @@ def test_tiny_workflow_runs_and_reruns_nothing(tmp_path):
     again = run_snakemake(tmp_path, TINY, "-n")
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
+    # touching (re-checking-out) the rule files and the job script reruns nothing: the code
+    # digests are the only code trigger (profiles/default: rerun-triggers without mtime)
+    for path in [*(REPO / "workflow").rglob("*"), REPO / "Snakefile"]:
+        if path.is_file():
+            os.utime(path)
+    touched = run_snakemake(tmp_path, TINY, "-n")
+    assert "Nothing to be done" in touched.stdout + touched.stderr, touched.stdout[-2000:]
 
     # Code changes rerun what they affect (code_digest): the loss reruns training and
     # everything after it; the tables code only the tables; a comment or docstring nothing.
