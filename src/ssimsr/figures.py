@@ -108,6 +108,16 @@ def _atomic_savefig(fig, stem: Path, formats: Sequence[str] = ("png", "pdf"), dp
     return paths
 
 
+def _finish(fig, stem, dpi: int, rect=None, layout: bool = True) -> dict[str, Path]:
+    """Lay out (``rect``: the area left for the axes), save png + pdf atomically, close."""
+    if layout:
+        fig.tight_layout(**({"rect": rect} if rect is not None else {}))
+    try:
+        return _atomic_savefig(fig, Path(stem), dpi=dpi)
+    finally:
+        _pyplot().close(fig)
+
+
 def _mpl(text: str) -> str:
     """λ_s as matplotlib mathtext."""
     return text.replace("λ_s", r"$\lambda_s$")
@@ -139,11 +149,7 @@ def plot_difference_figure(original, maps: Mapping[object, np.ndarray], title: s
         ax.set_title(_mpl(f"({chr(ord('a') + i)}) {name}"), fontsize=10)
         ax.set_axis_off()
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    try:
-        return _atomic_savefig(fig, Path(stem), dpi=dpi)
-    finally:
-        plt.close(fig)
+    return _finish(fig, stem, dpi)
 
 
 def plot_training_curves(history: pd.DataFrame, stem, split: str = "val",
@@ -216,11 +222,7 @@ def plot_training_curves(history: pd.DataFrame, stem, split: str = "val",
     nseeds = h["seed"].nunique() if "seed" in h.columns else 1
     fig.suptitle(f"{split} metrics per epoch" + (f" (mean ± sd over {nseeds} seeds)" if nseeds > 1 else ""),
                  fontsize=11)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    try:
-        return _atomic_savefig(fig, Path(stem), dpi=dpi)
-    finally:
-        plt.close(fig)
+    return _finish(fig, stem, dpi, rect=(0, 0.05, 1, 1))
 
 
 # --------------------------------------------------------------------------- SR comparison
@@ -260,10 +262,7 @@ def plot_sr_comparison(rows: Sequence[Mapping], stem, title: str = "", dpi: int 
             ax.xaxis.label.set_gid(f"metrics:{row['image']}:{p['label']}")
     if title:
         fig.suptitle(title, fontsize=11)
-    try:
-        return _atomic_savefig(fig, Path(stem), dpi=dpi)
-    finally:
-        plt.close(fig)
+    return _finish(fig, stem, dpi, layout=False)
 
 
 def metrics_text(psnr, ssim) -> str:
@@ -367,11 +366,7 @@ def plot_forest(comparisons: pd.DataFrame, stem, metrics: Sequence[str] = ("psnr
     if notes:
         title += "\n" + "; ".join(sorted(notes))
     fig.suptitle(_mpl(title), fontsize=10)
-    fig.tight_layout()
-    try:
-        return _atomic_savefig(fig, Path(stem), dpi=dpi)
-    finally:
-        plt.close(fig)
+    return _finish(fig, stem, dpi)
 
 
 # --------------------------------------------------------------------------- loss terms
@@ -471,8 +466,4 @@ def plot_loss_terms(history: pd.DataFrame, stem, terms: Sequence[str], study: st
     nseeds = h["seed"].nunique() if "seed" in h.columns else 1
     fig.suptitle(f"Loss terms per epoch, one line per run and split ({nseeds} seed{'s' * (nseeds != 1)})",
                  fontsize=11)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    try:
-        return _atomic_savefig(fig, Path(stem), dpi=dpi)
-    finally:
-        plt.close(fig)
+    return _finish(fig, stem, dpi, rect=(0, 0.04, 1, 1))
