@@ -22,7 +22,7 @@
 # 5. stops the daemons by PID on exit, failure included (after scancel of leftover jobs).
 #
 # About 12 minutes on 2 cores with the 2-run demo and 150 timeout epochs (demo 4, timeout and resume 7);
-# .ci/run halves the demo (one seed) and trains 100 epochs. Run it last in .ci/run: once
+# .ci/run trains 2 runs of the demo (SR, one seed) through SLURM. Run it last in .ci/run: once
 # the plugin is installed, snakemake imports it and runs `scontrol show config`.
 # SSIMSR_SLURM_KEEP=1 keeps the run directory (configs, logs, work copies) after success;
 # it is always kept after a failure. SSIMSR_SLURM_DEMO_ARGS adds arguments to the demo run
