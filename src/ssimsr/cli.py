@@ -65,38 +65,12 @@ DATA_DIR = "results/data/{dataset}"
 DEFAULT_CONFIG = "config.yaml"
 
 
-def _merge(base: dict, update: dict) -> dict:
-    """``update`` over ``base`` as Snakemake merges --configfile files: mappings key by key,
-    anything else (lists included) replaced."""
-    for key, value in update.items():
-        if isinstance(value, dict):
-            base[key] = _merge(base[key] if isinstance(base.get(key), dict) else {}, value)
-        else:
-            base[key] = value
-    return base
-
-
 def load_config(paths: list[str | os.PathLike] | None = None) -> dict:
     """The config files merged in order (later ones win, as Snakemake's ``--configfile``),
     validated against the schema, with its defaults filled in."""
-    import yaml
+    from .config import load_config_files
 
-    from .config import with_defaults
-
-    merged: dict = {}
-    for path in paths or [DEFAULT_CONFIG]:
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"config file {path}: not found") from None
-        except yaml.YAMLError as exc:
-            raise ValueError(f"config file {path}: not valid YAML: {one_line(exc)}") from None
-        if data is None:
-            continue
-        if not isinstance(data, dict):
-            raise ValueError(f"config file {path}: not a mapping of config keys")
-        _merge(merged, data)
-    return with_defaults(merged)
+    return load_config_files(paths or [DEFAULT_CONFIG])
 
 
 def dataset_config(config: dict, name: str) -> dict:
@@ -300,11 +274,14 @@ def _command(sub, name: str, helptext: str, *examples: str, func=None, descripti
     return p
 
 
-def _dataset_options(p: argparse.ArgumentParser) -> None:
+def _dataset_options(p: argparse.ArgumentParser, receipts: str) -> None:
+    """--config, --dataset and --download-dir (``receipts``: what the command does there)."""
     p.add_argument("--config", action="append", metavar="FILE", default=None,
                    help="config file; given several times, they merge in order as snakemake's --configfile "
                         f"(later ones win) (default: {DEFAULT_CONFIG})")
     p.add_argument("--dataset", required=True, metavar="NAME", help="a dataset named under `datasets:` in the config")
+    p.add_argument("--download-dir", default=None, metavar="DIR",
+                   help=f"{receipts} (default: {DOWNLOAD_DIR.format(dataset='<dataset>')}, as in the workflow)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -325,10 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                  description="Fetch every source of one dataset of the config (download it, or verify a local "
                              "archive or folder) and write the receipts source<i>.json that `ssimsr prepare` "
                              "reads, as the workflow's download rule does.")
-    _dataset_options(p)
-    p.add_argument("--download-dir", default=None, metavar="DIR",
-                   help="where archives are downloaded and the receipts written "
-                        f"(default: {DOWNLOAD_DIR.format(dataset='<dataset>')}, as in the workflow)")
+    _dataset_options(p, "where archives are downloaded and the receipts written")
     _download_options(p, from_config=True)
 
     p = _command(sub, "prepare", "prepare a configured dataset's PNG splits from its receipts",
@@ -337,12 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
                  description="Decode, resize and split one dataset of the config into PNGs, a manifest.csv "
                              "and a splits.csv, from the receipts `ssimsr fetch` wrote: the files the "
                              "workflow's prepare job writes.")
-    _dataset_options(p)
+    _dataset_options(p, "where `ssimsr fetch` wrote the receipts")
     p.add_argument("--out", default=None, metavar="DIR",
                    help=f"output folder (default: {DATA_DIR.format(dataset='<dataset>')}, as in the workflow)")
-    p.add_argument("--download-dir", default=None, metavar="DIR",
-                   help="where `ssimsr fetch` wrote the receipts "
-                        f"(default: {DOWNLOAD_DIR.format(dataset='<dataset>')})")
 
     vgg19 = _schema_default("weights.vgg19")
     p = _command(sub, "fetch-weights", "download or copy a weights file, hash-checked",

@@ -137,3 +137,36 @@ def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> None:
     lines = describe_errors(config, schema_path)
     if lines:
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
+
+
+def merge_configs(base: dict, override: dict) -> dict:
+    """``override`` merged into a copy of ``base`` as Snakemake merges ``--configfile`` files:
+    mappings key by key, everything else (lists included) replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_configs(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_config_files(paths=None, *, fill: bool = True) -> dict:
+    """Config files (default ``config.yaml``) merged in order, later ones winning, as
+    ``snakemake --configfile``; with ``fill``, validated and the schema's defaults filled
+    (:func:`with_defaults`). Errors name the file."""
+    merged: dict = {}
+    for path in map(Path, paths or ["config.yaml"]):
+        try:
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"config file {path}: not found") from None
+        except yaml.YAMLError as exc:
+            text = " ".join(str(exc).split())
+            raise ValueError(f"config file {path}: not valid YAML: {text}") from None
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            raise ValueError(f"config file {path}: not a mapping of config keys")
+        merged = merge_configs(merged, data)
+    return with_defaults(merged) if fill else merged

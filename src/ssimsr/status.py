@@ -38,7 +38,6 @@ evaluation, LPIPS and the tables come on top.
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import json
@@ -51,7 +50,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import yaml
 
 from .progress import format_duration
 from .runs import Run
@@ -64,36 +62,17 @@ CHECKPOINT_ACTIVITY = ("state.npz", "attempts.csv", "train.log")
 ERROR_LINE = re.compile(r"^(ssimsr \S+: (internal )?error: |Traceback \(most recent call last\))")
 ATTEMPT_LINE = "=== attempt "
 LOG_TAIL_BYTES = 65536
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the same values, faster
 
 
 # --------------------------------------------------------------------------- config
-
-def merge(base: dict, override: dict) -> dict:
-    """``override`` merged into a copy of ``base``: mappings merge, everything else replaces
-    (Snakemake's ``update_config``, how ``--configfile`` files combine)."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
 
 def load_config(files: list[str | os.PathLike] | None = None) -> dict:
     """The config ``files`` (default ``config.yaml``) merged in order, later ones winning, as
     ``snakemake --configfile`` merges them (the demo: ``config.yaml``, then
     ``profiles/demo/demo-config.yaml``). Defaults are filled by the run table."""
-    config: dict = {}
-    for path in map(Path, files or ["config.yaml"]):
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path}: not found")
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"config file {path}: not a mapping of config keys")
-        config = merge(config, data)
-    return config
+    from .config import load_config_files
+
+    return load_config_files(files, fill=False)
 
 
 def configured_runs(config: dict) -> dict[Run, dict]:

@@ -367,6 +367,12 @@ def split_sd_lookup(per_image: pd.DataFrame, history: pd.DataFrame, splits: dict
 
     def lookup(keys: dict, quantity: str) -> float:
         column = _TABLE1_PER_IMAGE.get(quantity.rsplit("_", 1)[0], quantity.rsplit("_", 1)[0])
+        key = (tuple(sorted(keys.items())), column)
+        if key not in cache:  # start and end cells share one value
+            cache[key] = _split_sd(keys, column)
+        return cache[key]
+
+    def _split_sd(keys: dict, column: str) -> float:
         rows = frame
         for k, v in keys.items():
             if k in rows.columns and k != "quantity":
@@ -377,12 +383,9 @@ def split_sd_lookup(per_image: pd.DataFrame, history: pd.DataFrame, splits: dict
         population = _population(history, keys.get("dataset"), n_val, splits)
         if population == "same":
             return 0.0
-        key = (tuple(sorted(keys.items())), column)
-        if key not in cache:
-            per_seed = [split_sampling_sd(g[column].to_numpy(float), population)
-                        for _, g in (rows.groupby("seed") if "seed" in rows.columns else [(0, rows)])]
-            cache[key] = float(np.sqrt(np.mean(np.square(per_seed))))
-        return cache[key]
+        per_seed = [split_sampling_sd(g[column].to_numpy(float), population)
+                    for _, g in (rows.groupby("seed") if "seed" in rows.columns else [(0, rows)])]
+        return float(np.sqrt(np.mean(np.square(per_seed))))
 
     return lookup
 
