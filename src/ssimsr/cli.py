@@ -1,8 +1,8 @@
 """Command line: ``ssimsr <stage> ...`` for the stages users also run by hand.
 
 ``train``, ``evaluate``, ``lpips``, ``upscale``, and the dataset and weights fetchers.
-The workflow's other stages are ``script:`` jobs (``ssimsr.jobs``); its train job calls
-:func:`train_run` like ``ssimsr train`` does.
+The workflow's rules run the same stages as ``script:`` jobs (``ssimsr.jobs``); both ways
+in share their bodies and their error handling (``ssimsr.runner``).
 
 Heavy libraries (TensorFlow, torch) are imported inside the subcommand that needs them,
 so ``ssimsr fetch`` and ``ssimsr --help`` start quickly.
@@ -22,8 +22,10 @@ import json
 import logging
 import os
 import sys
-import traceback
 from pathlib import Path
+
+from .runner import (evaluate, fetch_sources, guarded, image_sets, lpips, prepare_dataset, receipt_path, run_backend,
+                     use_backend)
 
 
 def _json_arg(text: str):
@@ -101,35 +103,24 @@ def _schema_enum(*path: str) -> list:
     return node.get("enum") or node["items"]["enum"]
 
 
-def _receipt(download_dir: str | os.PathLike, index: int) -> Path:
-    return Path(download_dir) / f"source{index}.json"  # as the workflow's download rule names them
-
-
 def _cmd_fetch(args) -> None:
-    from .download import DownloadPolicy
-    from .sources import fetch_source
-
     config = load_config(args.config)
     dataset = dataset_config(config, args.dataset)
     download_dir = args.download_dir or DOWNLOAD_DIR.format(dataset=args.dataset)
     given = {k: getattr(args, k) for k in ("retries", "timeout", "backoff") if getattr(args, k) is not None}
-    policy = DownloadPolicy(**{**config["downloads"], **given})
-    for index, source in enumerate(dataset["sources"]):
-        receipt = _receipt(download_dir, index)
-        record = fetch_source(source, receipt, download_dir, policy=policy)
+    fetched = fetch_sources(dict(enumerate(dataset["sources"])), download_dir, {**config["downloads"], **given})
+    for source, (receipt, record) in zip(dataset["sources"], fetched):
         checksum = f", sha256 {record['sha256']}" if record.get("sha256") else ""
         print(f"{receipt}: {source['uri']} -> {record['kind']} {record['path']}{checksum}")
 
 
 def _cmd_prepare(args) -> None:
-    from .data import prepare_dataset
     from .download import DataError
 
     config = load_config(args.config)
     dataset = dataset_config(config, args.dataset)
     download_dir = args.download_dir or DOWNLOAD_DIR.format(dataset=args.dataset)
-    out = args.out or DATA_DIR.format(dataset=args.dataset)
-    receipts = [_receipt(download_dir, i) for i in range(len(dataset["sources"]))]
+    receipts = [receipt_path(download_dir, i) for i in range(len(dataset["sources"]))]
     missing = [str(r) for r in receipts if not r.is_file()]
     if missing:
         configs = " ".join(f"--config {c}" for c in args.config or [DEFAULT_CONFIG])
@@ -137,10 +128,8 @@ def _cmd_prepare(args) -> None:
                         f"ssimsr fetch {configs} --dataset {args.dataset}"
                         + (f" --download-dir {args.download_dir}" if args.download_dir else ""))
     # the same values the workflow's prepare job gets (workflow/rules/data.smk)
-    options = dict({k: v for k, v in dataset.items() if k != "sources"}, scale=config["scale"])
-    manifest = prepare_dataset(receipts, options, out, sources=dataset["sources"])
-    counts = manifest.groupby(["status", "split"]).size().to_dict()
-    print(f"prepared {out}: {counts}")
+    prepare_dataset(receipts, {k: v for k, v in dataset.items() if k != "sources"}, dataset["sources"],
+                    config["scale"], args.out or DATA_DIR.format(dataset=args.dataset))
 
 
 def _cmd_fetch_weights(args) -> None:
@@ -154,93 +143,27 @@ def _cmd_fetch_weights(args) -> None:
     print(f"{args.out}: verified ({digest})")
 
 
-def _use_backend(backend: str) -> None:
-    """Select the Keras backend (and its GPU settings) before Keras is imported."""
-    from .gpus import backend_environment
-
-    if "keras" in sys.modules:
-        import keras
-
-        if keras.backend.backend() != backend:
-            raise RuntimeError(f"Keras already runs {keras.backend.backend()!r} in this process; "
-                               f"cannot switch to {backend!r}")
-        return
-    os.environ.update(backend_environment(backend))
-
-
-def _run_backend(run_dir) -> str:
-    """The backend a run was trained with (params.json), unless KERAS_BACKEND overrides it."""
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
-    params = Path(run_dir) / "params.json"
-    return json.loads(params.read_text()).get("backend", "tensorflow") if params.is_file() else "tensorflow"
-
-
-def train_run(params: dict, data: str, out: str, *, jobs_per_gpu: int = 1,
-              gpu_lock_dir: str = ".snakemake/gpu-locks", stop_after_epoch: int | None = None) -> None:
-    """Train one run (``ssimsr train`` and the workflow's train job)."""
-    from .gpus import claim_gpu, describe_devices, held_stderr
-
-    backend = params.get("backend", "tensorflow")
-    # before the backend is imported: a distinct GPU (or GPU slot) per concurrent job
-    gpu = claim_gpu(gpu_lock_dir, jobs_per_gpu=jobs_per_gpu)
-    _use_backend(backend)
-    with held_stderr() as held:
-        line, _ = describe_devices(backend)
-    # The first line of every train log: where it trains (a CPU fallback is never silent).
-    print(line + (f" (GPU slot of GPU {gpu})" if gpu is not None else ""), file=sys.stderr, flush=True)
-    sys.stderr.write(held.text)
-    from .train import RunParams, train
-
-    history = train(RunParams.from_dict(params), data, out, stop_after_epoch=stop_after_epoch)
-    last = history[history.split == "val"].tail(1)
-    print(last.to_string(index=False))
-
-
 def _cmd_train(args) -> None:
+    from .runner import train_run
+
     train_run(args.params, args.data, args.out, jobs_per_gpu=args.jobs_per_gpu, gpu_lock_dir=args.gpu_lock_dir,
               stop_after_epoch=args.stop_after_epoch)
 
 
 def _cmd_upscale(args) -> None:
-    _use_backend(args.backend or _run_backend(args.run))
+    use_backend(args.backend or run_backend(args.run))
     from .upscale import upscale_paths
 
     for path in upscale_paths(args.run, args.input, args.output, tile=args.tile):
         print(path)
 
 
-def _image_sets(args) -> dict:
-    from .data import list_split
-
-    sets = {"val": list_split(args.data, "val")}
-    if args.showcase:
-        sets["showcase"] = list_split(Path(args.showcase).parent, Path(args.showcase).name)
-    # a benchmark (evaluation.benchmarks): its prepared val split, as a set named after it
-    for folder in getattr(args, "benchmarks", None) or []:
-        name = Path(folder).name
-        if name in sets:
-            raise ValueError(f"--benchmarks {folder}: a benchmark cannot be named {name!r} (a set of its own)")
-        sets[name] = list_split(folder, "val")
-        if not sets[name]:
-            raise ValueError(f"--benchmarks {folder}: its val split has no image")
-    return sets
-
-
 def _cmd_evaluate(args) -> None:
-    _use_backend(args.backend or _run_backend(args.run))
-    from .evaluate import evaluate_run
-
-    frame = evaluate_run(args.run, _image_sets(args), args.out)
-    print(frame.groupby("set")[["psnr", "ssim", "psnr_y", "ssim_y"]].mean().to_string())
+    evaluate(args.run, image_sets(args.data, args.showcase, args.benchmarks), args.out, backend=args.backend)
 
 
 def _cmd_lpips(args) -> None:
-    from .lpips_eval import lpips_for_run
-
-    table = lpips_for_run(_image_sets(args), Path(args.eval_dir) / "recon", args.nets, args.weights_dir,
-                          Path(args.eval_dir) / "lpips.csv")
-    print(table.drop(columns=["set", "image"]).describe(include="all").to_string())
+    lpips(image_sets(args.data, args.showcase, args.benchmarks), args.eval_dir, args.nets, args.weights_dir)
 
 
 def _cmd_status(args) -> None:
@@ -446,22 +369,6 @@ def _download_options(parser: argparse.ArgumentParser, from_config: bool = False
                        help="seconds before the first retry, doubling" + default("backoff"))
 
 
-def expected_errors() -> tuple[type[BaseException], ...]:
-    """Failures a user can act on: bad input, missing file, bad config value, network."""
-    import tarfile
-    import zipfile
-
-    from .download import DataError
-
-    return (DataError, OSError, ValueError, RuntimeError, EOFError, MemoryError,
-            tarfile.TarError, zipfile.BadZipFile)
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    return text or type(exc).__name__  # e.g. a bare MemoryError
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -471,23 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.captureWarnings(True)  # a warning is one log line, not two lines of source
-    expected = expected_errors()
-    try:
-        args.func(args)
-    except KeyboardInterrupt:
-        print(f"ssimsr {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except expected as exc:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"ssimsr {args.command}: error: {one_line(exc)}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # a bug: keep the traceback for the report
-        traceback.print_exc()
-        print(f"ssimsr {args.command}: internal error: {one_line(exc)} (please report this with the "
-              "traceback above)", file=sys.stderr)
-        return 1
-    return 0
+    return guarded(args.command, lambda: args.func(args), verbose=args.verbose,
+                   bug_hint=" (please report this with the traceback above)")
 
 
 if __name__ == "__main__":

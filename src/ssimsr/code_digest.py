@@ -3,19 +3,43 @@
 Snakemake reruns a job when its ``params`` change (the default rerun trigger ``params``),
 but it cannot see the library that a rule's shell command imports: without help, editing
 ``losses.py`` and rerunning would leave every table as it was. So each rule that computes
-something gets ``params: code=code_digest("<stage>")``, a hash of the modules in
-``STAGE_MODULES[stage]`` (of a package: every file in it); a changed hash reruns the stage's jobs, and their new outputs
-rerun everything downstream.
+something gets ``params: code=code_digest("<stage>")``, a hash of the modules the stage's
+job runs; a changed hash reruns the stage's jobs, and their new outputs rerun everything
+downstream.
+
+Which modules: a hand-kept list drifts from the code (a new ``from .data import ...``
+inside a function, and the stage no longer reruns when ``data.py`` changes). So each stage
+names only its entry points (``STAGE_ENTRIES``: the modules whose functions its ``ssimsr``
+command or its ``jobs`` function calls), and its modules are those and every ``ssimsr``
+module they import, transitively (:func:`stage_modules`). The imports are read from the
+source with ``ast``, without importing it: ``import ssimsr.x``, ``from ssimsr import x``,
+``from ssimsr.x import y`` and relative imports (``from . import x``, ``from ..x import y``),
+anywhere in a file, inside functions and methods too (the library imports lazily, so most
+imports are there). The unit is a top-level module or subpackage of ``ssimsr``: an import
+of ``ssimsr.tables.render`` counts as ``tables``, whose digest covers (and whose imports
+are those of) every file in it. Imports by name at run time, which ``ast`` cannot see, are
+added from where they are declared (``registry.PLUGIN_PACKAGES``: ``registry.discover``
+imports every module of ``archs`` and ``terms``). The closure is conservative: a module is
+counted when anything in it imports it, whether or not the stage calls that code (editing
+``losses.py`` reruns the showcase crops too, as ``evaluate`` imports ``train``).
+
+Not followed, and in no digest (``EXCLUDED``): ``cli.py`` and ``jobs.py``, the argument
+glue of the ``shell:`` and ``script:`` rules; ``download.py`` and ``weights.py``, whose
+outputs are checksum-verified files (``data`` and ``sources`` import ``download``: its
+error class, its transfers); this module, whose output is the digest itself (train's run
+fingerprint imports it). ``gpus.py`` is no entry: only the glue calls it (which GPU a job
+claims, the backend's memory and XLA settings). ``sources.py`` holds fetch code too, but
+it is in the prepare digest: its archive reading decides which files are prepared. The
+package ``__init__`` holds only the version lookup and is in no digest.
+``config.schema.yaml`` is not hashed (``config`` reads it): Snakemake fills its defaults
+into the config before the DAG is built, so they reach the jobs in the rules' ``params``.
+``published`` (the paper's values, CSV files the ``tables`` code reads) is hashed byte for
+byte wherever ``tables`` is (``PACKAGE_DATA``).
 
 What counts as a change: the hash is taken over each module's syntax tree with docstrings
 removed, so comments, blank lines, formatting and docstrings rerun nothing; any change to
-code (a constant, a default, a line of logic) reruns. ``cli.py`` (argument glue),
-``download.py`` and ``weights.py`` (their outputs are checksum-verified files) are not part
-of any digest (nor ``jobs.py``: the glue of the script rules). ``sources.py`` holds the fetch
-code too, but it is in the prepare digest: its archive reading decides which files are
-prepared. ``published`` (the paper's values, CSV files) is hashed byte for byte in the
-tables digest. To keep old results on purpose:
-``--rerun-triggers mtime input`` for one call.
+code (a constant, a default, a line of logic, an import) reruns. To keep old results on
+purpose: ``--rerun-triggers mtime input`` for one call.
 """
 
 from __future__ import annotations
@@ -23,52 +47,163 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
-from importlib import util
 from pathlib import Path
 
-#: The modules whose code decides each stage's outputs.
-STAGE_MODULES = {
-    "prepare": ("data", "sources"),
-    "train": ("models", "losses", "train", "train_steps", "buckets", "balance", "checkpoints", "registry", "archs",
-              "terms", "readout"),
-    "showcase": ("evaluate",),
-    "evaluate": ("models", "metrics", "evaluate", "upscale", "data", "registry", "archs"),
-    "lpips": ("lpips_eval", "metrics"),
-    "collect": ("evaluate", "runs", "data"),
-    "baseline": ("baseline", "metrics", "data"),
-    "stats": ("stats", "power", "noise", "runs"),
-    "tables": ("tables", "published", "stats", "power", "noise", "balance", "registry", "terms", "runs"),
-    "figures": ("figures", "report", "runs", "baseline", "metrics", "registry", "terms", "noise"),
+PACKAGE = "ssimsr"
+ROOT = Path(__file__).parent
+
+#: Each stage's entry points: the modules whose functions the stage's job calls, from the
+#: ``ssimsr`` command of its ``shell:`` rule (``cli.py``) or the ``jobs`` function named
+#: after its ``script:`` rule (``jobs.py``). Its digest covers them and all they import.
+STAGE_ENTRIES = {
+    "prepare": ("data",),  # jobs.prepare_dataset, `ssimsr prepare`: data.prepare_dataset
+    "train": ("train",),  # jobs.train, runner.train_run (`ssimsr train`): train.begin_attempt, train.train
+    "showcase": ("evaluate",),  # jobs.showcase: evaluate.prepare_showcase
+    "evaluate": ("evaluate", "data"),  # `ssimsr evaluate`: evaluate.evaluate_run of cli's data.list_split sets
+    "lpips": ("lpips_eval", "data"),  # `ssimsr lpips`: lpips_eval.lpips_for_run of cli's data.list_split sets
+    "collect": ("evaluate", "atomic"),  # jobs.collect: evaluate.collect, atomic.write_csv
+    "baseline": ("baseline", "atomic"),  # jobs.baseline, jobs.collect_baseline: baseline.*, atomic.write_csv
+    "stats": ("stats", "atomic"),  # jobs.stats: stats.compare_studies, atomic.write_csv
+    "tables": ("tables",),  # jobs.tables: tables.build_tables
+    "figures": ("report",),  # jobs.figures: report.build_figures
 }
+
+#: Modules in no digest, and whose imports are not followed: why.
+EXCLUDED = {
+    "cli": "argument glue of the shell: rules' ssimsr commands",
+    "jobs": "glue of the script: rules",
+    "runner": "glue both cli and jobs run stages through (errors, backend choice, GPU claim)",
+    "download": "its outputs are checksum-verified files",
+    "weights": "its outputs are checksum-verified files",
+    "code_digest": "computes the digest itself, its output is no result",
+}
+
+#: Package data (folders without code) that a module reads: hashed byte for byte with it.
+PACKAGE_DATA = {"tables": ("published",)}
+
+
+@functools.cache
+def _runtime_imports() -> dict[str, tuple[str, ...]]:
+    """Imports by name at run time, which ``ast`` cannot see: the plugin packages that
+    ``registry.discover`` imports every module of."""
+    from .registry import PLUGIN_PACKAGES
+
+    return {"registry": tuple(name.split(".")[1] for name in PLUGIN_PACKAGES)}
+
+
+def stage_modules(stage: str) -> tuple[str, ...]:
+    """The modules (and package data) whose code ``stage``'s digest covers, sorted: its
+    entries and every ``ssimsr`` module they import, transitively, less ``EXCLUDED``."""
+    if stage not in STAGE_ENTRIES:
+        raise ValueError(f"code_digest: unknown stage {stage!r} ({', '.join(STAGE_ENTRIES)})")
+    return _stage_modules(stage)
+
+
+@functools.cache
+def _stage_modules(stage: str) -> tuple[str, ...]:
+    entries = STAGE_ENTRIES[stage]
+    excluded = sorted(set(entries) & set(EXCLUDED))
+    if excluded:
+        raise ValueError(f"code_digest: stage {stage!r} has excluded entries {excluded}")
+    modules = import_closure(entries, ROOT, PACKAGE, runtime=_runtime_imports(), excluded=EXCLUDED)
+    data = {name for module in modules for name in PACKAGE_DATA.get(module, ())}
+    return tuple(sorted({*modules, *data}))
+
+
+def import_closure(entries, root: Path, package: str, *, runtime: dict | None = None,
+                   excluded=()) -> tuple[str, ...]:
+    """``entries`` and the top-level modules and subpackages of ``package`` (whose folder is
+    ``root``) that they import, transitively (``runtime``: more imports of a module, by
+    name), sorted; a module in ``excluded`` is left out and its imports not followed."""
+    runtime = runtime or {}
+    seen: set[str] = set()
+    todo = list(entries)
+    while todo:
+        name = todo.pop()
+        if name in seen or name in excluded:
+            continue
+        seen.add(name)
+        todo.extend(_direct_imports(Path(root), package, name))
+        todo.extend(runtime.get(name, ()))
+    return tuple(sorted(seen))
+
+
+@functools.cache
+def _direct_imports(root: Path, package: str, name: str) -> frozenset[str]:
+    """The units of ``package`` that any file of unit ``name`` imports."""
+    found: set[str] = set()
+    for _, path in _unit_files(root, name):
+        found |= imported_units(path, root, package)
+    return frozenset(found)
+
+
+def imported_units(path: Path, root: Path, package: str) -> set[str]:
+    """The top-level modules and subpackages of ``package`` (folder ``root``) that the file
+    ``path`` imports, at any depth in it (functions, methods, ``try``, ``if``)."""
+    # the file's own package, e.g. ["ssimsr", "tables"] for ssimsr/tables/render.py or __init__.py
+    here = [package, *path.relative_to(root).parts[:-1]]
+    targets: list[list[str]] = []
+    for level, module, names in _read(path)[1]:
+        if level > len(here):
+            continue  # beyond the top-level package: not ours
+        base = here[:len(here) - level + 1] if level else []
+        base = base + (module.split(".") if module else [])
+        # `from ssimsr import x`: x may be a module; if it is not, it names nothing more
+        targets += [base] + [base + [name] for name in names if name != "*"]
+    return {target[1] for target in targets
+            if len(target) > 1 and target[0] == package and _is_unit(root, target[1])}
+
+
+def _is_unit(root: Path, name: str) -> bool:
+    return (root / f"{name}.py").is_file() or (root / name / "__init__.py").is_file()
+
+
+def _unit_files(root: Path, name: str) -> list[tuple[str, Path]]:
+    """The ``.py`` files of unit ``name``, each with its path relative to its package's
+    folder (sorted): one for a module, every one in it for a subpackage."""
+    if (root / f"{name}.py").is_file():
+        return [(f"{name}.py", root / f"{name}.py")]
+    if (root / name / "__init__.py").is_file():
+        return sorted((path.relative_to(root / name).as_posix(), path) for path in (root / name).rglob("*.py"))
+    raise ValueError(f"code_digest: no module {PACKAGE}.{name}")
 
 
 @functools.cache
 def module_digest(name: str) -> str:
     """sha256 of ``ssimsr.<name>``'s syntax tree without docstrings; for a package, of every
-    ``.py`` file in it (with its path, sorted), so that editing any one of them counts."""
-    data = Path(__file__).with_name(name)
+    ``.py`` file in it (with its path, sorted), so that editing any one of them counts; for
+    package data (a folder of CSV files, ``published``), of each file's bytes."""
+    data = ROOT / name
     if data.is_dir() and not (data / "__init__.py").exists():  # package data, e.g. published/*.csv
         joined = "".join(f"{p.name}:{hashlib.sha256(p.read_bytes()).hexdigest()}\n"
                          for p in sorted(data.glob("*.csv")))
         return hashlib.sha256(joined.encode()).hexdigest()
-    spec = util.find_spec(f"ssimsr.{name}")
-    if spec is None or spec.origin is None:
-        raise ValueError(f"code_digest: no module ssimsr.{name}")
-    if not spec.submodule_search_locations:
-        return hashlib.sha256(_tree_dump(Path(spec.origin)).encode()).hexdigest()
-    files = sorted((path.relative_to(root).as_posix(), path)
-                   for root in map(Path, spec.submodule_search_locations) for path in root.rglob("*.py"))
+    files = _unit_files(ROOT, name)
+    if (ROOT / f"{name}.py").is_file():  # a module
+        return hashlib.sha256(_tree_dump(files[0][1]).encode()).hexdigest()
     joined = "".join(f"{relative}:{_tree_dump(path)}\n" for relative, path in files)
     return hashlib.sha256(joined.encode()).hexdigest()
 
 
 def _tree_dump(path: Path) -> str:
+    return _read(path)[0]
+
+
+@functools.cache
+def _read(path: Path) -> tuple[str, tuple]:
+    """One parse of ``path``: its syntax tree's dump without docstrings, and its imports
+    (``import a.b``: ``(0, "a.b", ())``; ``from ..a import b``: ``(2, "a", ("b",))``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    imports = []
     for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imports += [(0, alias.name, ()) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            imports.append((node.level, node.module, tuple(alias.name for alias in node.names)))
         body = getattr(node, "body", None)
         if isinstance(body, list):  # docstrings (and other bare strings) do nothing when run
             node.body = [s for s in body if not _is_bare_string(s)] or [ast.Pass()]
-    return ast.dump(tree, include_attributes=False)
+    return ast.dump(tree, include_attributes=False), tuple(imports)
 
 
 def _is_bare_string(statement) -> bool:
@@ -76,9 +211,9 @@ def _is_bare_string(statement) -> bool:
             and isinstance(statement.value.value, str))
 
 
+@functools.cache
 def code_digest(stage: str) -> str:
-    """A short hash of the code of ``stage``'s modules (``STAGE_MODULES``)."""
-    if stage not in STAGE_MODULES:
-        raise ValueError(f"code_digest: unknown stage {stage!r} ({', '.join(STAGE_MODULES)})")
-    joined = "".join(f"{name}:{module_digest(name)}" for name in STAGE_MODULES[stage])
+    """A short hash of the code of ``stage``'s modules (:func:`stage_modules`, in sorted
+    order): 16 hex digits."""
+    joined = "".join(f"{name}:{module_digest(name)}" for name in stage_modules(stage))
     return hashlib.sha256(joined.encode()).hexdigest()[:16]

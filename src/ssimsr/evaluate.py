@@ -30,7 +30,7 @@ from .config import fill_defaults
 from .data import list_split
 from .progress import Progress
 from .runs import Run
-from .train import upgrade_params
+from .run_params import upgrade_params
 
 def showcase_crop(rgb: np.ndarray, size: int, scale: int) -> np.ndarray:
     """Centre crop of ``size`` x ``size`` (or the largest square that fits), sides a multiple of ``scale``."""

@@ -13,7 +13,7 @@ import itertools
 from . import registry
 from .config import defaults, with_defaults
 from .runs import Run, vgg_tag
-from .train import RunParams
+from .run_params import RunParams
 
 #: Keys of ``training`` that are not training parameters (how jobs share a GPU).
 SCHEDULING_KEYS = ("jobs_per_gpu",)

@@ -13,12 +13,9 @@ If ``CUDA_VISIBLE_DEVICES`` is already set (SLURM, or by hand) it is respected.
 
 A batch-1 job leaves a large GPU mostly idle. With ``jobs_per_gpu = k`` each GPU has k
 slots (``gpu<i>.slot<j>.lock``) and jobs fill the least-used GPU first; every job's
-backend allocates GPU memory on demand (``backend_environment``) instead of reserving
-most of it for the first process. Run Snakemake with
+backend allocates GPU memory on demand (``backends.Backend.environment``) instead of
+reserving most of it for the first process. Run Snakemake with
 ``--resources gpu=<GPUs x k>``.
-
-``describe_devices`` is the first line of every train log: the backend, its version and
-the devices it computes on, or that it sees no GPU and trains on the CPU.
 """
 
 from __future__ import annotations
@@ -80,65 +77,6 @@ def claim_gpu(lock_dir: str | os.PathLike, n_gpus: int | None = None, jobs_per_g
         f"all {len(names)} GPU slots ({max(n_gpus, 1)} GPU(s) x {jobs_per_gpu} job(s)) are claimed by "
         f"other jobs (locks in {lock_dir}); run snakemake with --resources gpu=<GPUs x jobs_per_gpu>"
     )
-
-
-def backend_environment(backend: str) -> dict[str, str]:
-    """Environment for the Keras backend, to set before it is imported.
-
-    Memory: JAX and TensorFlow reserve most of a GPU's memory for the first process by
-    default, so a second job on the same GPU (jobs_per_gpu > 1, or evaluation jobs,
-    which take no GPU slot) would run out. Our networks need little: both allocate on
-    demand instead. Determinism: XLA's GPU reductions are made deterministic for JAX, so
-    that a resumed run equals an uninterrupted one on the same GPU too. Values the user
-    has set are kept.
-    """
-    defaults = {}
-    if backend == "jax":
-        defaults["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
-    elif backend == "tensorflow":
-        defaults["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
-    env = {k: v for k, v in defaults.items() if k not in os.environ}  # the user's settings win
-    flags = os.environ.get("XLA_FLAGS", "")
-    if backend == "jax" and "xla_gpu_deterministic_ops" not in flags:
-        env["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()  # added to the user's
-    env["KERAS_BACKEND"] = backend
-    return env
-
-
-def describe_devices(backend: str) -> tuple[str, bool]:
-    """(one line naming the backend, its version and devices; whether it sees a GPU).
-
-    Imports the backend. The line says ``no GPU visible`` when it trains on the CPU.
-    """
-    import keras
-
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        version = tf.__version__
-        gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-        devices = gpus or [d.name for d in tf.config.list_physical_devices("CPU")]
-    elif backend == "jax":
-        import jax
-
-        version = jax.__version__
-        all_devices = jax.devices()
-        gpus = [f"{d.platform}:{d.id} {getattr(d, 'device_kind', '')}".strip()
-                for d in all_devices if d.platform in ("gpu", "cuda", "rocm")]
-        devices = gpus or [f"{d.platform}:{d.id}" for d in all_devices]
-    elif backend == "torch":
-        import torch
-
-        version = torch.__version__
-        gpus = ([f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
-                if torch.cuda.is_available() else [])
-        devices = gpus or ["cpu"]
-    else:
-        raise ValueError(f"training.backend: unknown value {backend!r}")
-    where = "GPU" if gpus else "CPU (no GPU visible to this backend)"
-    line = (f"training on {where}: keras {keras.__version__} on {backend} {version}; "
-            f"devices: {', '.join(devices)}")
-    return line, bool(gpus)
 
 
 class HeldOutput:

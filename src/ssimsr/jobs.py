@@ -7,8 +7,9 @@ and turns an expected failure into one line ``ssimsr <rule>: error: ...`` and ex
 status 1, as the ``ssimsr`` commands do. Config sections reach these functions as the
 dicts and lists Snakemake passes in ``params:``, not as JSON strings.
 
-The stages users also run by hand (``ssimsr train``, ``evaluate``, ``lpips``,
-``upscale``, ``fetch``, ``prepare``) stay commands in ``cli``.
+Every rule that runs library code is such a job. The stages users also run by hand
+(``ssimsr train``, ``evaluate``, ``lpips``, ``fetch``, ``prepare``, ``fetch-lpips``) are
+commands in ``cli`` too; both call the same bodies in ``runner`` (or the stage's module).
 
 The train job's log is kept across attempts: Snakemake deletes a job's log (and its
 outputs) before it runs the job again, after a failure, a kill or a SLURM time limit.
@@ -86,7 +87,7 @@ def logged(path: str | None, append: bool = False):
 
 def run(smk) -> None:
     """Run the job of ``smk.rule``; exits with status 1 after a one-line error."""
-    from .cli import expected_errors, one_line
+    from .runner import guarded
 
     if smk.rule not in JOBS:
         raise KeyError(f"no job for rule {smk.rule!r} in ssimsr.jobs ({', '.join(JOBS)})")
@@ -99,43 +100,73 @@ def run(smk) -> None:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.captureWarnings(True)
-        try:
-            JOBS[smk.rule](smk)
-            return
-        except expected_errors() as exc:
-            print(f"ssimsr {smk.rule}: error: {one_line(exc)}", file=sys.stderr, flush=True)
-        except Exception as exc:  # a bug: keep the traceback for the report
-            traceback.print_exc()
-            print(f"ssimsr {smk.rule}: internal error: {one_line(exc)}", file=sys.stderr, flush=True)
-    sys.exit(1)
+        status = guarded(smk.rule, lambda: JOBS[smk.rule](smk))
+    if status:
+        sys.exit(status)
 
 
 @job
 def download(smk) -> None:
-    from .download import DownloadPolicy
-    from .sources import fetch_source
+    from .runner import fetch_sources
 
-    fetch_source(smk.params.source, smk.output.receipt, smk.params.download_dir,
-                 policy=DownloadPolicy(**smk.params.downloads))
+    fetch_sources({int(smk.wildcards.index): smk.params.source}, smk.params.download_dir, smk.params.downloads)
 
 
 @job
 def prepare_dataset(smk) -> None:
-    from .data import prepare_dataset
+    from .runner import prepare_dataset
 
-    options = dict(smk.params.options, scale=smk.params.scale)
-    manifest = prepare_dataset(list(smk.input.receipts), options, smk.params.out, sources=smk.params.sources)
-    print(f"prepared {smk.params.out}: {manifest.groupby(['status', 'split']).size().to_dict()}")
+    prepare_dataset(list(smk.input.receipts), smk.params.options, smk.params.sources, smk.params.scale,
+                    smk.params.out)
 
 
 @job
 def train(smk) -> None:
-    from .cli import train_run
-    from .train import RunParams, begin_attempt
+    from .run_params import RunParams
+    from .runner import train_run
+    from .train import begin_attempt
 
     # the attempt's header first (its log is appended to across attempts: KEPT_LOGS)
     begin_attempt(RunParams.from_dict(smk.params.run), smk.params.out, ahead=True)
     train_run(smk.params.run, smk.params.data, smk.params.out, jobs_per_gpu=smk.resources.jobs_per_gpu)
+
+
+@job
+def fetch_vgg19(smk) -> None:
+    from .download import DownloadPolicy
+    from .weights import fetch_weight_file
+
+    digest = fetch_weight_file(smk.params.uri, smk.output[0], smk.params.md5, "md5",
+                               policy=DownloadPolicy(**smk.params.downloads))
+    print(f"{smk.output[0]}: verified ({digest})")
+
+
+@job
+def fetch_lpips_backbones(smk) -> None:
+    import json
+
+    from .download import DownloadPolicy
+    from .weights import fetch_lpips_backbones
+
+    status = fetch_lpips_backbones(smk.params.weights_dir, smk.params.nets, smk.output[0], smk.params.base_url,
+                                   smk.params.local_dir, policy=DownloadPolicy(**smk.params.downloads))
+    print(json.dumps(status, indent=2))
+
+
+@job
+def evaluate(smk) -> None:
+    from .runner import evaluate, image_sets
+
+    evaluate(smk.params.run, image_sets(smk.params.data, smk.params.showcase, smk.params.benchmarks),
+             smk.params.out)
+
+
+@job
+def lpips(smk) -> None:
+    from .runner import image_sets, lpips
+
+    lpips(image_sets(smk.params.data, smk.params.showcase, smk.params.benchmarks), smk.params.eval_dir,
+          smk.params.nets, smk.params.weights_dir)
 
 
 @job

@@ -211,7 +211,7 @@ def _attempt_start(text: str) -> float | None:
 def read_run(run: Run, configured: dict, root: Path, now: float, stale: float,
              host: str | None = None) -> RunStatus:
     """The status of one run from its folder ``root/<run>`` (see the module's docstring)."""
-    from .train import upgrade_params
+    from .run_params import upgrade_params
 
     folder = root / run.path
     status = RunStatus(run, "pending", int(configured["epochs"]))

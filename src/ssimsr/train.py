@@ -34,7 +34,6 @@ speed. A run directory holds:
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import math
@@ -42,151 +41,19 @@ import os
 import socket
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from . import registry
+from . import backends, registry
 from .atomic import write_csv, write_text
 from .checkpoints import load_checkpoint, save_checkpoint, save_model, write_timing
-from .train_steps import BACKENDS  # Keras 3 backends: a training step for each
+from .run_params import RunParams, history_columns, term_names  # noqa: F401  (the run's parameters)
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("float32", "mixed_bfloat16")
-PERCEPTUAL_NORMS = ("relative", "raw")  # = losses.PERCEPTUAL_NORMS (losses imports Keras)
-
-
-def term_names() -> tuple[str, ...]:
-    """``total`` and the registered loss terms: what every step reports."""
-    return ("total", *registry.loss_terms())
-
-
-def history_columns() -> list[str]:
-    return ["epoch", "split", *term_names(), "psnr", "ssim", "seconds"]
-
-
-def upgrade_params(values: dict) -> dict:
-    """A params.json from before ``loss_weights`` (flat lambda_b / lambda_f / lambda_p) in today's layout."""
-    if "loss_weights" in values:
-        return values
-    values = dict(values)
-    values["loss_weights"] = {k: values.pop(k) for k in ("lambda_b", "lambda_f", "lambda_p") if k in values}
-    return values
-
-
 class NonFiniteLoss(RuntimeError):
     pass
-
-
-@dataclass
-class RunParams:
-    """Everything a training run depends on (written to params.json).
-
-    No defaults here: the config schema holds them (``experiments.run_params`` builds a
-    run from them by hand). What each key means: ``ssimsr/config.schema.yaml``.
-    """
-
-    model: str  # a registered architecture (ssimsr/archs)
-    dataset: str
-    lambda_s: float
-    seed: int
-    epochs: int
-    scale: int
-    # the lambdas of the other registered loss terms (ssimsr/terms): lambda_b, lambda_f, lambda_p, ...
-    loss_weights: dict
-    vgg_layers: list
-    vgg_resize: int | None
-    vgg_weights: str | None
-    perceptual_norm: str
-    shape_bucket: int | str  # buckets.py: "auto" pads only under JAX, 0 never, N to multiples of N
-    learning_rate: float
-    batch_size: int
-    crop: int | None
-    max_train_images: int | None
-    checkpoint_every: int
-    log_every: int
-    jit_compile: bool
-    precision: str
-    train_downscaler: bool
-    widths: dict
-    backend: str  # part of the fingerprint: another backend gives other initial weights
-    # the run's keys (runs.Run) when the workflow trains it; None for a run trained by hand
-    run: dict | None = None
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "RunParams":
-        values = upgrade_params(values)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown training parameter(s) {unknown}; known: {sorted(known)}")
-        missing = sorted(f.name for f in fields(cls) if f.name not in values and f.name != "run")
-        if missing:
-            raise ValueError(f"missing training parameter(s) {missing}")
-        params = cls(**values)
-        params.validate()
-        return params
-
-    def weights(self) -> dict[str, float]:
-        """Every registered loss term's lambda, lambda_s included."""
-        return {**self.loss_weights, "lambda_s": self.lambda_s}
-
-    def uses_extractor(self) -> bool:
-        """A term that needs the VGG19 features has a weight > 0."""
-        weights = self.weights()
-        return any(weights[t.weight] > 0 for t in registry.loss_terms().values() if t.needs_extractor)
-
-    def validate(self) -> None:
-        arch = registry.architecture(self.model, key="model")
-        arch.check_widths(self.widths, key="widths")
-        expected = [w for w in registry.weight_names() if w != "lambda_s"]
-        if sorted(self.loss_weights) != sorted(expected):
-            raise ValueError(f"loss_weights: expected the lambdas {expected}, got {sorted(self.loss_weights)}")
-        for name, value in self.weights().items():
-            if value < 0:
-                raise ValueError(f"{name}: must be >= 0, got {value}")
-        for name in ("epochs", "batch_size", "checkpoint_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.batch_size > 1 and not self.crop:
-            raise ValueError("batch_size > 1 needs `crop` (whole images differ in size)")
-        if self.crop and self.crop % self.scale:
-            raise ValueError(f"crop: {self.crop} is not a multiple of scale {self.scale}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision: unknown value {self.precision!r} {PRECISIONS}")
-        if not (self.shape_bucket == "auto" or (isinstance(self.shape_bucket, int) and self.shape_bucket >= 0)):
-            raise ValueError(f"shape_bucket: expected 'auto' or an integer >= 0, got {self.shape_bucket!r}")
-        if self.perceptual_norm not in PERCEPTUAL_NORMS:
-            raise ValueError(f"perceptual_norm: unknown value {self.perceptual_norm!r} {PERCEPTUAL_NORMS}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend: unknown value {self.backend!r} {BACKENDS}")
-        if self.jit_compile and self.uses_extractor() and self.backend == "tensorflow":
-            raise ValueError(
-                "jit_compile: XLA cannot compile the perceptual loss's VGG19 gradient under op "
-                "determinism (no deterministic MaxPool gradient); set jit_compile to false (on "
-                "CPU it is also 2-2.5x slower than the default) or lambda_p to 0")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def fingerprint(self) -> str:
-        """Identifies the run for resuming: everything except logging cadence and names, plus
-        the training code (the train stage's code digest). A checkpoint of other code is not
-        resumed: when an edit of losses.py makes Snakemake rerun a finished training, the run
-        starts over instead of re-exporting the old weights from its last checkpoint."""
-        from .code_digest import code_digest
-
-        values = asdict(self)
-        values["code"] = code_digest("train")
-        for key in ("log_every", "run"):
-            values.pop(key)
-        if values["shape_bucket"] in (0, "auto"):
-            values.pop("shape_bucket")  # pads only where it leaves the numbers unchanged
-        if not self.uses_extractor():
-            values.pop("perceptual_norm")  # no perceptual term: the option changes nothing
-        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- data
@@ -244,34 +111,6 @@ def _format_eta(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def check_backend(backend: str) -> None:
-    """Fail clearly when Keras runs another backend than the run asks for.
-
-    The backend is fixed when Keras is first imported (``KERAS_BACKEND``); ``ssimsr
-    train`` sets it from the run's parameters before that.
-    """
-    import keras
-
-    if keras.backend.backend() != backend:
-        raise RuntimeError(
-            f"training.backend is {backend!r} but Keras runs {keras.backend.backend()!r} in this "
-            f"process; set KERAS_BACKEND={backend} before Python imports Keras (ssimsr train does)")
-
-
-def make_deterministic(backend: str) -> None:
-    """Same seed, same machine, same result: needed for resume == uninterrupted."""
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
-    elif backend == "torch":
-        import torch
-
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    # JAX: XLA on CPU is deterministic; on GPU, ssimsr train sets
-    # --xla_gpu_deterministic_ops before JAX starts (gpus.backend_environment).
-
-
 class Trainer:
     """Builds the networks, the loss and the backend's compiled steps of one run."""
 
@@ -279,12 +118,12 @@ class Trainer:
         import keras
 
         from . import losses, models
-        from .train_steps import make_steps
 
-        check_backend(params.backend)
+        backend = backends.get(params.backend)
+        backends.check_active(params.backend)
         self.params = params
         keras.utils.set_random_seed(params.seed)
-        make_deterministic(params.backend)
+        backend.make_deterministic()
         keras.mixed_precision.set_global_policy(params.precision)
         try:
             self.pair = models.build_pair(params.model, scale=params.scale,
@@ -305,7 +144,7 @@ class Trainer:
         self.optimizer = keras.optimizers.Adam(learning_rate=params.learning_rate)
         self.variables = self.pair.trainable_variables
         self.optimizer.build(self.variables)
-        self.steps = make_steps(self)
+        self.steps = backend.make_steps(self)
 
     def models(self):
         return [m for m in (*self.pair, self.extractor) if m is not None]
@@ -360,7 +199,7 @@ class Trainer:
         if self.params.crop or self.params.shape_bucket == 0:
             return 0
         if self.params.shape_bucket == "auto":
-            size = choose_bucket(shapes) if self.params.backend == "jax" else 0
+            size = choose_bucket(shapes) if backends.get(self.params.backend).compiles_per_shape else 0
         else:
             size = int(self.params.shape_bucket)
         if size:

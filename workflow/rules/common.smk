@@ -2,6 +2,7 @@
 # rule parameters. Logic that is not about paths lives in src/ssimsr.
 from pathlib import Path
 
+from ssimsr import backends
 from ssimsr.code_digest import code_digest
 from ssimsr.gpus import count_gpus
 from ssimsr.experiments import check_benchmarks, check_report_config, experiment_table
@@ -14,13 +15,12 @@ RESULTS = "results"
 RESOURCES = "resources"
 VGG19_FILE = f"{RESOURCES}/weights/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 JOB_SCRIPT = "../scripts/job.py"  # the script: of the workflow-only rules (ssimsr.jobs)
-# --sdm conda: a train job's environment is the one of its Keras backend (training.backend)
-TRAIN_ENVS = {"tensorflow": "tensorflow.yaml", "jax": "jax.yaml", "torch": "torch-train.yaml"}
 
 
 def train_env(config):
-    """The train rule's conda env file (relative to workflow/rules) for config's training.backend."""
-    return f"../../envs/{TRAIN_ENVS[config['training']['backend']]}"
+    """--sdm conda: the train rule's env file (relative to workflow/rules), the one of
+    config's training.backend (ssimsr.backends)."""
+    return f"../../envs/{backends.get(config['training']['backend']).env_file}"
 
 
 wildcard_constraints:
@@ -55,9 +55,14 @@ def baseline_datasets():
     return active_datasets() + [b for b in BENCHMARKS if b not in active_datasets()]
 
 
-def benchmark_args(wildcards):
-    """`--benchmarks <prepared folders>` of ssimsr evaluate / lpips; empty without benchmarks."""
-    return "--benchmarks " + " ".join(f"{RESULTS}/data/{b}" for b in BENCHMARKS) if BENCHMARKS else ""
+def benchmark_dirs(wildcards):
+    """The prepared folders of evaluation.benchmarks, which every run is evaluated on too."""
+    return [f"{RESULTS}/data/{b}" for b in BENCHMARKS]
+
+
+def showcase_of(wildcards):
+    """The showcase crops' folder for the run that the figures show, else None."""
+    return SHOWCASE_DIR if is_showcase_run(wildcards) else None
 
 
 def dataset_config(wildcards):
@@ -90,7 +95,7 @@ def train_inputs(wildcards):
 
 
 def run_params(run):
-    from ssimsr.train import RunParams
+    from ssimsr.run_params import RunParams
 
     return RunParams.from_dict(RUNS[run])
 

@@ -13,18 +13,15 @@ rule fetch_lpips_backbones:
     params:
         nets=config["evaluation"]["lpips_nets"],
         weights_dir=lambda w, output: parent(output[0]),
-        source=lambda w: (
-            f"--local-dir {config['weights']['lpips']['local_dir']}"
-            if config["weights"]["lpips"]["local_dir"]
-            else (f"--base-url {config['weights']['lpips']['base_url']}" if config["weights"]["lpips"]["fetch"] else "")
-        ),
+        local_dir=config["weights"]["lpips"]["local_dir"],  # a folder that has the files wins
+        base_url=config["weights"]["lpips"]["base_url"] if config["weights"]["lpips"]["fetch"] else None,
+        downloads=config["downloads"],
     conda:
         "../../envs/torch.yaml"
     log:
         "logs/weights/lpips_backbones.log",
-    shell:
-        "ssimsr fetch-lpips --weights-dir {params.weights_dir} --nets {params.nets} "
-        "--status {output} {params.source} > {log} 2>&1"
+    script:
+        JOB_SCRIPT
 
 
 rule showcase:
@@ -59,17 +56,16 @@ rule evaluate:
         run=lambda w: TRAIN_DIR.format(**w),
         out=lambda w: EVAL_DIR.format(**w),
         data=lambda w: f"{RESULTS}/data/{w.dataset}",
-        showcase=lambda w: f"--showcase {SHOWCASE_DIR}" if is_showcase_run(w) else "",
-        benchmarks=benchmark_args,
+        showcase=showcase_of,
+        benchmarks=benchmark_dirs,
     conda:
         "../../envs/tensorflow.yaml"
     benchmark:
         f"{EVAL_DIR}/benchmark.tsv"
     log:
         f"{EVAL_DIR}/evaluate.log",
-    shell:
-        "ssimsr evaluate --run {params.run} --data {params.data} {params.showcase} {params.benchmarks} "
-        "--out {params.out} > {log} 2>&1"
+    script:
+        JOB_SCRIPT  # ssimsr.jobs.evaluate, as `ssimsr evaluate` (on the run's own backend)
 
 
 rule lpips:
@@ -84,19 +80,18 @@ rule lpips:
         code=code_digest("lpips"),  # editing its library code reruns it
         eval_dir=lambda w: EVAL_DIR.format(**w),
         data=lambda w: f"{RESULTS}/data/{w.dataset}",
-        showcase=lambda w: f"--showcase {SHOWCASE_DIR}" if is_showcase_run(w) else "",
+        showcase=showcase_of,
         nets=config["evaluation"]["lpips_nets"],
         weights_dir=lambda w, input: parent(input.status),
-        benchmarks=benchmark_args,
+        benchmarks=benchmark_dirs,
     conda:
         "../../envs/torch.yaml"
     benchmark:
         f"{EVAL_DIR}/lpips_benchmark.tsv"
     log:
         f"{EVAL_DIR}/lpips.log",
-    shell:
-        "ssimsr lpips --eval-dir {params.eval_dir} --data {params.data} {params.showcase} {params.benchmarks} "
-        "--nets {params.nets} --weights-dir {params.weights_dir} > {log} 2>&1"
+    script:
+        JOB_SCRIPT  # ssimsr.jobs.lpips, as `ssimsr lpips`
 
 
 rule collect:

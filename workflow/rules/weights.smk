@@ -12,9 +12,10 @@ rule fetch_vgg19:
     params:
         uri=config["weights"]["vgg19"]["uri"],
         md5=config["weights"]["vgg19"]["md5"],
+        downloads=config["downloads"],
     conda:
         "../../envs/tensorflow.yaml"
     log:
         "logs/weights/vgg19.log",
-    shell:
-        "ssimsr fetch-weights --uri {params.uri:q} --md5 {params.md5} --out {output} > {log} 2>&1"
+    script:
+        JOB_SCRIPT  # ssimsr.jobs.fetch_vgg19, as `ssimsr fetch-weights`

@@ -1,0 +1,167 @@
+"""What the two ways in share: the ``ssimsr`` commands (``cli``) and the workflow's
+``script:`` jobs (``jobs``) both run a stage through here.
+
+* :func:`guarded`: runs a stage; an expected failure (bad input, a missing file, a bad
+  config value, the network) becomes one line ``ssimsr <stage>: error: ...`` and exit
+  status 1, anything else (a bug) keeps its traceback;
+* :func:`train_run`: one training run, as ``ssimsr train`` and the train job start it
+  (GPU claim, backend selection, the device line first in the log);
+* :func:`fetch_dataset` and :func:`prepare_dataset`: a dataset's sources and its
+  prepared splits, from one dataset's config;
+* :func:`use_backend` and :func:`run_backend`: the Keras backend of a process, chosen
+  before Keras is imported (a run is evaluated on the backend it was trained on).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Failures a user can act on: bad input, missing file, bad config value, network."""
+    import tarfile
+    import zipfile
+
+    from .download import DataError
+
+    return (DataError, OSError, ValueError, RuntimeError, EOFError, MemoryError,
+            tarfile.TarError, zipfile.BadZipFile)
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text or type(exc).__name__  # e.g. a bare MemoryError
+
+
+def guarded(stage: str, call: Callable[[], object], verbose: bool = False, bug_hint: str = "") -> int:
+    """Run ``call()``; 0, or 1 after one line on stderr naming ``stage`` and the failure
+    (``verbose``: with the traceback; always for an unexpected error, a bug)."""
+    try:
+        call()
+        return 0
+    except KeyboardInterrupt:
+        print(f"ssimsr {stage}: interrupted", file=sys.stderr, flush=True)
+        return 130
+    except expected_errors() as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"ssimsr {stage}: error: {one_line(exc)}", file=sys.stderr, flush=True)
+    except Exception as exc:  # a bug: keep the traceback for the report
+        traceback.print_exc()
+        print(f"ssimsr {stage}: internal error: {one_line(exc)}{bug_hint}", file=sys.stderr, flush=True)
+    return 1
+
+
+def use_backend(name: str) -> None:
+    """Select the Keras backend (and its GPU settings) before Keras is imported."""
+    from . import backends
+
+    backend = backends.get(name)
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != name:
+            raise RuntimeError(f"Keras already runs {keras.backend.backend()!r} in this process; "
+                               f"cannot switch to {name!r}")
+        return
+    os.environ.update(backend.environment())
+
+
+def run_backend(run_dir: str | os.PathLike) -> str:
+    """The backend a run was trained with (its params.json), unless KERAS_BACKEND overrides it."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    params = Path(run_dir) / "params.json"
+    return json.loads(params.read_text()).get("backend", "tensorflow") if params.is_file() else "tensorflow"
+
+
+def train_run(params: dict, data: str, out: str, *, jobs_per_gpu: int = 1,
+              gpu_lock_dir: str = ".snakemake/gpu-locks", stop_after_epoch: int | None = None) -> None:
+    """Train one run (``ssimsr train`` and the workflow's train job)."""
+    from .backends import describe_devices
+    from .gpus import claim_gpu, held_stderr
+
+    backend = params.get("backend", "tensorflow")
+    # before the backend is imported: a distinct GPU (or GPU slot) per concurrent job
+    gpu = claim_gpu(gpu_lock_dir, jobs_per_gpu=jobs_per_gpu)
+    use_backend(backend)
+    with held_stderr() as held:
+        line, _ = describe_devices(backend)
+    # The first line of every train log: where it trains (a CPU fallback is never silent).
+    print(line + (f" (GPU slot of GPU {gpu})" if gpu is not None else ""), file=sys.stderr, flush=True)
+    sys.stderr.write(held.text)
+    from .train import train
+    from .run_params import RunParams
+
+    history = train(RunParams.from_dict(params), data, out, stop_after_epoch=stop_after_epoch)
+    last = history[history.split == "val"].tail(1)
+    print(last.to_string(index=False))
+
+
+def receipt_path(download_dir: str | os.PathLike, index: int) -> Path:
+    """Where source ``index`` of a dataset leaves its receipt (the workflow's download rule too)."""
+    return Path(download_dir) / f"source{index}.json"
+
+
+def fetch_sources(sources: dict[int, dict], download_dir: str | os.PathLike,
+                  downloads: dict) -> list[tuple[Path, dict]]:
+    """Fetch (download, or verify a local archive or folder) a dataset's sources, by their
+    index in its config, and write their receipts; (receipt, record) each."""
+    from .download import DownloadPolicy
+    from .sources import fetch_source
+
+    policy = DownloadPolicy(**downloads)
+    return [(receipt_path(download_dir, index),
+             fetch_source(source, receipt_path(download_dir, index), download_dir, policy=policy))
+            for index, source in sources.items()]
+
+
+def prepare_dataset(receipts: list, options: dict, sources: list[dict], scale: int, out: str | os.PathLike):
+    """Prepare one dataset from its sources' receipts into ``out`` (``options``: its config
+    less ``sources``); prints and returns the manifest."""
+    from .data import prepare_dataset as prepare
+
+    manifest = prepare(receipts, dict(options, scale=scale), out, sources=sources)
+    print(f"prepared {out}: {manifest.groupby(['status', 'split']).size().to_dict()}")
+    return manifest
+
+
+def image_sets(data: str | os.PathLike, showcase: str | os.PathLike | None = None,
+               benchmarks: list | None = None) -> dict:
+    """The image sets a run is evaluated on: ``val`` of its dataset, the showcase crops (a
+    folder), and each benchmark's val split as a set named after its folder."""
+    from .data import list_split
+
+    sets = {"val": list_split(data, "val")}
+    if showcase:
+        sets["showcase"] = list_split(Path(showcase).parent, Path(showcase).name)
+    for folder in benchmarks or []:
+        name = Path(folder).name
+        if name in sets:
+            raise ValueError(f"--benchmarks {folder}: a benchmark cannot be named {name!r} (a set of its own)")
+        sets[name] = list_split(folder, "val")
+        if not sets[name]:
+            raise ValueError(f"--benchmarks {folder}: its val split has no image")
+    return sets
+
+
+def evaluate(run: str, sets: dict, out: str, backend: str | None = None) -> None:
+    """Evaluate a run on ``sets`` into ``out``, on ``backend`` (default: the run's own)."""
+    use_backend(backend or run_backend(run))
+    from .evaluate import evaluate_run
+
+    frame = evaluate_run(run, sets, out)
+    print(frame.groupby("set")[["psnr", "ssim", "psnr_y", "ssim_y"]].mean().to_string())
+
+
+def lpips(sets: dict, eval_dir: str, nets: list[str], weights_dir: str) -> None:
+    """LPIPS of a run's reconstructions (``eval_dir``/recon) into ``eval_dir``/lpips.csv."""
+    from .lpips_eval import lpips_for_run
+
+    table = lpips_for_run(sets, Path(eval_dir) / "recon", nets, weights_dir, Path(eval_dir) / "lpips.csv")
+    print(table.drop(columns=["set", "image"]).describe(include="all").to_string())
