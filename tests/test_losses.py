@@ -10,7 +10,8 @@ from skimage import data  # noqa: E402
 from skimage.filters import gaussian  # noqa: E402
 from skimage.metrics import structural_similarity  # noqa: E402
 
-from ssimsr import losses, models  # noqa: E402
+from ssimsr import losses  # noqa: E402
+from ssimsr.archs import irn, sr  # noqa: E402
 from ssimsr.losses import loss_weights  # noqa: E402
 
 # Keras' own convert_to_numpy (get_weights) triggers a NumPy 2 copy-keyword warning.
@@ -100,7 +101,7 @@ def test_bw_mse_matches_numpy():
 
 
 def test_fw_mse_sr_decimation():
-    downscaler = models.build_sr_downscaler(2)
+    downscaler = sr.build_downscaler(2)
     hr, rec = random_images(2), random_images(2)
     expected = np.mean((hr[:, ::2, ::2] - rec[:, ::2, ::2]) ** 2)
     np.testing.assert_allclose(float(losses.fw_mse(hr, rec, downscaler)), expected, rtol=1e-5)
@@ -113,7 +114,7 @@ def test_fw_mse_sr_decimation():
 
 
 def test_fw_mse_irn_learned_downscaler():
-    downscaler = models.build_irn_downscaler(2)
+    downscaler = irn.build_downscaler(2)
     hr, rec = random_images(2), random_images(2)
     lr_hr, lr_rec = to_numpy(downscaler(hr)), to_numpy(downscaler(rec))
     value = float(losses.fw_mse(hr, rec, downscaler))
@@ -238,14 +239,14 @@ def test_unknown_perceptual_norm_names_the_key(extractor):
     with pytest.raises(ValueError, match=r"perceptual_norm: unknown value 'basicsr' \(one of relative, raw\)"):
         losses.perceptual(hr, hr, extractor, norm="basicsr")
     with pytest.raises(ValueError, match="perceptual_norm: unknown value 'l2'"):
-        losses.loss_terms(hr, hr, models.build_sr_downscaler(2), loss_weights(), extractor, perceptual_norm="l2")
+        losses.loss_terms(hr, hr, sr.build_downscaler(2), loss_weights(), extractor, perceptual_norm="l2")
 
 
 # ---------------------------------------------------------------- composite
 
 
 def test_loss_terms_weighted_sum(extractor):
-    downscaler = models.build_sr_downscaler(2)
+    downscaler = sr.build_downscaler(2)
     hr, rec = random_images(1, 32, 32), random_images(1, 32, 32)
     weights = loss_weights(lambda_b=0.5, lambda_f=2.0, lambda_p=3.0, lambda_s=1.5)
     terms = {k: float(v) for k, v in losses.loss_terms(hr, rec, downscaler, weights, extractor).items()}
@@ -266,7 +267,7 @@ def test_loss_terms_weighted_sum(extractor):
 
 
 def test_loss_terms_skips_zero_weighted_terms():
-    downscaler = models.build_sr_downscaler(2)
+    downscaler = sr.build_downscaler(2)
     hr, rec = random_images(), random_images()
     weights = loss_weights(lambda_b=1.0, lambda_f=0.0, lambda_p=0.0, lambda_s=2.0)
     terms = losses.loss_terms(hr, rec, downscaler, weights)  # no extractor needed

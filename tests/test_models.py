@@ -7,7 +7,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from conftest import BACKEND, to_numpy  # noqa: E402
 
-from ssimsr import models  # noqa: E402
+from ssimsr import layers, models  # noqa: E402
+from ssimsr.archs import irn, sr  # noqa: E402
 
 RNG = np.random.default_rng(0)
 
@@ -28,10 +29,10 @@ def conv_params(cin, cout, k=3):
 
 
 def test_parameter_counts_at_scale_2():
-    assert trainable_count(models.build_sr_upscaler(2)) == 742_339
-    assert models.build_sr_downscaler(2).count_params() == 0
-    assert trainable_count(models.build_irn_downscaler(2)) == 82_052
-    assert trainable_count(models.build_irn_upscaler(2)) == 6_691
+    assert trainable_count(sr.build_upscaler(2)) == 742_339
+    assert sr.build_downscaler(2).count_params() == 0
+    assert trainable_count(irn.build_downscaler(2)) == 82_052
+    assert trainable_count(irn.build_upscaler(2)) == 6_691
 
 
 def test_parameter_counts_follow_widths():
@@ -131,14 +132,14 @@ def test_padded_inference_gives_original_size():
 @pytest.mark.parametrize("scale", [2, 4])
 def test_sr_downscaler_is_decimation(scale):
     hr = random_images(2, 32, 48)
-    lr = to_numpy(models.build_sr_downscaler(scale)(hr))
+    lr = to_numpy(sr.build_downscaler(scale)(hr))
     np.testing.assert_array_equal(lr, hr[:, ::scale, ::scale, :])
 
 
 def test_pixel_shuffle_matches_numpy_reference():
     r, channels = 2, 3
     features = RNG.random((2, 4, 5, channels * r * r), dtype=np.float32)
-    out = to_numpy(models.PixelShuffle(r)(features))
+    out = to_numpy(layers.PixelShuffle(r)(features))
     # depth_to_space: out[b, h*r+i, w*r+j, c] = in[b, h, w, (i*r + j)*C + c]
     expected = np.empty((2, 4 * r, 5 * r, channels), np.float32)
     for i in range(r):
@@ -149,7 +150,7 @@ def test_pixel_shuffle_matches_numpy_reference():
 
 def test_invertible_block_is_additive_coupling():
     inputs = keras.Input((None, None, 8))
-    block = keras.Model(inputs, models.invertible_block(inputs, "inv"))
+    block = keras.Model(inputs, layers.invertible_block(inputs, "inv"))
     x = RNG.random((1, 6, 7, 8), dtype=np.float32)
     y = to_numpy(block(x))
     x1, x2 = x[..., :4], x[..., 4:]
@@ -161,7 +162,7 @@ def test_invertible_block_is_additive_coupling():
 
 
 def test_sr_upscaler_skip_branch_is_nearest_neighbour():
-    upscaler = models.build_sr_upscaler(2, filters=8, res_blocks=1)
+    upscaler = sr.build_upscaler(2, filters=8, res_blocks=1)
     assert upscaler.get_layer("skip_nearest").interpolation == "nearest"
     lr = random_images(1, 5, 6)
     skip = to_numpy(upscaler.get_layer("skip_nearest")(lr))
@@ -174,10 +175,10 @@ def test_sr_upscaler_skip_branch_is_nearest_neighbour():
 @pytest.mark.parametrize(
     "builder",
     [
-        models.build_sr_downscaler,
-        models.build_sr_upscaler,
-        models.build_irn_downscaler,
-        models.build_irn_upscaler,
+        sr.build_downscaler,
+        sr.build_upscaler,
+        irn.build_downscaler,
+        irn.build_upscaler,
     ],
 )
 # Keras' own convert_to_numpy triggers a NumPy 2 copy-keyword warning while saving.
@@ -230,3 +231,29 @@ def test_build_pair_rejects_bad_arguments():
     assert isinstance(pair, models.ModelPair)
     down, up = pair
     assert down.name == "sr_downscaler" and up.name == "sr_upscaler"
+
+
+# ---------------------------------------------------------------- footprints (tiling)
+
+
+def test_footprint_of_a_small_sr_upscaler_is_the_hand_computed_reach():
+    from ssimsr.upscale import footprint
+
+    # feature conv 3x3 (+1), one residual block (+1 +1), upsample conv (+1), pixel shuffle
+    # (+1 LR pixel) = 5 LR pixels; the nearest skip (+1) is narrower; the output conv adds
+    # one HR pixel = 0.5 LR pixel: 5.5, at zoom 2
+    fp = footprint(sr.build_upscaler(2, filters=8, res_blocks=1))
+    assert (fp.radius, fp.zoom, fp.align) == (5.5, 2.0, 1)
+
+
+def test_a_layer_that_declares_no_footprint_cannot_be_tiled():
+    from ssimsr.upscale import footprint
+
+    class Blur(keras.layers.Layer):  # reaches its neighbours, but says nothing about it
+        def call(self, x):
+            return x
+
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, Blur(name="blur")(layers.conv(3, "c")(inputs)))
+    with pytest.raises(ValueError, match=r"layer 'blur' \(Blur\) declares no footprint"):
+        footprint(model)

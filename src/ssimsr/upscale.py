@@ -105,22 +105,16 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _pair_max(value) -> int:
-    return max(_as_list(value)) if value is not None else 1
-
-
 def footprint(model) -> Footprint:
     """Receptive radius, zoom, alignment and activation size of a functional Keras model.
 
     Walks the layer graph tracking, for every tensor, how far its pixels reach into the
     input and how many input pixels one of its pixels spans (``jump``). Rules, all upper
-    bounds: a stride-1 convolution with kernel k and dilation d adds ``(k - 1) d / 2``
-    pixels of its input; a strided one adds ``(k - 1) d`` (its "same" padding may be
-    one-sided); a transposed convolution adds k; pixel shuffle and up-sampling add one
-    input pixel; decimation adds nothing. Other layers (add, concatenate, split,
-    activations) are per pixel. The tiled-vs-whole test checks the result on the models.
+    bounds, each layer's from its declared footprint (``layers.layer_footprint``: a layer
+    that declares none is an error); a nested model counts as its own footprint. The
+    tiled-vs-whole test checks the result on the models.
     """
-    from .models import Decimate, PixelShuffle
+    from .layers import layer_footprint
 
     reach: dict[int, tuple[float, float]] = {id(t): (0.0, 1.0) for t in model.inputs}
     floats, max_jump = 0.0, 1.0
@@ -134,26 +128,8 @@ def footprint(model) -> Footprint:
         if hasattr(layer, "layers") and hasattr(layer, "inputs"):  # a nested model
             inner = footprint(layer)
             radius, jump = radius + inner.radius * jump, jump / inner.zoom
-        elif hasattr(layer, "kernel_size"):
-            k, s = _pair_max(layer.kernel_size), _pair_max(layer.strides)
-            d = _pair_max(getattr(layer, "dilation_rate", 1))
-            if "Transpose" in type(layer).__name__:
-                radius, jump = radius + k * jump, jump / s
-            elif s > 1:
-                radius, jump = radius + (k - 1) * d * jump, jump * s
-            else:
-                radius += (k - 1) * d / 2 * jump
-        elif hasattr(layer, "pool_size"):
-            k, s = _pair_max(layer.pool_size), _pair_max(layer.strides)
-            radius, jump = radius + (k - 1) * jump, jump * s
-        elif isinstance(layer, PixelShuffle):
-            radius, jump = radius + jump, jump / layer.block_size
-        elif type(layer).__name__ == "UpSampling2D":
-            f = _pair_max(layer.size)
-            radius += jump if layer.interpolation == "nearest" else 2 * jump
-            jump = jump / f
-        elif isinstance(layer, Decimate):
-            jump = jump * layer.factor
+        else:
+            radius, jump = layer_footprint(layer, radius, jump)
         for t in outputs:
             reach[id(t)] = (radius, jump)
             floats += t.shape[-1] / jump ** 2
