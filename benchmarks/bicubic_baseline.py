@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from ssimsr.baseline import baseline_for_dataset, baseline_metrics
+from ssimsr.config import load_config_files
 from ssimsr.data import image_origins, list_split, prepare_dataset
 from ssimsr.sources import fetch_source
 
@@ -43,11 +43,11 @@ OURS_SR_BICUBIC = 31.98
 
 
 def bsds300_options(filter_name: str, seed: int) -> dict:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = load_config_files([REPO / "config.yaml"])  # the schema's defaults filled in
     options = {k: v for k, v in config["datasets"]["bsds300"].items() if k != "sources"}
     options["resize"] = dict(options["resize"], filter=filter_name)
     options["split"] = dict(options["split"], seed=seed)
-    return dict(options, scale=int(config.get("scale", 2)))
+    return dict(options, scale=config["scale"])
 
 
 def prepared(receipt: Path, source: dict, root: Path, filter_name: str, seed: int) -> Path:

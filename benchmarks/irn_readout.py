@@ -36,6 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "src") not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO / "src"))
 
+from ssimsr.runs import PAPER_PRESET  # noqa: E402  (Keras-free)
+
 ARCHIVE = "/work/shared/data/BSDS300-images.tgz"
 
 
@@ -87,7 +89,7 @@ def main(argv=None) -> int:
     parser.add_argument("--config", default=str(REPO / "config.yaml"))
     parser.add_argument("--archive", default=ARCHIVE, help="BSDS300-images.tgz (local copy)")
     parser.add_argument("--data-dir", default=None, help="a prepared bsds300 folder (prepared here if missing)")
-    parser.add_argument("--preset", default="as_run")
+    parser.add_argument("--preset", default=PAPER_PRESET)
     args = parser.parse_args(argv)
 
     import yaml

@@ -40,8 +40,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "src") not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO / "src"))
 
-BACKENDS = ("tensorflow", "jax", "torch")
-SHORT = {"tensorflow": "tf", "jax": "jax", "torch": "torch"}
+from ssimsr.backends import BACKENDS  # noqa: E402  (imports no backend)
+from ssimsr.run_params import PRECISIONS  # noqa: E402
+
+SHORT = {name: "tf" if name == "tensorflow" else name for name in BACKENDS}
 FULL_SIZES = [(320, 496, 1), (96, 96, 16)]  # (height, width, batch)
 QUICK_SIZES = [(64, 96, 1)]
 
@@ -49,7 +51,7 @@ QUICK_SIZES = [(64, 96, 1)]
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--backend", nargs="+", choices=BACKENDS, default=["tensorflow", "jax"],
+    ap.add_argument("--backend", nargs="+", choices=list(BACKENDS), default=["tensorflow", "jax"],
                     help="Keras backends to compare, the first is the ratios' reference "
                          "(default: tensorflow jax)")
     ap.add_argument("--quick", action="store_true",
@@ -58,7 +60,7 @@ def parse_args(argv=None):
     ap.add_argument("--no-vgg", action="store_true", help="leave out the +VGG cases")
     ap.add_argument("--repeats", type=int, help="timed steps per case (default 5, --quick 2)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps after the first call")
-    ap.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
+    ap.add_argument("--precision", choices=PRECISIONS, default="float32",
                     help="RunParams.precision (default float32, the paper's numerics)")
     ap.add_argument("--json", metavar="PATH", help="also write every result as JSON")
     ap.add_argument("--child", nargs=2, metavar=("OUT_JSON", "VGG_H5"), help=argparse.SUPPRESS)

@@ -203,7 +203,7 @@ def kill_9_mid_download(server: ScriptedServer, dest: Path, hold: int) -> int:
     size of the part file it left."""
     part = dest.with_name(f".{dest.name}.part")
     code = ("import sys; from ssimsr.download import download_file, DownloadPolicy; "
-            "download_file(sys.argv[1], sys.argv[2], None, policy=DownloadPolicy(retries=0, timeout=300))")
+            "download_file(sys.argv[1], sys.argv[2], None, policy=DownloadPolicy(retries=0, timeout=300, backoff=0))")
     proc = subprocess.Popen([sys.executable, "-c", code, server.url, str(dest)], env=child_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -449,6 +449,18 @@ def test_unknown_host_fails_at_once_with_one_line(tmp_path, monkeypatch):
 
 def test_policy_rejects_bad_values():
     with pytest.raises(DataError, match="downloads.retries must be >= 0, got -1"):
-        DownloadPolicy(retries=-1)
+        DownloadPolicy.from_config({"retries": -1})
     with pytest.raises(DataError, match="downloads.timeout must be > 0 seconds, got 0"):
-        DownloadPolicy(timeout=0)
+        DownloadPolicy.from_config({"timeout": 0})
+
+
+def test_policy_defaults_are_the_schema_s():
+    """The config schema's `downloads` defaults are the only ones: the policy has none of its own."""
+    from ssimsr.config import defaults
+
+    with pytest.raises(TypeError):
+        DownloadPolicy()  # retries, timeout and backoff are required
+    policy = DownloadPolicy.from_config()
+    assert (policy.retries, policy.timeout, policy.backoff) == tuple(defaults("downloads")[k]
+                                                                     for k in ("retries", "timeout", "backoff"))
+    assert DownloadPolicy.from_config({"retries": 0}).timeout == defaults("downloads")["timeout"]

@@ -68,7 +68,7 @@ def test_missing_epochs_entry_unknown_preset_model_and_width_are_named(paper_con
 def test_loss_weights_must_name_registered_terms(paper_config):
     config = _study(paper_config, models=["sr"])
     with pytest.raises(ValueError, match="losses.lambda_tv: no registered loss term has this weight"):
-        experiment_table(dict(config, losses=dict(paper_config["losses"], lambda_tv=0.1)))
+        experiment_table(dict(config, losses=dict(paper_config.get("losses", {}), lambda_tv=0.1)))
     with pytest.raises(ValueError, match="presets.bad.lambda_x: no registered loss term"):
         experiment_table(dict(config, presets={"corrected": {}, "bad": {"lambda_x": 1}},
                               studies={"s": dict(config["studies"]["s"], presets=["bad"])}))
@@ -115,7 +115,7 @@ def test_perceptual_norm_relative_by_default_raw_by_preset_bad_value_named(paper
                   presets={"corrected": {}, "raw_vgg": {"perceptual_norm": "raw"}})
     runs = {r.preset: p for r, p in experiment_table(config).items()}
     assert runs["corrected"]["perceptual_norm"] == "relative" and runs["raw_vgg"]["perceptual_norm"] == "raw"
-    bad = dict(config, losses=dict(paper_config["losses"], perceptual_norm="basicsr"))
+    bad = dict(config, losses=dict(paper_config.get("losses", {}), perceptual_norm="basicsr"))
     with pytest.raises(ConfigError, match="losses.perceptual_norm: 'basicsr' is not one of"):
         experiment_table(bad)
     errors = describe_errors(bad)

@@ -1,4 +1,6 @@
+import dataclasses
 import os
+from dataclasses import MISSING
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -165,15 +167,36 @@ def test_feature_extractor_is_frozen_list_of_layers(extractor):
     assert isinstance(outputs, (list, tuple)) and len(outputs) == 2
     assert outputs[0].shape[-1] == 512 and outputs[1].shape[-1] == 512
     single = losses.build_feature_extractor(extractor, layers=("block1_conv1",))
-    assert float(losses.perceptual(random_images(1, 32, 32), random_images(1, 32, 32), single)) > 0
+    assert float(losses.perceptual(random_images(1, 32, 32), random_images(1, 32, 32), single, norm="raw")) > 0
 
 
-def test_perceptual_zero_for_identical_positive_otherwise(extractor):
+@pytest.mark.parametrize("norm", losses.PERCEPTUAL_NORMS)
+def test_perceptual_zero_for_identical_positive_otherwise(extractor, norm):
     hr = random_images(2, 32, 32)
     rec = np.clip(hr + RNG.normal(0, 0.1, hr.shape), 0, 1).astype(np.float32)
-    assert float(losses.perceptual(hr, hr, extractor)) == 0.0
-    assert float(losses.perceptual(hr, rec, extractor)) > 0.0
-    assert float(losses.perceptual(hr, rec, extractor, resize_to=48)) > 0.0
+    assert float(losses.perceptual(hr, hr, extractor, norm=norm)) == 0.0
+    assert float(losses.perceptual(hr, rec, extractor, norm=norm)) > 0.0
+    assert float(losses.perceptual(hr, rec, extractor, resize_to=48, norm=norm)) > 0.0
+
+
+def test_perceptual_norm_default_is_the_schema_s_alone():
+    """The library takes the norm as an argument: its default (``relative``) is written in
+    the config schema only, and its names in run_params (the Keras-free run parameters)."""
+    import inspect
+
+    import yaml
+
+    from ssimsr import run_params
+    from ssimsr.config import SCHEMA_PATH, defaults
+
+    assert losses.PERCEPTUAL_NORMS is run_params.PERCEPTUAL_NORMS
+    for function, name in ((losses.perceptual, "norm"), (losses.loss_terms, "perceptual_norm")):
+        assert inspect.signature(function).parameters[name].default is inspect.Parameter.empty, function
+    assert "perceptual_norm" not in {f.name for f in dataclasses.fields(losses.LossBatch) if f.default is not MISSING}
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    for where in (schema["properties"]["losses"], schema["$defs"]["preset"]):
+        assert where["properties"]["perceptual_norm"]["enum"] == list(losses.PERCEPTUAL_NORMS)
+    assert defaults("losses")["perceptual_norm"] == "relative"
 
 
 def test_perceptual_matches_manual_caffe_preprocessing(extractor):
@@ -184,7 +207,7 @@ def test_perceptual_matches_manual_caffe_preprocessing(extractor):
         return [to_numpy(f) for f in extractor(bgr.astype(np.float32))]
 
     expected = sum(np.mean((a - b) ** 2) for a, b in zip(features(hr), features(rec)))
-    np.testing.assert_allclose(float(losses.perceptual(hr, rec, extractor)), expected, rtol=1e-4)
+    np.testing.assert_allclose(float(losses.perceptual(hr, rec, extractor, norm="raw")), expected, rtol=1e-4)
 
 
 def _caffe_features(extractor, images):
@@ -249,11 +272,13 @@ def test_loss_terms_weighted_sum(extractor):
     downscaler = sr.build_downscaler(2)
     hr, rec = random_images(1, 32, 32), random_images(1, 32, 32)
     weights = loss_weights(lambda_b=0.5, lambda_f=2.0, lambda_p=3.0, lambda_s=1.5)
-    terms = {k: float(v) for k, v in losses.loss_terms(hr, rec, downscaler, weights, extractor).items()}
+    terms = {k: float(v) for k, v in losses.loss_terms(hr, rec, downscaler, weights, extractor,
+                                                       perceptual_norm="raw").items()}
     assert set(terms) == {"total", "bw_mse", "fw_mse", "perceptual", "ssim_n"}
     np.testing.assert_allclose(terms["bw_mse"], float(losses.bw_mse(hr, rec)), rtol=1e-6)
     np.testing.assert_allclose(terms["fw_mse"], float(losses.fw_mse(hr, rec, downscaler)), rtol=1e-6)
-    np.testing.assert_allclose(terms["perceptual"], float(losses.perceptual(hr, rec, extractor)), rtol=1e-5)
+    np.testing.assert_allclose(terms["perceptual"], float(losses.perceptual(hr, rec, extractor, norm="raw")),
+                               rtol=1e-5)
     np.testing.assert_allclose(terms["ssim_n"], float(losses.ssim_n(hr, rec)), rtol=1e-6)
     expected = (0.5 * terms["bw_mse"] + 2.0 * terms["fw_mse"]
                 + 3.0 * terms["perceptual"] + 1.5 * terms["ssim_n"])
@@ -270,7 +295,7 @@ def test_loss_terms_skips_zero_weighted_terms():
     downscaler = sr.build_downscaler(2)
     hr, rec = random_images(), random_images()
     weights = loss_weights(lambda_b=1.0, lambda_f=0.0, lambda_p=0.0, lambda_s=2.0)
-    terms = losses.loss_terms(hr, rec, downscaler, weights)  # no extractor needed
+    terms = losses.loss_terms(hr, rec, downscaler, weights, perceptual_norm="relative")  # no extractor needed
     assert float(terms["fw_mse"]) == 0.0 and float(terms["perceptual"]) == 0.0
     assert float(terms["ssim_n"]) > 0 and float(terms["bw_mse"]) > 0
     # lambda_s = 2 is the non-normalised 1 - SSIM loss.
@@ -278,7 +303,7 @@ def test_loss_terms_skips_zero_weighted_terms():
         float(terms["total"]), float(losses.bw_mse(hr, rec)) + 1 - float(losses.ssim(hr, rec)), rtol=1e-5
     )
     with pytest.raises(ValueError, match="extractor"):
-        losses.loss_terms(hr, rec, downscaler, loss_weights())
+        losses.loss_terms(hr, rec, downscaler, loss_weights(), perceptual_norm="relative")
 
 
 def snapshot(variables):

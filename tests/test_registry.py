@@ -62,7 +62,7 @@ def test_a_workflow_config_must_weigh_a_new_term(scratch_registry):
     config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
     with pytest.raises(ValueError, match="losses.lambda_tv: not set, but loss term 'tv' is registered"):
         experiment_table(config)
-    config["losses"]["lambda_tv"] = 0.0
+    config.setdefault("losses", {})["lambda_tv"] = 0.0  # config.yaml keeps the default weights
     assert all(p["loss_weights"]["lambda_tv"] == 0.0 for p in experiment_table(config).values())
 
 
@@ -112,3 +112,68 @@ def test_a_registered_architecture_and_term_train(scratch_registry):
     terms = trainer.steps.fetch([trainer.steps.evaluate(hr)])[0]
     expected = terms["bw_mse"] + terms["fw_mse"] + 0.5 * terms["tv"] + 1.0 * terms["ssim_n"]
     assert terms["tv"] > 0 and terms["total"] == pytest.approx(expected, rel=1e-5)
+
+
+# --------------------------------------------------------------------------- one home for each fact
+# Facts whose home is a module constant, which the config schema (YAML, no imports) repeats:
+# each test names the home and checks every repetition against it.
+
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def test_schema_backends_are_the_backends_module_s():
+    from ssimsr.backends import BACKENDS
+    from ssimsr.train_steps import STEPS
+
+    backend = _schema()["properties"]["training"]["properties"]["backend"]
+    assert backend["enum"] == list(BACKENDS)
+    assert backend["default"] in BACKENDS
+    assert set(STEPS) == set(BACKENDS)  # a train step per backend
+
+
+def test_schema_precisions_are_run_params():
+    from ssimsr.run_params import PRECISIONS
+
+    schema = _schema()
+    assert schema["properties"]["training"]["properties"]["precision"]["enum"] == list(PRECISIONS)
+    assert schema["$defs"]["preset"]["properties"]["precision"]["enum"] == list(PRECISIONS)
+
+
+def test_lpips_nets_and_columns_have_one_home():
+    from ssimsr import lpips_eval, lpips_nets, stats
+    from ssimsr.tables import STATS_METRICS, TABLE4_METRICS
+
+    nets = _schema()["properties"]["evaluation"]["properties"]["lpips_nets"]
+    assert nets["items"]["enum"] == nets["default"] == list(lpips_nets.NETS)
+    assert lpips_eval.NETS == lpips_nets.NETS and set(lpips_eval.BACKBONE_FILES) == set(lpips_nets.NETS)
+    assert lpips_nets.LPIPS_COLUMNS == ("lpips_alex", "lpips_squeeze", "lpips_vgg")
+    for metrics in (STATS_METRICS, TABLE4_METRICS, stats.PER_IMAGE_METRICS):
+        assert [m for m in metrics if m.startswith("lpips_")] == list(lpips_nets.LPIPS_COLUMNS)
+
+
+def test_preset_names_have_one_home():
+    from ssimsr import tables
+    from ssimsr.runs import DEFAULT_PRESET, PAPER_PRESET
+
+    schema = _schema()
+    assert schema["properties"]["presets"]["default"] == {DEFAULT_PRESET: {}}
+    assert schema["$defs"]["study"]["properties"]["presets"]["default"] == [DEFAULT_PRESET]
+    assert schema["properties"]["report"]["properties"]["preset"]["default"] == DEFAULT_PRESET
+    assert (tables.PAPER_PRESET, tables.BESIDE_PRESET) == (PAPER_PRESET, DEFAULT_PRESET)
+    paper = yaml.safe_load((SCHEMA_PATH.parents[2] / "config.yaml").read_text())
+    assert {DEFAULT_PRESET, PAPER_PRESET} <= set(paper["presets"])  # the paper's study defines both
+
+
+def test_vgg19_weights_file_has_one_home():
+    from ssimsr import losses
+    from ssimsr.weights import VGG19_NOTOP_FILENAME, VGG19_NOTOP_MD5
+
+    schema = _schema()["properties"]
+    vgg19 = schema["weights"]["properties"]["vgg19"]["properties"]
+    assert vgg19["uri"]["default"].rsplit("/", 1)[1] == VGG19_NOTOP_FILENAME
+    assert vgg19["md5"]["default"] == VGG19_NOTOP_MD5
+    assert schema["losses"]["properties"]["vgg_weights"]["default"] == f"resources/weights/{VGG19_NOTOP_FILENAME}"
+    assert (losses.VGG19_NOTOP_FILENAME, losses.VGG19_NOTOP_MD5) == (VGG19_NOTOP_FILENAME, VGG19_NOTOP_MD5)
+    rules = (SCHEMA_PATH.parents[2] / "workflow" / "rules" / "common.smk").read_text()
+    assert VGG19_NOTOP_FILENAME not in rules and "VGG19_NOTOP_FILENAME" in rules  # the rules import it

@@ -384,9 +384,15 @@ def _verdict_per_image(gains=((0, 0.01), (1, 0.03), (2, 0.02)), lambdas=(0.0, 1.
     return pd.DataFrame(rows)
 
 
+def _verdict(per_image, pairs=None, **kwargs):
+    """The verdict of ``per_image`` from its comparisons (the stats rule's), as the tables job reads them."""
+    pairs = S.DEFAULT_PAIRS if pairs is None else pairs
+    return T.verdict(per_image, S.compare_studies(per_image, pairs=pairs), pairs, **kwargs)
+
+
 def test_verdict_seed_is_the_unit_and_paper_delta():
     pi = _verdict_per_image()
-    t = T.verdict(pi)
+    t = _verdict(pi)
     v = t.data.set_index("comparison")
     # per-seed mean difference (1 vs 0) is the seed's gain (the noise averages to 0 over images)
     per_seed = np.array([0.01, 0.03, 0.02])
@@ -407,7 +413,7 @@ def test_verdict_seed_is_the_unit_and_paper_delta():
     # three seeds that disagree by 0.01: p = 0.074 at the seed level although every image gains
     assert v.at["ls1_vs_ls0", "p_ssim"] > 0.05 and v.at["ls1_vs_ls0", "pimg_ssim"] < 1e-4
     assert "SSIM higher (n.s.)" in v.at["ls1_vs_ls0", "verdict"]
-    tight = T.verdict(_verdict_per_image(gains=((0, 0.02), (1, 0.021), (2, 0.019)))).data
+    tight = _verdict(_verdict_per_image(gains=((0, 0.02), (1, 0.021), (2, 0.019)))).data
     assert "SSIM higher (p < 0.05)" in tight.set_index("comparison").at["ls1_vs_ls0", "verdict"]
     assert list(v.index) == ["ls1_vs_ls0", "ls1_vs_ls2"]  # the configured order
     assert "n = 3 seeds; unit: the training run" in t.caption and "n = 6 images" in t.caption
@@ -415,26 +421,38 @@ def test_verdict_seed_is_the_unit_and_paper_delta():
     assert t.notes == []
 
 
-def test_verdict_checks_its_keys():
+def test_verdict_keys_are_checked_by_the_statistics_it_reads():
     pi = _verdict_per_image()
     lost = pi.drop(index=pi[(pi.lambda_s == 2.0) & (pi.seed == 1) & (pi.image == "v4")].index)
     with pytest.raises(ValueError, match=r"unpaired rows.*v4"):
-        T.verdict(lost)
+        _verdict(lost)
     with pytest.raises(ValueError, match="several rows"):
-        T.verdict(pd.concat([pi, pi.iloc[:1]]))
+        _verdict(pd.concat([pi, pi.iloc[:1]]))
+
+
+def test_verdict_reads_the_comparisons_instead_of_recomputing_them():
+    pi = _verdict_per_image()
+    comparisons = S.compare_studies(pi)
+    shifted = comparisons.assign(mean_diff=comparisons["mean_diff"] + 1.0, p_seed=0.5)
+    v = T.verdict(pi, shifted).data.set_index("comparison")
+    ours = comparisons.query("metric == 'ssim' and comparison == 'ls1_vs_ls0'").iloc[0]
+    assert v.at["ls1_vs_ls0", "dssim_mean"] == ours["mean_diff"] + 1.0 and v.at["ls1_vs_ls0", "p_ssim"] == 0.5
+    assert v.at["ls1_vs_ls0", "n_seeds"] == ours["n_seeds"] and v.at["ls1_vs_ls0", "n_images"] == ours["n"]
+    with pytest.raises(ValueError, match=r"ls1_vs_ls2 of .*model=sr.*rerun the stats rule"):
+        T.verdict(pi, comparisons[comparisons.comparison != "ls1_vs_ls2"])
 
 
 def test_verdict_configured_pairs_any_lambdas_missing_pair_noted(tmp_path):
     pi = _verdict_per_image(lambdas=(0.5, 1.5, 3.0))
-    t = T.verdict(pi, pairs=[[1.5, 0.5], [1, 2]])
+    t = _verdict(pi, pairs=[[1.5, 0.5], [1, 2]])
     assert list(t.data["comparison"]) == ["ls1.5_vs_ls0.5"]
     assert np.isnan(t.data.at[0, "paper_dssim"])  # the paper has no λ_s 1.5
     assert len(t.notes) == 1 and "λ_s 1 vs 2" in t.notes[0] and "0.5, 1.5, 3" in t.notes[0]
-    none = T.verdict(pi, pairs=[[1, 0]])
+    none = _verdict(pi, pairs=[[1, 0]])
     assert none.data.empty and "λ_s 1 vs 0" in none.notes[0]
     paths = none.write(tmp_path / "verdict")  # an empty verdict still renders, with its note
     assert "λ_s 1 vs 0" in paths["md"].read_text()
-    one_seed = T.verdict(pi[pi.seed == 0], pairs=[[1.5, 0.5]]).data
+    one_seed = _verdict(pi[pi.seed == 0], pairs=[[1.5, 0.5]]).data
     assert one_seed.at[0, "n_seeds"] == 1 and np.isnan(one_seed.at[0, "p_ssim"])
     assert "one seed: no run-level test" in one_seed.at[0, "verdict"]
 

@@ -271,7 +271,6 @@ studies:
 # the paper's SR widths, not the demo's narrower ones: epochs slow enough to outlive the limit
 models: {sr: {filters: 64, res_blocks: 8}}
 seeds: [0]
-training: {checkpoint_every: 1}
 EOF
 python "$HERE/check.py" profile "$REPO/profiles/slurm/config.yaml" "$RUN/profile-timeout" \
     --cpu-partition "$CPU_PARTITION" --gpu-partition "$GPU_PARTITION" --account "$ACCOUNT" \

@@ -68,12 +68,21 @@ class _Transient(Exception):
 class DownloadPolicy:
     """How hard to try: ``retries`` after the first attempt, ``timeout`` seconds of silence
     per connect or read, ``backoff`` seconds before the first retry (doubling, capped at
-    60 s), a progress line every ``progress_every`` seconds."""
+    60 s), a progress line every ``progress_every`` seconds. The first three are the config's
+    ``downloads`` section, whose defaults the schema holds: :meth:`from_config`."""
 
-    retries: int = 4
-    timeout: float = 60.0
-    backoff: float = 2.0
+    retries: int
+    timeout: float
+    backoff: float
     progress_every: float = 10.0
+
+    @classmethod
+    def from_config(cls, downloads: dict | None = None) -> "DownloadPolicy":
+        """The policy of a config's ``downloads`` section (None: the schema's defaults),
+        the schema's defaults filling the keys it lacks."""
+        from .config import defaults
+
+        return cls(**{**defaults("downloads"), **(downloads or {})})
 
     def __post_init__(self):
         if self.retries < 0:
@@ -336,9 +345,10 @@ def download_file(url: str, dest: str | os.PathLike, expected: str | None, algor
     """Download ``url`` to ``dest`` with retries and resume; verify; rename. (digest, verified).
 
     ``check(path)`` runs on the complete temporary file before the rename (the archive
-    read-through); any error it raises removes the file.
+    read-through); any error it raises removes the file. ``policy`` None: the config
+    schema's ``downloads`` defaults.
     """
-    policy = policy or DownloadPolicy()
+    policy = policy or DownloadPolicy.from_config()
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = _PartFile(dest, url)

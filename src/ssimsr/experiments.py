@@ -12,7 +12,7 @@ import itertools
 
 from . import registry
 from .config import defaults, with_defaults
-from .runs import Run, vgg_tag
+from .runs import DEFAULT_PRESET, Run, vgg_tag
 from .run_params import RunParams
 
 #: Keys of ``training`` that are not training parameters (how jobs share a GPU).
@@ -87,7 +87,7 @@ def run_params(model: str, dataset: str = "x", lambda_s: float = 1.0, seed: int 
         if term.weight != "lambda_s":
             config["losses"].setdefault(term.weight, 0.0)
     config["losses"].update(weights)
-    params = resolve_params(config, "corrected", model, dataset, lambda_s, seed,
+    params = resolve_params(config, DEFAULT_PRESET, model, dataset, lambda_s, seed,
                             config["losses"]["vgg_layers"], epochs)
     return RunParams.from_dict({**params, **overrides})
 

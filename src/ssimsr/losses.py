@@ -31,6 +31,8 @@ import keras
 from keras import ops
 
 from . import registry
+from .run_params import PERCEPTUAL_NORMS
+from .weights import VGG19_NOTOP_FILENAME, VGG19_NOTOP_MD5
 
 __all__ = [
     "DEFAULT_VGG_LAYERS",
@@ -49,11 +51,7 @@ __all__ = [
     "ssim_n",
 ]
 
-VGG19_NOTOP_FILENAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
-VGG19_NOTOP_MD5 = "253f8cb515780f3b799900260a226db6"
 DEFAULT_VGG_LAYERS = ("block4_conv4", "block5_conv4")
-#: Normalisations of the perceptual term (:func:`perceptual`).
-PERCEPTUAL_NORMS = ("relative", "raw")
 #: Floor of a layer's mean |feature| in the relative normalisation (features of 0-255
 #: caffe-preprocessed inputs; only an all-zero target layer comes near it).
 RELATIVE_EPS = 1e-6
@@ -190,8 +188,10 @@ def check_perceptual_norm(norm):
     return norm
 
 
-def perceptual(hr, rec, extractor, resize_to=None, norm="raw", region=None):
-    """Eq. 9, the VGG19 feature distance of ``rec`` from ``hr``, in one of two scales.
+def perceptual(hr, rec, extractor, resize_to=None, *, norm, region=None):
+    """Eq. 9, the VGG19 feature distance of ``rec`` from ``hr``, in one of two scales
+    (``norm``, one of :data:`PERCEPTUAL_NORMS`; no default here: the config schema's
+    ``losses.perceptual_norm`` holds it).
 
     Input, both norms: images scaled to [0, 255] and preprocessed the way *these*
     weights were trained (Keras' VGG19 file is the original Caffe model of Simonyan
@@ -264,10 +264,10 @@ class LossBatch:
     hr: object
     rec: object
     downscaler: object
+    perceptual_norm: str  # perceptual's ``norm``
     lr: object = None  # D(hr), when already computed
     extractor: object = None  # frozen VGG19 features (terms that need it)
     resize_to: int | None = None
-    perceptual_norm: str = "raw"
     region: object = None  # the image inside a zero-padded batch (buckets.Region)
 
 
@@ -281,7 +281,7 @@ def loss_weights(**values) -> dict[str, float]:
 
 
 def loss_terms(hr, rec, downscaler, weights, extractor=None, lr=None, resize_to=None,
-               every_term=False, perceptual_norm="raw", region=None):
+               every_term=False, *, perceptual_norm, region=None):
     """Every registered loss term and their weighted sum ``total``, as scalar tensors.
 
     ``weights`` maps each term's lambda name to its value (:func:`loss_weights`). A term
@@ -289,12 +289,14 @@ def loss_terms(hr, rec, downscaler, weights, extractor=None, lr=None, resize_to=
     ``every_term`` (validation logs every term; a term that needs the VGG19 extractor
     stays 0.0 without one). ``extractor`` is required when such a term's weight is not 0.
     ``lr`` may pass ``D(hr)`` already computed by ``models.reconstruct``.
-    ``perceptual_norm`` is :func:`perceptual`'s ``norm``. ``region``: the image inside a
+    ``perceptual_norm`` is :func:`perceptual`'s ``norm`` (required: the config schema's
+    ``losses.perceptual_norm`` holds the default). ``region``: the image inside a
     zero-padded batch (``buckets``); every term then averages over the image only, and
     the networks run through ``buckets.masked_call``.
     """
     check_perceptual_norm(perceptual_norm)
-    batch = LossBatch(hr, rec, downscaler, lr, extractor, resize_to, perceptual_norm, region)
+    batch = LossBatch(hr, rec, downscaler, perceptual_norm, lr=lr, extractor=extractor, resize_to=resize_to,
+                      region=region)
     zero = ops.convert_to_tensor(0.0)
     terms, total = {}, None
     for term in registry.loss_terms().values():

@@ -16,10 +16,14 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as sps
 
-__all__ = ["t_test_power", "detectable_effect", "seeds_needed"]
+__all__ = ["ALPHA", "POWER", "t_test_power", "detectable_effect", "seeds_needed"]
+
+#: The study's significance level, and the power at which its detectable difference is stated
+#: (the verdict's ``mde_seed``, the seeds a study needs).
+ALPHA, POWER = 0.05, 0.8
 
 
-def t_test_power(effect_sd, n: int, alpha: float = 0.05) -> float:
+def t_test_power(effect_sd, n: int, alpha: float = ALPHA) -> float:
     """Power of the two-sided one-sample (paired) t-test with ``n`` observations.
 
     ``effect_sd`` is the true mean difference in units of the SD of one observation
@@ -39,7 +43,7 @@ def t_test_power(effect_sd, n: int, alpha: float = 0.05) -> float:
     return float(power) if np.ndim(power) == 0 else power
 
 
-def detectable_effect(n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+def detectable_effect(n: int, alpha: float = ALPHA, power: float = POWER) -> float:
     """Smallest true difference, in SDs of one per-seed difference, that ``n`` seeds detect
     with probability ``power`` (two-sided paired t at ``alpha``). NaN for n < 2."""
     if not 0 < power < 1:
@@ -59,7 +63,7 @@ def _detectable_effect(n: int, alpha: float, power: float) -> float:
     return float(optimize.brentq(lambda d: t_test_power(d, n, alpha) - power, 0.0, upper, xtol=1e-10))
 
 
-def seeds_needed(effect_sd: float, alpha: float = 0.05, power: float = 0.8, max_seeds: int = 10_000) -> int:
+def seeds_needed(effect_sd: float, alpha: float = ALPHA, power: float = POWER, max_seeds: int = 10_000) -> int:
     """Fewest seeds (>= 2) whose paired t on per-seed differences reaches ``power`` for a true
     difference of ``effect_sd`` SDs of one per-seed difference."""
     if not effect_sd > 0:

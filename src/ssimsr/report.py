@@ -15,7 +15,7 @@ import pandas as pd
 from PIL import Image
 
 from . import figures
-from .runs import Run
+from .runs import DEFAULT_PRESET, Run
 
 TABLE_EXTENSIONS = ("tex", "csv", "md")
 FIGURE_EXTENSIONS = ("png", "pdf")
@@ -113,7 +113,7 @@ def sr_comparison_rows(showcase: dict, showcase_dir: str | Path, eval_root: str 
 
 
 def build_figures(history: pd.DataFrame, showcase: dict, showcase_dir: str | Path, eval_root: str | Path,
-                  study: str, out_dir: str | Path, preset: str = "corrected", seed: int | None = None,
+                  study: str, out_dir: str | Path, preset: str = DEFAULT_PRESET, seed: int | None = None,
                   comparisons: pd.DataFrame | None = None, scale: int = 2) -> list[Path]:
     """Every figure of :func:`figure_names`, in ``out_dir``.
 

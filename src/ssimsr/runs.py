@@ -98,3 +98,11 @@ class Run:
 
 #: A comparison of lambda_s variants pairs runs that agree on every other key but the seed.
 GROUP_KEYS = tuple(k for k in Run.keys() if k not in ("lambda_s", "seed"))
+
+#: The presets (config ``presets``, a run's ``preset`` key) that the code names. ``corrected``
+#: (all four loss terms working) is the default one: the config schema's ``presets``,
+#: ``studies.<name>.presets`` and ``report.preset`` defaults name it (tests/test_registry.py
+#: checks). ``as_run`` (the reference code's effective setting, defined in config.yaml) is the
+#: one the paper's numbers came from: the paper-vs-ours tables show it with ``corrected`` beside.
+DEFAULT_PRESET = "corrected"
+PAPER_PRESET = "as_run"

@@ -39,7 +39,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .power import detectable_effect
+from .lpips_nets import LPIPS_COLUMNS
+from .power import ALPHA, POWER, detectable_effect
 from .runs import GROUP_KEYS
 
 __all__ = [
@@ -91,6 +92,8 @@ SEED_KEYS = (
 _CONF = 0.95
 #: The paper's comparisons (config ``report.comparisons``): normalised vs none, vs non-normalised.
 DEFAULT_PAIRS = ((1.0, 0.0), (1.0, 2.0))
+#: The images :func:`compare_studies` compares (each run's validation split).
+IMAGE_SET = "val"
 
 
 def _validate(a, b, metric_name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -217,7 +220,7 @@ def compare(a, b, metric_name: str = "metric") -> dict:
 
 # --------------------------------------------------------------------------- unit: the training run
 
-def seed_level_test(per_seed_diffs, alpha: float = 0.05, power: float = 0.8) -> dict:
+def seed_level_test(per_seed_diffs, alpha: float = ALPHA, power: float = POWER) -> dict:
     """The verdict's test: paired t on per-seed mean differences (unit: the training run).
 
     ``per_seed_diffs[..., s]`` is seed ``s``'s mean difference (variant a minus b over the
@@ -298,8 +301,8 @@ def compare_variants(
     b=2,
     run_col: str = "seed",
     unit_col: str = "image",
-    alpha: float = 0.05,
-    power: float = 0.8,
+    alpha: float = ALPHA,
+    power: float = POWER,
 ) -> pd.DataFrame:
     """Compare variant ``a`` with variant ``b`` for each metric of a long table.
 
@@ -410,12 +413,11 @@ def comparison_label(a: float, b: float) -> str:
     return f"ls{lambda_tag(a)}_vs_ls{lambda_tag(b)}"
 
 
-PER_IMAGE_METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "psnr_authors", "ssim_authors",
-                     "lpips_alex", "lpips_squeeze", "lpips_vgg")
+PER_IMAGE_METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "psnr_authors", "ssim_authors", *LPIPS_COLUMNS)
 
 
-def compare_studies(per_image: pd.DataFrame, image_set: str = "val", pairs=DEFAULT_PAIRS,
-                    alpha: float = 0.05, power: float = 0.8) -> pd.DataFrame:
+def compare_studies(per_image: pd.DataFrame, image_set: str = IMAGE_SET, pairs=DEFAULT_PAIRS,
+                    alpha: float = ALPHA, power: float = POWER) -> pd.DataFrame:
     """Every configured lambda_s comparison per (study, preset, model, dataset, vgg).
 
     ``pairs`` is ``report.comparisons`` (``[[a, b], ...]``, differences a - b); a pair whose

@@ -14,7 +14,13 @@ from .atomic import write_text
 from .download import DownloadPolicy, copy_verified, download_file
 from .sources import is_url, local_path
 
-TORCHVISION_URL = "https://download.pytorch.org/models/{file}"
+#: The Keras VGG19 no-top ImageNet weights of the perceptual loss (``losses.load_vgg19``):
+#: the file's name and md5 as Keras publishes them. The workflow fetches it to
+#: ``resources/weights/<name>`` (workflow/rules/common.smk); the config schema's defaults
+#: (``weights.vgg19.uri`` / ``md5``, ``losses.vgg_weights``) name the same file, which
+#: tests/test_registry.py checks.
+VGG19_NOTOP_FILENAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+VGG19_NOTOP_MD5 = "253f8cb515780f3b799900260a226db6"
 
 
 def fetch_weight_file(uri: str, dest: str | os.PathLike, expected: str | None,

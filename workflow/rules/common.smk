@@ -10,10 +10,11 @@ from ssimsr.registry import architectures
 from ssimsr.report import FIGURE_EXTENSIONS, TABLE_EXTENSIONS, figure_names
 from ssimsr.runs import Run
 from ssimsr.tables import table_names
+from ssimsr.weights import VGG19_NOTOP_FILENAME
 
 RESULTS = "results"
 RESOURCES = "resources"
-VGG19_FILE = f"{RESOURCES}/weights/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+VGG19_FILE = f"{RESOURCES}/weights/{VGG19_NOTOP_FILENAME}"  # fetch_vgg19's output
 JOB_SCRIPT = "../scripts/job.py"  # the script: of the workflow-only rules (ssimsr.jobs)
 
 

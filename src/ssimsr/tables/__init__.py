@@ -23,8 +23,9 @@ Inputs (long ``pandas`` frames written by the collect and stats jobs, ``ssimsr.j
 Modules: ``render`` (the generic :class:`Table` and its .tex/.csv/.md files), ``runs``
 (row selection, per-run values, seed aggregates), ``paper`` (Tables 1, A2, 4, the loss
 shares), ``statistics`` (Tables 2 / 3, the verdict), ``published`` and ``versus`` (the
-paper's values, paper vs ours), ``benchmarks`` (Set5 / Set14 beside the bicubic baseline,
-results by image origin), ``registry`` (which tables the workflow writes).
+paper's values, paper vs ours), ``baseline`` (the bicubic rows of Table 1 and paper vs
+ours), ``benchmarks`` (Set5 / Set14 beside the bicubic baseline, results by image origin),
+``registry`` (which tables the workflow writes).
 Several seeds are aggregated into ``<x>_mean`` and ``<x>_sd`` columns (SD with ddof = 1;
 NaN for one seed).
 """

@@ -12,12 +12,13 @@ import pandas as pd
 from .. import registry
 from ..balance import DOMINANCE_RATIO, weighted_terms
 from ..balance import shares as _term_shares
+from ..lpips_nets import LPIPS_COLUMNS
 from .render import Table, base_column, best_mask
 from .runs import aggregate_seeds, default_study, run_keys, run_stages, select_rows, several, unique_or_fail
 
 #: Lower is better for these metrics, every registered loss term (``lower_is_better``) and
 #: the paper's short names of the terms; everything else: higher is better.
-LOWER_IS_BETTER = ("total", "bwmse", "fwmse", "perc", "lpips_alex", "lpips_squeeze", "lpips_vgg")
+LOWER_IS_BETTER = ("total", "bwmse", "fwmse", "perc", *LPIPS_COLUMNS)
 
 
 def lower_is_better(metric: str) -> bool:
@@ -264,7 +265,7 @@ def table_a2(history: pd.DataFrame, study: str | None = "appendix_a", split: str
 
 # --------------------------------------------------------------------------- Table 4
 
-TABLE4_METRICS = ("lpips_alex", "lpips_squeeze", "lpips_vgg", "psnr", "ssim")
+TABLE4_METRICS = (*LPIPS_COLUMNS, "psnr", "ssim")
 
 
 def table4(per_image: pd.DataFrame, model: str = "sr", dataset: str = "bsds300", image_set: str = "showcase",

@@ -13,6 +13,7 @@ from typing import Callable
 import pandas as pd
 
 from ..config import fill_defaults
+from ..power import POWER
 from ..runs import GROUP_KEYS
 from ..stats import comparison_label
 from .paper import TABLE4_METRICS, loss_shares, table1, table4, table_a2
@@ -20,8 +21,9 @@ from .render import Table
 from .runs import default_study
 from .statistics import table_stats, verdict
 from .statistics import STATS_METRICS
+from .baseline import table1_with_baseline, versus_with_baseline
 from .versus import (AUTHORS_METRICS, authors_total, paper_vs_ours, paper_vs_presets, published_alone, split_sd_lookup,
-                     stats_noise, table1_with_baseline, table4_means, versus_with_baseline)
+                     stats_noise, table4_means)
 
 #: The paper's Tables 2 and 3: lambda_s 1 vs 2 and 1 vs 0 (differences a - b).
 PAPER_TABLE_PAIRS = {"table2": (1.0, 2.0), "table3": (1.0, 0.0)}
@@ -176,7 +178,7 @@ def _table4(inputs: TableInputs) -> Table:
 
 @register_table("verdict")
 def _verdict(inputs: TableInputs) -> Table:
-    return verdict(inputs.per_image, inputs.report["comparisons"], study=inputs.study)
+    return verdict(inputs.per_image, inputs.comparisons, inputs.report["comparisons"], study=inputs.study)
 
 
 @register_table("stats_all")
@@ -189,7 +191,8 @@ def _stats_all(inputs: TableInputs) -> Table:
     data = comparisons[[c for c in keep if c in comparisons.columns]].reset_index(drop=True)
     return Table(data, "All comparisons of λ_s variants (validation images, differences a − b). *_seed: "
                        "the verdict test, a paired t on the per-seed mean differences (n_seeds = n, unit: "
-                       "the training run; mde_seed = the difference detectable with 80 % power). n = images: "
+                       f"the training run; mde_seed = the difference detectable with {POWER * 100:g} % power). "
+                       "n = images: "
                        "paired t, Wilcoxon and d_z on the per-image differences averaged over seeds (these "
                        "trained models), and Welch, the paper's unpaired test, on the per-image values "
                        "averaged over seeds.")

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_text
+from ..lpips_nets import NETS, lpips_column
 
 PLUS_MINUS = " ± "
 NA = "n/a"
@@ -93,8 +94,7 @@ def format_value(value, col: str = "", fmt=None) -> str:
 METRIC_LABELS = {
     "total": "Total loss", "bwmse": "bwMSE", "bw_mse": "bwMSE", "fwmse": "fwMSE", "fw_mse": "fwMSE",
     "perceptual": "L_perc", "perc": "L_perc", "ssim_n": "L_SSIM_N", "psnr": "PSNR", "ssim": "SSIM",
-    "psnr_y": "PSNR (Y)", "ssim_y": "SSIM (Y)", "lpips_alex": "LPIPS alex",
-    "lpips_squeeze": "LPIPS squeeze", "lpips_vgg": "LPIPS vgg",
+    "psnr_y": "PSNR (Y)", "ssim_y": "SSIM (Y)", **{lpips_column(net): f"LPIPS {net}" for net in NETS},
 }
 _HEADERS = {
     "dataset": "Dataset", "model": "Model", "preset": "Preset", "study": "Study", "vgg": "VGG",

@@ -9,13 +9,16 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..lpips_nets import LPIPS_COLUMNS
 from ..runs import GROUP_KEYS
+from ..power import ALPHA, POWER
+from ..stats import DEFAULT_PAIRS, IMAGE_SET, check_pairs, comparison_label
 from .published import load_published
 from .render import METRIC_LABELS, NA, Table, fmt_p
 from .runs import default_study, select_rows, several, unique_or_fail
 
 #: Metrics of Tables 2/3 in the paper's column order.
-STATS_METRICS = ("lpips_alex", "lpips_squeeze", "lpips_vgg", "psnr", "ssim")
+STATS_METRICS = (*LPIPS_COLUMNS, "psnr", "ssim")
 
 
 # --------------------------------------------------------------------------- Tables 2 / 3
@@ -30,7 +33,7 @@ _PAIRED_ROWS = [("t_paired", "t statistic"), ("df_paired", "df"), ("p_paired", "
 _SEED_ROWS = [("t_seed", "t statistic"), ("df_seed", "df"), ("p_seed", "p-value"), ("mean_diff", "mean difference"),
               ("ci_low_seed", "95 % CI (min)"), ("ci_high_seed", "95 % CI (max)"),
               ("sd_seed_diff", "SD of the per-seed differences"),
-              ("mde_seed", "detectable at 80 % power (SD at its 90 % upper bound)")]
+              ("mde_seed", f"detectable at {POWER * 100:g} % power (SD at its 90 % upper bound)")]
 SEED_BLOCK = "per-seed means, n = seeds (verdict)"
 WELCH_BLOCK = "unpaired Welch, n = images (the paper's analysis)"
 PAIRED_BLOCK = "paired by image, n = images (these models)"
@@ -59,7 +62,7 @@ def _fmt_stat(key: str, v) -> str:
 
 def table_stats(comparisons: pd.DataFrame, model: str, dataset: str, comparison: str, *,
                 study: str | None = None, preset: str | None = None, vgg: str | None = None,
-                metrics: Sequence[str] = STATS_METRICS, alpha: float = 0.05) -> Table:
+                metrics: Sequence[str] = STATS_METRICS, alpha: float = ALPHA) -> Table:
     """Tables 2 / 3: statistics (rows) x metrics (columns) of one comparison.
 
     Expects ``comparisons`` columns ``model, dataset, comparison, metric, status`` (+
@@ -137,7 +140,8 @@ def table_stats(comparisons: pd.DataFrame, model: str, dataset: str, comparison:
     caption = (f"{dataset} {model}{' (' + setting + ')' if setting else ''}: λ_s = {a:g} vs λ_s = {b:g} on the "
                f"validation images (differences λ_s = {a:g} minus λ_s = {b:g}). First block, the verdict test: "
                f"paired t on the per-seed mean differences, n = {n_seeds} seed{'' if n_seeds == '1' else 's'} (unit: the training run), with "
-               "the smallest difference detectable at 80 % power. Second, the paper's analysis: unpaired Welch "
+               f"the smallest difference detectable at {POWER * 100:g} % power. Second, the paper's analysis: "
+               "unpaired Welch "
                "test (Welch-Satterthwaite df, pooled-SD Cohen's d) on the per-image values averaged over the "
                f"seeds, n = {n_images} images per variant (the paper's n = 50). Third, paired tests on the "
                f"per-image differences averaged over the seeds, n = {n_images} images (df = n − 1, Cohen's d_z, "
@@ -169,29 +173,44 @@ def _span(values) -> str:
     return f"{values[0]}" if len(values) == 1 else f"{values[0]}-{values[-1]}"
 
 
-def verdict(per_image: pd.DataFrame, pairs=None, published: pd.DataFrame | str | None = "table1", *,
-            image_set: str = "val", study: str | None = "table1", metrics: Sequence[str] = ("ssim", "psnr"),
-            alpha: float = 0.05, power: float = 0.8) -> Table:
+def _compared(comparisons: pd.DataFrame, group: Mapping, label: str, metrics: Sequence[str]) -> pd.DataFrame:
+    """The rows of ``comparisons`` of one group and comparison, indexed by metric; a metric
+    without its row is a ValueError (comparisons made before per_image, or for other pairs)."""
+    rows = comparisons
+    for key, value in dict(group, comparison=label).items():
+        if key in rows.columns:
+            rows = rows[rows[key].isna() if pd.isna(value) else rows[key] == value]
+    missing = [m for m in metrics if "metric" not in rows.columns or (rows["metric"] == m).sum() != 1]
+    if missing:
+        raise ValueError(f"verdict: {label} of {_group_text(group)}: not one row per metric {missing} in the "
+                         "comparisons (results/stats/comparisons.csv): rerun the stats rule")
+    return rows.set_index("metric")
+
+
+def verdict(per_image: pd.DataFrame, comparisons: pd.DataFrame, pairs=None,
+            published: pd.DataFrame | str | None = "table1", *, study: str | None = "table1",
+            metrics: Sequence[str] = ("ssim", "psnr"), alpha: float = ALPHA) -> Table:
     """Does λ_s = a change what training produces, against λ_s = b? Ours beside the paper's Table 1.
 
-    Expects ``per_image`` columns ``model, dataset, lambda_s, seed, set, image`` and the
-    ``metrics`` (+ ``study, preset, vgg``). ``pairs`` is ``report.comparisons`` (default
-    :data:`ssimsr.stats.DEFAULT_PAIRS`: 1 vs 0, 1 vs 2). One row per (preset, model,
-    dataset, [vgg,] comparison), computed by :func:`ssimsr.stats.compare_variants` (which
-    rejects unmatched (seed, image) keys): for each metric ``d<metric>_mean`` = the mean
-    difference a − b, ``d<metric>_sd`` = SD over seeds of the per-seed mean differences,
-    ``p_<metric>`` = the verdict test (paired t on the per-seed means, n = seeds),
-    ``mde_<metric>`` = the smallest true difference the seeds detect with ``power`` at
-    ``alpha`` given that SD, ``pimg_<metric>`` = paired t on per-image differences averaged
-    over seeds (n = images; these trained models only), and ``paper_d<metric>`` = the
-    paper's Table 1 end-of-training difference. ``agree_<metric>`` is 1 where our mean
-    difference has the paper's sign, 0 where not. A configured pair that a group lacks is
-    named in a note; no pair in any group gives an empty table with those notes.
+    The statistics are read from ``comparisons`` (results/stats/comparisons.csv: the rows of
+    :func:`ssimsr.stats.compare_studies` for the same ``pairs``), not computed again;
+    ``per_image`` (columns ``model, dataset, lambda_s, seed, set, image`` + ``study, preset,
+    vgg``) gives the groups and the λ_s values each holds. ``pairs`` is ``report.comparisons``
+    (default :data:`ssimsr.stats.DEFAULT_PAIRS`: 1 vs 0, 1 vs 2). One row per (preset, model,
+    dataset, [vgg,] comparison) of the :data:`ssimsr.stats.IMAGE_SET` images: for each metric
+    ``d<metric>_mean`` = the mean difference a − b, ``d<metric>_sd`` = SD over seeds of the
+    per-seed mean differences, ``p_<metric>`` = the verdict test (paired t on the per-seed
+    means, n = seeds), ``mde_<metric>`` = the smallest true difference the seeds detect
+    (:data:`ssimsr.power.POWER` at :data:`ssimsr.power.ALPHA`) given that SD,
+    ``pimg_<metric>`` = paired t on per-image differences averaged over seeds (n = images;
+    these trained models only), and ``paper_d<metric>`` = the paper's Table 1
+    end-of-training difference. ``agree_<metric>`` is 1 where our mean difference has the
+    paper's sign, 0 where not; "p < ``alpha``" in the verdict's words. A configured pair
+    that a group lacks is named in a note; no pair in any group gives an empty table with
+    those notes.
     """
-    from ..stats import DEFAULT_PAIRS, check_pairs, comparison_label, compare_variants  # scipy only
-
     pairs = check_pairs(DEFAULT_PAIRS if pairs is None else pairs)
-    sel = select_rows(per_image, "verdict", set=image_set, study=default_study(per_image, study))
+    sel = select_rows(per_image, "verdict", set=IMAGE_SET, study=default_study(per_image, study))
     if isinstance(published, str):
         published = load_published(published)
     keys = [c for c in GROUP_KEYS if c in sel.columns]
@@ -204,9 +223,9 @@ def verdict(per_image: pd.DataFrame, pairs=None, published: pd.DataFrame | str |
                 notes.append(f"λ_s {a:g} vs {b:g} (report.comparisons): not in {_group_text(gd)} "
                              f"(λ_s present: {', '.join(f'{x:g}' for x in sorted(present))}).")
                 continue
-            res = compare_variants(group, metrics, "lambda_s", a, b, alpha=alpha, power=power).set_index("metric")
-            rec = dict(gd, comparison=comparison_label(a, b), n_seeds=int(res["n_seeds"].iloc[0]),
-                       n_images=int(res["n"].iloc[0]))
+            res = _compared(comparisons, gd, comparison_label(a, b), metrics)
+            rec = dict(gd, comparison=comparison_label(a, b), n_seeds=int(res.loc[metrics[0], "n_seeds"]),
+                       n_images=int(res.loc[metrics[0], "n"]))
             words = []
             for m in metrics:
                 r = res.loc[m]
@@ -251,9 +270,10 @@ def verdict(per_image: pd.DataFrame, pairs=None, published: pd.DataFrame | str |
         formats[f"pimg_{m}"] = fmt_p
     n_text = (f"n = {_span(data['n_seeds'])} seeds" if len(data) else "n = seeds")
     img_text = (f"n = {_span(data['n_images'])} images" if len(data) else "n = images")
-    caption = (f"λ_s comparisons (a − b) on the {image_set} images. Verdict test: paired t on the per-seed mean "
+    caption = (f"λ_s comparisons (a − b) on the {IMAGE_SET} images. Verdict test: paired t on the per-seed mean "
                f"differences ({n_text}; unit: the training run); Δ (ours) = mean ± SD over seeds of the per-seed "
-               f"mean difference; {MDE_TEXT.format(power=power * 100, alpha=alpha)}. p (images): paired t on the per-image "
+               f"mean difference; {MDE_TEXT.format(power=POWER * 100, alpha=ALPHA)}. p (images): paired t on the "
+               "per-image "
                f"differences averaged over seeds ({img_text}), which describes these trained models only. "
                "Δ (paper): difference of the paper's Table 1 end-of-training values.")
     return Table(data=data, caption=caption, formats=formats, headers=headers, notes=notes)

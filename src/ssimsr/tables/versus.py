@@ -1,5 +1,6 @@
 """Paper vs ours: our numbers beside the paper's published values, for one preset or for the
-``as_run`` preset (the paper's setting) with ``corrected`` beside it."""
+``as_run`` preset (the paper's setting) with ``corrected`` beside it. The bicubic rows beside
+them: ``baseline``."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ import numpy as np
 import pandas as pd
 
 from ..noise import agreement
+from ..runs import DEFAULT_PRESET, PAPER_PRESET
 from .paper import TABLE1_VALUES
 from .published import load_published
 from .render import NA, PLUS_MINUS, Table, fmt_hms, fmt_p, header_label
 from .statistics import STATS_METRICS, WELCH_BLOCK, WELCH_ROWS
 
-#: The preset that reproduces the setting the paper's numbers came from, and the one shown beside it.
-PAPER_PRESET, BESIDE_PRESET = "as_run", "corrected"
-_PRESET_LABELS = {PAPER_PRESET: "as_run, the paper's setting", BESIDE_PRESET: "corrected, all losses on"}
+#: The preset that reproduces the setting the paper's numbers came from (``PAPER_PRESET``), and
+#: the one shown beside it.
+BESIDE_PRESET = DEFAULT_PRESET
+_PRESET_LABELS = {PAPER_PRESET: f"{PAPER_PRESET}, the paper's setting",
+                  BESIDE_PRESET: f"{BESIDE_PRESET}, all losses on"}
 
 
 def _as_frame(x) -> pd.DataFrame:
@@ -32,7 +36,8 @@ def _value_col(ours: pd.DataFrame, name: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _quantity_fmt(q: str) -> Callable[[float], str]:
+def quantity_format(q: str) -> Callable[[float], str]:
+    """The formatter of a paper-vs-ours quantity (``psnr_end``, ``p_welch``, ...)."""
     if q.startswith("p_"):
         return fmt_p
     if q.startswith("df"):
@@ -146,7 +151,7 @@ def paper_vs_ours(ours, published: pd.DataFrame | None = None, table: str = "tab
     labels = {"training_time_s": "Training time", **{k: f"{v} (Welch)" if k.startswith(("t_", "df", "p_")) else v
                                                      for k, v in WELCH_ROWS}}
     for i, r in data.iterrows():
-        f = _quantity_fmt(str(r["quantity"]))
+        f = quantity_format(str(r["quantity"]))
         for col in ("ours", "paper", "diff"):
             v = r[col]
             text = NA if pd.isna(v) else f(float(v))
@@ -191,7 +196,8 @@ def published_alone(name: str, reasons: list[str]) -> Table:
 
 
 def paper_vs_presets(name: str, compare_for: Callable[[str], Table]) -> Table:
-    """The paper beside ours from the ``as_run`` preset (the paper's setting), ``corrected`` beside.
+    """The paper beside ours from :data:`PAPER_PRESET` (``as_run``, the paper's setting),
+    :data:`BESIDE_PRESET` (``corrected``) beside.
 
     ``compare_for(preset)`` returns that preset's paper-vs-ours table (:func:`paper_vs_ours`:
     keys, ``paper`` and the value columns ``ours``, ``ours_sd``, ``n_seeds``, ``split_sd``,
@@ -249,9 +255,10 @@ def paper_vs_presets(name: str, compare_for: Callable[[str], Table]) -> Table:
         headers[f"z_{preset}"] = f"z ({preset})"
         headers[f"agreement_{preset}"] = f"Verdict ({preset})"
     base = next(iter(sides.values())).caption.split("; difference")[0].rstrip(".")
-    caption = (f"{base}. The paper beside ours from the as_run preset, which reproduces the setting the paper's "
-               "numbers came from (forward MSE and perceptual loss off, IRN downscaler frozen); the corrected "
-               "preset (all loss terms working) beside it, labelled. Differences = ours − paper. " + NOISE_CAPTION)
+    caption = (f"{base}. The paper beside ours from the {PAPER_PRESET} preset, which reproduces the setting the "
+               "paper's numbers came from (forward MSE and perceptual loss off, IRN downscaler frozen); the "
+               f"{BESIDE_PRESET} preset (all loss terms working) beside it, labelled. Differences = ours − paper. "
+               + NOISE_CAPTION)
     return Table(data=data.reset_index(drop=True), caption=caption, display=display.reset_index(drop=True),
                  headers=headers, notes=[f"ours ({r})" for r in reasons])
 
@@ -414,88 +421,3 @@ def stats_noise(comparisons: pd.DataFrame, history: pd.DataFrame, splits: dict, 
         out[paper_name] = (float(r["sd_seed_diff"]) if not pd.isna(r["sd_seed_diff"]) else math.nan,
                            int(r["n_seeds"]) if not pd.isna(r["n_seeds"]) else 1, split)
     return out
-
-
-# --------------------------------------------------------------------------- the model-free baseline
-
-BASELINE_MODEL = "bicubic"
-BASELINE_VERDICT = "model-free baseline: no published value"
-
-
-def baseline_values(baseline: pd.DataFrame, datasets, image_set: str = "val") -> pd.DataFrame:
-    """Per dataset the bicubic baseline's validation means in Table 1's terms: ``psnr_end``,
-    ``ssim_end`` (RGB, output clipped, as training validates) and ``bwmse_end`` (MSE of the
-    unclipped output, from ``psnr_authors``), ``n_images``."""
-    cols = ["dataset", "psnr_end", "ssim_end", "bwmse_end", "n_images"]
-    if baseline is None or baseline.empty or "dataset" not in baseline.columns:
-        return pd.DataFrame(columns=cols)
-    rows = baseline[baseline["dataset"].isin(list(datasets))]
-    if "set" in rows.columns:
-        rows = rows[rows["set"] == image_set]
-    if rows.empty:
-        return pd.DataFrame(columns=cols)
-    rows = rows.assign(bw=10.0 ** (-rows["psnr_authors"] / 10.0) if "psnr_authors" in rows else math.nan)
-    g = rows.groupby("dataset", sort=True)
-    return pd.DataFrame({"psnr_end": g["psnr"].mean(), "ssim_end": g["ssim"].mean(), "bwmse_end": g["bw"].mean(),
-                         "n_images": g["image"].nunique()}).reset_index()[cols]
-
-
-def table1_with_baseline(table: Table, baseline: pd.DataFrame) -> Table:
-    """Table 1 with a ``bicubic`` row per dataset (end-of-training columns; no λ_s, no seeds)."""
-    data = table.data
-    if "dataset" not in data.columns:
-        return table
-    values = baseline_values(baseline, data["dataset"].unique())
-    if values.empty:
-        table.notes.append("bicubic baseline: not computed (no results/eval/baseline.csv rows for these datasets)")
-        return table
-    mean = "_mean" if "psnr_end_mean" in data.columns else ""
-    rows = []
-    for _, v in values.iterrows():
-        row = {c: math.nan for c in data.columns}
-        row.update({"dataset": v["dataset"], "model": BASELINE_MODEL, f"psnr_end{mean}": v["psnr_end"],
-                    f"ssim_end{mean}": v["ssim_end"], f"bwmse_end{mean}": v["bwmse_end"]})
-        if "preset" in data.columns:
-            row["preset"] = "–"
-        rows.append(row)
-    extra = pd.DataFrame(rows, columns=data.columns)
-    table.data = pd.concat([data, extra], ignore_index=True)
-    if table.bold is not None:
-        table.bold = pd.concat([table.bold.reset_index(drop=True),
-                                pd.DataFrame(False, index=range(len(extra)), columns=table.bold.columns)],
-                               ignore_index=True)
-    table.caption += (" bicubic: Keys bicubic x2 of the decimated HR (the SR model's LR input), no training, on the "
-                      "same validation images: how hard the split is.")
-    return table
-
-
-def versus_with_baseline(table: Table, baseline: pd.DataFrame) -> Table:
-    """Paper vs ours (Table 1) with the bicubic baseline's PSNR / SSIM per dataset beside the
-    presets' values: the paper has no such row, so its columns read n/a."""
-    data, display = table.data, table.display
-    if "dataset" not in data.columns or display is None:
-        return table
-    values = baseline_values(baseline, data["dataset"].unique())
-    if values.empty:
-        return table
-    rows, shown = [], []
-    for _, v in values.iterrows():
-        for q in ("psnr_end", "ssim_end"):
-            row = {c: math.nan for c in data.columns}
-            row.update(dataset=v["dataset"], model=BASELINE_MODEL, quantity=q)
-            text = {c: "n/a" for c in display.columns}
-            text.update(dataset=v["dataset"], model=BASELINE_MODEL, quantity=header_label(q),
-                        **{"lambda_s": "–"} if "lambda_s" in display.columns else {})
-            for preset in (PAPER_PRESET, BESIDE_PRESET):
-                row[f"ours_{preset}"] = v[q]
-                row[f"agreement_{preset}"] = BASELINE_VERDICT
-                text[f"ours_{preset}"] = _quantity_fmt(q)(float(v[q]))
-                text[f"agreement_{preset}"] = BASELINE_VERDICT
-            rows.append(row)
-            shown.append({c: text.get(c, "n/a") for c in display.columns})
-    table.data = pd.concat([data, pd.DataFrame(rows, columns=data.columns)], ignore_index=True)
-    table.display = pd.concat([display, pd.DataFrame(shown, columns=display.columns)], ignore_index=True)
-    table.caption += (" bicubic rows: the model-free baseline (Keys bicubic x2 of the decimated HR) on our "
-                      "validation images, the same for both presets: a gap to the paper that the baseline shares "
-                      "comes from the data, not the training.")
-    return table
