@@ -184,21 +184,18 @@ def test_baseline_jobs_write_per_dataset_and_combined_tables(tmp_path, photo):
 
 
 def test_evaluate_cli_adds_each_benchmark_as_an_image_set(tmp_path, photo):
-    import argparse
-
     from ssimsr import cli
+    from ssimsr.runner import image_sets
 
     u8 = np.round(photo * 255).astype(np.uint8)
     for name in ("bsds", "set5", "set14"):
         _write(tmp_path / name / "val", "a.png", u8)
         (tmp_path / name / "train").mkdir()
-    args = argparse.Namespace(data=str(tmp_path / "bsds"), showcase=None,
-                              benchmarks=[str(tmp_path / "set5"), str(tmp_path / "set14")])
-    sets = cli._image_sets(args)
+    sets = image_sets(str(tmp_path / "bsds"), None, [str(tmp_path / "set5"), str(tmp_path / "set14")])
     assert list(sets) == ["val", "set5", "set14"] and sets["set5"] == [tmp_path / "set5" / "val" / "a.png"]
     parsed = cli.build_parser().parse_args(["evaluate", "--run", "r", "--data", "d", "--out", "o",
                                             "--benchmarks", "results/data/set5", "results/data/set14"])
     assert parsed.benchmarks == ["results/data/set5", "results/data/set14"]
     (tmp_path / "val" / "val").mkdir(parents=True)
     with pytest.raises(ValueError, match="cannot be named 'val'"):
-        cli._image_sets(argparse.Namespace(data=str(tmp_path / "bsds"), showcase=None, benchmarks=[str(tmp_path / "val")]))
+        image_sets(str(tmp_path / "bsds"), None, [str(tmp_path / "val")])

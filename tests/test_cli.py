@@ -18,9 +18,11 @@ import pytest
 import yaml
 from PIL import Image
 
+from conftest import BACKEND, tiny_params, write_photo_dataset
 from ssimsr import cli
 
 REPO = Path(__file__).resolve().parents[1]
+SRC = Path(cli.__file__).resolve().parents[1]  # the ssimsr this session imports, for subprocesses
 
 
 def test_python_m_ssimsr_version_is_the_package_version():
@@ -185,22 +187,6 @@ def test_a_bad_config_file_is_one_line(tmp_path, capsys):
 
 # ----------------------------------------------------------------- upscale: the format the suffix names
 
-@pytest.fixture(scope="module")
-def tiny_sr_run(tmp_path_factory):
-    """A run folder of a tiny SR pair (random weights: formats, not quality, are tested)."""
-    import keras
-
-    from ssimsr import models
-
-    keras.utils.set_random_seed(0)
-    pair = models.build_pair("sr", 2, filters=8, res_blocks=1)
-    run = tmp_path_factory.mktemp("tiny_sr_run")
-    (run / "params.json").write_text(json.dumps({"model": "sr", "scale": 2}))
-    pair.upscaler.save(run / "upscaler.keras")
-    pair.downscaler.save(run / "downscaler.keras")
-    return run
-
-
 @pytest.fixture
 def photo(tmp_path):
     from skimage import data as skdata
@@ -240,3 +226,146 @@ def test_upscale_unsupported_suffix_is_one_line_before_loading(photo, tmp_path, 
         cli.main(["upscale", "--help"])
     text = capsys.readouterr().out
     assert all(suffix in text for suffix in OUTPUT_FORMATS)
+
+
+# ----------------------------------------------------------------- one-line errors of train, evaluate, lpips
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m ssimsr ARGS`` in a fresh process, as a user runs it (no KERAS_BACKEND: the
+    command picks the backend itself)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)
+    return subprocess.run([sys.executable, "-m", "ssimsr", *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=300)
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess, command: str, *names: str) -> str:
+    """Exit status 1 and stderr exactly one line ``ssimsr <command>: error: ...`` naming ``names``."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith(f"ssimsr {command}: error: "), lines
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory):
+    """A prepared dataset, a run folder whose params.json is corrupt, and paths that do not exist."""
+    root = tmp_path_factory.mktemp("bad_inputs")
+    data = write_photo_dataset(root / "data", n_train=1, n_val=1, height=16, width=16)
+    corrupt = root / "corrupt_run"
+    corrupt.mkdir()
+    (corrupt / "params.json").write_text('{"model": "sr", "scale": 2,')  # cut off
+    for name in ("upscaler.keras", "downscaler.keras"):  # present: params.json is what is wrong
+        (corrupt / name).write_bytes(b"")
+    return {"root": root, "data": data, "corrupt": corrupt, "missing": root / "no_such_folder"}
+
+
+def test_train_without_its_data_folder_is_one_line_before_it_starts(bad_inputs):
+    """Valid parameters, no data: one error line, before a GPU is claimed, the backend starts (its
+    device line and import noise) or an attempt is recorded in the run folder."""
+    root = bad_inputs["root"]
+    (root / "params.json").write_text(json.dumps(tiny_params(epochs=1).as_dict()))
+    out = root / "train_out"
+    result = run_cli("train", "--params", str(root / "params.json"), "--data", str(bad_inputs["missing"]),
+                     "--out", str(out), cwd=root)
+    assert_one_error_line(result, "train", str(bad_inputs["missing"] / "train"))
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("case", ["corrupt", "missing"])
+def test_train_with_a_bad_params_file_is_a_usage_error_naming_it(bad_inputs, case):
+    params = bad_inputs["corrupt"] / "params.json" if case == "corrupt" else bad_inputs["missing"] / "params.json"
+    result = run_cli("train", "--params", str(params), "--data", str(bad_inputs["data"]), "--out",
+                     str(bad_inputs["root"] / f"out_{case}"), cwd=bad_inputs["root"])
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    # argparse: its usage lines, then one error line naming the file
+    assert lines[-1].startswith("ssimsr train: error: argument --params: ") and str(params) in lines[-1], lines
+    assert all(line.startswith(("usage: ", " ")) for line in lines[:-1]), lines
+    assert not (bad_inputs["root"] / f"out_{case}").exists()
+
+
+@pytest.mark.parametrize("case", ["missing data", "missing run", "corrupt params.json",
+                                  "corrupt params.json, --backend"])
+def test_evaluate_bad_input_is_one_line_naming_it(bad_inputs, case):
+    root, data, corrupt, missing = (bad_inputs[k] for k in ("root", "data", "corrupt", "missing"))
+    args, names = {
+        "missing data": (["--run", str(corrupt), "--data", str(missing)], [str(missing / "val")]),
+        "missing run": (["--run", str(missing), "--data", str(data)], [str(missing)]),
+        "corrupt params.json": (["--run", str(corrupt), "--data", str(data)], [str(corrupt / "params.json")]),
+        "corrupt params.json, --backend": (["--run", str(corrupt), "--data", str(data), "--backend", BACKEND],
+                                           [str(corrupt / "params.json")]),
+    }[case]
+    result = run_cli("evaluate", *args, "--out", str(root / "eval_out"), cwd=root)
+    assert_one_error_line(result, "evaluate", *names)
+    assert not (root / "eval_out").exists()
+
+
+@pytest.mark.parametrize("case", ["missing data", "missing run"])
+def test_lpips_bad_input_is_one_line_naming_it(bad_inputs, case):
+    root, data, missing = (bad_inputs[k] for k in ("root", "data", "missing"))
+    args, name = {"missing data": (["--eval-dir", str(root), "--data", str(missing)], str(missing / "val")),
+                  "missing run": (["--eval-dir", str(missing), "--data", str(data)], str(missing / "recon"))}[case]
+    result = run_cli("lpips", *args, "--weights-dir", str(root / "weights"), cwd=root)
+    assert_one_error_line(result, "lpips", name)
+    assert not (root / "lpips.csv").exists() and not (missing / "lpips.csv").exists()
+
+
+# ----------------------------------------------------------------- the backend of evaluate and upscale
+
+def test_evaluate_and_upscale_use_the_runs_backend_unless_told_otherwise(bad_inputs, tmp_path, monkeypatch):
+    """A run trained under JAX (its params.json) is evaluated and upscaled under JAX by default, by
+    the commands and the workflow's evaluate job; --backend, then KERAS_BACKEND, override it; a
+    params.json without a backend (older runs) means TensorFlow."""
+    from types import SimpleNamespace
+
+    from ssimsr import jobs, runner
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "params.json").write_text(json.dumps({"model": "sr", "scale": 2, "backend": "jax"}))
+    old = tmp_path / "old_run"
+    old.mkdir()
+    (old / "params.json").write_text(json.dumps({"model": "sr", "scale": 2}))
+    photo = next((bad_inputs["data"] / "val").glob("*.png"))
+    chosen = []
+
+    def record(name):
+        chosen.append(name)
+        raise RuntimeError("backend chosen")  # stop before Keras starts
+
+    monkeypatch.setattr(runner, "use_backend", record)
+    monkeypatch.setattr(cli, "use_backend", record)
+
+    def evaluate(*extra, run=run):
+        return cli.main(["evaluate", "--run", str(run), "--data", str(bad_inputs["data"]), "--out", str(tmp_path / "e"),
+                         *extra])
+
+    def upscale(*extra, run=run):
+        return cli.main(["upscale", str(run), str(photo), str(tmp_path / "x2.png"), *extra])
+
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert runner.run_backend(run) == "jax" and runner.run_backend(old) == "tensorflow"
+    assert [evaluate(), upscale(), evaluate(run=old), upscale(run=old)] == [1, 1, 1, 1]
+    assert chosen == ["jax", "jax", "tensorflow", "tensorflow"]
+    chosen.clear()
+    assert [evaluate("--backend", "torch"), upscale("--backend", "tensorflow")] == [1, 1]
+    assert chosen == ["torch", "tensorflow"]
+    chosen.clear()
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    assert runner.run_backend(run) == "torch"
+    assert [evaluate(), upscale(), evaluate("--backend", "jax")] == [1, 1, 1]
+    assert chosen == ["torch", "torch", "jax"]
+    chosen.clear()
+    monkeypatch.delenv("KERAS_BACKEND")
+    smk = SimpleNamespace(rule="evaluate", log=[str(tmp_path / "evaluate.log")], resources=SimpleNamespace(),
+                          params=SimpleNamespace(run=str(run), data=str(bad_inputs["data"]), showcase=None,
+                                                 benchmarks=[], out=str(tmp_path / "e")))
+    with pytest.raises(SystemExit):
+        jobs.run(smk)
+    assert chosen == ["jax"]

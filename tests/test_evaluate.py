@@ -9,10 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from skimage import data as skdata
-from skimage.metrics import peak_signal_noise_ratio
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from conftest import BACKEND
+from conftest import BACKEND, TINY_WIDTHS, ssim_float32_tolerance, to_numpy, write_photo_dataset
 from ssimsr import evaluate, weights
 from ssimsr.download import ChecksumMismatch
 from ssimsr.stats import compare_studies
@@ -25,46 +24,92 @@ from ssimsr.train import train
 def workspace(tmp_path_factory):
     """results/{data,train,eval} with two tiny SR runs (lambda_s 0 and 1) on 4+3 real crops."""
     root = tmp_path_factory.mktemp("ws")
-    data = root / "results/data/tiny"
-    photos = [skdata.astronaut(), skdata.coffee(), skdata.rocket(), skdata.chelsea(),
-              skdata.immunohistochemistry(), skdata.hubble_deep_field(), skdata.retina()]
-    for i, img in enumerate(photos):
-        split = "val" if i >= 4 else "train"
-        (data / split).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img[50:98, 60:124]).save(data / split / f"img{i}.png")
+    data = write_photo_dataset(root / "results/data/tiny", n_train=4, n_val=3, top=50, left=60)
     runs = []
     for ls in (0.0, 1.0):
         run = root / f"results/train/s/corrected/sr/tiny/ls{ls:g}/b4c4-b5c4/seed0"
         params = run_params("sr", dataset="tiny", lambda_s=ls, crop=32, batch_size=2, lambda_p=0.0,
-                            widths={"filters": 8, "res_blocks": 1}, backend=BACKEND, perceptual_norm="raw",
+                            widths=TINY_WIDTHS["sr"], backend=BACKEND, perceptual_norm="raw",
                             run=Run.parse(run).as_dict())
         train(params, data, run)
         runs.append(run)
     return root, runs
 
 
-def test_evaluate_run_matches_independent_psnr(workspace, capsys):
+def _y(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma on the 0-255 scale (16-235) of RGB in [0, 1], written out here:
+    ``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` (MATLAB's and BasicSR's rgb2ycbcr), not rounded."""
+    return 16.0 + 65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]
+
+
+def _gaussian_ssim(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
+    """skimage's Gaussian SSIM (sigma 1.5, population covariance): its 5-px crop of the map keeps
+    exactly the valid 11x11 windows, i.e. tf.image.ssim's definition, here in float64."""
+    return structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                 data_range=data_range, channel_axis=-1 if a.ndim == 3 else None)
+
+
+def test_evaluate_run_matches_independent_references(workspace, capsys):
+    """Every per-image metric of evaluate_run against references computed here: the run's saved
+    networks applied to the whole image (evaluate tiles it), skimage's metrics in float64 with the
+    conventions metrics.py documents, and metrics.csv read back."""
+    import keras
+
+    from ssimsr import models  # noqa: F401  registers the custom layers of the saved networks
+
     root, runs = workspace
+    run = runs[1]
     val = sorted((root / "results/data/tiny/val").glob("*.png"))
-    out = root / "results/eval" / runs[1].relative_to(root / "results/train")
-    frame = evaluate.evaluate_run(runs[1], {"val": val}, out)
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith(f"evaluate {runs[1]}: ")]
-    assert lines[0].startswith(f"evaluate {runs[1]}: 1/3 images, ") and " eta " in lines[0]  # progress
-    assert lines[-1].startswith(f"evaluate {runs[1]}: 3/3 images, ") and " done in " in lines[-1]
-    assert list(frame.image) == [p.stem for p in val]
-    assert set(frame.columns) == {"set", "image", "psnr", "ssim", "psnr_y", "ssim_y", "psnr_authors", "ssim_authors",
-                                  "bw_mse", "fw_mse", "ssim_n"}
+    out = root / "results/eval" / run.relative_to(root / "results/train")
+    frame = evaluate.evaluate_run(run, {"val": val}, out)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith(f"evaluate {run}: ")]
+    assert lines[0].startswith(f"evaluate {run}: 1/3 images, ") and " eta " in lines[0]  # progress
+    assert lines[-1].startswith(f"evaluate {run}: 3/3 images, ") and " done in " in lines[-1]
+    assert list(frame.image) == [p.stem for p in val] and set(frame.set) == {"val"}
+    assert list(frame.columns) == ["set", "image", "psnr", "ssim", "psnr_y", "ssim_y", "psnr_authors",
+                                   "ssim_authors", "bw_mse", "fw_mse", "ssim_n"]
     # like for like with training's last validation (same weights, same images, float32 sums)
-    last = pd.read_csv(runs[1] / "history.csv").query("split == 'val'").iloc[-1]
+    last = pd.read_csv(run / "history.csv").query("split == 'val'").iloc[-1]
     for column in ("bw_mse", "fw_mse", "ssim_n", "psnr", "ssim"):
         assert frame[column].mean() == pytest.approx(last[column], rel=1e-4, abs=1e-6), column
-    # the authors' PSNR is that of the unclipped output, i.e. of bw_mse
-    np.testing.assert_allclose(frame.psnr_authors, -10 * np.log10(frame.bw_mse), atol=1e-9)
-    hr = np.asarray(Image.open(val[0]), dtype=np.float64) / 255
-    rec8 = np.asarray(Image.open(out / "recon/val" / val[0].name), dtype=np.float64) / 255
-    # metrics use the float output; the 8-bit PNG differs by quantisation only
-    assert frame.psnr.iloc[0] == pytest.approx(peak_signal_noise_ratio(hr, rec8, data_range=1), abs=0.05)
-    assert (out / "metrics.csv").exists()
+
+    # metrics.csv is the frame: same columns in order, one row per image, the same values
+    written = pd.read_csv(out / "metrics.csv", dtype={"image": str})
+    pd.testing.assert_frame_equal(written, frame, check_exact=True)
+    assert not written.duplicated(["set", "image"]).any() and len(written) == len(val)
+
+    downscaler = keras.saving.load_model(run / "downscaler.keras")
+    upscaler = keras.saving.load_model(run / "upscaler.keras")
+    for path, row in zip(val, frame.itertuples()):
+        hr32 = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+        rec32 = to_numpy(upscaler(downscaler(hr32[None], training=False), training=False))[0]
+        # the written reconstruction is this float output, clipped and rounded to 8 bits
+        png = np.asarray(Image.open(out / "recon/val" / path.name))
+        np.testing.assert_array_equal(png, np.round(np.clip(rec32, 0, 1) * 255).astype(np.uint8), err_msg=path.name)
+        hr, rec = hr32.astype(np.float64), rec32.astype(np.float64)
+        clipped = np.clip(rec, 0.0, 1.0)  # metrics.py: the output is clipped before every metric but *_authors
+        y_hr, y_rec = (_y(img)[2:-2, 2:-2] for img in (hr, clipped))  # border = scale = 2
+        lr_hr, lr_rec = (to_numpy(downscaler(img[None].astype(np.float32), training=False))[0].astype(np.float64)
+                         for img in (hr32, rec32))
+        # Tolerances. The reference reconstruction is the same float32 array evaluate scores (a
+        # 48x64 image is one tile: the same network call), so the metrics computed in float64
+        # here (PSNR, PSNR-Y, SSIM-Y, the authors' pair, the MSEs) agree with the library's
+        # float64 ones to float64 rounding of sums over ~10^4 values: 1e-9 is 10^5 x that and
+        # 10^7 x below the 0.05 dB the 8-bit PNG alone would move PSNR. SSIM (and SSIM_N) the
+        # library computes in float32 (keras.ops.image.ssim): within the float32 bound derived
+        # from these images (conftest.ssim_float32_tolerance, a few 1e-5).
+        tol = ssim_float32_tolerance(hr, clipped)
+        assert row.psnr == pytest.approx(peak_signal_noise_ratio(hr, clipped, data_range=1.0), abs=1e-9), path
+        assert abs(row.ssim - _gaussian_ssim(hr, clipped, 1.0)) <= tol, (path, row.ssim, tol)
+        assert row.psnr_y == pytest.approx(peak_signal_noise_ratio(y_hr, y_rec, data_range=255.0), abs=1e-9), path
+        assert row.ssim_y == pytest.approx(_gaussian_ssim(y_hr, y_rec, 255.0), abs=1e-9), path
+        # the authors' convention: the unclipped output, skimage's default SSIM (7x7 uniform window)
+        assert row.psnr_authors == pytest.approx(peak_signal_noise_ratio(hr, rec, data_range=1.0), abs=1e-9), path
+        assert row.ssim_authors == pytest.approx(structural_similarity(hr, rec, data_range=1.0, channel_axis=-1),
+                                                 abs=1e-9), path
+        assert row.bw_mse == pytest.approx(np.mean((hr - rec) ** 2), rel=1e-9), path
+        assert row.fw_mse == pytest.approx(np.mean((lr_hr - lr_rec) ** 2), rel=1e-9), path
+        assert abs(row.ssim_n - (1 - _gaussian_ssim(hr, rec, 1.0)) / 2) <= ssim_float32_tolerance(hr, rec) / 2, path
 
 
 def test_collect_and_compare_studies(workspace):

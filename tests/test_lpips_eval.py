@@ -65,7 +65,10 @@ def test_backbone_files_and_paths(tmp_path):
     p = le.backbone_path(tmp_path, "alex")
     assert p == tmp_path / "torch" / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
     assert le.expected_hash_prefix("squeeze") == "b8a52dc0"
-    assert le.BACKBONE_URLS["vgg"] == "https://download.pytorch.org/models/vgg16-397923af.pth"
+    from ssimsr.config import defaults
+
+    assert le.backbone_urls(defaults("weights")["lpips"]["base_url"])["vgg"] == \
+        "https://download.pytorch.org/models/vgg16-397923af.pth"
     with pytest.raises(ValueError):
         le.backbone_path(tmp_path, "resnet")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,19 +12,10 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from conftest import BACKEND
+from conftest import BACKEND, tiny_params, to_numpy
 from ssimsr import cli
-from ssimsr.experiments import run_params
+from ssimsr.backends import describe_devices
 from ssimsr.train import NonFiniteLoss, RunParams, epoch_batches, history_columns, train
-
-TINY_WIDTHS = {"sr": {"filters": 8, "res_blocks": 1}, "irn": {"down_filters": 8, "up_filters": 4}}
-
-
-def tiny_params(model="sr", **overrides) -> RunParams:
-    values = dict(dataset="tiny", epochs=3, crop=32, batch_size=2, lambda_p=0.0, log_every=100,
-                  widths=TINY_WIDTHS[model], backend=BACKEND)
-    values.update(overrides)
-    return run_params(model, **values)
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +122,144 @@ def test_a_killed_train_job_keeps_its_history_and_both_attempts_in_its_log(datas
     assert "epoch 1/3 val psnr=" in first and "ssimsr train: error: killed" in first
     assert "epoch 2/3 val psnr=" in second and "epoch 1/3 val" not in second
     assert text.splitlines()[0] == headers[0]  # the header opens the attempt
+    # ... and the device line follows it, in every attempt (README: "training on CPU (no GPU ...")
+    device_line, _ = describe_devices(BACKEND)
+    lines = text.splitlines()
+    for header in headers:
+        assert lines[lines.index(header) + 1].startswith(device_line), text
     history = pd.read_csv(out / "history.csv")
     assert list(history.epoch) == [0, 1, 1, 2, 2, 3, 3] and (out / "upscaler.keras").exists()
+
+
+@pytest.fixture(scope="module")
+def every_2_uninterrupted(dataset, tmp_path_factory):
+    """An uninterrupted run of 8 epochs with a checkpoint every 2: (params, run folder, history)."""
+    params = tiny_params(epochs=8, checkpoint_every=2)
+    out = tmp_path_factory.mktemp("every_2_uninterrupted")
+    return params, out, train(params, dataset, out)
+
+
+def assert_same_run(got: Path, history: pd.DataFrame, want: Path, want_history: pd.DataFrame) -> None:
+    """The same history (all but the seconds, exactly) and every checkpoint array, by name, bit for bit."""
+    pd.testing.assert_frame_equal(history.drop(columns="seconds"), want_history.drop(columns="seconds"),
+                                  check_exact=True)
+    expected, actual = _weights(want), _weights(got)
+    assert sorted(actual) == sorted(expected)  # the same arrays by name: none compared away
+    assert sum(k.startswith(("up_", "down_")) for k in expected) >= 4 and any(k.startswith("opt_") for k in expected)
+    for key in expected:
+        np.testing.assert_array_equal(actual[key], expected[key], err_msg=key)
+
+
+def test_resume_after_an_epoch_without_checkpoint_equals_uninterrupted(dataset, tmp_path, every_2_uninterrupted):
+    """checkpoint_every 2, stopped after epoch 3, which wrote no checkpoint: the rerun resumes from
+    epoch 2, trains epoch 3 again and ends where an uninterrupted run ends."""
+    params, straight, straight_history = every_2_uninterrupted
+    killed = tmp_path / "killed"
+    partial = train(params, dataset, killed, stop_after_epoch=3)
+    assert partial.epoch.max() == 3 and pd.read_csv(killed / "progress.csv").epoch.max() == 3
+    with np.load(killed / "checkpoint" / "state.npz") as state:
+        assert int(state["epoch"]) == 2  # epoch 3 is only in progress.csv
+    resumed = train(params, dataset, killed)
+    assert_same_run(killed, resumed, straight, straight_history)
+    attempts = pd.read_csv(killed / "checkpoint" / "attempts.csv")
+    assert list(attempts.start_epoch) == [0, 2]
+    with np.load(killed / "checkpoint" / "state.npz") as state:
+        saved = json.loads(str(state["history"]))
+    assert [r["epoch"] for r in saved] == [0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8]  # epoch 3 once
+
+
+def _last_epoch(progress: Path) -> int | None:
+    """The last epoch progress.csv shows (None before its first write; it is replaced atomically)."""
+    return int(pd.read_csv(progress).epoch.max()) if progress.exists() else None
+
+
+def test_a_killed_train_command_resumes_and_equals_an_uninterrupted_run(dataset, tmp_path, every_2_uninterrupted):
+    """``ssimsr train`` in its own process, killed with SIGKILL while progress.csv shows an epoch
+    beyond its checkpoint (outside SLURM and Snakemake); the rerun resumes from the checkpoint and
+    ends bit for bit where an uninterrupted run ends. The command's first stderr line names the device.
+
+    No clock: the test polls the run's files; when progress.csv shows an odd epoch (checkpoints
+    every 2 epochs) it stops the process (SIGSTOP), reads what is on disk, and kills it if an
+    epoch beyond the checkpoint is there, else lets it go on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ssimsr.train import checkpoint_epoch
+
+    params, straight, straight_history = every_2_uninterrupted
+    (tmp_path / "params.json").write_text(json.dumps(params.as_dict()))
+    run = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}  # the command sets it from the params
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(cli.__file__).parents[1]), env.get("PYTHONPATH")) if p)
+    killed_at = None
+    with open(tmp_path / "stderr.txt", "w") as stderr:
+        child = subprocess.Popen([sys.executable, "-m", "ssimsr", "train", "--params", str(tmp_path / "params.json"),
+                                  "--data", str(dataset), "--out", str(run)], cwd=tmp_path, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            while killed_at is None and child.poll() is None:
+                epoch = _last_epoch(run / "progress.csv")
+                if epoch is not None and epoch >= 3 and epoch % 2:
+                    os.kill(child.pid, signal.SIGSTOP)  # frozen: its files are what a kill leaves
+                    epoch = _last_epoch(run / "progress.csv")
+                    saved = checkpoint_epoch(run / "checkpoint" / "state.npz", params.fingerprint())
+                    if saved is not None and epoch > saved:
+                        os.kill(child.pid, signal.SIGKILL)
+                        killed_at = (epoch, saved)
+                    else:
+                        os.kill(child.pid, signal.SIGCONT)
+                time.sleep(0.005)  # a polling interval, not a measurement
+        finally:
+            if child.poll() is None and killed_at is None:
+                child.kill()
+            child.wait()
+    assert killed_at is not None, ("the run ended before an epoch beyond a checkpoint was seen: "
+                                   + (tmp_path / "stderr.txt").read_text()[-3000:])
+    assert child.returncode == -signal.SIGKILL
+    epoch, saved = killed_at
+    assert saved == epoch - 1 and not (run / "upscaler.keras").exists()
+
+    # the device line opens the command's stderr (README "Training on a GPU")
+    device_line, has_gpu = describe_devices(BACKEND)
+    first = (tmp_path / "stderr.txt").read_text().splitlines()[0]
+    assert first.startswith(device_line), first
+    assert has_gpu or first.startswith("training on CPU (no GPU visible to this backend): keras "), first
+
+    resumed = train(params, dataset, run)  # the rerun
+    attempts = pd.read_csv(run / "checkpoint" / "attempts.csv")
+    assert len(attempts) == 2 and list(attempts.start_epoch) == [0, saved] and attempts.pid.iloc[0] == child.pid
+    assert_same_run(run, resumed, straight, straight_history)
+    pd.testing.assert_frame_equal(pd.read_csv(run / "progress.csv"), pd.read_csv(run / "history.csv"))
+
+
+def test_the_backend_is_part_of_the_fingerprint_and_another_backends_checkpoint_is_not_resumed(trained_runs,
+                                                                                                 tmp_path):
+    import shutil
+
+    from ssimsr.checkpoints import load_checkpoint
+    from ssimsr.train import Trainer, begin_attempt, checkpoint_epoch
+
+    same = tiny_params("sr", epochs=2, crop=None, batch_size=1)  # trained_runs["sr"]'s parameters
+    other = tiny_params("sr", epochs=2, crop=None, batch_size=1,
+                        backend=next(b for b in ("tensorflow", "jax", "torch") if b != BACKEND))
+    assert {k for k, v in same.as_dict().items() if other.as_dict()[k] != v} == {"backend"}
+    assert same.fingerprint() != other.fingerprint()
+    run = tmp_path / "run"
+    shutil.copytree(trained_runs["sr"] / "checkpoint", run / "checkpoint")
+    ckpt = run / "checkpoint" / "state.npz"
+    assert checkpoint_epoch(ckpt, same.fingerprint()) == 2  # this backend's rerun would resume it
+    assert checkpoint_epoch(ckpt, other.fingerprint()) is None
+    assert begin_attempt(other, run).endswith(": fresh start, the checkpoint belongs to other parameters")
+    # what train() does with the checkpoint: nothing is loaded for the other backend's run
+    trainer = Trainer(same)
+    initial = [w.copy() for w in trainer.pair.upscaler.get_weights()]
+    assert load_checkpoint(ckpt, trainer.pair, trainer.optimizer, trainer.variables, other.fingerprint()) is None
+    assert all(np.array_equal(a, b) for a, b in zip(initial, trainer.pair.upscaler.get_weights()))
+    restored = load_checkpoint(ckpt, trainer.pair, trainer.optimizer, trainer.variables, same.fingerprint())
+    assert restored is not None and restored[0] == 2
 
 
 def test_checkpoint_of_other_parameters_is_not_resumed(dataset, tmp_path):
@@ -208,21 +336,62 @@ def test_train_log_warns_on_a_dominant_term_at_epoch_0_and_the_end(dataset, tmp_
     assert len(shares) == 2 and "bw_mse" in shares[0] and "perceptual" not in shares[0]
 
 
-def test_perceptual_run_epoch_0_shares_random_init_vgg(dataset, tmp_path, vgg_weights):
-    """A run with the perceptual term on (random-init test VGG19 weights, not ImageNet): the
-    epoch-0 row holds every term, the relative perceptual term is O(1) and the shares of the
-    four weighted terms add up to 1."""
-    from ssimsr import balance
+def _relative_perceptual_by_hand(hr: np.ndarray, rec: np.ndarray, extractor) -> float:
+    """losses.perceptual(norm="relative")'s definition, written out: both images x255, RGB -> BGR,
+    minus the ImageNet BGR means (the Caffe weights' preprocessing), then per layer
+    mean|phi(hr) - phi(rec)| / mean|phi(hr)|, averaged over the layers (float64 means)."""
+    means = np.array([103.939, 116.779, 123.68], np.float32)
+    features = [[to_numpy(f).astype(np.float64) for f in extractor(img[None, ..., ::-1] * 255.0 - means)]
+                for img in (hr, rec)]
+    return float(np.mean([np.abs(a - b).mean() / np.abs(a).mean() for a, b in zip(*features)]))
 
-    params = tiny_params(epochs=1, lambda_p=1.0, vgg_weights=str(vgg_weights[0]), perceptual_norm="relative")
-    history = train(params, dataset, tmp_path)
+
+def test_perceptual_run_epoch_0_terms_and_shares_by_hand(dataset, tmp_path, vgg_weights, caplog):
+    """A run with all four terms on, each with its own lambda (random-init test VGG19 weights,
+    not ImageNet): the epoch-0 perceptual term equals one computed here from the initial
+    networks and the VGG19 weights (set directly, not through losses.load_vgg19), and the
+    shares the train log reports are lambda x term / sum, computed here from the history row."""
+    import logging
+
+    import keras
+
+    from ssimsr import models
+
+    lambdas = {"lambda_b": 1.0, "lambda_f": 0.5, "lambda_p": 0.25, "lambda_s": 2.0}
+    params = tiny_params(epochs=1, vgg_weights=str(vgg_weights[0]), perceptual_norm="relative", **lambdas)
+    with caplog.at_level(logging.INFO, logger="ssimsr.train"):
+        history = train(params, dataset, tmp_path)
     start = history[history.epoch == 0].iloc[0]
-    # relative L1 <= (|phi(hr)| + |phi(rec)|) / |phi(hr)|: O(1), about 2 for this untrained net
-    assert 0 < start.perceptual < 10 and start.fw_mse > 0 and start.ssim_n > 0
-    np.testing.assert_allclose(start.total, start.bw_mse + start.fw_mse + start.perceptual + start.ssim_n, rtol=1e-5)
-    shares = balance.shares(start, {"lambda_b": 1, "lambda_f": 1, "lambda_p": 1, "lambda_s": 1})
-    assert set(shares) == {"bw_mse", "fw_mse", "perceptual", "ssim_n"}
-    assert sum(shares.values()) == pytest.approx(1.0)
+    assert start.fw_mse > 0 and start.ssim_n > 0
+
+    # the initial networks (Trainer: seed, then build_pair) and VGG19 with the file's arrays
+    keras.utils.set_random_seed(params.seed)
+    pair = models.build_pair("sr", scale=params.scale, freeze_downscaler=not params.train_downscaler,
+                             **params.widths)
+    vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+    vgg.set_weights(vgg_weights[1])
+    extractor = keras.Model(vgg.input, [vgg.get_layer(name).output for name in params.vgg_layers])
+    images = [np.asarray(Image.open(p), dtype=np.float32) / 255.0 for p in sorted((dataset / "val").glob("*.png"))]
+    recs = [to_numpy(pair.upscaler(pair.downscaler(hr[None], training=False), training=False))[0] for hr in images]
+    # the same initial weights: their pixel error is the history's
+    np.testing.assert_allclose(np.mean([np.mean((hr - rec) ** 2, dtype=np.float64) for hr, rec in zip(images, recs)]),
+                               start.bw_mse, rtol=1e-5)
+    expected = np.mean([_relative_perceptual_by_hand(hr, rec, extractor) for hr, rec in zip(images, recs)])
+    # float32 features of 16 conv layers (the library runs hr and rec as one batch of 2, here
+    # one by one): per-activation rounding ~1e-6 relative, so 1e-5 is 10x that; a wrong
+    # normalisation (sum over layers, the reconstruction's scale, squares) moves it by > 10 %.
+    np.testing.assert_allclose(start.perceptual, expected, rtol=1e-5)
+
+    weighted = {"bw_mse": 1.0 * start.bw_mse, "fw_mse": 0.5 * start.fw_mse, "perceptual": 0.25 * start.perceptual,
+                "ssim_n": 2.0 * start.ssim_n}
+    total = sum(weighted.values())
+    np.testing.assert_allclose(start.total, total, rtol=1e-5)  # Eq. 11 with these lambdas (float32 sum)
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("loss shares (validation, ")]
+    assert len(logged) == 2 and "before training (epoch 0)" in logged[0]
+    shares = {name: float(value) for name, value in re.findall(r"(\w+) ([\d.]+)%", logged[0].split("): ", 1)[1])}
+    assert list(shares) == list(weighted)
+    for name, value in weighted.items():  # logged with one decimal: within 0.05 points (+ float32)
+        assert abs(shares[name] - 100 * value / total) <= 0.05 + 1e-6, (name, shares, weighted)
 
 
 def test_perceptual_norm_option_and_fingerprint():

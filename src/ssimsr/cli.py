@@ -24,6 +24,7 @@ import os
 import sys
 from pathlib import Path
 
+from .backends import BACKENDS
 from .runner import (evaluate, fetch_sources, guarded, image_sets, lpips, prepare_dataset, receipt_path, run_backend,
                      use_backend)
 
@@ -36,10 +37,16 @@ def _json_arg(text: str):
 
 
 def _json_or_file(text: str):
+    """JSON text, or a file of it; an error names the file (or says that there is none)."""
+    if text.lstrip().startswith("{"):
+        return _json_arg(text)
     path = Path(text)
-    if not text.lstrip().startswith("{") and path.is_file():
-        return _json_arg(path.read_text())
-    return _json_arg(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file (and not JSON text)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"{path}: not valid JSON: {exc}") from exc
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -210,7 +217,7 @@ def _dataset_options(p: argparse.ArgumentParser, receipts: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    backends = _schema_enum("training", "backend")
+    backends = list(BACKENDS)
     nets, default_nets = _schema_enum("evaluation", "lpips_nets"), _schema_default("evaluation.lpips_nets")
     parser = argparse.ArgumentParser(prog="ssimsr", description=__doc__, formatter_class=HelpFormatter,
                                      epilog="run `ssimsr COMMAND --help` for a command's options and an example")

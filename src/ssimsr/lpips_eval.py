@@ -48,7 +48,7 @@ import numpy as np
 __all__ = [
     "NETS",
     "BACKBONE_FILES",
-    "BACKBONE_URLS",
+    "backbone_urls",
     "LpipsUnavailable",
     "backbone_path",
     "backbone_status",
@@ -58,8 +58,7 @@ __all__ = [
     "sha256_file",
 ]
 
-#: LPIPS backbones evaluated (the paper's "pretrained on AlexNet, SqueezeNet and VGG").
-NETS = ("alex", "squeeze", "vgg")
+from .lpips_nets import NETS, lpips_column  # noqa: E402  (the nets and their column names: one home)
 
 #: torchvision's official ImageNet files used by ``lpips`` for each backbone.
 BACKBONE_FILES = {
@@ -68,8 +67,11 @@ BACKBONE_FILES = {
     "vgg": "vgg16-397923af.pth",
 }
 
-#: Where the files come from (for the fetch rule / error messages only; never used here).
-BACKBONE_URLS = {net: f"https://download.pytorch.org/models/{f}" for net, f in BACKBONE_FILES.items()}
+
+
+def backbone_urls(base_url: str) -> dict[str, str]:
+    """Where each file comes from (the schema's ``weights.lpips.base_url``, for messages)."""
+    return {net: f"{base_url.rstrip('/')}/{f}" for net, f in BACKBONE_FILES.items()}
 
 _HASH_RE = re.compile(r"-([0-9a-f]{8,})\.pth$")
 
@@ -290,16 +292,16 @@ def lpips_table(
         hr, rec = pair
         row = {}
         for net in nets:
-            row[f"lpips_{net}"] = _distance(models[net], hr, rec) if net in models else math.nan
+            row[lpips_column(net)] = _distance(models[net], hr, rec) if net in models else math.nan
         rows.append(row)
 
-    columns = [f"lpips_{net}" for net in nets]
+    columns = [lpips_column(net) for net in nets]
     df = pd.DataFrame(rows, columns=columns, dtype=float)
     if index is not None:
         df.index = list(index)
     for net in nets:
-        df[f"lpips_{net}_status"] = status[net]
-    df = df[[c for net in nets for c in (f"lpips_{net}", f"lpips_{net}_status")]]
+        df[f"{lpips_column(net)}_status"] = status[net]
+    df = df[[c for net in nets for c in (lpips_column(net), f"{lpips_column(net)}_status")]]
     df.attrs["lpips_status"] = dict(status)
     return df
 
@@ -312,7 +314,7 @@ def lpips_distances(
     Loads each model; for many pairs use :func:`lpips_table` (loads once).
     """
     df = lpips_table([(hr, rec)], nets, weights_dir, verify_hash=verify_hash)
-    return {f"lpips_{net}": float(df[f"lpips_{net}"].iloc[0]) for net in _resolve_nets(nets)}
+    return {lpips_column(net): float(df[lpips_column(net)].iloc[0]) for net in _resolve_nets(nets)}
 
 
 def lpips_for_run(hr_sets: dict, recon_dir, nets: Sequence[str], weights_dir, out_csv):

@@ -77,28 +77,39 @@ def run_backend(run_dir: str | os.PathLike) -> str:
     if os.environ.get("KERAS_BACKEND"):
         return os.environ["KERAS_BACKEND"]
     params = Path(run_dir) / "params.json"
-    return json.loads(params.read_text()).get("backend", "tensorflow") if params.is_file() else "tensorflow"
+    if not params.is_file():
+        return "tensorflow"  # the run's files are checked (and named) when it is loaded
+    try:
+        return json.loads(params.read_text()).get("backend", "tensorflow")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{params}: not valid JSON ({exc})") from None
 
 
 def train_run(params: dict, data: str, out: str, *, jobs_per_gpu: int = 1,
               gpu_lock_dir: str = ".snakemake/gpu-locks", stop_after_epoch: int | None = None) -> None:
     """Train one run (``ssimsr train`` and the workflow's train job)."""
     from .backends import describe_devices
+    from .data import DataError, list_split
     from .gpus import claim_gpu, held_stderr
+    from .run_params import RunParams
 
-    backend = params.get("backend", "tensorflow")
+    # bad parameters or data fail here, in one line, before a GPU is claimed or the
+    # backend starts (seconds, and its log noise)
+    run = RunParams.from_dict(params)
+    for split in ("train", "val"):
+        if not list_split(data, split):
+            raise DataError(f"{Path(data) / split}: no prepared image (run the prepare_dataset rule)")
     # before the backend is imported: a distinct GPU (or GPU slot) per concurrent job
     gpu = claim_gpu(gpu_lock_dir, jobs_per_gpu=jobs_per_gpu)
-    use_backend(backend)
+    use_backend(run.backend)
     with held_stderr() as held:
-        line, _ = describe_devices(backend)
+        line, _ = describe_devices(run.backend)
     # The first line of every train log: where it trains (a CPU fallback is never silent).
     print(line + (f" (GPU slot of GPU {gpu})" if gpu is not None else ""), file=sys.stderr, flush=True)
     sys.stderr.write(held.text)
     from .train import train
-    from .run_params import RunParams
 
-    history = train(RunParams.from_dict(params), data, out, stop_after_epoch=stop_after_epoch)
+    history = train(run, data, out, stop_after_epoch=stop_after_epoch)
     last = history[history.split == "val"].tail(1)
     print(last.to_string(index=False))
 

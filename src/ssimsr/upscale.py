@@ -56,18 +56,23 @@ class UpscaleError(DataError):
 
 
 def load_run(run: str | os.PathLike):
-    """(params, downscaler, upscaler) of a trained run directory."""
+    """(params, downscaler, upscaler) of a trained run directory.
+
+    The folder and its params.json are checked before Keras is imported: a wrong path is
+    one error line, without the backend's start-up (seconds, and its log lines)."""
+    run = Path(run)
+    missing = [n for n in ("params.json", "upscaler.keras", "downscaler.keras") if not (run / n).is_file()]
+    if missing:
+        raise RunNotFound(f"{run}: not a trained run (missing {', '.join(missing)})")
+    try:
+        params = json.loads((run / "params.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{run / 'params.json'}: not valid JSON ({exc})") from None
     import keras
 
     from . import models, registry  # noqa: F401  models registers the custom layers
 
     registry.discover()  # and an architecture's module its own
-
-    run = Path(run)
-    missing = [n for n in ("params.json", "upscaler.keras", "downscaler.keras") if not (run / n).is_file()]
-    if missing:
-        raise RunNotFound(f"{run}: not a trained run (missing {', '.join(missing)})")
-    params = json.loads((run / "params.json").read_text())
     return params, keras.saving.load_model(run / "downscaler.keras"), keras.saving.load_model(run / "upscaler.keras")
 
 
