@@ -17,11 +17,21 @@ except ImportError:  # pragma: no cover
     pass
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 #: The Keras backend of this test session (KERAS_BACKEND; .ci/run runs the model, loss,
 #: training, evaluation and upscale tests once under tensorflow and once under jax).
 BACKEND = keras.backend.backend()
+
+
+_IMAGES_RNG = np.random.default_rng(0)
+
+
+def random_images(batch=1, height=32, width=48, channels=3):
+    """Uniform float32 images in [0, 1), NHWC, from one seeded stream (the tests of networks
+    and losses: any values do, the references are computed from the same inputs)."""
+    return _IMAGES_RNG.random((batch, height, width, channels), dtype=np.float32)
 
 
 def to_numpy(tensor):

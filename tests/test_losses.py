@@ -7,7 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from conftest import BACKEND, to_numpy  # noqa: E402
+from conftest import BACKEND, random_images, to_numpy  # noqa: E402
 from skimage import data  # noqa: E402
 from skimage.filters import gaussian  # noqa: E402
 from skimage.metrics import structural_similarity  # noqa: E402
@@ -21,10 +21,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 
 RNG = np.random.default_rng(1)
 IMAGENET_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
-
-
-def random_images(batch=1, height=32, width=48):
-    return RNG.random((batch, height, width, 3), dtype=np.float32)
 
 
 def astronaut_pairs():

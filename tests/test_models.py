@@ -5,17 +5,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from conftest import BACKEND, to_numpy  # noqa: E402
+from conftest import BACKEND, random_images, to_numpy  # noqa: E402
 
 from ssimsr import layers, models  # noqa: E402
 from ssimsr.archs import irn, sr  # noqa: E402
-
-RNG = np.random.default_rng(0)
-
-
-def random_images(batch=1, height=32, width=48, channels=3):
-    return RNG.random((batch, height, width, channels), dtype=np.float32)
-
 
 def trainable_count(model):
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
@@ -138,7 +131,7 @@ def test_sr_downscaler_is_decimation(scale):
 
 def test_pixel_shuffle_matches_numpy_reference():
     r, channels = 2, 3
-    features = RNG.random((2, 4, 5, channels * r * r), dtype=np.float32)
+    features = random_images(2, 4, 5, channels * r * r)
     out = to_numpy(layers.PixelShuffle(r)(features))
     # depth_to_space: out[b, h*r+i, w*r+j, c] = in[b, h, w, (i*r + j)*C + c]
     expected = np.empty((2, 4 * r, 5 * r, channels), np.float32)
@@ -151,7 +144,7 @@ def test_pixel_shuffle_matches_numpy_reference():
 def test_invertible_block_is_additive_coupling():
     inputs = keras.Input((None, None, 8))
     block = keras.Model(inputs, layers.invertible_block(inputs, "inv"))
-    x = RNG.random((1, 6, 7, 8), dtype=np.float32)
+    x = random_images(1, 6, 7, 8)
     y = to_numpy(block(x))
     x1, x2 = x[..., :4], x[..., 4:]
     f1, f2 = block.get_layer("inv_f_conv1"), block.get_layer("inv_f_conv2")

@@ -362,7 +362,10 @@ def plot_forest(comparisons: pd.DataFrame, stem, metrics: Sequence[str] = ("psnr
         if not rows:
             ax.text(0.5, 0.5, "no comparisons in results/stats/comparisons.csv", transform=ax.transAxes,
                     ha="center", va="center", fontsize=9)
-    title = "Verdict: Δ with 95 % CI over seeds; grey band = ± detectable Δ (80 % power)"
+    from .power import ALPHA, POWER
+
+    title = (f"Verdict: Δ with {1 - ALPHA:.0%} CI over seeds; grey band = ± detectable Δ "
+             f"({POWER:.0%} power)").replace("%", " %")
     if notes:
         title += "\n" + "; ".join(sorted(notes))
     fig.suptitle(_mpl(title), fontsize=10)
