@@ -102,9 +102,10 @@ def main(argv=None) -> int:
     base = resolve_params(config, args.preset, "irn", "bsds300", 0.0, 0, config["losses"]["vgg_layers"], 1)
     os.environ.setdefault("KERAS_BACKEND", base["backend"])
     from ssimsr.readout import describe, keras_downscale, readout_psnr
-    from ssimsr.train import READOUT_LIMITS, check_backend, initial_downscaler, load_split
+    from ssimsr.backends import check_active
+    from ssimsr.train import READOUT_LIMITS, initial_downscaler, load_split
 
-    check_backend(base["backend"])
+    check_active(base["backend"])
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data_dir) if args.data_dir else Path(tmp) / "bsds300"
         if not (data / "train").is_dir():

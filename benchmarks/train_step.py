@@ -144,7 +144,7 @@ def child(args) -> None:
     out_json, vgg_path = args.child
     import keras
 
-    from ssimsr.gpus import describe_devices
+    from ssimsr.backends import describe_devices
 
     backend = keras.backend.backend()
     if backend != os.environ.get("KERAS_BACKEND"):
@@ -169,10 +169,10 @@ def child(args) -> None:
 # --------------------------------------------------------------------------- parent
 
 def run_backend(backend: str, args, argv: list[str], tmp: Path) -> dict:
-    from ssimsr.gpus import backend_environment
+    from ssimsr import backends
 
     out = tmp / f"{backend}.json"
-    env = {**os.environ, **backend_environment(backend), "TF_CPP_MIN_LOG_LEVEL": "2",
+    env = {**os.environ, **backends.get(backend).environment(), "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, __file__, *argv, "--child", str(out), str(tmp / "vgg19_random_notop.h5")]
     start = time.perf_counter()
