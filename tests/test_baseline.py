@@ -185,7 +185,7 @@ def test_baseline_jobs_write_per_dataset_and_combined_tables(tmp_path, photo):
 
 def test_evaluate_cli_adds_each_benchmark_as_an_image_set(tmp_path, photo):
     from ssimsr import cli
-    from ssimsr.runner import image_sets
+    from ssimsr.data import image_sets
 
     u8 = np.round(photo * 255).astype(np.uint8)
     for name in ("bsds", "set5", "set14"):

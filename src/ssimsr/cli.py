@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from .backends import BACKENDS
-from .runner import (evaluate, fetch_sources, guarded, image_sets, lpips, prepare_dataset, receipt_path, run_backend,
+from .runner import (evaluate, fetch_sources, guarded, lpips, prepare_dataset, receipt_path, run_backend,
                      use_backend)
 
 
@@ -166,10 +166,14 @@ def _cmd_upscale(args) -> None:
 
 
 def _cmd_evaluate(args) -> None:
+    from .data import image_sets
+
     evaluate(args.run, image_sets(args.data, args.showcase, args.benchmarks), args.out, backend=args.backend)
 
 
 def _cmd_lpips(args) -> None:
+    from .data import image_sets
+
     lpips(image_sets(args.data, args.showcase, args.benchmarks), args.eval_dir, args.nets, args.weights_dir)
 
 

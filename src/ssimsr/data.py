@@ -394,3 +394,20 @@ def list_split(data_dir: str | os.PathLike, split: str) -> list[Path]:
     if not folder.is_dir():
         raise DataError(f"{folder}: prepared split not found (run the prepare_dataset rule)")
     return sorted(folder.glob("*.png"))
+
+
+def image_sets(data: str | os.PathLike, showcase: str | os.PathLike | None = None,
+               benchmarks: list | None = None) -> dict:
+    """The image sets a run is evaluated on: ``val`` of its dataset, the showcase crops (a
+    folder), and each benchmark's val split as a set named after its folder."""
+    sets = {"val": list_split(data, "val")}
+    if showcase:
+        sets["showcase"] = list_split(Path(showcase).parent, Path(showcase).name)
+    for folder in benchmarks or []:
+        name = Path(folder).name
+        if name in sets:
+            raise ValueError(f"--benchmarks {folder}: a benchmark cannot be named {name!r} (a set of its own)")
+        sets[name] = list_split(folder, "val")
+        if not sets[name]:
+            raise ValueError(f"--benchmarks {folder}: its val split has no image")
+    return sets

@@ -155,7 +155,8 @@ def fetch_lpips_backbones(smk) -> None:
 
 @job
 def evaluate(smk) -> None:
-    from .runner import evaluate, image_sets
+    from .data import image_sets
+    from .runner import evaluate
 
     evaluate(smk.params.run, image_sets(smk.params.data, smk.params.showcase, smk.params.benchmarks),
              smk.params.out)
@@ -163,7 +164,8 @@ def evaluate(smk) -> None:
 
 @job
 def lpips(smk) -> None:
-    from .runner import image_sets, lpips
+    from .data import image_sets
+    from .runner import lpips
 
     lpips(image_sets(smk.params.data, smk.params.showcase, smk.params.benchmarks), smk.params.eval_dir,
           smk.params.nets, smk.params.weights_dir)

@@ -142,25 +142,6 @@ def prepare_dataset(receipts: list, options: dict, sources: list[dict], scale: i
     return manifest
 
 
-def image_sets(data: str | os.PathLike, showcase: str | os.PathLike | None = None,
-               benchmarks: list | None = None) -> dict:
-    """The image sets a run is evaluated on: ``val`` of its dataset, the showcase crops (a
-    folder), and each benchmark's val split as a set named after its folder."""
-    from .data import list_split
-
-    sets = {"val": list_split(data, "val")}
-    if showcase:
-        sets["showcase"] = list_split(Path(showcase).parent, Path(showcase).name)
-    for folder in benchmarks or []:
-        name = Path(folder).name
-        if name in sets:
-            raise ValueError(f"--benchmarks {folder}: a benchmark cannot be named {name!r} (a set of its own)")
-        sets[name] = list_split(folder, "val")
-        if not sets[name]:
-            raise ValueError(f"--benchmarks {folder}: its val split has no image")
-    return sets
-
-
 def evaluate(run: str, sets: dict, out: str, backend: str | None = None) -> None:
     """Evaluate a run on ``sets`` into ``out``, on ``backend`` (default: the run's own)."""
     use_backend(backend or run_backend(run))
