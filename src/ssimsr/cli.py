@@ -25,8 +25,8 @@ import sys
 from pathlib import Path
 
 from .backends import BACKENDS
-from .runner import (evaluate, fetch_sources, guarded, lpips, prepare_dataset, receipt_path, run_backend,
-                     use_backend)
+from .runner import (evaluate, fetch_lpips, fetch_sources, fetch_weights, guarded, lpips, prepare_dataset,
+                     receipt_path, run_backend, use_backend)
 
 
 def _json_arg(text: str):
@@ -62,10 +62,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         return super()._get_help_string(action)
 
 
-def _policy(args):
-    from .download import DownloadPolicy
-
-    return DownloadPolicy(retries=args.retries, timeout=args.timeout, backoff=args.backoff)
+def _downloads(args) -> dict:
+    """The download policy of the --retries / --timeout / --backoff options."""
+    return {"retries": args.retries, "timeout": args.timeout, "backoff": args.backoff}
 
 
 # Where the workflow keeps a dataset's receipts and its prepared splits (workflow/rules/common.smk).
@@ -140,14 +139,7 @@ def _cmd_prepare(args) -> None:
 
 
 def _cmd_fetch_weights(args) -> None:
-    from .weights import fetch_weight_file
-
-    if args.md5:
-        digest = fetch_weight_file(args.uri, args.out, args.md5, "md5", policy=_policy(args))
-    else:
-        digest = fetch_weight_file(args.uri, args.out, args.sha256_prefix, "sha256", prefix=True,
-                                   policy=_policy(args))
-    print(f"{args.out}: verified ({digest})")
+    fetch_weights(args.uri, args.out, _downloads(args), md5=args.md5, sha256_prefix=args.sha256_prefix)
 
 
 def _cmd_train(args) -> None:
@@ -185,11 +177,7 @@ def _cmd_status(args) -> None:
 
 
 def _cmd_fetch_lpips(args) -> None:
-    from .weights import fetch_lpips_backbones
-
-    status = fetch_lpips_backbones(args.weights_dir, args.nets, args.status, args.base_url, args.local_dir,
-                                   policy=_policy(args))
-    print(json.dumps(status, indent=2))
+    fetch_lpips(args.weights_dir, args.nets, args.status, args.base_url, args.local_dir, _downloads(args))
 
 
 RUN_EXAMPLE = "table1/corrected/sr/bsds300/ls1/b4c4-b5c4/seed0"  # a run of config.yaml (runs.Run.PATTERN)

@@ -133,24 +133,17 @@ def train(smk) -> None:
 
 @job
 def fetch_vgg19(smk) -> None:
-    from .download import DownloadPolicy
-    from .weights import fetch_weight_file
+    from .runner import fetch_weights
 
-    digest = fetch_weight_file(smk.params.uri, smk.output[0], smk.params.md5, "md5",
-                               policy=DownloadPolicy(**smk.params.downloads))
-    print(f"{smk.output[0]}: verified ({digest})")
+    fetch_weights(smk.params.uri, smk.output[0], smk.params.downloads, md5=smk.params.md5)
 
 
 @job
 def fetch_lpips_backbones(smk) -> None:
-    import json
+    from .runner import fetch_lpips
 
-    from .download import DownloadPolicy
-    from .weights import fetch_lpips_backbones
-
-    status = fetch_lpips_backbones(smk.params.weights_dir, smk.params.nets, smk.output[0], smk.params.base_url,
-                                   smk.params.local_dir, policy=DownloadPolicy(**smk.params.downloads))
-    print(json.dumps(status, indent=2))
+    fetch_lpips(smk.params.weights_dir, smk.params.nets, smk.output[0], smk.params.base_url,
+                smk.params.local_dir, smk.params.downloads)
 
 
 @job

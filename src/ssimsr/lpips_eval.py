@@ -45,6 +45,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .lpips_nets import NETS, lpips_column  # the nets and their column names: one home
+
 __all__ = [
     "NETS",
     "BACKBONE_FILES",
@@ -58,7 +60,6 @@ __all__ = [
     "sha256_file",
 ]
 
-from .lpips_nets import NETS, lpips_column  # noqa: E402  (the nets and their column names: one home)
 
 #: torchvision's official ImageNet files used by ``lpips`` for each backbone.
 BACKBONE_FILES = {

@@ -6,8 +6,9 @@
   status 1, anything else (a bug) keeps its traceback;
 * :func:`train_run`: one training run, as ``ssimsr train`` and the train job start it
   (GPU claim, backend selection, the device line first in the log);
-* :func:`fetch_dataset` and :func:`prepare_dataset`: a dataset's sources and its
-  prepared splits, from one dataset's config;
+* :func:`fetch_sources` and :func:`prepare_dataset`: a dataset's sources and its
+  prepared splits, from one dataset's config; :func:`fetch_weights` and
+  :func:`fetch_lpips`: the pretrained weight files;
 * :func:`use_backend` and :func:`run_backend`: the Keras backend of a process, chosen
   before Keras is imported (a run is evaluated on the backend it was trained on).
 """
@@ -127,9 +128,35 @@ def fetch_sources(sources: dict[int, dict], download_dir: str | os.PathLike,
     from .sources import fetch_source
 
     policy = DownloadPolicy(**downloads)
-    return [(receipt_path(download_dir, index),
-             fetch_source(source, receipt_path(download_dir, index), download_dir, policy=policy))
-            for index, source in sources.items()]
+    receipts = {index: receipt_path(download_dir, index) for index in sources}
+    return [(receipts[i], fetch_source(source, receipts[i], download_dir, policy=policy))
+            for i, source in sources.items()]
+
+
+def fetch_weights(uri: str, out: str, downloads: dict, md5: str | None = None,
+                  sha256_prefix: str | None = None) -> None:
+    """Fetch one pretrained weight file and verify it (Keras files: md5; torchvision's:
+    the sha256 prefix in their names)."""
+    from .download import DownloadPolicy
+    from .weights import fetch_weight_file
+
+    policy = DownloadPolicy(**downloads)
+    if md5:
+        digest = fetch_weight_file(uri, out, md5, "md5", policy=policy)
+    else:
+        digest = fetch_weight_file(uri, out, sha256_prefix, "sha256", prefix=True, policy=policy)
+    print(f"{out}: verified ({digest})")
+
+
+def fetch_lpips(weights_dir: str, nets: list[str], status: str, base_url: str | None,
+                local_dir: str | None, downloads: dict) -> None:
+    """torchvision's LPIPS backbone files into ``weights_dir``; their status JSON (one
+    that cannot be had is recorded with the reason, not fatal)."""
+    from .download import DownloadPolicy
+    from .weights import fetch_lpips_backbones
+
+    result = fetch_lpips_backbones(weights_dir, nets, status, base_url, local_dir, policy=DownloadPolicy(**downloads))
+    print(json.dumps(result, indent=2))
 
 
 def prepare_dataset(receipts: list, options: dict, sources: list[dict], scale: int, out: str | os.PathLike):
