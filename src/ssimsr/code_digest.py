@@ -24,7 +24,8 @@ counted when anything in it imports it, whether or not the stage calls that code
 ``losses.py`` reruns the showcase crops too, as ``evaluate`` imports ``train``).
 
 Not followed, and in no digest (``EXCLUDED``): ``cli.py`` and ``jobs.py``, the argument
-glue of the ``shell:`` and ``script:`` rules; ``download.py`` and ``weights.py``, whose
+glue of the ``shell:`` and ``script:`` rules, and ``warm.py``, how a job's process starts;
+``download.py`` and ``weights.py``, whose
 outputs are checksum-verified files (``data`` and ``sources`` import ``download``: its
 error class, its transfers); this module, whose output is the digest itself (train's run
 fingerprint imports it). ``gpus.py`` is no entry: only the glue calls it (which GPU a job
@@ -76,6 +77,7 @@ EXCLUDED = {
     "download": "its outputs are checksum-verified files",
     "weights": "its outputs are checksum-verified files",
     "code_digest": "computes the digest itself, its output is no result",
+    "warm": "how a job's process starts (a fork of a process that imported Keras), not what it computes",
 }
 
 #: Package data (folders without code) that a module reads: hashed byte for byte with it.

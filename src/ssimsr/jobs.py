@@ -85,12 +85,50 @@ def logged(path: str | None, append: bool = False):
                 os.close(fd)
 
 
-def run(smk) -> None:
-    """Run the job of ``smk.rule``; exits with status 1 after a one-line error."""
-    from .runner import guarded
+def _train_backend(smk) -> str:
+    from .run_params import RunParams
 
+    return RunParams.from_dict(smk.params.run).backend
+
+
+def _evaluate_backend(smk) -> str:
+    from .runner import run_backend
+
+    return run_backend(smk.params.run)
+
+
+#: rules that import Keras, which start warm (``warm``) with the resource ``warm_start=1``:
+#: rule -> the Keras backend its job runs
+WARM_RULES: dict[str, Callable] = {"train": _train_backend, "evaluate": _evaluate_backend}
+
+
+def run(smk) -> None:
+    """Run the job of ``smk.rule``; exits with status 1 after a one-line error.
+
+    A Keras job with the resource ``warm_start=1`` runs in a fork of a process that has
+    imported Keras already (``ssimsr.warm``), where available; otherwise here."""
     if smk.rule not in JOBS:
         raise KeyError(f"no job for rule {smk.rule!r} in ssimsr.jobs ({', '.join(JOBS)})")
+    if smk.rule in WARM_RULES and getattr(smk.resources, "warm_start", 0):
+        from .warm import run_warm
+
+        try:
+            backend = WARM_RULES[smk.rule](smk)
+        except Exception:  # bad parameters: the cold run says so, in its log
+            backend = None
+        status = (run_warm("ssimsr.jobs:run_here", (smk,), backend, smk.log[0] if smk.log else None)
+                  if backend else None)
+        if status is not None:
+            if status:
+                sys.exit(status)
+            return
+    run_here(smk)
+
+
+def run_here(smk) -> None:
+    """Run the job of ``smk.rule`` in this process (``run``)."""
+    from .runner import guarded
+
     path = smk.log[0] if smk.log else None
     kept = smk.rule in KEPT_LOGS and path is not None
     note = keep_log(path, KEPT_LOGS[smk.rule](smk)) if kept else None

@@ -40,6 +40,9 @@ BENCHMARKS = check_benchmarks(config)
 # trainings are CPU jobs and run side by side up to --cores (SLURM's set-resources asks for
 # a GPU per train job on its own).
 TRAIN_GPU = 1 if count_gpus() else 0
+# Keras jobs on this machine's CPU fork from a process that imported Keras once
+# (ssimsr.warm). A resource, not a param: it does not change results, so no rerun.
+WARM_START = int(config["execution"]["warm_start"] and not TRAIN_GPU)
 
 TRAIN_DIR = f"{RESULTS}/train/{Run.PATTERN}"
 EVAL_DIR = f"{RESULTS}/eval/{Run.PATTERN}"

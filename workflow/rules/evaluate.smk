@@ -58,6 +58,8 @@ rule evaluate:
         data=lambda w: f"{RESULTS}/data/{w.dataset}",
         showcase=showcase_of,
         benchmarks=benchmark_dirs,
+    resources:
+        warm_start=WARM_START,  # not a param: no rerun (ssimsr.warm)
     conda:
         "../../envs/tensorflow.yaml"
     benchmark:

@@ -19,6 +19,7 @@ rule train:
         gpu=TRAIN_GPU,
         # a resource, not a param: sharing a GPU does not change results, so no rerun
         jobs_per_gpu=config["training"]["jobs_per_gpu"],
+        warm_start=WARM_START,
     conda:
         train_env(config)  # the env of training.backend (envs/tensorflow.yaml, jax.yaml, torch-train.yaml)
     benchmark:

@@ -1,0 +1,361 @@
+"""Warm start: local CPU jobs fork from one process that has imported Keras already.
+
+On a CPU, importing TensorFlow and Keras costs 4-6 CPU-s per process (2-core AMD EPYC,
+benchmarks/demo-2026-12-02.txt), more than a demo run trains for: the demo's 48 Keras jobs
+spent most of their time importing. With ``execution.warm_start`` (on by default) the
+train, evaluate and baseline jobs that run on this machine's CPU start warm: a *zygote*
+process imports the third-party libraries once (``PRELOAD``) and forks a child per job;
+the child runs the job exactly as the job's own process would (``jobs.run_here``), with
+the job's environment, working directory, standard streams and ``sys.path``; the job's
+process waits for it and exits with its status. (Android's zygote, or Python's
+``forkserver`` with preloading, shared by every job of a workflow run.)
+
+What keeps results and caching as they are in a cold start:
+
+* the zygote holds no ``ssimsr`` module (it drops them before it serves), so every job
+  imports the library from disk as it is now: an edit takes effect in the next job;
+* one zygote per key: the Python executable, the Keras backend and the environment
+  variables the libraries read when imported (``KEY_ENV_PREFIXES``); another value starts
+  another zygote;
+* it forks only while no thread runs but the BLAS pool numpy starts on import (OpenBLAS
+  stops it at fork): a backend that starts threads on import (JAX does) is refused once,
+  recorded (``<key>.refused``), and its jobs start cold;
+* tests train the same run cold and warm and compare every file byte by byte.
+
+Not used (the job starts cold, as before): under SLURM (``SLURM_JOB_ID``: each job is
+its own allocation), where the workflow sees a GPU (it passes the resource
+``warm_start=0``), off Linux, and for the ``ssimsr`` commands. The first job starts the
+zygote (under a lock, so concurrent jobs share one); it ends ``idle_seconds`` after its
+last job. Signals sent to the job's process (Snakemake cancelling, Ctrl-C) are forwarded
+to the child, and a child whose job process died stops. Snakemake's ``benchmark:`` files
+measure the job's process, which now waits; the child's CPU time and peak memory are the
+last line of the job's log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib
+import json
+import logging
+import os
+import pickle
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+
+#: what the zygote imports once (third-party only: the library is read afresh per job)
+PRELOAD = ("numpy", "pandas", "PIL.Image", "keras")
+#: environment variables read when these libraries are imported: part of the zygote's key
+KEY_ENV_PREFIXES = ("KERAS_", "TF_", "XLA_", "JAX_", "CUDA_", "OMP_", "MKL_", "OPENBLAS_", "PYTHON", "LD_",
+                    "NVIDIA_", "TORCH_", "SSIMSR_")
+KEY_ENV_NAMES = ("HOME",)  # ~/.keras/keras.json: floatx, image data format
+IDLE_SECONDS = 20.0
+START_TIMEOUT = 180.0  # the zygote's imports, on a loaded machine
+
+_HEADER = struct.Struct("!QQ")  # lengths of the request's JSON part and its pickled part
+_STARTED = struct.Struct("!q")  # the child's pid
+_ENDED = struct.Struct("!qddq")  # wait status, user CPU s, system CPU s, peak RSS (KiB)
+
+
+def warm_dir() -> Path | None:
+    """The zygotes' sockets, locks and logs (``SSIMSR_WARM_DIR``, else a temp dir of this
+    user's); None when it is not private (another user could answer as a zygote)."""
+    path = Path(os.environ.get("SSIMSR_WARM_DIR") or Path(tempfile.gettempdir()) / f"ssimsr-warm-{os.getuid()}")
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    return path if info.st_uid == os.getuid() and not info.st_mode & 0o077 else None
+
+
+def zygote_env(backend: str) -> dict[str, str]:
+    """The environment a zygote for ``backend`` imports under (the backend's variables added)."""
+    from .backends import get
+
+    env = dict(os.environ)
+    env.update(get(backend).environment())
+    env.pop("SSIMSR_WARM_DIR", None)  # where, not what: no part of the key
+    return env
+
+
+def zygote_key(env: dict[str, str]) -> str:
+    keyed = sorted((k, v) for k, v in env.items() if k.startswith(KEY_ENV_PREFIXES) or k in KEY_ENV_NAMES)
+    text = json.dumps([sys.executable, list(PRELOAD), keyed])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def unavailable_reason() -> str | None:
+    if not sys.platform.startswith("linux"):
+        return f"not on Linux ({sys.platform})"
+    if os.environ.get("SLURM_JOB_ID"):
+        return "a SLURM job (its own allocation)"
+    return None
+
+
+# ---------------------------------------------------------------------------- client
+
+
+def run_warm(target: str, args: tuple, backend: str, log: str | None = None) -> int | None:
+    """Run ``target(*args)`` in a child of the zygote for ``backend``; its exit status, or
+    None when warm start is unavailable here (nothing ran: the caller runs it cold)."""
+    if unavailable_reason():
+        return None
+    where = warm_dir()
+    if where is None:
+        return None
+    env = zygote_env(backend)
+    key = zygote_key(env)
+    conn = _connect(where / f"{key}.sock")
+    if conn is None:
+        with _locked(where / f"{key}.lock"):
+            conn = _connect(where / f"{key}.sock")
+            if conn is None and not (where / f"{key}.refused").exists():
+                conn = _start_zygote(where, key, env)
+    if conn is None:
+        return None
+    # the zygote reads the JSON part; only the child unpickles the rest (its classes may be
+    # the library's, which the zygote must not import)
+    plain = json.dumps({"target": target, "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path,
+                        "argv": sys.argv}).encode()
+    pickled = pickle.dumps(args)
+    with conn:
+        try:
+            socket.send_fds(conn, [_HEADER.pack(len(plain), len(pickled))], [0, 1, 2])
+            conn.sendall(plain + pickled)
+            pid = _STARTED.unpack(_recv_exact(conn, _STARTED.size))[0]
+        except (OSError, EOFError):
+            return None  # the zygote ended before the job started: run it cold
+        with _forwarding_signals(pid):
+            try:
+                status, user, system, rss = _ENDED.unpack(_recv_exact(conn, _ENDED.size))
+            except (OSError, EOFError):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                print(f"ssimsr: error: warm start: the zygote ended while job process {pid} ran "
+                      f"(its log: {where / f'{key}.log'}); run the job again", file=sys.stderr, flush=True)
+                return 1
+    code = os.waitstatus_to_exitcode(status)
+    code = 128 - code if code < 0 else code  # killed by a signal: as a shell reports it
+    if log:
+        with open(log, "a") as out:
+            print(f"warm start: ran as process {pid}, forked from a zygote that had imported "
+                  f"{', '.join(PRELOAD)}; CPU {user + system:.1f} s, peak memory {rss / 2**20:.2f} GiB; "
+                  f"exit status {code}", file=out)
+    return code
+
+
+def _connect(path: Path) -> socket.socket | None:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(str(path))
+        return conn
+    except OSError:
+        conn.close()
+        return None
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _start_zygote(where: Path, key: str, env: dict) -> socket.socket | None:
+    """Start the zygote of ``key`` (the caller holds its lock); a connection, or None."""
+    sock = where / f"{key}.sock"
+    with contextlib.suppress(FileNotFoundError):
+        sock.unlink()  # a dead zygote's
+    with open(where / f"{key}.log", "w") as log:  # the last zygote's only
+        zygote = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from ssimsr.warm import serve; serve(*sys.argv[1:])",
+             str(sock), str(where / f"{key}.refused"), str(IDLE_SECONDS)],
+            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline and zygote.poll() is None:
+        conn = _connect(sock)
+        if conn is not None:
+            return conn
+        time.sleep(0.05)
+    if zygote.poll() is None:
+        zygote.kill()
+    return None
+
+
+@contextlib.contextmanager
+def _forwarding_signals(pid: int):
+    """Signals for the job (Snakemake cancelling it, Ctrl-C) go to the child that runs it."""
+    def forward(signum, frame):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+    previous = {s: signal.signal(s, forward) for s in forwarded}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _recv_exact(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            raise EOFError("connection closed")
+        data += chunk
+    return data
+
+
+# ---------------------------------------------------------------------------- zygote
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def serve(sock_path: str, refused_path: str, idle_seconds: str | float = IDLE_SECONDS) -> None:
+    """The zygote: import ``PRELOAD``, then fork a child per request until idle."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s zygote %(process)d: %(message)s")
+    log = logging.getLogger("ssimsr.warm")
+    idle_seconds = float(idle_seconds)
+    importlib.import_module("numpy")
+    blas_threads = _threads()  # the BLAS pool numpy starts; OpenBLAS stops it at fork
+    for name in PRELOAD:
+        importlib.import_module(name)
+    if _threads() > blas_threads:
+        reason = (f"importing {', '.join(PRELOAD)} (KERAS_BACKEND={os.environ.get('KERAS_BACKEND')}) started "
+                  f"{_threads() - blas_threads} thread(s); forking would copy them half-stopped, so jobs start cold")
+        Path(refused_path).write_text(reason + "\n")
+        log.info("refused: %s", reason)
+        return
+    # each job imports the library from disk as it is now
+    for name in [m for m in sys.modules if m == "ssimsr" or m.startswith("ssimsr.")]:
+        del sys.modules[name]
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    tmp = f"{sock_path}.{os.getpid()}"
+    listener.bind(tmp)
+    listener.listen(64)
+    inode = os.stat(tmp).st_ino
+    os.replace(tmp, sock_path)  # connectable only once listening
+    log.info("serving %s (imported %s)", sock_path, ", ".join(PRELOAD))
+    children: dict[int, socket.socket] = {}
+    last = time.monotonic()
+    try:
+        while children or time.monotonic() - last < idle_seconds:
+            ready, _, _ = select.select([listener], [], [], 0.05)
+            if ready:
+                conn, _ = listener.accept()
+                child = _fork_job(listener, conn, log)
+                if child:
+                    children[child] = conn
+                else:
+                    conn.close()
+            for pid, status, usage in _reap():
+                conn = children.pop(pid, None)
+                if conn is not None:
+                    with contextlib.suppress(OSError):
+                        conn.sendall(_ENDED.pack(status, usage.ru_utime, usage.ru_stime, usage.ru_maxrss))
+                    conn.close()
+                log.info("process %d ended: status %d, CPU %.1f s", pid, os.waitstatus_to_exitcode(status),
+                         usage.ru_utime + usage.ru_stime)
+                last = time.monotonic()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(sock_path).st_ino == inode:  # not a successor's
+                os.unlink(sock_path)
+        listener.close()
+    log.info("idle for %.0f s: exiting", idle_seconds)
+
+
+def _reap():
+    while True:
+        try:
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, status, usage
+
+
+def _fork_job(listener: socket.socket, conn: socket.socket, log: logging.Logger) -> int:
+    """Read a request from ``conn`` and fork its child; the child's pid (0: a bad request)."""
+    conn.settimeout(30)
+    try:
+        header, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
+        if len(header) != _HEADER.size or len(fds) != 3:
+            raise EOFError("incomplete request")
+        plain_size, pickled_size = _HEADER.unpack(header)
+        request = json.loads(_recv_exact(conn, plain_size))
+        pickled = _recv_exact(conn, pickled_size)
+    except Exception as exc:  # one bad client must not end the zygote
+        log.info("bad request: %s", exc)
+        return 0
+    conn.settimeout(None)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        _run_child(listener, conn, request, pickled, fds)  # never returns
+    for fd in fds:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        conn.sendall(_STARTED.pack(pid))
+    log.info("process %d: %s in %s", pid, request["target"], request["cwd"])
+    return pid
+
+
+def _run_child(listener: socket.socket, conn: socket.socket, request: dict, pickled: bytes, fds: list[int]) -> None:
+    code = 1
+    try:
+        listener.close()
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for number, fd in enumerate(fds):
+            os.dup2(fd, number)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.path[:] = request["path"]
+        sys.argv[:] = request["argv"]
+        logging.root.handlers.clear()  # the zygote's; the job configures its own
+        threading.Thread(target=_exit_with_client, args=(conn,), daemon=True).start()
+        module, function = request["target"].split(":")
+        result = getattr(importlib.import_module(module), function)(*pickle.loads(pickled))
+        code = result if isinstance(result, int) else 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _exit_with_client(conn: socket.socket) -> None:
+    """In the child: the job's process sends nothing more; end of file means it died."""
+    with contextlib.suppress(OSError):
+        while conn.recv(1):
+            pass
+    os._exit(143)

@@ -1,0 +1,253 @@
+"""Warm start (ssimsr.warm): Keras jobs forked from a process that imported Keras once give
+the same files as cold ones, report their status and signals, see code edits, and clean up."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import tiny_params, write_photo_dataset
+from ssimsr import jobs, warm
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="warm start is Linux-only")
+
+HERE = str(Path(__file__).resolve().parent)
+
+
+def zygote_pids(where: Path) -> set[int]:
+    pids = set()
+    for log in where.glob("*.log"):
+        pids |= {int(p) for p in re.findall(r"zygote (\d+): serving", log.read_text())}
+    return pids
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(") ")[1][0] != "Z"
+
+
+def wait_until(condition, seconds=60.0):
+    deadline = time.monotonic() + seconds  # a hang guard, not a timing assertion
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def warm_dir(tmp_path, monkeypatch):
+    """A private folder for this test's zygotes; they are stopped afterwards."""
+    where = tmp_path / "warm"
+    monkeypatch.setenv("SSIMSR_WARM_DIR", str(where))
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setattr(sys, "path", [HERE, *sys.path])
+    yield where
+    for pid in zygote_pids(where):
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def train_job(tmp_path, name, data, warm_start, **overrides):
+    return SimpleNamespace(rule="train", log=[str(tmp_path / f"{name}.log")],
+                           resources=SimpleNamespace(jobs_per_gpu=1, warm_start=warm_start),
+                           params=SimpleNamespace(run=tiny_params(epochs=2, **overrides).as_dict(), data=str(data),
+                                                  out=str(tmp_path / name)))
+
+
+def test_a_warm_train_job_gives_the_files_of_a_cold_one(tmp_path, warm_dir):
+    """Same parameters, same data: every weight and optimiser array of the checkpoint, the
+    saved networks, the history (less its timings) and params.json are identical; the log
+    has the same first lines and says where the job ran."""
+    import keras
+
+    data = tmp_path / "data"
+    write_photo_dataset(data)
+    jobs.run(train_job(tmp_path, "cold", data, warm_start=0))
+    jobs.run(train_job(tmp_path, "warm", data, warm_start=1))
+    cold, hot = tmp_path / "cold", tmp_path / "warm"
+    assert (cold / "params.json").read_bytes() == (hot / "params.json").read_bytes()
+    history = [pd.read_csv(d / "history.csv").drop(columns="seconds") for d in (cold, hot)]
+    pd.testing.assert_frame_equal(*history, check_exact=True)
+    for name in ("upscaler.keras", "downscaler.keras"):
+        nets = [keras.saving.load_model(d / name, compile=False, safe_mode=False) for d in (cold, hot)]
+        for a, b in zip(nets[0].weights, nets[1].weights, strict=True):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), a.path)
+    checkpoints = [dict(np.load(next((d / "checkpoint").glob("*.npz")))) for d in (cold, hot)]
+    assert checkpoints[0].keys() == checkpoints[1].keys() and len(checkpoints[0]) >= 4
+    for key in checkpoints[0].keys() - {"history"}:  # the history (timings aside) is compared above
+        np.testing.assert_array_equal(checkpoints[0][key], checkpoints[1][key], key)
+    cold_log, warm_log = (tmp_path / "cold.log").read_text(), (tmp_path / "warm.log").read_text()
+    assert warm_log.splitlines()[1] == cold_log.splitlines()[1]  # the device line, after the attempt header
+    assert "warm start: ran as process" not in cold_log
+    assert re.search(r"warm start: ran as process \d+, .*CPU [\d.]+ s, peak memory [\d.]+ GiB; exit status 0$",
+                     warm_log.strip().splitlines()[-1])
+    assert len(zygote_pids(warm_dir)) == 1
+
+
+def test_a_failing_warm_job_logs_one_line_and_exits_1(tmp_path, warm_dir):
+    job = train_job(tmp_path, "run", tmp_path / "no-such-data", warm_start=1)
+    with pytest.raises(SystemExit) as info:
+        jobs.run(job)
+    assert info.value.code == 1
+    lines = (tmp_path / "run.log").read_text().splitlines()
+    errors = [line for line in lines if line.startswith("ssimsr train: error: ")]
+    assert len(errors) == 1 and "no-such-data" in errors[0], lines
+    assert lines[-1].endswith("exit status 1") and zygote_pids(warm_dir)
+
+
+def test_exit_statuses_and_signals_come_back(warm_dir):
+    assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") == 0
+    assert warm.run_warm("warm_targets:exit_with", (3,), "tensorflow") == 3
+    assert warm.run_warm("warm_targets:kill_self", (signal.SIGKILL,), "tensorflow") == 128 + signal.SIGKILL
+    assert len(zygote_pids(warm_dir)) == 1  # one zygote served all three
+
+
+def client(tmp_path, where, target, *args):
+    """A job's process (``run_warm`` in its own interpreter), as Snakemake starts one."""
+    code = (f"import sys; sys.path.insert(0, {HERE!r}); from ssimsr.warm import run_warm; "
+            f"status = run_warm({target!r}, {args!r}, 'tensorflow'); sys.exit(99 if status is None else status)")
+    env = {**os.environ, "SSIMSR_WARM_DIR": str(where)}
+    return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=tmp_path)
+
+
+def test_a_signal_to_the_job_reaches_its_child(tmp_path, warm_dir):
+    marker = tmp_path / "child.pid"
+    job = client(tmp_path, warm_dir, "warm_targets:sleep_then_write", str(marker), 120)
+    wait_until(marker.exists)
+    child = int(marker.read_text())
+    job.send_signal(signal.SIGTERM)  # Snakemake cancelling the job
+    assert job.wait(timeout=60) == 128 + signal.SIGTERM
+    wait_until(lambda: not alive(child))
+
+
+def test_a_child_whose_job_process_died_stops(tmp_path, warm_dir):
+    marker = tmp_path / "child.pid"
+    job = client(tmp_path, warm_dir, "warm_targets:sleep_then_write", str(marker), 120)
+    wait_until(marker.exists)
+    child = int(marker.read_text())
+    job.kill()  # SIGKILL: nothing forwarded
+    job.wait(timeout=60)
+    wait_until(lambda: not alive(child))
+    assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") == 0  # the zygote serves on
+
+
+def test_an_edit_of_the_code_takes_effect_in_the_next_job(tmp_path, warm_dir, monkeypatch):
+    """The zygote holds no ssimsr module and imports nothing of the jobs' code: each child
+    reads it from disk."""
+    (tmp_path / "edited.py").write_text("def value():\n    return 11\n")
+    (tmp_path / "count_ssimsr.py").write_text(
+        "import sys\ndef loaded():\n    return 10 + sum(m == 'ssimsr' or m.startswith('ssimsr.') for m in sys.modules)\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    assert warm.run_warm("count_ssimsr:loaded", (), "tensorflow") == 10
+    assert warm.run_warm("edited:value", (), "tensorflow") == 11
+    time.sleep(0.01)
+    (tmp_path / "edited.py").write_text("def value():\n    return 12\n")
+    assert warm.run_warm("edited:value", (), "tensorflow") == 12
+    assert len(zygote_pids(warm_dir)) == 1
+
+
+def test_concurrent_jobs_start_one_zygote_and_a_dead_ones_socket_is_replaced(tmp_path, warm_dir):
+    env = warm.zygote_env("tensorflow")
+    stale = warm_dir / f"{warm.zygote_key(env)}.sock"
+    warm_dir.mkdir(mode=0o700, parents=True)
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(stale))  # a socket file nobody listens on: a killed zygote's
+    dead.close()
+    clients = [client(tmp_path, warm_dir, "warm_targets:exit_with", 5) for _ in range(3)]
+    assert [c.wait(timeout=300) for c in clients] == [5, 5, 5]
+    assert len(zygote_pids(warm_dir)) == 1
+
+
+def test_the_zygote_leaves_when_idle(warm_dir, monkeypatch):
+    monkeypatch.setattr(warm, "IDLE_SECONDS", 0.5)
+    assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") == 0
+    (pid,) = zygote_pids(warm_dir)
+    wait_until(lambda: not alive(pid))
+    assert not list(warm_dir.glob("*.sock"))
+
+
+def test_a_backend_that_starts_threads_on_import_is_refused_and_its_jobs_run_cold(warm_dir):
+    """JAX starts threads when imported: forking would copy them stopped. The zygote says
+    so once; its jobs (and later ones) start cold."""
+    pytest.importorskip("jax")
+    assert warm.run_warm("warm_targets:exit_with", (0,), "jax") is None
+    (refused,) = warm_dir.glob("*.refused")
+    assert "thread" in refused.read_text() and "KERAS_BACKEND=jax" in refused.read_text()
+    assert warm.run_warm("warm_targets:exit_with", (0,), "jax") is None
+    assert not zygote_pids(warm_dir)
+
+
+def test_no_warm_start_under_slurm(warm_dir, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") is None
+    assert not warm_dir.exists() or not list(warm_dir.iterdir())
+
+
+def test_warm_start_is_a_resource_on_cpu_only_so_toggling_it_reruns_nothing(tmp_path):
+    """The dry run gives train and evaluate jobs warm_start=1 where no GPU is visible and 0
+    where one is; execution.warm_start: false reruns no finished job."""
+    from test_workflow import TINY, run_snakemake
+
+    cpu = run_snakemake(tmp_path, TINY, "-n", "--printshellcmds", env={**os.environ, "SSIMSR_NUM_GPUS": "0"})
+    gpu = run_snakemake(tmp_path, TINY, "-n", env={**os.environ, "SSIMSR_NUM_GPUS": "1"})
+    assert cpu.returncode == 0 and gpu.returncode == 0, cpu.stderr[-2000:] + gpu.stderr[-2000:]
+    for rule in ("train", "evaluate"):
+        for result, flag in ((cpu, 1), (gpu, 0)):
+            blocks = [b for b in result.stdout.split("\n\n") if re.search(rf"^rule {rule}:", b, flags=re.M)]
+            assert blocks and all(f"warm_start={flag}" in b for b in blocks), (rule, flag)
+    run = "results/train/smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0"
+    outputs = ["resources/datasets/tiny/source0.json", "results/data/tiny/manifest.csv",
+               "results/data/tiny/splits.csv",
+               *(f"{run}/{name}" for name in ("upscaler.keras", "downscaler.keras", "history.csv", "params.json"))]
+    for name in outputs:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    for split in ("train", "val"):
+        (tmp_path / "results/data/tiny" / split).mkdir()
+    target = f"{run}/params.json"
+    touched = run_snakemake(tmp_path, TINY, "--forceall", "--touch", target)  # as if the jobs had run
+    assert touched.returncode == 0, touched.stderr[-3000:]
+    off = {**TINY, "execution": {"warm_start": False}}
+    dry = run_snakemake(tmp_path, off, "-n", target)
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
+
+
+def test_a_folder_others_can_enter_is_not_used(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    monkeypatch.setenv("SSIMSR_WARM_DIR", str(shared))
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    assert warm.warm_dir() is None
+    assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") is None
+    assert not list(shared.iterdir())
+
+
+def test_the_zygote_key_follows_the_variables_read_at_import(monkeypatch):
+    """Another backend or an import-time variable (oneDNN, the Keras config's home) needs
+    another zygote; a variable the libraries do not read does not."""
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    base = warm.zygote_key(warm.zygote_env("tensorflow"))
+    assert warm.zygote_key(warm.zygote_env("jax")) != base
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert warm.zygote_key(warm.zygote_env("tensorflow")) != base
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+    monkeypatch.setenv("HOME", "/elsewhere")
+    assert warm.zygote_key(warm.zygote_env("tensorflow")) != base
+    monkeypatch.undo()
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    monkeypatch.setenv("SOME_UNRELATED_VARIABLE", "1")
+    monkeypatch.setenv("SSIMSR_WARM_DIR", "/another/place")  # where, not what
+    assert warm.zygote_key(warm.zygote_env("tensorflow")) == base
