@@ -3,7 +3,7 @@
 On a CPU, importing TensorFlow and Keras costs 4-6 CPU-s per process (2-core AMD EPYC,
 benchmarks/demo-2026-12-02.txt), more than a demo run trains for: the demo's 48 Keras jobs
 spent most of their time importing. With ``execution.warm_start`` (on by default) the
-train, evaluate and baseline jobs that run on this machine's CPU start warm: a *zygote*
+train and evaluate jobs that run on this machine's CPU start warm: a *zygote*
 process imports the third-party libraries once (``PRELOAD``) and forks a child per job;
 the child runs the job exactly as the job's own process would (``jobs.run_here``), with
 the job's environment, working directory, standard streams and ``sys.path``; the job's
@@ -19,14 +19,17 @@ What keeps results and caching as they are in a cold start:
   another zygote;
 * it forks only while no thread runs but the BLAS pool numpy starts on import (OpenBLAS
   stops it at fork): a backend that starts threads on import (JAX does) is refused once,
-  recorded (``<key>.refused``), and its jobs start cold;
+  recorded (``<key>.refused``; delete it to try again), and its jobs start cold; the
+  thread count is checked again before each fork;
+* a job it cannot take (no zygote, a request it cannot read, an argument that cannot be
+  pickled) runs cold, in the job's own process;
 * tests train the same run cold and warm and compare every file byte by byte.
 
 Not used (the job starts cold, as before): under SLURM (``SLURM_JOB_ID``: each job is
 its own allocation), where the workflow sees a GPU (it passes the resource
 ``warm_start=0``), off Linux, and for the ``ssimsr`` commands. The first job starts the
-zygote (under a lock, so concurrent jobs share one); it ends ``idle_seconds`` after its
-last job. Signals sent to the job's process (Snakemake cancelling, Ctrl-C) are forwarded
+zygote (under a lock, so concurrent jobs share one); it ends ``IDLE_SECONDS`` after its
+last job (its log, ``<key>.log`` in ``warm_dir()``, lists each job's process and status). Signals sent to the job's process (Snakemake cancelling, Ctrl-C) are forwarded
 to the child, and a child whose job process died stops. Snakemake's ``benchmark:`` files
 measure the job's process, which now waits; the child's CPU time and peak memory are the
 last line of the job's log.
@@ -126,7 +129,11 @@ def run_warm(target: str, args: tuple, backend: str, log: str | None = None) -> 
     # the library's, which the zygote must not import)
     plain = json.dumps({"target": target, "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path,
                         "argv": sys.argv}).encode()
-    pickled = pickle.dumps(args)
+    try:
+        pickled = pickle.dumps(args)
+    except Exception:  # e.g. an argument that cannot be pickled: run it cold
+        conn.close()
+        return None
     with conn:
         try:
             socket.send_fds(conn, [_HEADER.pack(len(plain), len(pickled))], [0, 1, 2])
@@ -201,6 +208,9 @@ def _forwarding_signals(pid: int):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
 
+    if threading.current_thread() is not threading.main_thread():  # only it may set handlers
+        yield
+        return
     forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
     previous = {s: signal.signal(s, forward) for s in forwarded}
     try:
@@ -254,12 +264,17 @@ def serve(sock_path: str, refused_path: str, idle_seconds: str | float = IDLE_SE
     log.info("serving %s (imported %s)", sock_path, ", ".join(PRELOAD))
     children: dict[int, socket.socket] = {}
     last = time.monotonic()
+    serving = True
     try:
-        while children or time.monotonic() - last < idle_seconds:
-            ready, _, _ = select.select([listener], [], [], 0.05)
+        while serving or children:
+            if serving and not children and time.monotonic() - last >= idle_seconds:
+                _unlink_if_ours(sock_path, inode)  # new jobs start a new zygote from here on
+                serving = False  # a job that connected before is still served (select below)
+                log.info("idle for %.0f s: exiting once the connected jobs have run", idle_seconds)
+            ready, _, _ = select.select([listener], [], [], 0.05 if serving or children else 0)
             if ready:
                 conn, _ = listener.accept()
-                child = _fork_job(listener, conn, log)
+                child = _fork_job(listener, conn, log, blas_threads)
                 if child:
                     children[child] = conn
                 else:
@@ -273,12 +288,18 @@ def serve(sock_path: str, refused_path: str, idle_seconds: str | float = IDLE_SE
                 log.info("process %d ended: status %d, CPU %.1f s", pid, os.waitstatus_to_exitcode(status),
                          usage.ru_utime + usage.ru_stime)
                 last = time.monotonic()
+            if not serving and not children and not ready:
+                break
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            if os.stat(sock_path).st_ino == inode:  # not a successor's
-                os.unlink(sock_path)
+        _unlink_if_ours(sock_path, inode)
         listener.close()
-    log.info("idle for %.0f s: exiting", idle_seconds)
+    log.info("exiting")
+
+
+def _unlink_if_ours(sock_path: str, inode: int) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if os.stat(sock_path).st_ino == inode:  # not a successor's
+            os.unlink(sock_path)
 
 
 def _reap():
@@ -292,8 +313,12 @@ def _reap():
         yield pid, status, usage
 
 
-def _fork_job(listener: socket.socket, conn: socket.socket, log: logging.Logger) -> int:
-    """Read a request from ``conn`` and fork its child; the child's pid (0: a bad request)."""
+def _fork_job(listener: socket.socket, conn: socket.socket, log: logging.Logger, blas_threads: int) -> int:
+    """Read a request from ``conn`` and fork its child; the child's pid (0: a bad request,
+    or a thread appeared since start-up: the client runs the job cold)."""
+    if _threads() > blas_threads:
+        log.info("not forking: %d threads run (%d at start-up)", _threads(), blas_threads)
+        return 0
     conn.settimeout(30)
     try:
         header, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
