@@ -251,3 +251,83 @@ def test_the_zygote_key_follows_the_variables_read_at_import(monkeypatch):
     monkeypatch.setenv("SOME_UNRELATED_VARIABLE", "1")
     monkeypatch.setenv("SSIMSR_WARM_DIR", "/another/place")  # where, not what
     assert warm.zygote_key(warm.zygote_env("tensorflow")) == base
+
+
+def test_a_child_sees_the_process_state_of_a_fresh_job(tmp_path, warm_dir, monkeypatch):
+    """Its TMPDIR (Snakemake sets one per job), its backend's variables, its umask, a global
+    numpy generator of its own (not the zygote's state in every job), exit handlers that run."""
+    import json
+
+    states = []
+    for i, mask in enumerate((0o022, 0o027)):
+        tmp = tmp_path / f"tmp{i}"
+        tmp.mkdir()
+        monkeypatch.setenv("TMPDIR", str(tmp))
+        monkeypatch.delenv("KERAS_BACKEND", raising=False)
+        old = os.umask(mask)
+        try:
+            assert warm.run_warm("warm_targets:report_state", (str(tmp_path / f"state{i}.json"),), "tensorflow") == 0
+        finally:
+            os.umask(old)
+        states.append(json.loads((tmp_path / f"state{i}.json").read_text()))
+        assert states[-1]["tmp"] == str(tmp) and states[-1]["umask"] == mask
+        assert states[-1]["keras_backend"] == "tensorflow" and not states[-1]["stdin_is_socket"]
+        assert (tmp_path / f"state{i}.json.atexit").read_text() == "ran"
+    assert states[0]["draw"] != states[1]["draw"]
+    assert len(zygote_pids(warm_dir)) == 1  # TMPDIR and umask are not part of the key
+
+
+def test_bad_requests_neither_end_the_zygote_nor_leak_its_descriptors(warm_dir):
+    import json
+    import struct
+
+    assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") == 0
+    (zygote,) = zygote_pids(warm_dir)
+    (sock,) = warm_dir.glob("*.sock")
+    open_fds = len(os.listdir(f"/proc/{zygote}/fd"))
+    for plain in (b"{}", b"not json", json.dumps({"target": "no-colon"}).encode()):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.connect(str(sock))
+            socket.send_fds(conn, [struct.pack("!QQ", len(plain), 0)], [0, 1, 2])
+            conn.sendall(plain)
+            assert conn.recv(8) == b""  # closed: not started
+    assert warm.run_warm("warm_targets:exit_with", (4,), "tensorflow") == 4
+    assert zygote_pids(warm_dir) == {zygote} and alive(zygote)
+    wait_until(lambda: len(os.listdir(f"/proc/{zygote}/fd")) == open_fds)
+
+
+def test_a_job_with_a_closed_standard_stream_runs_cold(tmp_path, warm_dir):
+    code = (f"import os, sys; sys.path.insert(0, {HERE!r}); os.close(0); from ssimsr.warm import run_warm; "
+            f"status = run_warm('warm_targets:exit_with', (0,), 'tensorflow'); sys.exit(99 if status is None else status)")
+    job = subprocess.run([sys.executable, "-c", code], env={**os.environ, "SSIMSR_WARM_DIR": str(warm_dir)})
+    assert job.returncode == 99
+
+
+def test_when_the_zygote_dies_its_jobs_stop_and_say_so(tmp_path, warm_dir):
+    marker = tmp_path / "child.pid"
+    job = subprocess.Popen(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {HERE!r}); from ssimsr.warm import run_warm; "
+                               f"sys.exit(run_warm('warm_targets:sleep_then_write', ({str(marker)!r}, 120), 'tensorflow'))"],
+        env={**os.environ, "SSIMSR_WARM_DIR": str(warm_dir)}, stderr=subprocess.PIPE, text=True)
+    wait_until(marker.exists)
+    child = int(marker.read_text())
+    (zygote,) = zygote_pids(warm_dir)
+    os.kill(zygote, signal.SIGKILL)
+    _, stderr = job.communicate(timeout=60)
+    assert job.returncode == 1 and "the zygote ended while job process" in stderr and "run the job again" in stderr
+    wait_until(lambda: not alive(child))
+
+
+def test_a_zygote_that_cannot_start_is_not_retried_by_every_job(tmp_path, warm_dir, monkeypatch):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "keras.py").write_text("raise ImportError('a broken install')\n")
+    monkeypatch.setenv("PYTHONPATH", str(broken))  # the zygote's imports fail
+    assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") is None
+    (failed,) = warm_dir.glob("*.failed")
+    assert "did not start" in failed.read_text()
+    (log,) = warm_dir.glob("*.log")
+    assert "a broken install" in log.read_text()
+    log.write_text("")
+    assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") is None
+    assert log.read_text() == ""  # no second attempt

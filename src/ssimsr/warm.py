@@ -37,6 +37,7 @@ last line of the job's log.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import hashlib
@@ -55,6 +56,7 @@ import tempfile
 import threading
 import time
 import traceback
+import types
 from pathlib import Path
 
 #: what the zygote imports once (third-party only: the library is read afresh per job)
@@ -62,9 +64,11 @@ PRELOAD = ("numpy", "pandas", "PIL.Image", "keras")
 #: environment variables read when these libraries are imported: part of the zygote's key
 KEY_ENV_PREFIXES = ("KERAS_", "TF_", "XLA_", "JAX_", "CUDA_", "OMP_", "MKL_", "OPENBLAS_", "PYTHON", "LD_",
                     "NVIDIA_", "TORCH_", "SSIMSR_")
-KEY_ENV_NAMES = ("HOME",)  # ~/.keras/keras.json: floatx, image data format
+KEY_ENV_NAMES = ("HOME", "LANG", "TZ")  # ~/.keras/keras.json (floatx); text encoding; time zone
+KEY_ENV_PREFIXES_LOCALE = ("LC_",)
 IDLE_SECONDS = 20.0
 START_TIMEOUT = 180.0  # the zygote's imports, on a loaded machine
+RETRY_AFTER = 600.0  # after a zygote failed to start, jobs start cold this long
 
 _HEADER = struct.Struct("!QQ")  # lengths of the request's JSON part and its pickled part
 _STARTED = struct.Struct("!q")  # the child's pid
@@ -82,16 +86,14 @@ def warm_dir() -> Path | None:
 
 def zygote_env(backend: str) -> dict[str, str]:
     """The environment a zygote for ``backend`` imports under (the backend's variables added)."""
-    from .backends import get
-
-    env = dict(os.environ)
-    env.update(get(backend).environment())
+    env = {**os.environ, **backends_env(backend)}
     env.pop("SSIMSR_WARM_DIR", None)  # where, not what: no part of the key
     return env
 
 
 def zygote_key(env: dict[str, str]) -> str:
-    keyed = sorted((k, v) for k, v in env.items() if k.startswith(KEY_ENV_PREFIXES) or k in KEY_ENV_NAMES)
+    keyed = sorted((k, v) for k, v in env.items()
+                   if k.startswith(KEY_ENV_PREFIXES + KEY_ENV_PREFIXES_LOCALE) or k in KEY_ENV_NAMES)
     text = json.dumps([sys.executable, list(PRELOAD), keyed])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -115,49 +117,67 @@ def run_warm(target: str, args: tuple, backend: str, log: str | None = None) -> 
     where = warm_dir()
     if where is None:
         return None
+    try:
+        for fd in (0, 1, 2):  # the child gets these; a closed one would become the socket
+            os.fstat(fd)
+        pickled = pickle.dumps(args)  # the zygote passes it on; only the child unpickles it
+    except Exception:  # a closed standard stream, an argument that cannot be pickled
+        return None
     env = zygote_env(backend)
     key = zygote_key(env)
     conn = _connect(where / f"{key}.sock")
     if conn is None:
         with _locked(where / f"{key}.lock"):
             conn = _connect(where / f"{key}.sock")
-            if conn is None and not (where / f"{key}.refused").exists():
+            if conn is None and not _gave_up(where, key):
                 conn = _start_zygote(where, key, env)
     if conn is None:
         return None
-    # the zygote reads the JSON part; only the child unpickles the rest (its classes may be
-    # the library's, which the zygote must not import)
-    plain = json.dumps({"target": target, "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path,
-                        "argv": sys.argv}).encode()
-    try:
-        pickled = pickle.dumps(args)
-    except Exception:  # e.g. an argument that cannot be pickled: run it cold
-        conn.close()
-        return None
-    with conn:
+    # the job's environment as it would be cold: its backend's variables set (use_backend)
+    plain = json.dumps({"target": target, "cwd": os.getcwd(), "env": {**os.environ, **backends_env(backend)},
+                        "path": sys.path, "argv": sys.argv, "umask": _umask(),
+                        "affinity": sorted(os.sched_getaffinity(0))}).encode()
+    with conn, _forwarding_signals() as child:
         try:
             socket.send_fds(conn, [_HEADER.pack(len(plain), len(pickled))], [0, 1, 2])
             conn.sendall(plain + pickled)
-            pid = _STARTED.unpack(_recv_exact(conn, _STARTED.size))[0]
+            child.pid = _STARTED.unpack(_recv_exact(conn, _STARTED.size))[0]
         except (OSError, EOFError):
             return None  # the zygote ended before the job started: run it cold
-        with _forwarding_signals(pid):
-            try:
-                status, user, system, rss = _ENDED.unpack(_recv_exact(conn, _ENDED.size))
-            except (OSError, EOFError):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-                print(f"ssimsr: error: warm start: the zygote ended while job process {pid} ran "
-                      f"(its log: {where / f'{key}.log'}); run the job again", file=sys.stderr, flush=True)
-                return 1
+        try:
+            status, user, system, rss = _ENDED.unpack(_recv_exact(conn, _ENDED.size))
+        except (OSError, EOFError):
+            print(f"ssimsr: error: warm start: the zygote ended while job process {child.pid} ran "
+                  f"(its log: {where / f'{key}.log'}); run the job again", file=sys.stderr, flush=True)
+            return 1
     code = os.waitstatus_to_exitcode(status)
     code = 128 - code if code < 0 else code  # killed by a signal: as a shell reports it
     if log:
         with open(log, "a") as out:
-            print(f"warm start: ran as process {pid}, forked from a zygote that had imported "
+            print(f"warm start: ran as process {child.pid}, forked from a zygote that had imported "
                   f"{', '.join(PRELOAD)}; CPU {user + system:.1f} s, peak memory {rss / 2**20:.2f} GiB; "
                   f"exit status {code}", file=out)
     return code
+
+
+def backends_env(backend: str) -> dict[str, str]:
+    from .backends import get
+
+    return get(backend).environment()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _gave_up(where: Path, key: str) -> bool:
+    """A zygote of ``key`` refused (its backend starts threads), or failed to start lately."""
+    if (where / f"{key}.refused").exists():
+        return True
+    failed = where / f"{key}.failed"
+    return failed.exists() and time.time() - failed.stat().st_mtime < RETRY_AFTER
 
 
 def _connect(path: Path) -> socket.socket | None:
@@ -185,7 +205,10 @@ def _start_zygote(where: Path, key: str, env: dict) -> socket.socket | None:
     sock = where / f"{key}.sock"
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()  # a dead zygote's
-    with open(where / f"{key}.log", "w") as log:  # the last zygote's only
+    log_path = where / f"{key}.log"
+    if log_path.exists() and log_path.stat().st_size > 2**20:
+        os.replace(log_path, log_path.with_suffix(".log.1"))  # a zygote still draining keeps its file
+    with open(log_path, "a") as log:
         zygote = subprocess.Popen(
             [sys.executable, "-c", "import sys; from ssimsr.warm import serve; serve(*sys.argv[1:])",
              str(sock), str(where / f"{key}.refused"), str(IDLE_SECONDS)],
@@ -198,26 +221,52 @@ def _start_zygote(where: Path, key: str, env: dict) -> socket.socket | None:
         time.sleep(0.05)
     if zygote.poll() is None:
         zygote.kill()
+    if not (where / f"{key}.refused").exists():  # not the refusal it records itself
+        (where / f"{key}.failed").write_text(f"the zygote did not start (status {zygote.wait()}; its log: "
+                                             f"{log_path}); jobs start cold for {RETRY_AFTER:.0f} s\n")
     return None
 
 
 @contextlib.contextmanager
-def _forwarding_signals(pid: int):
-    """Signals for the job (Snakemake cancelling it, Ctrl-C) go to the child that runs it."""
+def _forwarding_signals():
+    """Signals for the job (Snakemake cancelling it, Ctrl-C) go to the child that runs it;
+    one that comes before the child's pid is known is sent once it is."""
+    child = types.SimpleNamespace(pid=None, pending=[])
+
     def forward(signum, frame):
+        if child.pid is None:
+            child.pending.append(signum)
+            return
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
+            os.kill(child.pid, signum)
 
     if threading.current_thread() is not threading.main_thread():  # only it may set handlers
-        yield
+        yield child
         return
     forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
     previous = {s: signal.signal(s, forward) for s in forwarded}
     try:
-        yield
+        yield _Child(child, forward)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+class _Child:
+    """The child's pid as the signal handler sees it; pending signals go out when it is set."""
+
+    def __init__(self, state, forward):
+        self._state, self._forward = state, forward
+
+    @property
+    def pid(self):
+        return self._state.pid
+
+    @pid.setter
+    def pid(self, pid):
+        self._state.pid = pid
+        while self._state.pending:
+            self._forward(self._state.pending.pop(0), None)
 
 
 def _recv_exact(conn: socket.socket, size: int) -> bytes:
@@ -273,12 +322,7 @@ def serve(sock_path: str, refused_path: str, idle_seconds: str | float = IDLE_SE
                 log.info("idle for %.0f s: exiting once the connected jobs have run", idle_seconds)
             ready, _, _ = select.select([listener], [], [], 0.05 if serving or children else 0)
             if ready:
-                conn, _ = listener.accept()
-                child = _fork_job(listener, conn, log, blas_threads)
-                if child:
-                    children[child] = conn
-                else:
-                    conn.close()
+                _accept(listener, children, log, blas_threads)
             for pid, status, usage in _reap():
                 conn = children.pop(pid, None)
                 if conn is not None:
@@ -313,13 +357,33 @@ def _reap():
         yield pid, status, usage
 
 
-def _fork_job(listener: socket.socket, conn: socket.socket, log: logging.Logger, blas_threads: int) -> int:
-    """Read a request from ``conn`` and fork its child; the child's pid (0: a bad request,
-    or a thread appeared since start-up: the client runs the job cold)."""
+def _accept(listener: socket.socket, children: dict, log: logging.Logger, blas_threads: int) -> None:
+    """Take one job: its child's pid into ``children``. Whatever goes wrong (a bad request,
+    no fork) ends this job's connection, so its process runs the job cold, never the zygote."""
+    try:
+        conn, _ = listener.accept()
+    except OSError as exc:
+        log.info("accept failed: %s", exc)
+        return
+    try:
+        pid = _fork_job(listener, conn, children, log, blas_threads)
+    except Exception as exc:
+        log.info("job not started: %s", exc)
+        pid = 0
+    if pid:
+        children[pid] = conn
+    else:
+        conn.close()
+
+
+def _fork_job(listener: socket.socket, conn: socket.socket, children: dict, log: logging.Logger,
+              blas_threads: int) -> int:
+    """Read a request from ``conn`` and fork its child; the child's pid (0: not forked)."""
     if _threads() > blas_threads:
         log.info("not forking: %d threads run (%d at start-up)", _threads(), blas_threads)
         return 0
-    conn.settimeout(30)
+    conn.settimeout(5)  # its process sends at once; a stalled one must not hold up the others
+    fds = []
     try:
         header, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
         if len(header) != _HEADER.size or len(fds) != 3:
@@ -327,15 +391,19 @@ def _fork_job(listener: socket.socket, conn: socket.socket, log: logging.Logger,
         plain_size, pickled_size = _HEADER.unpack(header)
         request = json.loads(_recv_exact(conn, plain_size))
         pickled = _recv_exact(conn, pickled_size)
+        _check_request(request)
     except Exception as exc:  # one bad client must not end the zygote
         log.info("bad request: %s", exc)
+        for fd in fds:
+            os.close(fd)
         return 0
     conn.settimeout(None)
     sys.stdout.flush()
     sys.stderr.flush()
+    zygote = os.getpid()
     pid = os.fork()
     if pid == 0:
-        _run_child(listener, conn, request, pickled, fds)  # never returns
+        _run_child(zygote, listener, conn, list(children.values()), request, pickled, fds)  # never returns
     for fd in fds:
         os.close(fd)
     with contextlib.suppress(OSError):
@@ -344,21 +412,51 @@ def _fork_job(listener: socket.socket, conn: socket.socket, log: logging.Logger,
     return pid
 
 
-def _run_child(listener: socket.socket, conn: socket.socket, request: dict, pickled: bytes, fds: list[int]) -> None:
+def _check_request(request) -> None:
+    types_ = {"target": str, "cwd": str, "env": dict, "path": list, "argv": list, "umask": int, "affinity": list}
+    if not isinstance(request, dict) or any(not isinstance(request.get(k), t) for k, t in types_.items()):
+        raise ValueError(f"not a job request: {str(request)[:200]}")
+    if request["target"].count(":") != 1:
+        raise ValueError(f"target {request['target']!r}: not module:function")
+
+
+def _die_with(zygote: int) -> None:
+    """The child ends when the zygote does (nobody would report its status)."""
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != zygote:  # it died before that
+        os._exit(1)
+
+
+def _run_child(zygote: int, listener: socket.socket, conn: socket.socket, others: list, request: dict,
+               pickled: bytes, fds: list[int]) -> None:
     code = 1
     try:
+        _die_with(zygote)
         listener.close()
+        for other in others:  # the other jobs' connections: theirs to see closed
+            other.close()
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for number, fd in enumerate(fds):
             os.dup2(fd, number)
             os.close(fd)
+        # the process state a fresh interpreter of the job would have
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
         sys.path[:] = request["path"]
         sys.argv[:] = request["argv"]
+        os.umask(request["umask"])
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, request["affinity"])
+        time.tzset()
+        tempfile.tempdir = None  # TMPDIR: Snakemake sets one per job
+        if "numpy" in sys.modules:  # its global generator: not the zygote's state in every job
+            sys.modules["numpy"].random.seed()
         logging.root.handlers.clear()  # the zygote's; the job configures its own
         threading.Thread(target=_exit_with_client, args=(conn,), daemon=True).start()
         module, function = request["target"].split(":")
@@ -371,11 +469,21 @@ def _run_child(listener: socket.socket, conn: socket.socket, request: dict, pick
     except BaseException:
         traceback.print_exc()
     finally:
-        with contextlib.suppress(Exception):
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
+        _exit(code)
+
+
+def _exit(code: int) -> None:
+    """End the child as an interpreter ends: join its threads, run the exit handlers, flush;
+    then leave without unwinding into the zygote's loop."""
+    with contextlib.suppress(BaseException):
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and not thread.daemon:
+                thread.join()
+        atexit._run_exitfuncs()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code & 0xFF)
 
 
 def _exit_with_client(conn: socket.socket) -> None:
