@@ -108,18 +108,9 @@ def test_jobs_per_gpu_is_a_resource_so_changing_it_reruns_nothing(tmp_path):
     jobs_per_gpu among the job's resources."""
     import json
 
-    from test_workflow import TINY, run_snakemake
+    from test_workflow import TINY, run_snakemake, touched_train_run
 
-    run = "results/train/smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0"
-    outputs = ["resources/datasets/tiny/source0.json", "results/data/tiny/manifest.csv", "results/data/tiny/splits.csv",
-               *(f"{run}/{name}" for name in ("upscaler.keras", "downscaler.keras", "history.csv", "params.json"))]
-    for name in outputs:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text("")
-    for split in ("train", "val"):
-        (tmp_path / "results/data/tiny" / split).mkdir()
-    target = f"{run}/params.json"
-    touched = run_snakemake(tmp_path, TINY, "--forceall", "--touch", target)  # as if the jobs had run
+    target, touched = touched_train_run(tmp_path)
     assert touched.returncode == 0, touched.stderr[-3000:]
     assert "jobs_per_gpu=1" in touched.stdout + touched.stderr  # the train job's resource
 

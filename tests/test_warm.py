@@ -198,7 +198,7 @@ def test_no_warm_start_under_slurm(warm_dir, monkeypatch):
 def test_warm_start_is_a_resource_on_cpu_only_so_toggling_it_reruns_nothing(tmp_path):
     """The dry run gives train and evaluate jobs warm_start=1 where no GPU is visible and 0
     where one is; execution.warm_start: false reruns no finished job."""
-    from test_workflow import TINY, run_snakemake
+    from test_workflow import TINY, run_snakemake, touched_train_run
 
     cpu = run_snakemake(tmp_path, TINY, "-n", "--printshellcmds", env={**os.environ, "SSIMSR_NUM_GPUS": "0"})
     gpu = run_snakemake(tmp_path, TINY, "-n", env={**os.environ, "SSIMSR_NUM_GPUS": "1"})
@@ -207,17 +207,7 @@ def test_warm_start_is_a_resource_on_cpu_only_so_toggling_it_reruns_nothing(tmp_
         for result, flag in ((cpu, 1), (gpu, 0)):
             blocks = [b for b in result.stdout.split("\n\n") if re.search(rf"^rule {rule}:", b, flags=re.M)]
             assert blocks and all(f"warm_start={flag}" in b for b in blocks), (rule, flag)
-    run = "results/train/smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0"
-    outputs = ["resources/datasets/tiny/source0.json", "results/data/tiny/manifest.csv",
-               "results/data/tiny/splits.csv",
-               *(f"{run}/{name}" for name in ("upscaler.keras", "downscaler.keras", "history.csv", "params.json"))]
-    for name in outputs:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text("")
-    for split in ("train", "val"):
-        (tmp_path / "results/data/tiny" / split).mkdir()
-    target = f"{run}/params.json"
-    touched = run_snakemake(tmp_path, TINY, "--forceall", "--touch", target)  # as if the jobs had run
+    target, touched = touched_train_run(tmp_path)
     assert touched.returncode == 0, touched.stderr[-3000:]
     off = {**TINY, "execution": {"warm_start": False}}
     dry = run_snakemake(tmp_path, off, "-n", target)

@@ -45,6 +45,21 @@ def run_snakemake(workdir: Path, config: dict, *args: str, env: dict | None = No
     )
 
 
+def touched_train_run(workdir: Path) -> tuple[str, subprocess.CompletedProcess]:
+    """A finished train job of ``TINY`` without training: its inputs and outputs as empty
+    files and Snakemake's record of its params (``--touch``). Its params.json and the touch."""
+    run = "results/train/smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0"
+    outputs = ["resources/datasets/tiny/source0.json", "results/data/tiny/manifest.csv", "results/data/tiny/splits.csv",
+               *(f"{run}/{name}" for name in ("upscaler.keras", "downscaler.keras", "history.csv", "params.json"))]
+    for name in outputs:
+        (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / name).write_text("")
+    for split in ("train", "val"):
+        (workdir / "results/data/tiny" / split).mkdir()
+    target = f"{run}/params.json"
+    return target, run_snakemake(workdir, TINY, "--forceall", "--touch", target)  # as if the jobs had run
+
+
 def jobs_after_editing(workdir: Path, module: str, edit, tmp: Path) -> dict[str, int]:
     """Job counts of a dry run after ``edit`` (text appended, or a function of the text) in a
     temporary copy of ssimsr/<module>.py (``tables/render``: a file of a package; the copy
