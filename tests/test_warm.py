@@ -189,8 +189,9 @@ def test_a_backend_that_starts_threads_on_import_is_refused_and_its_jobs_run_col
     assert not zygote_pids(warm_dir)
 
 
-def test_no_warm_start_under_slurm(warm_dir, monkeypatch):
-    monkeypatch.setenv("SLURM_JOB_ID", "42")
+@pytest.mark.parametrize("variable", ["SLURM_JOB_ID", "APPTAINER_CONTAINER"])
+def test_no_warm_start_under_slurm_or_in_a_container(warm_dir, monkeypatch, variable):
+    monkeypatch.setenv(variable, "42")
     assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") is None
     assert not warm_dir.exists() or not list(warm_dir.iterdir())
 

@@ -26,7 +26,7 @@ What keeps results and caching as they are in a cold start:
 * tests train the same run cold and warm and compare every file byte by byte.
 
 Not used (the job starts cold, as before): under SLURM (``SLURM_JOB_ID``: each job is
-its own allocation), where the workflow sees a GPU (it passes the resource
+its own allocation), in an Apptainer container, where the workflow sees a GPU (it passes the resource
 ``warm_start=0``), off Linux, and for the ``ssimsr`` commands. The first job starts the
 zygote (under a lock, so concurrent jobs share one); it ends ``IDLE_SECONDS`` after its
 last job (its log, ``<key>.log`` in ``warm_dir()``, lists each job's process and status). Signals sent to the job's process (Snakemake cancelling, Ctrl-C) are forwarded
@@ -103,6 +103,8 @@ def unavailable_reason() -> str | None:
         return f"not on Linux ({sys.platform})"
     if os.environ.get("SLURM_JOB_ID"):
         return "a SLURM job (its own allocation)"
+    if os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER"):
+        return "in a container (a zygote would outlive its job's container)"
     return None
 
 
