@@ -96,6 +96,24 @@ def test_a_warm_train_job_gives_the_files_of_a_cold_one(tmp_path, warm_dir):
     assert len(zygote_pids(warm_dir)) == 1
 
 
+def test_a_warm_evaluate_job_gives_the_files_of_a_cold_one(tmp_path, warm_dir, tiny_sr_run, dataset):
+    """The per-image metrics and every reconstructed PNG, byte for byte."""
+    def evaluate_job(name, warm_start):
+        return SimpleNamespace(rule="evaluate", log=[str(tmp_path / f"{name}.log")],
+                               resources=SimpleNamespace(warm_start=warm_start),
+                               params=SimpleNamespace(run=str(tiny_sr_run), data=str(dataset), showcase=None,
+                                                      benchmarks=[], out=str(tmp_path / name)))
+
+    jobs.run(evaluate_job("eval_cold", 0))
+    jobs.run(evaluate_job("eval_warm", 1))
+    files = [sorted(p.relative_to(tmp_path / name) for p in (tmp_path / name).rglob("*") if p.is_file())
+             for name in ("eval_cold", "eval_warm")]
+    assert files[0] == files[1] and len([f for f in files[0] if f.suffix == ".png"]) >= 2, files
+    for name in files[0]:
+        assert (tmp_path / "eval_cold" / name).read_bytes() == (tmp_path / "eval_warm" / name).read_bytes(), name
+    assert "warm start: ran as process" in (tmp_path / "eval_warm.log").read_text()
+
+
 def test_a_failing_warm_job_logs_one_line_and_exits_1(tmp_path, warm_dir):
     job = train_job(tmp_path, "run", tmp_path / "no-such-data", warm_start=1)
     with pytest.raises(SystemExit) as info:
