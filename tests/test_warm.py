@@ -96,6 +96,37 @@ def test_a_warm_train_job_gives_the_files_of_a_cold_one(tmp_path, warm_dir):
     assert len(zygote_pids(warm_dir)) == 1
 
 
+def test_a_warm_train_job_on_torch_gives_the_files_of_a_cold_one(tmp_path, warm_dir):
+    """Keras on PyTorch starts no thread when imported, so it is forked too: the same run,
+    cold and warm, each from its own job process (Keras runs TensorFlow in this one)."""
+    import json
+
+    pytest.importorskip("torch")
+    data = tmp_path / "data"
+    write_photo_dataset(data)
+    job = ("import json, sys\nfrom types import SimpleNamespace\nfrom ssimsr import jobs\n"
+           "spec = json.loads(sys.argv[1])\n"
+           "jobs.run(SimpleNamespace(rule='train', log=[spec['out'] + '.log'], params=SimpleNamespace(**spec),"
+           " resources=SimpleNamespace(jobs_per_gpu=1, warm_start=spec.pop('warm'))))\n")
+    for name, warm_start in (("cold", 0), ("warm", 1)):
+        spec = {"run": tiny_params(epochs=2, backend="torch").as_dict(), "data": str(data),
+                "out": str(tmp_path / name), "warm": warm_start}
+        env = {**os.environ, "SSIMSR_WARM_DIR": str(warm_dir)}
+        env.pop("KERAS_BACKEND", None)
+        subprocess.run([sys.executable, "-c", job, json.dumps(spec)], env=env, check=True, timeout=600)
+    cold, hot = tmp_path / "cold", tmp_path / "warm"
+    assert json.loads((hot / "params.json").read_text())["backend"] == "torch"
+    assert (cold / "params.json").read_bytes() == (hot / "params.json").read_bytes()
+    history = [pd.read_csv(d / "history.csv").drop(columns="seconds") for d in (cold, hot)]
+    pd.testing.assert_frame_equal(*history, check_exact=True)
+    checkpoints = [dict(np.load(d / "checkpoint" / "state.npz")) for d in (cold, hot)]
+    assert checkpoints[0].keys() == checkpoints[1].keys() and len(checkpoints[0]) >= 4
+    for key in checkpoints[0].keys() - {"history"}:
+        np.testing.assert_array_equal(checkpoints[0][key], checkpoints[1][key], key)
+    assert "warm start: ran as process" in (tmp_path / "warm.log").read_text()
+    assert "warm start" not in (tmp_path / "cold.log").read_text()
+
+
 def test_a_warm_evaluate_job_gives_the_files_of_a_cold_one(tmp_path, warm_dir, tiny_sr_run, dataset):
     """The per-image metrics and every reconstructed PNG, byte for byte."""
     def evaluate_job(name, warm_start):
