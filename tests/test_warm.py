@@ -66,6 +66,17 @@ def train_job(tmp_path, name, data, warm_start, **overrides):
                                                   out=str(tmp_path / name)))
 
 
+def assert_same_training(cold: Path, hot: Path) -> None:
+    """params.json, the history (less its timings) and every checkpoint array are identical."""
+    assert (cold / "params.json").read_bytes() == (hot / "params.json").read_bytes()
+    history = [pd.read_csv(d / "history.csv").drop(columns="seconds") for d in (cold, hot)]
+    pd.testing.assert_frame_equal(*history, check_exact=True)
+    checkpoints = [dict(np.load(d / "checkpoint" / "state.npz")) for d in (cold, hot)]
+    assert checkpoints[0].keys() == checkpoints[1].keys() and len(checkpoints[0]) >= 4
+    for key in checkpoints[0].keys() - {"history"}:  # the history (timings aside) is compared above
+        np.testing.assert_array_equal(checkpoints[0][key], checkpoints[1][key], key)
+
+
 def test_a_warm_train_job_gives_the_files_of_a_cold_one(tmp_path, warm_dir):
     """Same parameters, same data: every weight and optimiser array of the checkpoint, the
     saved networks, the history (less its timings) and params.json are identical; the log
@@ -77,17 +88,11 @@ def test_a_warm_train_job_gives_the_files_of_a_cold_one(tmp_path, warm_dir):
     jobs.run(train_job(tmp_path, "cold", data, warm_start=0))
     jobs.run(train_job(tmp_path, "warm", data, warm_start=1))
     cold, hot = tmp_path / "cold", tmp_path / "warm"
-    assert (cold / "params.json").read_bytes() == (hot / "params.json").read_bytes()
-    history = [pd.read_csv(d / "history.csv").drop(columns="seconds") for d in (cold, hot)]
-    pd.testing.assert_frame_equal(*history, check_exact=True)
+    assert_same_training(cold, hot)
     for name in ("upscaler.keras", "downscaler.keras"):
         nets = [keras.saving.load_model(d / name, compile=False, safe_mode=False) for d in (cold, hot)]
         for a, b in zip(nets[0].weights, nets[1].weights, strict=True):
             np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), a.path)
-    checkpoints = [dict(np.load(next((d / "checkpoint").glob("*.npz")))) for d in (cold, hot)]
-    assert checkpoints[0].keys() == checkpoints[1].keys() and len(checkpoints[0]) >= 4
-    for key in checkpoints[0].keys() - {"history"}:  # the history (timings aside) is compared above
-        np.testing.assert_array_equal(checkpoints[0][key], checkpoints[1][key], key)
     cold_log, warm_log = (tmp_path / "cold.log").read_text(), (tmp_path / "warm.log").read_text()
     assert warm_log.splitlines()[1] == cold_log.splitlines()[1]  # the device line, after the attempt header
     assert "warm start: ran as process" not in cold_log
@@ -116,13 +121,7 @@ def test_a_warm_train_job_on_torch_gives_the_files_of_a_cold_one(tmp_path, warm_
         subprocess.run([sys.executable, "-c", job, json.dumps(spec)], env=env, check=True, timeout=600)
     cold, hot = tmp_path / "cold", tmp_path / "warm"
     assert json.loads((hot / "params.json").read_text())["backend"] == "torch"
-    assert (cold / "params.json").read_bytes() == (hot / "params.json").read_bytes()
-    history = [pd.read_csv(d / "history.csv").drop(columns="seconds") for d in (cold, hot)]
-    pd.testing.assert_frame_equal(*history, check_exact=True)
-    checkpoints = [dict(np.load(d / "checkpoint" / "state.npz")) for d in (cold, hot)]
-    assert checkpoints[0].keys() == checkpoints[1].keys() and len(checkpoints[0]) >= 4
-    for key in checkpoints[0].keys() - {"history"}:
-        np.testing.assert_array_equal(checkpoints[0][key], checkpoints[1][key], key)
+    assert_same_training(cold, hot)
     assert "warm start: ran as process" in (tmp_path / "warm.log").read_text()
     assert "warm start" not in (tmp_path / "cold.log").read_text()
 
@@ -163,12 +162,13 @@ def test_exit_statuses_and_signals_come_back(warm_dir):
     assert len(zygote_pids(warm_dir)) == 1  # one zygote served all three
 
 
-def client(tmp_path, where, target, *args):
-    """A job's process (``run_warm`` in its own interpreter), as Snakemake starts one."""
-    code = (f"import sys; sys.path.insert(0, {HERE!r}); from ssimsr.warm import run_warm; "
+def client(tmp_path, where, target, *args, prelude="", **popen):
+    """A job's process (``run_warm`` in its own interpreter), as Snakemake starts one; exit
+    status 99 when it would run the job cold. ``prelude``: code run first."""
+    code = (f"import os, sys; sys.path.insert(0, {HERE!r}); {prelude}from ssimsr.warm import run_warm; "
             f"status = run_warm({target!r}, {args!r}, 'tensorflow'); sys.exit(99 if status is None else status)")
     env = {**os.environ, "SSIMSR_WARM_DIR": str(where)}
-    return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=tmp_path)
+    return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=tmp_path, **popen)
 
 
 def test_a_signal_to_the_job_reaches_its_child(tmp_path, warm_dir):
@@ -337,18 +337,14 @@ def test_bad_requests_neither_end_the_zygote_nor_leak_its_descriptors(warm_dir):
 
 
 def test_a_job_with_a_closed_standard_stream_runs_cold(tmp_path, warm_dir):
-    code = (f"import os, sys; sys.path.insert(0, {HERE!r}); os.close(0); from ssimsr.warm import run_warm; "
-            f"status = run_warm('warm_targets:exit_with', (0,), 'tensorflow'); sys.exit(99 if status is None else status)")
-    job = subprocess.run([sys.executable, "-c", code], env={**os.environ, "SSIMSR_WARM_DIR": str(warm_dir)})
-    assert job.returncode == 99
+    job = client(tmp_path, warm_dir, "warm_targets:exit_with", 0, prelude="os.close(0); ")
+    assert job.wait(timeout=300) == 99
 
 
 def test_when_the_zygote_dies_its_jobs_stop_and_say_so(tmp_path, warm_dir):
     marker = tmp_path / "child.pid"
-    job = subprocess.Popen(
-        [sys.executable, "-c", f"import sys; sys.path.insert(0, {HERE!r}); from ssimsr.warm import run_warm; "
-                               f"sys.exit(run_warm('warm_targets:sleep_then_write', ({str(marker)!r}, 120), 'tensorflow'))"],
-        env={**os.environ, "SSIMSR_WARM_DIR": str(warm_dir)}, stderr=subprocess.PIPE, text=True)
+    job = client(tmp_path, warm_dir, "warm_targets:sleep_then_write", str(marker), 120, stderr=subprocess.PIPE,
+                 text=True)
     wait_until(marker.exists)
     child = int(marker.read_text())
     (zygote,) = zygote_pids(warm_dir)

@@ -116,11 +116,10 @@ def run(smk) -> None:
             backend = WARM_RULES[smk.rule](smk)
         except Exception:  # bad parameters: the cold run says so, in its log
             backend = None
-        status = (run_warm("ssimsr.jobs:run_here", (smk,), backend, smk.log[0] if smk.log else None)
-                  if backend else None)
-        if status is not None:
-            if status:
-                sys.exit(status)
+        status = backend and run_warm("ssimsr.jobs:run_here", (smk,), backend, smk.log[0] if smk.log else None)
+        if status:
+            sys.exit(status)
+        if status == 0:
             return
     run_here(smk)
 

@@ -56,16 +56,14 @@ import tempfile
 import threading
 import time
 import traceback
-import types
 from pathlib import Path
 
 #: what the zygote imports once (third-party only: the library is read afresh per job)
 PRELOAD = ("numpy", "pandas", "PIL.Image", "keras")
 #: environment variables read when these libraries are imported: part of the zygote's key
 KEY_ENV_PREFIXES = ("KERAS_", "TF_", "XLA_", "JAX_", "CUDA_", "OMP_", "MKL_", "OPENBLAS_", "PYTHON", "LD_",
-                    "NVIDIA_", "TORCH_", "SSIMSR_")
+                    "NVIDIA_", "TORCH_", "SSIMSR_", "LC_")
 KEY_ENV_NAMES = ("HOME", "LANG", "TZ")  # ~/.keras/keras.json (floatx); text encoding; time zone
-KEY_ENV_PREFIXES_LOCALE = ("LC_",)
 IDLE_SECONDS = 20.0
 START_TIMEOUT = 180.0  # the zygote's imports, on a loaded machine
 RETRY_AFTER = 600.0  # after a zygote failed to start, jobs start cold this long
@@ -85,15 +83,17 @@ def warm_dir() -> Path | None:
 
 
 def zygote_env(backend: str) -> dict[str, str]:
-    """The environment a zygote for ``backend`` imports under (the backend's variables added)."""
-    env = {**os.environ, **backends_env(backend)}
-    env.pop("SSIMSR_WARM_DIR", None)  # where, not what: no part of the key
-    return env
+    """A job's environment on ``backend`` (its variables set, as ``runner.use_backend`` does
+    cold): the zygote imports under it and the child runs under it."""
+    from .backends import get
+
+    return {**os.environ, **get(backend).environment()}
 
 
 def zygote_key(env: dict[str, str]) -> str:
     keyed = sorted((k, v) for k, v in env.items()
-                   if k.startswith(KEY_ENV_PREFIXES + KEY_ENV_PREFIXES_LOCALE) or k in KEY_ENV_NAMES)
+                   if (k.startswith(KEY_ENV_PREFIXES) or k in KEY_ENV_NAMES)
+                   and k != "SSIMSR_WARM_DIR")  # where, not what
     text = json.dumps([sys.executable, list(PRELOAD), keyed])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -135,8 +135,7 @@ def run_warm(target: str, args: tuple, backend: str, log: str | None = None) -> 
                 conn = _start_zygote(where, key, env)
     if conn is None:
         return None
-    # the job's environment as it would be cold: its backend's variables set (use_backend)
-    plain = json.dumps({"target": target, "cwd": os.getcwd(), "env": {**os.environ, **backends_env(backend)},
+    plain = json.dumps({"target": target, "cwd": os.getcwd(), "env": env,
                         "path": sys.path, "argv": sys.argv, "umask": _umask(),
                         "affinity": sorted(os.sched_getaffinity(0))}).encode()
     with conn, _forwarding_signals() as child:
@@ -160,12 +159,6 @@ def run_warm(target: str, args: tuple, backend: str, log: str | None = None) -> 
                   f"{', '.join(PRELOAD)}; CPU {user + system:.1f} s, peak memory {rss / 2**20:.2f} GiB; "
                   f"exit status {code}", file=out)
     return code
-
-
-def backends_env(backend: str) -> dict[str, str]:
-    from .backends import get
-
-    return get(backend).environment()
 
 
 def _umask() -> int:
@@ -229,46 +222,44 @@ def _start_zygote(where: Path, key: str, env: dict) -> socket.socket | None:
     return None
 
 
+class _Forwarder:
+    """A signal handler: signals for the job (Snakemake cancelling it, Ctrl-C) go to the
+    child that runs it; one that comes before the child's pid is known, once it is."""
+
+    def __init__(self):
+        self._pid, self._pending = None, []
+
+    def __call__(self, signum, frame):
+        if self._pid is None:
+            self._pending.append(signum)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, signum)
+
+    @property
+    def pid(self):
+        return self._pid
+
+    @pid.setter
+    def pid(self, pid):
+        self._pid = pid
+        while self._pending:
+            self(self._pending.pop(0), None)
+
+
 @contextlib.contextmanager
 def _forwarding_signals():
-    """Signals for the job (Snakemake cancelling it, Ctrl-C) go to the child that runs it;
-    one that comes before the child's pid is known is sent once it is."""
-    child = types.SimpleNamespace(pid=None, pending=[])
-
-    def forward(signum, frame):
-        if child.pid is None:
-            child.pending.append(signum)
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child.pid, signum)
-
+    child = _Forwarder()
     if threading.current_thread() is not threading.main_thread():  # only it may set handlers
         yield child
         return
     forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
-    previous = {s: signal.signal(s, forward) for s in forwarded}
+    previous = {s: signal.signal(s, child) for s in forwarded}
     try:
-        yield _Child(child, forward)
+        yield child
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-
-
-class _Child:
-    """The child's pid as the signal handler sees it; pending signals go out when it is set."""
-
-    def __init__(self, state, forward):
-        self._state, self._forward = state, forward
-
-    @property
-    def pid(self):
-        return self._state.pid
-
-    @pid.setter
-    def pid(self, pid):
-        self._state.pid = pid
-        while self._state.pending:
-            self._forward(self._state.pending.pop(0), None)
 
 
 def _recv_exact(conn: socket.socket, size: int) -> bytes:
@@ -415,8 +406,8 @@ def _fork_job(listener: socket.socket, conn: socket.socket, children: dict, log:
 
 
 def _check_request(request) -> None:
-    types_ = {"target": str, "cwd": str, "env": dict, "path": list, "argv": list, "umask": int, "affinity": list}
-    if not isinstance(request, dict) or any(not isinstance(request.get(k), t) for k, t in types_.items()):
+    fields = {"target": str, "cwd": str, "env": dict, "path": list, "argv": list, "umask": int, "affinity": list}
+    if not isinstance(request, dict) or any(not isinstance(request.get(k), t) for k, t in fields.items()):
         raise ValueError(f"not a job request: {str(request)[:200]}")
     if request["target"].count(":") != 1:
         raise ValueError(f"target {request['target']!r}: not module:function")
