@@ -29,10 +29,14 @@ def test_paper_study_has_18_table1_and_8_appendix_runs(paper_config):
     presets = len(paper_config["studies"]["table1"]["presets"])
     assert (seeds, presets) == (3, 2)
     assert sum(r.study == "table1" for r in runs) == 18 * seeds * presets
-    assert sum(r.study == "appendix_a" for r in runs) == 8 * seeds
+    # Appendix A: 4 layer pairs x 2 lambda_s corrected; as_run (perceptual off): one run per lambda_s
+    assert sum(r.study == "appendix_a" and r.preset == "corrected" for r in runs) == 8 * seeds
+    assert sum(r.study == "appendix_a" and r.preset == "as_run" for r in runs) == 2 * seeds
     first = {(r.model, r.dataset, r.lambda_s) for r in runs
              if r.study == "table1" and r.seed == 0 and r.preset == "corrected"}
     assert len(first) == 18
+    as_run_layers = {r.vgg for r in runs if r.study == "appendix_a" and r.preset == "as_run"}
+    assert as_run_layers == {"b4c4-b5c4"}  # the first pair: the axis only expands where it acts
     epochs = {(r.study, r.dataset): params["epochs"] for r, params in runs.items()}
     assert epochs == {("table1", "bsds300"): 30, ("table1", "div2k"): 20, ("table1", "general100"): 50,
                       ("appendix_a", "div2k"): 60}

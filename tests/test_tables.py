@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import scipy.stats
 import pandas as pd
 import pytest
 from scipy import stats as sps
@@ -624,9 +625,17 @@ def test_build_tables_paper_vs_ours_from_as_run_with_corrected_beside(tmp_path):
     comp = S.compare_studies(per_image).query("preset == 'as_run' and comparison == 'ls1_vs_ls2'")
     assert t2.at[("psnr", "t_welch"), "ours_as_run"] == pytest.approx(comp.set_index("metric").at["psnr", "t_welch"])
     assert t2.at[("psnr", "t_welch"), "paper"] == 4.2626
-    t4 = pd.read_csv(files["paper_vs_ours_table4.csv"]).set_index(["metric", "lambda_s"])
-    cat = per_image.query("set == 'showcase' and preset == 'as_run' and lambda_s == 0").psnr.mean()
-    assert t4.at[("psnr", 0.0), "ours_as_run"] == pytest.approx(cat)  # image means, never the sd columns
+    # Table 4 like for like: per-image contrasts (lambda_s 1 - 0 on the same image), seeds averaged
+    t4 = pd.read_csv(files["paper_vs_ours_table4.csv"]).set_index(["preset", "metric", "contrast"])
+    cat = per_image.query("set == 'showcase' and preset == 'as_run'").pivot_table(
+        index="seed", columns="lambda_s", values="psnr")
+    row = t4.loc[("as_run", "psnr", "λ_s 1 − 0")]
+    assert row["ours"] == pytest.approx((cat[1.0] - cat[0.0]).mean())
+    assert row["ours_sd"] == pytest.approx((cat[1.0] - cat[0.0]).std(ddof=1))
+    paper4 = T.load_published("table4").query("metric == 'psnr'").set_index("lambda_s")
+    figs = [c for c in paper4.columns if c.startswith("fig")]
+    assert row["paper"] == pytest.approx((paper4.loc[1, figs] - paper4.loc[0, figs]).mean())
+    assert pd.isna(row["agreement"])  # "n/a": one showcase image gives no image-sampling SD of ours
     verdict = files["verdict.md"].read_text()
     assert "n = 2 seeds; unit: the training run" in verdict and "n = 5 images" in verdict
     table2 = files["table2.md"].read_text()
@@ -641,10 +650,9 @@ def test_build_tables_other_lambdas_and_missing_presets(tmp_path):
     table2 = files["table2.md"].read_text()
     assert "λ_s 1 vs 2 (the paper's Table 2) was not compared" in table2 and "ls1.5_vs_ls0.5" in table2
     assert "ours: unavailable (as_run: preset 'as_run' was not run)" in files["paper_vs_ours_table1.md"].read_text()
-    t4 = pd.read_csv(files["paper_vs_ours_table4.csv"])
-    assert t4.query("metric == 'psnr' and lambda_s == 1.5").ours_corrected.notna().all()
-    assert t4.ours_as_run.isna().all()
-    assert "as_run: table4: no rows with preset == 'as_run'" in files["paper_vs_ours_table4.md"].read_text()
+    t4 = files["paper_vs_ours_table4.md"].read_text()  # no paper contrast (1 - 0, 1 - 2) among 0.5 / 1.5
+    assert "as_run: table4: no rows with preset == 'as_run'" in t4
+    assert "corrected: table4_contrasts: no showcase rows with both λ_s of a paper contrast" in t4
     stats_md = files["stats_all.md"].read_text()
     assert "ls1.5_vs_ls0.5" in stats_md
 
@@ -670,18 +678,26 @@ def test_paper_vs_ours_table1_z_and_verdict_by_hand(tmp_path):
     vals = per_image.query("preset == 'as_run' and lambda_s == 0 and set == 'val'")
     n, population = 5, 4 + 5  # 5 val images drawn from 4 train + 5 val
     split = np.sqrt(np.mean([g.psnr.std(ddof=1) ** 2 * (1 - n / population) / n for _, g in vals.groupby("seed")]))
-    s = np.sqrt(ours.std(ddof=1) ** 2 * (1 + 1 / 2) + 2 * split ** 2)
+    rounding = 0.01 ** 2 / 12  # the paper prints 28.02: two decimals
+    s = np.sqrt(ours.std(ddof=1) ** 2 * (1 + 1 / 2) + 2 * split ** 2 + rounding)
     paper = T.load_published("table1").query("dataset == 'bsds300' and model == 'sr' and lambda_s == 0").psnr_end.item()
     assert row["s_as_run"] == pytest.approx(s)
     assert row["z_as_run"] == pytest.approx((ours.mean() - paper) / s)
-    assert row["agreement_as_run"] == ("within noise" if abs(row["z_as_run"]) < 2 else "differs")
+    assert row["critical_as_run"] == pytest.approx(scipy.stats.t.ppf(0.975, row["df_as_run"]))
+    assert 1.0 <= row["df_as_run"] <= 4.0 + 1e-9  # between the seeds' 1 df and the split's 4
+    assert row["low_as_run"] == pytest.approx(row["diff_as_run"] - row["critical_as_run"] * s)
+    differs = abs(row["diff_as_run"]) > row["critical_as_run"] * s
+    assert row["agreement_as_run"] == ("differs" if differs else "inconclusive" if row["df_as_run"] < 2
+                                       else "within noise")
     md = (tmp_path / "paper_vs_ours_table1.md").read_text()
-    assert "z (as_run)" in md and "±" in md and "finite-population" in md
+    assert "95 % interval (as_run)" in md and "±" in md and "finite-population" in md
+    assert "Multiplicity:" in md
     # a split both sides share (official lists): only the seeds count
     build_tables(history, per_image, comparisons, report, tmp_path, splits={"bsds300": "iids"})
     same = pd.read_csv(tmp_path / "paper_vs_ours_table1.csv")
     same = same[(same.lambda_s == 0.0) & (same.quantity == "psnr_end")].iloc[0]
-    assert same["s_as_run"] == pytest.approx(ours.std(ddof=1) * np.sqrt(1.5))
+    assert same["s_as_run"] == pytest.approx(np.sqrt(ours.std(ddof=1) ** 2 * 1.5 + rounding))
+    assert same["df_as_run"] == pytest.approx(1.0, abs=1e-4)  # the seeds' only: two seeds, one df
     # one seed: no SD across seeds, no verdict
     one = history[history.seed == 0]
     build_tables(one, per_image[per_image.seed == 0], S.compare_studies(per_image[per_image.seed == 0], pairs=[[1, 0]]),
@@ -710,8 +726,14 @@ def test_paper_vs_ours_stats_use_the_authors_convention_and_mean_diff_noise(tmp_
     t3 = pd.read_csv(files["paper_vs_ours_table3.csv"]).set_index(["metric", "quantity"])
     ours = comparisons.query("preset == 'as_run' and comparison == 'ls1_vs_ls0' and metric == 'psnr_authors'").iloc[0]
     assert t3.at[("psnr", "mean_diff"), "ours_as_run"] == pytest.approx(ours["mean_diff"])
-    split = ours["sd_diff"] * np.sqrt((1 - 5 / 9) / 5)
-    s = np.sqrt(ours["sd_seed_diff"] ** 2 * 1.5 + 2 * split ** 2)
+    # a contrast: ours the mean of k paired per-seed differences, the paper's two independent runs
+    fpc = (1 - 5 / 9) / 5
+    split_diff = ours["sd_diff"] * np.sqrt(fpc)
+    rows = per_image.query("preset == 'as_run' and set == 'val' and lambda_s in (0, 1)")
+    split = np.sqrt(np.mean([g.psnr_authors.std(ddof=1) ** 2 * fpc for _, g in rows.groupby(["seed", "lambda_s"])]))
+    pooled2 = rows.groupby(["lambda_s", "seed"]).psnr_authors.mean().groupby(level="lambda_s").var(ddof=1).mean()
+    rounding = 0.0001 ** 2 / 12  # the paper prints -0.1201
+    s = np.sqrt(ours["sd_seed_diff"] ** 2 / 2 + 2 * pooled2 + split_diff ** 2 + 2 * split ** 2 + rounding)
     assert t3.at[("psnr", "mean_diff"), "s_as_run"] == pytest.approx(s)
     assert t3.at[("psnr", "t_welch"), "agreement_as_run"] == "n/a: no noise model for this statistic"
     assert "authors' inference convention" in files["paper_vs_ours_table3.md"].read_text()

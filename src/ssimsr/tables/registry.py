@@ -14,16 +14,18 @@ import pandas as pd
 
 from ..config import fill_defaults
 from ..power import POWER
-from ..runs import GROUP_KEYS
+from ..runs import DEFAULT_PRESET, GROUP_KEYS, PAPER_PRESET
 from ..stats import comparison_label
 from .paper import TABLE4_METRICS, loss_shares, table1, table4, table_a2
+from .published import load_published
 from .render import Table
 from .runs import default_study
 from .statistics import table_stats, verdict
 from .statistics import STATS_METRICS
 from .baseline import table1_with_baseline, versus_with_baseline
-from .versus import (AUTHORS_METRICS, authors_total, paper_vs_ours, paper_vs_presets, published_alone, split_sd_lookup,
-                     stats_noise, table4_means)
+from .contrasts import table1_contrasts, table4_contrasts
+from .versus import (AUTHORS_METRICS, authors_total, end_cells_from_evaluation, paper_vs_ours, paper_vs_presets,
+                     published_alone, split_sd_lookup, stats_noise)
 
 #: The paper's Tables 2 and 3: lambda_s 1 vs 2 and 1 vs 0 (differences a - b).
 PAPER_TABLE_PAIRS = {"table2": (1.0, 2.0), "table3": (1.0, 0.0)}
@@ -208,23 +210,55 @@ def _of(frame: pd.DataFrame, **values) -> pd.DataFrame:
     return frame
 
 
+def _table1_runs(inputs: TableInputs, preset: str) -> tuple[pd.DataFrame, pd.DataFrame, Table]:
+    """One preset's Table 1 runs, one row per seed (the unit of replication): epoch-1 cells
+    from training's validation, end cells from the evaluation's unclipped outputs (the
+    authors' convention); with its history and per-image rows."""
+    history = inputs.history[inputs.history["preset"] == preset]
+    if history.empty:
+        raise ValueError(f"preset {preset!r} was not run")
+    # like for like: the paper's total is the authors' validation total (with fwMSE)
+    history = history.assign(total=authors_total(history))
+    per_image = _of(inputs.per_image, preset=preset, study=default_study(inputs.per_image, inputs.study))
+    runs = table1(history, seeds_agg=False, study=inputs.study, allow_incomplete=inputs.report["allow_incomplete_runs"])
+    runs.data = end_cells_from_evaluation(runs.data.assign(preset=preset), per_image)
+    return runs.data, per_image, runs
+
+
 @register_table("paper_vs_ours_table1")
 def _paper_vs_ours_table1(inputs: TableInputs) -> Table:
     def for_preset(preset: str) -> Table:
+        runs, per_image, table = _table1_runs(inputs, preset)
         history = inputs.history[inputs.history["preset"] == preset]
-        if history.empty:
-            raise ValueError(f"preset {preset!r} was not run")
-        # like for like: the paper's total is the authors' validation total (with fwMSE)
-        history = history.assign(total=authors_total(history))
-        per_image = _of(inputs.per_image, preset=preset, study=default_study(inputs.per_image, inputs.study))
-        table = table1(history, study=inputs.study, allow_incomplete=inputs.report["allow_incomplete_runs"])
-        out = paper_vs_ours(table, table="table1", split_sd=split_sd_lookup(per_image, history, inputs.splits))
+        out = paper_vs_ours(runs.drop(columns=["preset"]), table="table1",
+                            split_sd=split_sd_lookup(per_image, history, inputs.splits))
         return _mark_incomplete(out, table)
 
     table = versus_with_baseline(paper_vs_presets("table1", for_preset), inputs.baseline)
-    table.caption += (" Total = λ_b·bwMSE + fwMSE + λ_s·SSIM_N as the authors' validation computed it (forward "
+    table.caption += (" End-of-training cells: the evaluation of the final model, unclipped output (the authors' "
+                      "validation did not clip); epoch-1 cells: training's own validation (clipped output). "
+                      "Total = λ_b·bwMSE + fwMSE + λ_s·SSIM_N as the authors' validation computed it (forward "
                       "MSE of the real downscaled reconstruction added although training's was 0; perceptual 0).")
     return table
+
+
+@register_table("paper_vs_ours_contrasts")
+def _paper_vs_ours_contrasts(inputs: TableInputs) -> Table:
+    """The paper's λ_s contrasts beside ours, both presets (a column ``preset``)."""
+    tables, reasons = [], []
+    for preset in (PAPER_PRESET, DEFAULT_PRESET):
+        try:
+            runs, per_image, _ = _table1_runs(inputs, preset)
+            tables.append(table1_contrasts(runs, per_image, inputs.history, inputs.splits))
+        except ValueError as exc:
+            reasons.append(f"{preset}: {exc}")
+    if not tables:
+        return Table(pd.DataFrame(columns=["preset", "dataset", "model", "contrast", "quantity"]),
+                     "The paper's λ_s contrasts beside ours: not available.", notes=reasons)
+    data = pd.concat([t.data for t in tables], ignore_index=True)
+    display = pd.concat([t.display for t in tables], ignore_index=True)
+    return Table(data, tables[0].caption, display=display, headers=tables[0].headers,
+                 notes=[n for t in tables for n in t.notes] + [f"ours unavailable ({r})" for r in reasons])
 
 
 def _mark_incomplete(out: Table, table: Table) -> Table:
@@ -248,7 +282,10 @@ def _paper_vs_ours_stats(inputs: TableInputs, name: str) -> Table:
         ours.data = ours.data.rename(columns={v: k for k, v in metrics.items()})
         rows = _of(inputs.comparisons, model=inputs.model, dataset=inputs.dataset, comparison=label,
                    study=inputs.stats_study, preset=preset)
-        noise = stats_noise(rows, _of(inputs.history, preset=preset), inputs.splits, inputs.dataset, metrics)
+        per_image = _of(inputs.per_image, model=inputs.model, dataset=inputs.dataset, set="val", preset=preset,
+                        study=default_study(inputs.per_image, inputs.stats_study))
+        noise = stats_noise(rows, per_image, _of(inputs.history, preset=preset), inputs.splits, inputs.dataset,
+                            metrics, PAPER_TABLE_PAIRS[name])
         return paper_vs_ours(ours, table=name, noise=noise)
 
     table = paper_vs_presets(name, for_preset)
@@ -274,15 +311,28 @@ def _paper_vs_ours_table4(inputs: TableInputs) -> Table:
     metrics = {m: AUTHORS_METRICS[m] if AUTHORS_METRICS.get(m) in present else m for m in TABLE4_METRICS}
 
     def for_preset(preset: str) -> Table:
-        ours = table4(inputs.per_image, *inputs.showcase, study=inputs.stats_study, preset=preset,
-                      metrics=tuple(metrics.values()))
-        ours.data = ours.data.assign(metric=ours.data["metric"].map({v: k for k, v in metrics.items()}))
         model, dataset = inputs.showcase
         rows = _of(inputs.per_image, model=model, dataset=dataset, set="showcase", preset=preset,
                    study=default_study(inputs.per_image, inputs.stats_study))
-        return table4_means(ours, rows, metrics)
+        if rows.empty:
+            raise ValueError(f"table4: no rows with preset == {preset!r}")
+        table = table4_contrasts(rows, metrics)
+        table.data = table.data.assign(preset=preset)
+        table.display = table.display.assign(preset=preset)
+        return table
 
-    return paper_vs_presets("table4", for_preset)
+    tables, reasons = [], []
+    for preset in (PAPER_PRESET, DEFAULT_PRESET):
+        try:
+            tables.append(for_preset(preset))
+        except ValueError as exc:
+            reasons.append(f"{preset}: {exc}")
+    if not tables:
+        return published_alone("table4", reasons)
+    return Table(pd.concat([t.data for t in tables], ignore_index=True), tables[0].caption,
+                 display=pd.concat([t.display for t in tables], ignore_index=True), headers=tables[0].headers,
+                 notes=[f"{t.data['preset'].iloc[0]}: {n}" for t in tables for n in t.notes]
+                 + [f"ours unavailable ({r})" for r in reasons])
 
 
 # --------------------------------------------------------------------------- the appendix grid (optional)
@@ -296,11 +346,31 @@ def _table_a2(inputs: TableInputs) -> Table:
 
 @register_table("paper_vs_ours_table_a2", when=_with_appendix)
 def _paper_vs_ours_table_a2(inputs: TableInputs) -> Table:
-    ours = _table_a2(inputs)
+    """Like for like: the paper's A2 ran with the perceptual term at 0 (its VGG19 collapsed),
+    so its eight runs are four replicates per λ_s whose layer pair did nothing. Ours: the
+    appendix study's as_run runs (one per λ_s and seed: the layer axis does not expand where
+    λ_p = 0), beside every one of the paper's layer rows."""
+    history = _of(inputs.history, preset=PAPER_PRESET)
     try:
-        return paper_vs_ours(ours, table="table_a2")
+        if history.empty:
+            raise ValueError(f"no {PAPER_PRESET} run in the appendix study (add {PAPER_PRESET} to its presets)")
+        runs = table_a2(history, study=inputs.report["appendix_study"], seeds_agg=False,
+                        allow_incomplete=inputs.report["allow_incomplete_runs"]).data
+        paper_vgg = load_published("table_a2")[["experiment", "vgg", "lambda_s"]].drop_duplicates()
+        paper_vgg = paper_vgg.assign(lambda_s=paper_vgg["lambda_s"].astype(float))
+        ours = runs.drop(columns=[c for c in ("experiment", "vgg", "vgg_layers") if c in runs.columns])
+        ours = ours.assign(lambda_s=ours["lambda_s"].astype(float)).merge(paper_vgg, on="lambda_s")
+        table = paper_vs_ours(ours, table="table_a2",
+                              split_sd=split_sd_lookup(_of(inputs.per_image, preset=PAPER_PRESET), history,
+                                                       inputs.splits))
     except ValueError as exc:
         return published_alone("table_a2", [str(exc)])
+    table.caption = ("Table A2, ours vs the paper, like for like: the paper's eight runs had the perceptual term "
+                     "at 0 (its VGG19 collapsed), so a layer pair did nothing and each λ_s has four replicate "
+                     f"runs. Ours: the appendix study's {PAPER_PRESET} runs (one per λ_s and seed), beside every "
+                     "one of the paper's layer rows; DIV2K validates on its official 100 images on both sides, so "
+                     "the split SD is 0. " + table.caption.split("; difference = ours − paper. ", 1)[-1])
+    return table
 
 
 # --------------------------------------------------------------------------- benchmarks, image origins (issue 15)
