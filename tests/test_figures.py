@@ -343,8 +343,10 @@ def test_loss_terms_one_panel_per_registered_term(tmp_path, monkeypatch):
 
 def test_build_figures_writes_every_declared_figure(study, tmp_path):
     names = report.figure_names(SHOWCASE)
-    assert names == ["training_curves", "loss_terms", "forest_verdict", "sr_comparison", "diff_astro", "diff_coins"]
-    assert report.figure_names({"images": []}) == ["training_curves", "loss_terms", "forest_verdict"]
+    assert names == ["training_curves", "loss_terms", "forest_verdict", "forest_contrasts", "sr_comparison",
+                     "diff_astro", "diff_coins"]
+    assert report.figure_names({"images": []}) == ["training_curves", "loss_terms", "forest_verdict",
+                                                   "forest_contrasts"]
     caption_dir = Path(__file__).parents[1] / "workflow" / "report"
     for name in names:
         assert (caption_dir / f"{report.figure_caption(name)}.rst").is_file(), name
@@ -357,3 +359,33 @@ def test_build_figures_writes_every_declared_figure(study, tmp_path):
     with pytest.raises(ValueError, match="no runs of sr on photos in study 'demo', preset 'as_run'"):
         report.build_figures(hist, SHOWCASE, study["showcase_dir"], study["eval_root"], "demo", out,
                              preset="as_run", comparisons=_comparisons())
+
+
+def test_contrast_forest_shows_ours_the_paper_and_the_calibrated_bar(tmp_path, monkeypatch):
+    """The bar is the paper values compatible with ours (ours +- t_crit s, the half-width of
+    the interval of ours - paper):
+    the cross lies outside it exactly where the verdict says "differs"."""
+    from ssimsr.noise import contrast_agreement
+
+    rows = []
+    for contrast, ours, paper in (("λ_s 1 − 0", 0.30, 0.25), ("λ_s 1 − 2", -0.9, 2.78)):
+        v = contrast_agreement(ours, paper, diff_sd=0.1, pooled_sd=0.2, n_seeds=5, split_diff_sd=0.05, split_sd=0.3,
+                               split_df=49)
+        rows.append(dict(preset="as_run", dataset="bsds300", model="sr", contrast=contrast, quantity="psnr_end",
+                         ours=ours, paper=paper, low=v["low"], high=v["high"], agreement=v["agreement"]))
+    table = pd.DataFrame(rows)
+    assert list(table["agreement"]) == ["within noise", "differs"]
+    cap = _Captured(monkeypatch)
+    figures.plot_contrast_forest(table, tmp_path / "forest_contrasts")
+    artists = _gid_artists(cap.figs["forest_contrasts"], "")
+    for r in rows:
+        label = f"as_run · bsds300 · SR · {r['contrast']}"
+        bar = artists[f"interval:psnr_end:{label}"].get_xdata()
+        half = (r["high"] - r["low"]) / 2
+        assert bar[0] == pytest.approx(r["ours"] - half) and bar[1] == pytest.approx(r["ours"] + half)
+        inside = bar[0] <= r["paper"] <= bar[1]
+        assert inside == (r["agreement"] != "differs")
+        assert artists[f"paper:psnr_end:{label}"].get_xdata()[0] == pytest.approx(r["paper"])
+    # no rows: the figure says so instead of failing
+    figures.plot_contrast_forest(pd.DataFrame(), tmp_path / "empty")
+    assert "no contrast of ours" in " ".join(t.get_text() for ax in cap.figs["empty"].axes for t in ax.texts)

@@ -161,6 +161,48 @@ def test_border_crop_effect():
     assert M.psnr_y(hr2, rec2, 3) == pytest.approx(10 * np.log10(255**2 / mse), abs=1e-9)
 
 
+def test_rgb_to_luma_is_the_unsqueezed_y():
+    px = np.array([[[0, 0, 0], [1, 1, 1], [1, 0, 0], [0.5, 0.5, 0.5]]], dtype=np.float64)
+    np.testing.assert_allclose(M.rgb_to_luma(px)[0], [0.0, 255.0, 0.299 * 255, 127.5], atol=1e-12)
+    hr, _ = _pair(9)
+    np.testing.assert_allclose(M.rgb_to_luma(hr), (M.rgb_to_y(hr) - 16) * 255 / 219, atol=1e-12)
+
+
+def test_grey_images_are_scored_on_their_grey_values():
+    """grey=True: both images on the grey scale, not MATLAB's squeezed Y = 16 + 219/255 g."""
+    hr3, rec3 = _pair(10, noise=0.04)
+    hr = np.repeat(hr3[..., :1], 3, axis=2)
+    rec = np.repeat(rec3[..., :1], 3, axis=2)
+    g1, g2 = hr[2:-2, 2:-2, 0].astype(np.float64) * 255, rec[2:-2, 2:-2, 0].astype(np.float64) * 255
+    assert M.psnr_y(hr, rec, 2, grey=True) == pytest.approx(peak_signal_noise_ratio(g1, g2, data_range=255.0),
+                                                            abs=1e-9)
+    assert M.ssim_y(hr, rec, 2, grey=True) == pytest.approx(_sk_ssim(g1, g2, 255.0), abs=1e-6)
+    # the squeeze (the default for a three-channel file) raises a grey image's PSNR by 1.32 dB
+    squeeze = 20 * np.log10(255 / 219)
+    assert M.psnr_y(hr, rec, 2) - M.psnr_y(hr, rec, 2, grey=True) == pytest.approx(squeeze, abs=1e-9)
+    assert M.ssim_y(hr, rec, 2) != pytest.approx(M.ssim_y(hr, rec, 2, grey=True), abs=1e-6)  # C1, C2 differ
+    # a reconstruction that is not grey goes through the same (unsqueezed) luma as its reference
+    l1, l2 = (M.rgb_to_luma(x)[2:-2, 2:-2] for x in (hr, rec3))
+    assert M.psnr_y(hr, rec3, 2, grey=True) == pytest.approx(peak_signal_noise_ratio(l1, l2, data_range=255.0),
+                                                             abs=1e-9)
+    out = M.image_metrics(hr, rec, 2, grey=True)
+    assert out["psnr_y"] == M.psnr_y(hr, rec, 2, grey=True) and out["ssim_y"] == M.ssim_y(hr, rec, 2, grey=True)
+    assert M.image_metrics(hr, rec, 2)["psnr_y"] == M.psnr_y(hr, rec, 2)  # default: Y, as before
+    assert M.is_grey(hr) and not M.is_grey(hr3)
+
+
+def test_grey_flag_bad_inputs():
+    hr, rec = _pair(11)
+    with pytest.raises(ValueError, match="grey=True but hr's three channels differ"):
+        M.psnr_y(hr, rec, 2, grey=True)
+    with pytest.raises(ValueError, match="grey=True but hr's three channels differ"):
+        M.ssim_y(hr, rec, 2, grey=True)
+    with pytest.raises(ValueError, match="grey must be True or False"):
+        M.psnr_y(hr, rec, 2, grey="yes")
+    with pytest.raises(ValueError, match="HxWx3"):
+        M.is_grey(hr[..., 0])
+
+
 def test_image_metrics_keys_and_border():
     hr, rec = _pair(8)
     out = M.image_metrics(hr, rec, scale=2)

@@ -372,6 +372,69 @@ def plot_forest(comparisons: pd.DataFrame, stem, metrics: Sequence[str] = ("psnr
     return _finish(fig, stem, dpi)
 
 
+# --------------------------------------------------------------------------- the paper's contrasts
+
+_VERDICT_COLOURS = {"within noise": "C0", "differs": "C3", "inconclusive": "0.55"}
+
+
+def plot_contrast_forest(contrasts: pd.DataFrame, stem, dpi: int = 120) -> dict[str, Path]:
+    """Does the paper's λ_s effect reproduce? One panel per quantity, one row per (preset,
+    dataset, model, contrast) of ``results/tables/paper_vs_ours_contrasts.csv``
+    (:func:`ssimsr.tables.contrasts.table1_contrasts`).
+
+    Per row: our contrast (a dot, ``gid="ours:<quantity>:<row>"``) with the paper values
+    compatible with ours (ours ± t_crit·s, the half-width of the calibrated 95 % interval of
+    ours − paper; a bar, ``gid="interval:..."``),
+    coloured by the verdict, and the paper's contrast (a cross, ``gid="paper:..."``):
+    "differs" exactly when the cross lies outside the bar. A dotted line marks 0 (no
+    effect). With no rows the figure says so. Writes ``<stem>.png`` / ``.pdf`` atomically.
+    """
+    plt = _pyplot()
+    need = ("contrast", "quantity", "ours", "paper", "low", "high", "agreement")
+    missing = [c for c in need if c not in contrasts.columns]
+    if missing and not contrasts.empty:
+        raise ValueError(f"plot_contrast_forest: the contrasts table lacks columns {missing}")
+    keys = [k for k in ("preset", "dataset", "model", "vgg") if k in contrasts.columns
+            and contrasts[k].notna().any()]
+    quantities = list(dict.fromkeys(contrasts["quantity"])) if not contrasts.empty else ["psnr_end"]
+    rows = (contrasts[keys + ["contrast"]].drop_duplicates().to_dict("records") if not contrasts.empty else [])
+    fig, axes = plt.subplots(1, len(quantities), figsize=(5.0 * len(quantities), 1.3 + 0.42 * max(len(rows), 2)),
+                             squeeze=False)
+    for ax, quantity in zip(axes[0], quantities):
+        ax.axvline(0.0, color="0.4", linewidth=0.8, linestyle=":")
+        for y, r in enumerate(rows):
+            sel = contrasts[contrasts["quantity"] == quantity]
+            for k in keys + ["contrast"]:
+                sel = sel[sel[k] == r[k]]
+            label = " · ".join([str(r[k]).upper() if k == "model" else str(r[k]) for k in keys] + [r["contrast"]])
+            if sel.empty:
+                continue
+            c = sel.iloc[0]
+            colour = _VERDICT_COLOURS.get(str(c["agreement"]), "0.7")
+            # the paper's values compatible with ours: ours ± the half-width t_crit·s of (ours − paper)'s interval
+            half = (float(c["high"]) - float(c["low"])) / 2.0
+            lo, hi = float(c["ours"]) - half, float(c["ours"]) + half
+            if np.isfinite(lo) and np.isfinite(hi):
+                ax.plot([lo, hi], [y, y], "-", color=colour, linewidth=2.0, gid=f"interval:{quantity}:{label}")
+            ax.plot([c["ours"]], [y], "o", color=colour, markersize=5, zorder=3, gid=f"ours:{quantity}:{label}")
+            ax.plot([c["paper"]], [y], "x", color="black", markersize=7, zorder=4, gid=f"paper:{quantity}:{label}")
+        ax.set_yticks(range(len(rows)))
+        labels = [" · ".join([str(r[k]).upper() if k == "model" else str(r[k]) for k in keys] + [r["contrast"]])
+                  for r in rows]
+        ax.set_yticklabels([_mpl(t) for t in labels] if ax is axes[0][0] else [""] * len(rows), fontsize=8)
+        ax.set_ylim(len(rows) - 0.5 if rows else 0.5, -0.5)
+        unit = " [dB]" if quantity.startswith("psnr") else ""
+        ax.set_xlabel(_mpl(f"Δ {quantity.split('_')[0].upper()}{unit} (λ_s a − b)"), fontsize=9)
+        ax.grid(True, axis="x", alpha=0.3)
+        if not rows:
+            ax.text(0.5, 0.5, "no contrast of ours matches the paper's", transform=ax.transAxes, ha="center",
+                    va="center", fontsize=9)
+    title = ("The paper's λ_s contrasts (×) beside ours (●, bar: the paper's values compatible with ours, "
+             "calibrated 95 %)\nblue: within noise · red: differs · grey: inconclusive")
+    fig.suptitle(_mpl(title), fontsize=9)
+    return _finish(fig, stem, dpi)
+
+
 # --------------------------------------------------------------------------- loss terms
 
 def plot_loss_terms(history: pd.DataFrame, stem, terms: Sequence[str], study: str | None = None,

@@ -13,7 +13,7 @@ Two families of metrics are provided:
 * The super-resolution community convention (BasicSR / MATLAB): :func:`psnr_y`
   and :func:`ssim_y`, computed on the BT.601 luma channel ``Y`` (16-235 range,
   on a 0-255 scale, data range 255) after cropping ``border`` pixels from every
-  side (``border = scale``).
+  side (``border = scale``). A *grey* image (see below) is scored on its grey values.
 
 Decisions:
 
@@ -25,6 +25,20 @@ Decisions:
 * PSNR of identical images (MSE = 0) is ``inf`` (``float('inf')``), not an error.
 * ``Y`` is not rounded (BasicSR's float path), unlike MATLAB's ``rgb2ycbcr`` on
   ``uint8`` input which rounds to integers.
+* Grey images are scored on their grey values, as the SR literature's evaluation scripts do:
+  they take a *single-channel* file as its own ``Y`` and pass every three-channel file
+  through ``rgb2ycbcr``. With ``grey=True`` (the caller's knowledge of the source file:
+  :func:`grey_images`, a single-channel file or a prepared image whose manifest records
+  ``gray->RGB``), :func:`psnr_y` and :func:`ssim_y` score both images on the full-range
+  luma ``L = 255 (0.299 R + 0.587 G + 0.114 B)`` (:func:`rgb_to_luma`), which is the grey
+  value itself for a grey image, instead of MATLAB's range-squeezed ``Y = 16 + 219/255 L``
+  (which adds 20 log10(255/219) = 1.32 dB to a grey image's PSNR). The flag rests on the
+  reference, and both images go through the same transform, so a reconstruction that is not
+  exactly grey (a network's output) is scored on the same luma, unsqueezed. Why not detect
+  R = G = B: Set14's ``man`` is a three-channel file with equal channels, and the
+  literature scores it through ``rgb2ycbcr`` (squeezed), while ``bridge`` is a
+  single-channel file scored on its grey values; only that rule reproduces the published
+  Set14 bicubic figure (30.24 dB; equal channels taken as grey give 30.13).
 
 Keras is imported lazily (only :func:`ssim` needs it, on whichever backend is
 configured); torch is never imported here.
@@ -43,6 +57,9 @@ __all__ = [
     "psnr",
     "ssim",
     "rgb_to_y",
+    "rgb_to_luma",
+    "is_grey",
+    "grey_images",
     "psnr_y",
     "ssim_y",
     "ssim_authors",
@@ -158,16 +175,47 @@ def rgb_to_y(img: np.ndarray) -> np.ndarray:
     return arr @ _Y_COEFFS + _Y_OFFSET
 
 
-def psnr_y(hr: np.ndarray, rec: np.ndarray, border: int, clip: bool = True) -> float:
+def rgb_to_luma(img: np.ndarray) -> np.ndarray:
+    """Full-range BT.601 luma on the 0-255 scale: ``255 (0.299 R + 0.587 G + 0.114 B)``,
+    i.e. ``(rgb_to_y(img) - 16) * 255 / 219``; for a grey image (R = G = B = g) it is
+    ``255 g``, the grey value itself (to float64 rounding). Float64 ``HxW``, not rounded."""
+    arr = np.asarray(img, dtype=np.float64)
+    if arr.ndim < 1 or arr.shape[-1] != 3:
+        raise ValueError(f"rgb_to_luma expects an array whose last axis is RGB, got shape {arr.shape}")
+    return arr @ (_Y_COEFFS * (255.0 / 219.0))
+
+
+def is_grey(img: np.ndarray) -> bool:
+    """Whether an ``HxWx3`` image has its three channels equal at every pixel (what a grey
+    file read as RGB gives; a precondition of ``grey=True``, not its definition)."""
+    arr = np.asarray(img)
+    if arr.ndim != 3 or arr.shape[-1] != 3:
+        raise ValueError(f"is_grey expects an HxWx3 array, got shape {arr.shape}")
+    return bool(np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]))
+
+
+def _luma_pair(hr: np.ndarray, rec: np.ndarray, border: int, grey: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Both images' luma on the 0-255 scale, ``border`` cropped: the grey values
+    (:func:`rgb_to_luma`) when ``grey``, else ``Y`` (:func:`rgb_to_y`)."""
+    if not isinstance(grey, (bool, np.bool_)):
+        raise ValueError(f"grey must be True or False, got {grey!r}")
+    if grey and not is_grey(hr):
+        raise ValueError("grey=True but hr's three channels differ: not a grey image")
+    to_luma = rgb_to_luma if grey else rgb_to_y
+    return crop_border(to_luma(hr), border), crop_border(to_luma(rec), border)
+
+
+def psnr_y(hr: np.ndarray, rec: np.ndarray, border: int, clip: bool = True, grey: bool = False) -> float:
     """PSNR (dB) on the luma channel ``Y`` (0-255 scale, data range 255).
 
     ``border`` pixels are removed from every side first (SR convention:
     ``border = scale``).  Matches BasicSR's ``calculate_psnr(..., crop_border=border,
     test_y_channel=True)`` on float input.  Returns ``inf`` for identical images.
+    ``grey=True`` (``hr`` from a grey file) scores both images on the grey scale instead
+    (:func:`rgb_to_luma`, unsqueezed; module docstring); ``hr`` must then have equal channels.
     """
     hr, rec = _pair(hr, rec, clip)
-    y1 = crop_border(rgb_to_y(hr), border)
-    y2 = crop_border(rgb_to_y(rec), border)
+    y1, y2 = _luma_pair(hr, rec, border, grey)
     mse = float(np.mean((y1 - y2) ** 2))
     return _psnr_from_mse(mse, 255.0)
 
@@ -215,7 +263,7 @@ def ssim_numpy(hr: np.ndarray, rec: np.ndarray, clip: bool = True) -> float:
                           for c in range(hr.shape[-1])]))
 
 
-def ssim_y(hr: np.ndarray, rec: np.ndarray, border: int, clip: bool = True) -> float:
+def ssim_y(hr: np.ndarray, rec: np.ndarray, border: int, clip: bool = True, grey: bool = False) -> float:
     """SSIM on the luma channel ``Y`` as BasicSR's ``calculate_ssim(test_y_channel=True)``.
 
     Steps: ``Y`` from :func:`rgb_to_y` (0-255 scale, not rounded), ``border``
@@ -223,11 +271,11 @@ def ssim_y(hr: np.ndarray, rec: np.ndarray, border: int, clip: bool = True) -> f
     window (sigma 1.5, i.e. ``cv2.getGaussianKernel(11, 1.5)`` outer product),
     data range 255 (C1 = (0.01*255)^2, C2 = (0.03*255)^2), *valid* filtering (the
     SSIM map is ``(H-10) x (W-10)``), mean of the map.  Implemented in numpy
-    (float64, separable filter).  The cropped image must be at least 11x11.
+    (float64, separable filter).  The cropped image must be at least 11x11.  ``grey=True``
+    scores both images on the grey scale (:func:`rgb_to_luma`), as :func:`psnr_y`.
     """
     hr, rec = _pair(hr, rec, clip)
-    y1 = crop_border(rgb_to_y(hr), border)
-    y2 = crop_border(rgb_to_y(rec), border)
+    y1, y2 = _luma_pair(hr, rec, border, grey)
     if min(y1.shape) < 11:
         raise ValueError(
             f"ssim_y needs at least 11x11 pixels after cropping border {border}, got {y1.shape}"
@@ -255,24 +303,66 @@ def ssim_authors(hr: np.ndarray, rec: np.ndarray) -> float:
                                        channel_axis=-1))
 
 
-def image_metrics(hr: np.ndarray, rec: np.ndarray, scale: int) -> dict[str, float]:
+def image_metrics(hr: np.ndarray, rec: np.ndarray, scale: int, grey: bool = False) -> dict[str, float]:
     """All per-image metrics (:data:`METRIC_KEYS`).
 
     ``psnr`` / ``ssim`` are the project's RGB metrics, as training validates (output
     clipped, no border crop); ``psnr_y`` / ``ssim_y`` follow the SR convention with
-    ``border = scale``; ``psnr_authors`` / ``ssim_authors`` are the authors' inference
-    convention (unclipped output; scikit-image's default SSIM, :func:`ssim_authors`), the
-    one their per-image numbers (Tables 2-4) came from.
+    ``border = scale`` (``grey``: ``hr`` comes from a grey file, scored on its grey values);
+    ``psnr_authors`` / ``ssim_authors`` are the authors' inference convention (unclipped
+    output; scikit-image's default SSIM, :func:`ssim_authors`), the one their per-image
+    numbers (Tables 2-4) came from.
     """
     border = int(scale)
     return {
         "psnr": psnr(hr, rec),
         "ssim": ssim(hr, rec),
-        "psnr_y": psnr_y(hr, rec, border),
-        "ssim_y": ssim_y(hr, rec, border),
+        "psnr_y": psnr_y(hr, rec, border, grey=grey),
+        "ssim_y": ssim_y(hr, rec, border, grey=grey),
         "psnr_authors": psnr(hr, rec, clip=False),
         "ssim_authors": ssim_authors(hr, rec),
     }
+
+
+#: A prepared dataset manifest's record of a grey source image (``data.decode_rgb8``).
+GREY_CONVERSION = "gray->RGB"
+
+
+def grey_images(paths) -> list[bool]:
+    """Per image file: whether its *source* was grey, the images the SR literature scores on
+    their grey values (``psnr_y(grey=True)``). A prepared image (``<data>/<split>/<stem>.png``
+    beside ``<data>/manifest.csv``) is grey when its manifest row records ``gray->RGB`` among
+    its ``conversions``; a file without such a manifest when the file itself is
+    single-channel (Pillow mode ``L``, ``LA``, ``1``, ``I``, ``I;16``). A three-channel file
+    whose channels happen to be equal is not grey (the literature passes it through
+    ``rgb2ycbcr``). Each manifest is read once; an image its manifest lacks, or an unreadable
+    file, counts as not grey (the caller's own reading reports it). Here rather than in
+    ``data`` so that the prepare and train stages' code digests stay as they are."""
+    import pandas as pd
+    from PIL import Image
+
+    manifests: dict[Path, set | None] = {}
+    out = []
+    for path in map(Path, paths):
+        manifest = path.parent.parent / "manifest.csv"
+        if manifest not in manifests:
+            grey = None
+            if manifest.is_file():
+                frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+                if {"stem", "conversions"} <= set(frame.columns):
+                    flagged = frame["conversions"].map(lambda c: GREY_CONVERSION in [x.strip() for x in c.split(";")])
+                    grey = set(frame.loc[flagged, "stem"])
+            manifests[manifest] = grey
+        known = manifests[manifest]
+        if known is not None:
+            out.append(path.stem in known)
+            continue
+        try:
+            with Image.open(path) as img:
+                out.append(img.mode in ("L", "LA", "La", "1", "I") or img.mode.startswith("I;16"))
+        except (OSError, ValueError):
+            out.append(False)
+    return out
 
 
 # ----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ TABLE_EXTENSIONS = ("tex", "csv", "md")
 FIGURE_EXTENSIONS = ("png", "pdf")
 
 #: Figures written whatever the showcase: training curves, loss terms, the verdict's forest plot.
-FIXED_FIGURES = ("training_curves", "loss_terms", "forest_verdict")
+FIXED_FIGURES = ("training_curves", "loss_terms", "forest_verdict", "forest_contrasts")
 #: The SR comparison (HR, bicubic, each λ_s; a row per showcase image), when there are showcase images.
 SR_COMPARISON = "sr_comparison"
 
@@ -114,12 +114,14 @@ def sr_comparison_rows(showcase: dict, showcase_dir: str | Path, eval_root: str 
 
 def build_figures(history: pd.DataFrame, showcase: dict, showcase_dir: str | Path, eval_root: str | Path,
                   study: str, out_dir: str | Path, preset: str = DEFAULT_PRESET, seed: int | None = None,
-                  comparisons: pd.DataFrame | None = None, scale: int = 2) -> list[Path]:
+                  comparisons: pd.DataFrame | None = None, scale: int = 2,
+                  contrasts: pd.DataFrame | None = None) -> list[Path]:
     """Every figure of :func:`figure_names`, in ``out_dir``.
 
     Training curves and the loss terms (:func:`ssimsr.registry.loss_terms`) per epoch of
     ``study``; the verdict's forest plot from ``comparisons`` (``results/stats/comparisons.csv``;
-    None: an empty plot saying so); and, per showcase image, the SR comparison (HR, bicubic
+    None: an empty plot saying so); the paper's λ_s contrasts beside ours from ``contrasts``
+    (``results/tables/paper_vs_ours_contrasts.csv``); and, per showcase image, the SR comparison (HR, bicubic
     x``scale``, each λ_s) and the equalised difference maps (Figs. 4-9). The showcase panels
     are the reconstructions of the showcase models (``showcase.model`` trained on
     ``showcase.dataset`` in ``study``/``preset``) for lambda_s 1, 0, 2 (the paper's panel
@@ -134,6 +136,8 @@ def build_figures(history: pd.DataFrame, showcase: dict, showcase_dir: str | Pat
     written += list(figures.plot_loss_terms(history, out / "loss_terms", terms, study=study).values())
     comparisons = pd.DataFrame() if comparisons is None else comparisons
     written += list(figures.plot_forest(comparisons, out / "forest_verdict", study=study).values())
+    contrasts = pd.DataFrame() if contrasts is None else contrasts
+    written += list(figures.plot_contrast_forest(contrasts, out / "forest_contrasts").values())
     found = _showcase_runs(history, showcase, study, preset, seed)
     if found is None:
         if showcase.get("images"):

@@ -5,7 +5,10 @@
 the statistics and the paper's tables read ``set == "val"`` only. ``baseline`` is
 ``results/eval/baseline.csv`` (``ssimsr.baseline``): per image ``dataset, set, image,
 origin`` and the metric columns, for the validation split of every trained dataset
-(``set == "val"``) and for every benchmark (``set`` = its name).
+(``set == "val"``) and for every benchmark (``set`` = its name); ``psnr_y_matlab`` /
+``ssim_y_matlab`` are the same images' bicubic baseline under MATLAB's antialiased resize
+protocol (the SR literature's), ``grey`` marks images scored on their grey values and
+``scale`` the factor (columns a baseline.csv from before them lacks: the table then says so).
 """
 
 from __future__ import annotations
@@ -23,10 +26,42 @@ BENCHMARK_METRICS = ("psnr_y", "ssim_y")
 #: The origin table's metrics: RGB as training measures them, and luma.
 ORIGIN_METRICS = ("psnr", "ssim", "psnr_y", "ssim_y")
 BICUBIC = "bicubic"
+#: The bicubic baseline under the SR literature's LR protocol (``ssimsr.imresize``).
+BICUBIC_MATLAB = "bicubic (MATLAB imresize protocol)"
+#: baseline.csv's columns of :data:`BICUBIC_MATLAB`, per :data:`BENCHMARK_METRICS` entry.
+MATLAB_COLUMNS = {"psnr_y": "psnr_y_matlab", "ssim_y": "ssim_y_matlab"}
+#: The widely published x2 bicubic figures (MATLAB protocol, Y, border 2; SRCNN / VDSR /
+#: EDSR / RCAN tables, BasicSR): what :data:`BICUBIC_MATLAB` should reproduce at x2.
+PUBLISHED_BICUBIC_X2 = {"set5": (33.66, 0.9299), "set14": (30.24, 0.8688)}
 NONE_SET = "–"
 
 _HEADERS = {"benchmark": "Benchmark", "method": "Method", "dataset": "Trained on", "n_images": "Images",
-            "origin": "Origin", "psnr_gain": "PSNR − bicubic"}
+            "origin": "Origin", "psnr_gain": "PSNR − bicubic", "lr_protocol": "LR protocol"}
+
+
+def decimation_protocol(scale) -> str:
+    """The paper's LR protocol, named: ``decimation x[::2, ::2] (the paper's)`` at x2."""
+    s = "s" if scale is None else str(int(scale))
+    return f"decimation x[::{s}, ::{s}] (the paper's)"
+
+
+def matlab_protocol(scale) -> str:
+    """The SR literature's LR protocol, named (``ssimsr.imresize.matlab_bicubic``)."""
+    s = "s" if scale is None else str(int(scale))
+    return f"MATLAB imresize(HR, 1/{s}) bicubic, antialiased, LR rounded to uint8"
+
+
+def _model_protocol(model: str, scale) -> str:
+    """A trained model's LR: the SR model decimates; any other its own (learned) downscaler."""
+    return decimation_protocol(scale) if str(model) == "sr" else "the model's own downscaler"
+
+
+def _baseline_scale(baseline: pd.DataFrame):
+    """The scale recorded in baseline.csv (``scale`` column), or None."""
+    if "scale" not in baseline.columns:
+        return None
+    values = pd.to_numeric(baseline["scale"], errors="coerce").dropna().unique()
+    return int(values[0]) if len(values) == 1 else None
 
 
 def _run_means(rows: pd.DataFrame, metrics: Sequence[str], extra: Sequence[str] = ()) -> pd.DataFrame:
@@ -73,13 +108,19 @@ def benchmarks_table(per_image: pd.DataFrame, baseline: pd.DataFrame, benchmarks
     the bicubic baseline of the decimated images first. No benchmark: an empty table
     with a note."""
     names = configured_benchmarks(per_image, baseline, benchmarks)
-    columns = ["benchmark", "method", "preset", "dataset", "lambda_s", "n_seeds", "n_images",
+    scale = _baseline_scale(baseline)
+    columns = ["benchmark", "method", "lr_protocol", "preset", "dataset", "lambda_s", "n_seeds", "n_images",
                *(f"{m}_{s}" for m in BENCHMARK_METRICS for s in ("mean", "sd"))]
     caption = ("Standard benchmarks: PSNR / SSIM on the luma channel Y with a border of `scale` pixels "
                "cropped (BasicSR's convention), each run's mean over the benchmark's images, then mean ± SD "
-               "over seeds. Bicubic: Keys bicubic (a = −0.5) upscaling of the decimated HR image, the SR "
-               "model's own input, without any training. The models are trained on the dataset named; "
-               "the benchmarks are never trained on.")
+               "over seeds; images from a grey file (Set14's bridge) are scored on their grey values, as the "
+               "SR literature does. LR protocol, per row: " + decimation_protocol(scale) + " is the SR "
+               "model's own downscaler; bicubic: Keys bicubic (a = −0.5) upscaling of that decimated HR "
+               "image, without any training. " + BICUBIC_MATLAB + ": LR = " + matlab_protocol(scale)
+               + ", then imresize(LR, scale) bicubic, rounded to uint8: the SR literature's protocol, not "
+               "the paper's input; at x2 it reproduces the widely published bicubic figures (Set5 33.66 / "
+               "0.9299, Set14 30.24 / 0.8688), a check of the metric code. Not bold-compared. The models are "
+               "trained on the dataset named; the benchmarks are never trained on.")
     if not names:
         return Table(pd.DataFrame(columns=columns), caption, headers=_HEADERS,
                      notes=["No benchmark is configured (`evaluation.benchmarks` is empty): every run is "
@@ -95,10 +136,25 @@ def benchmarks_table(per_image: pd.DataFrame, baseline: pd.DataFrame, benchmarks
             notes.append(f"{name}: no bicubic baseline rows (results/eval/baseline.csv).")
         else:
             _metrics_present(base, metrics, f"baseline of {name}")
-            rows.append({"benchmark": name, "method": BICUBIC, "preset": "", "dataset": "", "lambda_s": np.nan,
+            rows.append({"benchmark": name, "method": BICUBIC, "lr_protocol": decimation_protocol(scale),
+                         "preset": "", "dataset": "", "lambda_s": np.nan,
                          "n_seeds": np.nan, "n_images": base["image"].nunique(),
                          **{f"{m}_mean": base[m].mean() for m in metrics},
                          **{f"{m}_sd": np.nan for m in metrics}})
+            if set(MATLAB_COLUMNS.values()) <= set(base.columns):
+                means = {m: base[MATLAB_COLUMNS[m]].mean() for m in metrics}
+                rows.append({"benchmark": name, "method": BICUBIC_MATLAB, "lr_protocol": matlab_protocol(scale),
+                             "preset": "", "dataset": "", "lambda_s": np.nan,
+                             "n_seeds": np.nan, "n_images": base["image"].nunique(),
+                             **{f"{m}_mean": means[m] for m in metrics}, **{f"{m}_sd": np.nan for m in metrics}})
+                published = PUBLISHED_BICUBIC_X2.get(str(name).lower())
+                if published is not None and scale == 2:
+                    notes.append(f"{name}: {BICUBIC_MATLAB} {means['psnr_y']:.2f} dB / {means['ssim_y']:.4f}; "
+                                 f"published x2 bicubic {published[0]:.2f} / {published[1]:.4f} (difference "
+                                 f"{means['psnr_y'] - published[0]:+.2f} dB / {means['ssim_y'] - published[1]:+.4f}).")
+            else:
+                notes.append(f"{name}: baseline.csv has no {BICUBIC_MATLAB} columns "
+                             f"({', '.join(MATLAB_COLUMNS.values())}): rerun the baseline rule.")
         ours = per_image[per_image["set"] == name] if "set" in per_image.columns else per_image.iloc[0:0]
         if sel_study is not None:
             ours = ours[ours["study"] == sel_study]
@@ -113,18 +169,21 @@ def benchmarks_table(per_image: pd.DataFrame, baseline: pd.DataFrame, benchmarks
         agg = agg.merge(images, on=group, how="left")
         for rec in agg.to_dict("records"):
             rec["benchmark"], rec["method"] = name, rec.pop("model")
+            rec["lr_protocol"] = _model_protocol(rec["method"], scale)
             rows.append(rec)
     data = pd.DataFrame(rows)
     if data.empty:
         return Table(pd.DataFrame(columns=columns), caption, headers=_HEADERS, notes=notes)
-    if several(data[data["method"] != BICUBIC], "vgg"):
+    bicubic = data["method"].isin([BICUBIC, BICUBIC_MATLAB])
+    if several(data[~bicubic], "vgg"):
         columns.insert(columns.index("lambda_s"), "vgg")
     data = data[[c for c in columns if c in data.columns]].reset_index(drop=True)
+    bicubic = data["method"].isin([BICUBIC, BICUBIC_MATLAB])
     bold = best_mask(data, ["benchmark"], [f"{m}_mean" for m in metrics], True,
-                     decimals={"psnr_y_mean": 2, "ssim_y_mean": 4})
+                     decimals={"psnr_y_mean": 2, "ssim_y_mean": 4}, rows=data["method"] != BICUBIC_MATLAB)
     table = Table(data, caption, bold=bold, notes=notes, headers=_HEADERS)
     display, mask = table.rendered()
-    display = _blank(display, data["method"] == BICUBIC, ["preset", "dataset", "lambda_s", "n_seeds", "vgg"])
+    display = _blank(display, bicubic, ["preset", "dataset", "lambda_s", "n_seeds", "vgg"])
     if sel_study is not None:
         caption += f" Runs of study {sel_study}."
     return Table(data, caption, bold=mask, display=display, notes=notes, headers=_HEADERS)
