@@ -202,7 +202,7 @@ def test_a_split_per_seed_gets_a_baseline_per_seed_that_the_tables_average(tmp_p
     from ssimsr.tables.benchmarks import by_origin_table
 
     u8 = np.round(photo * 255).astype(np.uint8)
-    folders = {"bsds/seed0": ["a", "b"], "bsds/seed1": ["b", "c"], "set5": ["s"]}
+    folders = {"bsds_seed0": ["a", "b"], "bsds_seed1": ["b", "c"], "set5": ["s"]}
     for folder, stems in folders.items():
         for stem in stems:  # a different image per stem
             _write(tmp_path / folder / "val", f"{stem}.png", np.roll(u8, 7 * (ord(stem) - 97), axis=1))
@@ -216,7 +216,7 @@ def test_a_split_per_seed_gets_a_baseline_per_seed_that_the_tables_average(tmp_p
     outs = []
     for seed in (0, 1):
         outs.append(str(tmp_path / f"bsds_seed{seed}.csv"))
-        jobs.run(smk("baseline_seed", [], [outs[-1]], data=str(tmp_path / f"bsds/seed{seed}"), scale=2, seed=seed))
+        jobs.run(smk("baseline_seed", [], [outs[-1]], data=str(tmp_path / f"bsds_seed{seed}"), scale=2, seed=seed))
     outs.append(str(tmp_path / "set5.csv"))
     jobs.run(smk("baseline", [], [outs[-1]], data=str(tmp_path / "set5"), scale=2, image_set="set5"))
     jobs.run(smk("collect_baseline", outs, [str(tmp_path / "baseline.csv")], datasets=["bsds", "bsds", "set5"]))

@@ -537,3 +537,85 @@ def test_a_decompression_bomb_is_a_bad_image_named_in_one_line_or_skipped(tmp_pa
     # a configured limit applies below Pillow's too
     with pytest.raises(BadImageError, match=r"a.png: 64x64 = 4,096 pixels exceeds the limit of 1,000"):
         data.decode_rgb8((folder / "a.png").read_bytes(), "a.png", max_pixels=1000)
+
+
+# ----------------------------------------------------------------- a split per seed (split.per_seed)
+
+PER_SEED = {"method": "random", "n_val": 50, "seed": 0, "per_seed": True}
+
+
+def test_per_seed_splits_differ_between_seeds_and_partition_every_image():
+    from ssimsr.seed_split import per_seed_split
+
+    stems = [f"{100000 + 37 * i}" for i in range(300)]  # BSDS300's size, the paper's 250 / 50
+    splits = {seed: per_seed_split(stems, PER_SEED, seed) for seed in range(4)}
+    vals = {seed: {s for s, v in split.items() if v == "val"} for seed, split in splits.items()}
+    for seed, split in splits.items():
+        assert sorted(split) == sorted(stems)  # train + val: every image, each in one split
+        trains = {s for s, v in split.items() if v == "train"}
+        assert len(vals[seed]) == 50 and len(trains) == 250 and not trains & vals[seed]
+        # deterministic in (split.seed, seed, the stems), whatever order the stems come in
+        assert per_seed_split(list(reversed(stems)), PER_SEED, seed) == split
+    assert len({frozenset(v) for v in vals.values()}) == 4  # every seed its own split
+    assert per_seed_split(stems, dict(PER_SEED, seed=1), 0) != splits[0]  # split.seed matters too
+    # per_seed false: the shared split of assign_splits, unchanged
+    shared = data.assign_splits(stems, {k: v for k, v in PER_SEED.items() if k != "per_seed"}, {})
+    assert data.assign_splits(stems, dict(PER_SEED, per_seed=False), {}) == shared
+    assert splits[0] == shared and all(splits[seed] != shared for seed in (1, 2, 3))  # seed 0: the shared split
+
+
+def test_per_seed_needs_a_random_split_and_names_the_key():
+    from ssimsr.config import ConfigError
+    from ssimsr.seed_split import per_seed_datasets, per_seed_split, split_label
+
+    config = {"datasets": {"a": {"split": {"method": "random", "n_val": 2, "per_seed": True}},
+                           "b": {"split": {"method": "random", "n_val": 2, "per_seed": False}},
+                           "c": {"split": {"method": "by_source"}}}}
+    assert per_seed_datasets(config) == ["a"]
+    assert [split_label(d["split"]) for d in config["datasets"].values()] == ["random_per_seed", "random", "by_source"]
+    config["datasets"]["c"]["split"]["per_seed"] = True
+    with pytest.raises(ConfigError, match=r"datasets\.c\.split\.per_seed: true needs split method 'random' "
+                                          r"\(got 'by_source'\)"):
+        per_seed_datasets(config)
+    with pytest.raises(ConfigError, match=r"split\.per_seed.*'fixed'"):
+        per_seed_split(["a", "b"], {"method": "fixed", "val": ["a"], "per_seed": True}, 0)
+    with pytest.raises(DataError, match="n_val=2 leaves no training image"):
+        per_seed_split(["a", "b"], dict(PER_SEED, n_val=2), 0)
+
+
+def test_seed_split_folders_link_the_prepared_images(tmp_path, photo_zip):
+    import os
+
+    from ssimsr.seed_split import write_seed_split
+
+    receipt = tmp_path / "source0.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fetch_source({"uri": str(photo_zip)}, receipt, tmp_path)
+    split = {"method": "random", "n_val": 2, "per_seed": True}
+    options = {"resize": {"mode": "longer_side", "size": 64}, "scale": 2, "split": split}
+    prepared = tmp_path / "prepared"
+    data.prepare_dataset([receipt], options, prepared)
+    before = (prepared / "manifest.csv").read_bytes()
+    stems = ["astronaut", "chelsea", "coffee", "rocket"]
+    vals = {}
+    for seed in (0, 1):
+        out = tmp_path / f"prepared_seed{seed}"
+        manifest = write_seed_split(prepared, out, split, seed)
+        val = sorted(p.stem for p in (out / "val").iterdir())
+        train = sorted(p.stem for p in (out / "train").iterdir())
+        assert len(val) == 2 and sorted(train + val) == stems
+        vals[seed] = val
+        ok = manifest[manifest.status == "ok"].set_index("stem")
+        assert dict(ok.split) == {s: "val" if s in val else "train" for s in stems}
+        listed = pd.read_csv(out / "splits.csv")
+        assert list(zip(listed.stem, listed.split)) == sorted(dict(ok.split).items())
+        for stem in stems:  # hard links of the prepared PNGs: no second copy
+            source = next(p for p in (prepared / "train", prepared / "val") if (p / f"{stem}.png").exists())
+            assert os.path.samefile(source / f"{stem}.png", out / ok.loc[stem, "output"])
+        first = (out / "manifest.csv").read_bytes()
+        write_seed_split(prepared, out, split, seed)  # again: the same files
+        assert (out / "manifest.csv").read_bytes() == first
+    assert vals[0] != vals[1]
+    assert (prepared / "manifest.csv").read_bytes() == before  # the prepared dataset is untouched
+    assert not list(tmp_path.glob(".prepared_seed*.tmp*"))

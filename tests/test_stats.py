@@ -384,6 +384,25 @@ def test_compare_studies_any_lambdas_and_missing_pairs_skipped():
     assert S.compare_studies(df, pairs=[[1, 2]]).empty
 
 
+def test_compare_studies_a_split_per_seed_averages_each_image_over_its_seeds():
+    """split.per_seed: each seed validated its own images (one count); the seed-level test is
+    as usual, each image's value the mean over the seeds that validated it."""
+    df = _long_table(np.random.default_rng(8), n_img=6, seeds=(0, 1))
+    df.loc[df.seed == 1, "image"] = df.loc[df.seed == 1, "image"].map(lambda s: s.replace("img0", "img1"))
+    df.loc[(df.seed == 1) & (df.image == "img10"), "image"] = "img00"  # one image in both seeds' val
+    df = df.assign(study="s", preset="corrected", vgg="b4c4-b5c4", set="val")
+    psnr = S.compare_studies(df, pairs=[[1, 0]]).set_index("metric").loc["psnr"]
+    a, b = (df[df.lambda_s == v] for v in (1, 0))
+    seed_means = [side.groupby("seed").psnr.mean() for side in (a, b)]
+    assert psnr.p_seed == pytest.approx(sps.ttest_rel(*seed_means).pvalue)
+    assert psnr.n == 11 and psnr.n_seeds == 2  # 6 + 6 images, one of them in both
+    diff = (a.groupby("image").psnr.mean() - b.groupby("image").psnr.mean())
+    assert psnr.mean_diff == pytest.approx(diff.mean())
+    assert "averaged over the seeds that validated each image (a split per seed), n = 11 images" in psnr.pairing
+    with pytest.raises(ValueError, match="do not share one image set"):  # a missing image is still an error
+        S.compare_studies(df[~((df.seed == 1) & (df.image == "img15"))], pairs=[[1, 0]])
+
+
 def test_readme_seed_table_matches_the_power_computation():
     import re
     from pathlib import Path

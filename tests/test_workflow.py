@@ -119,13 +119,13 @@ def test_paper_dag_resolves():
     # every train job waits for its dataset's prepare job and the VGG19 weights
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
     # three training datasets and two benchmarks (Set5, Set14: evaluated, never trained on)
-    assert stats["train"] == "132" and stats["fetch_vgg19"] == "1" and stats["prepare_dataset"] == "5"
+    assert stats["train"] == "138" and stats["fetch_vgg19"] == "1" and stats["prepare_dataset"] == "5"
     assert stats["baseline"] == "5" and stats["collect_baseline"] == "1"
     for dataset in ("set5", "set14"):
         assert f"results/eval/baseline/{dataset}.csv" in result.stdout
         assert not re.search(rf"results/train/\w+/\w+/\w+/{dataset}/", result.stdout)
     evaluations = [j.split("\n\n")[0] for j in result.stdout.split("rule evaluate:")[1:]]
-    assert len(evaluations) == 132
+    assert len(evaluations) == 138
     assert all("results/data/set5/manifest.csv" in j and "results/data/set14/manifest.csv" in j for j in evaluations)
     jobs = [j.split("\n\n")[0] for j in result.stdout.split("rule train:")[1:]]
     preset = [re.search(r"output: results/train/\w+/(\w+)/", j).group(1) for j in jobs]
@@ -316,3 +316,55 @@ def test_every_configured_lambda_has_its_own_folder_and_train_job(tmp_path):
     assert seeds and int(counts["train"]) == len(values) * len(seeds)
     for tag in tags:
         assert f"/ls{tag}/" in result.stdout, tag
+
+
+def _recorded_params(workdir: Path, output: str) -> list[str]:
+    """The params Snakemake recorded for the job that wrote ``output`` (its metadata)."""
+    import base64
+    import json
+
+    name = base64.b64encode(output.encode()).decode().replace("/", "@")
+    return json.loads((workdir / ".snakemake" / "metadata" / name).read_text())["params"]
+
+
+def test_a_split_per_seed_gives_each_seed_its_own_data(tmp_path):
+    """split.per_seed: each seed's runs (all λ_s) train, validate and get a bicubic baseline
+    on their seed's split (rule seed_split); the prepare job's params do not see the key."""
+    config = yaml.safe_load(yaml.safe_dump(TINY))
+    config["datasets"]["tiny"]["split"] = {"method": "random", "n_val": 2, "per_seed": True}
+    config["studies"]["smoke"].update(lambda_s=[0, 1], seeds=[0, 1])
+    config["report"]["comparisons"] = [[1, 0]]
+    splits = [f"results/data/tiny_seed{s}/splits.csv" for s in (0, 1)]
+    made = run_snakemake(tmp_path, config, "--cores", "2", *splits)  # download, prepare, two seed_split jobs
+    assert made.returncode == 0, made.stderr[-3000:]
+    vals = []
+    for seed in (0, 1):
+        folder = tmp_path / f"results/data/tiny_seed{seed}"
+        val, train = ({p.stem for p in (folder / s).glob("*.png")} for s in ("val", "train"))
+        assert len(val) == 2 and not val & train and val | train == {"astronaut", "chelsea", "coffee", "rocket"}
+        vals.append(val)
+    assert vals == [{"astronaut", "coffee"}, {"astronaut", "rocket"}]  # seed 0: the shared split
+    prepare = _recorded_params(tmp_path, "results/data/tiny/manifest.csv")
+    assert not any("per_seed" in p for p in prepare)  # setting it reruns no prepare job
+    assert _recorded_params(tmp_path, splits[1])[1:] == ["1", "{'method': 'random', 'n_val': 2, 'per_seed': True, "
+                                                         "'seed': 0}"]  # the seed and the split
+
+    result = run_snakemake(tmp_path, config, "-n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    blocks = re.split(r"^\[.*\]$", result.stdout, flags=re.M)  # one job each, after its time stamp
+    jobs = {rule: [b for b in blocks if re.match(rf"\s*(local)?rule {rule}:", b)]
+            for rule in ("train", "evaluate", "baseline_seed", "collect_baseline")}
+    assert len(jobs["train"]) == len(jobs["evaluate"]) == 4 and len(jobs["baseline_seed"]) == 2
+    for job in jobs["train"] + jobs["evaluate"]:  # λ_s 0 and 1 of a seed: that seed's split
+        seed = re.search(r"output: results/(?:train|eval)/smoke/corrected/sr/tiny/ls\d/[\w-]+/seed(\d)/", job).group(1)
+        assert re.search(rf"input: (.*, )?results/data/tiny_seed{seed}/manifest\.csv", job), job
+        assert "results/data/tiny/manifest.csv" not in job
+    assert "rule baseline:" not in result.stdout  # the shared split's baseline is not made
+    collect = jobs["collect_baseline"][0]
+    assert "results/eval/baseline/tiny/seed0.csv, results/eval/baseline/tiny/seed1.csv" in collect
+
+    config["datasets"]["tiny"]["split"] = {"method": "fixed", "val": ["chelsea"], "per_seed": True}
+    bad = run_snakemake(tmp_path, config, "-n")
+    assert bad.returncode != 0
+    assert ("datasets.tiny.split.per_seed: true needs split method 'random' (got 'fixed')"
+            in bad.stdout + bad.stderr)

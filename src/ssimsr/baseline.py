@@ -12,6 +12,13 @@ told apart from a difference in the data (issue 15).
 :func:`baseline_metrics` scores it per image with ``ssimsr.metrics.image_metrics`` (the same
 columns as a trained run's ``metrics.csv``); :func:`baseline_for_dataset` does that for a
 prepared dataset's validation split and adds each image's ``origin`` (``data.image_origins``).
+
+Beside it, the SR literature's bicubic baseline (``psnr_y_matlab`` / ``ssim_y_matlab``):
+LR = MATLAB's antialiased ``imresize(HR, 1/s)`` saved as uint8, upscaled by
+``imresize(LR, s)`` (``ssimsr.imresize.matlab_bicubic``), scored like ``psnr_y`` / ``ssim_y``.
+Its Set5 / Set14 x2 means reproduce the widely published bicubic figures, which checks the
+metric code; the decimation baseline is the one that matches the paper's own LR. Images
+from a grey source (``metrics.grey_images``; column ``grey``) are scored on their grey values.
 """
 
 from __future__ import annotations
@@ -25,9 +32,13 @@ import pandas as pd
 from PIL import Image
 
 from .data import image_origins, list_split
+from .imresize import matlab_bicubic
 
 #: Keys' parameter: -0.5 reproduces polynomials up to degree 2 (third-order accurate).
 KEYS_A = -0.5
+
+#: The columns of the MATLAB-protocol bicubic baseline, after ``image_metrics``' own.
+MATLAB_METRICS = ("psnr_y_matlab", "ssim_y_matlab")
 
 
 def keys_kernel(x: np.ndarray, a: float = KEYS_A) -> np.ndarray:
@@ -94,29 +105,37 @@ def bicubic_baseline(hr: np.ndarray, scale: int) -> np.ndarray:
 
 
 def baseline_metrics(hr_paths: Sequence[str | os.PathLike], scale: int, image_set: str = "val") -> pd.DataFrame:
-    """Per image: ``set`` (``image_set``), ``image`` (file stem) and the columns of
-    ``ssimsr.metrics.image_metrics(hr, bicubic_baseline(hr), scale)``.
+    """Per image: ``set`` (``image_set``), ``image`` (file stem), the columns of
+    ``ssimsr.metrics.image_metrics(hr, bicubic_baseline(hr), scale, grey)`` (the decimation
+    protocol), ``psnr_y_matlab`` / ``ssim_y_matlab`` (``metrics.psnr_y`` / ``ssim_y`` of
+    ``imresize.matlab_bicubic``: the literature's MATLAB protocol), ``grey`` (the image's
+    source is grey, ``metrics.grey_images``: its Y metrics are on the grey values) and ``scale``.
 
     Images are read as a trained run's evaluation reads them (8-bit RGB / 255). A file
     that is missing, unreadable or not a multiple of ``scale`` raises ValueError naming it.
     """
-    from .metrics import image_metrics
+    from .metrics import grey_images, image_metrics, psnr_y, ssim_y
 
     paths = [Path(p) for p in hr_paths]
     if not paths:
         raise ValueError(f"baseline_metrics: no images given for set {image_set!r}")
     rows = []
-    for path in paths:
+    for path, grey in zip(paths, grey_images(paths)):
         try:
             with Image.open(path) as img:
-                hr = np.asarray(img.convert("RGB"), dtype=np.float32) / np.float32(255.0)
+                hr8 = np.asarray(img.convert("RGB"), dtype=np.uint8)
         except (OSError, ValueError) as exc:
             raise ValueError(f"{path}: cannot read image ({exc})") from exc
+        hr = hr8.astype(np.float32) / np.float32(255.0)
         try:
             rec = bicubic_baseline(hr, scale)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
-        rows.append({"set": image_set, "image": path.stem, **image_metrics(hr, rec, scale)})
+        _, sr8 = matlab_bicubic(hr8, scale)  # hr8 is a multiple of scale: not cropped
+        sr = sr8.astype(np.float32) / np.float32(255.0)
+        rows.append({"set": image_set, "image": path.stem, **image_metrics(hr, rec, scale, grey=grey),
+                     "psnr_y_matlab": psnr_y(hr, sr, scale, grey=grey),
+                     "ssim_y_matlab": ssim_y(hr, sr, scale, grey=grey), "grey": bool(grey), "scale": int(scale)})
     return pd.DataFrame(rows)
 
 

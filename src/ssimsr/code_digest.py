@@ -58,12 +58,15 @@ ROOT = Path(__file__).parent
 #: after its ``script:`` rule (``jobs.py``). Its digest covers them and all they import.
 STAGE_ENTRIES = {
     "prepare": ("data",),  # jobs.prepare_dataset, `ssimsr prepare`: data.prepare_dataset
+    # jobs.seed_split: seed_split.write_seed_split (split.per_seed); atomic: loaded with its DataError
+    "seed_split": ("seed_split", "atomic"),
     "train": ("train",),  # jobs.train, runner.train_run (`ssimsr train`): train.begin_attempt, train.train
     "showcase": ("evaluate",),  # jobs.showcase: evaluate.prepare_showcase
     "evaluate": ("evaluate", "data"),  # `ssimsr evaluate`: evaluate.evaluate_run of cli's data.list_split sets
     "lpips": ("lpips_eval", "data"),  # `ssimsr lpips`: lpips_eval.lpips_for_run of cli's data.list_split sets
     "collect": ("evaluate", "atomic"),  # jobs.collect: evaluate.collect, atomic.write_csv
     "baseline": ("baseline", "atomic"),  # jobs.baseline, jobs.collect_baseline: baseline.*, atomic.write_csv
+    "preprocessing": ("preprocessing",),  # jobs.preprocessing: preprocessing.write_preprocessing
     "stats": ("stats", "atomic"),  # jobs.stats: stats.compare_studies, atomic.write_csv
     "tables": ("tables",),  # jobs.tables: tables.build_tables
     "figures": ("report",),  # jobs.figures: report.build_figures

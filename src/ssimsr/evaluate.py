@@ -5,7 +5,8 @@ the paper shows in Figs. 4-9) the run reconstructs the image exactly as in train
 (downscale with the run's downscaler, upscale) and records
 
 * ``psnr``, ``ssim``: RGB in [0, 1], output clipped, keras.ops.image.ssim = tf.image.ssim defaults (as training);
-* ``psnr_y``, ``ssim_y``: BT.601 luma with ``scale`` border pixels cropped (SR convention);
+* ``psnr_y``, ``ssim_y``: BT.601 luma with ``scale`` border pixels cropped (SR convention; a grey
+  HR image scored on its grey values, ``metrics.psnr_y``);
 * ``psnr_authors``, ``ssim_authors``: the authors' inference convention (unclipped output,
   scikit-image's default 7x7 uniform SSIM), which their per-image tables used;
 * ``bw_mse``, ``fw_mse``, ``ssim_n``: the pixel loss terms as validation computes them.
@@ -90,8 +91,9 @@ def loss_values(downscaler, hr: np.ndarray, rec: np.ndarray) -> dict[str, float]
 
 
 def evaluate_run(run: str | os.PathLike, image_sets: dict[str, list[Path]], out_dir: str | os.PathLike) -> pd.DataFrame:
-    """Metrics of one run on named sets of HR images; writes metrics.csv and recon PNGs."""
-    from .metrics import image_metrics
+    """Metrics of one run on named sets of HR images; writes metrics.csv and recon PNGs.
+    Images from a grey source (``metrics.grey_images``) get ``psnr_y`` / ``ssim_y`` on their grey values."""
+    from .metrics import grey_images, image_metrics
     from .upscale import load_run, reconstruct_tiled
 
     params, downscaler, upscaler = load_run(run)
@@ -102,6 +104,7 @@ def evaluate_run(run: str | os.PathLike, image_sets: dict[str, list[Path]], out_
     progress = Progress(f"evaluate {run}", sum(len(paths) for paths in image_sets.values()))
     for set_name, paths in image_sets.items():
         (recon_root / set_name).mkdir(parents=True, exist_ok=True)
+        grey = dict(zip(map(Path, paths), grey_images(paths)))
         for path in progress.wrap(paths):
             with Image.open(path) as img:
                 hr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
@@ -111,7 +114,7 @@ def evaluate_run(run: str | os.PathLike, image_sets: dict[str, list[Path]], out_
             # tiles whose overlap covers the receptive field: equal to the whole-image
             # round trip (within 1e-5) with bounded memory, for any image size
             rec = reconstruct_tiled(params, downscaler, upscaler, hr, label=str(path))
-            rows.append({"set": set_name, "image": path.stem, **image_metrics(hr, rec, scale),
+            rows.append({"set": set_name, "image": path.stem, **image_metrics(hr, rec, scale, grey=grey[Path(path)]),
                          **loss_values(downscaler, hr, rec)})
             png = np.round(np.clip(rec, 0, 1) * 255).astype(np.uint8)
             with atomic_path(recon_root / set_name / f"{path.stem}.png") as tmp:

@@ -158,6 +158,14 @@ def prepare_dataset(smk) -> None:
 
 
 @job
+def seed_split(smk) -> None:
+    from .seed_split import write_seed_split
+
+    manifest = write_seed_split(smk.params.data, smk.params.out, smk.params.split, smk.params.seed)
+    print(f"seed {smk.params.seed} split of {smk.params.data}: {manifest['split'].value_counts().to_dict()}")
+
+
+@job
 def train(smk) -> None:
     from .run_params import RunParams
     from .runner import train_run
@@ -233,6 +241,17 @@ def baseline(smk) -> None:
 
 
 @job
+def baseline_seed(smk) -> None:
+    from .atomic import write_csv
+    from .baseline import baseline_for_dataset
+
+    frame = baseline_for_dataset(smk.params.data, smk.params.scale, "val")
+    frame.insert(0, "seed", smk.params.seed)  # split.per_seed: the images of this seed's val split
+    write_csv(frame, smk.output[0])
+    print(f"bicubic baseline of {smk.params.data} ({len(frame)} images, seed {smk.params.seed})")
+
+
+@job
 def collect_baseline(smk) -> None:
     from .atomic import write_csv
     from .baseline import concat_baselines
@@ -240,6 +259,17 @@ def collect_baseline(smk) -> None:
     frame = concat_baselines(list(smk.input), smk.params.datasets)
     write_csv(frame, smk.output[0])
     print(f"{len(frame)} baseline rows of {len(smk.params.datasets)} datasets")
+
+
+@job
+def preprocessing(smk) -> None:
+    from .preprocessing import write_preprocessing
+
+    # per dataset d: input receipts_<d> (its source receipts), splits_<d> (its splits.csv)
+    entries = [dict(entry, receipts=list(getattr(smk.input, f"receipts_{entry['dataset']}")),
+                    splits=getattr(smk.input, f"splits_{entry['dataset']}")) for entry in smk.params.datasets]
+    frame = write_preprocessing(entries, smk.params.scale, smk.output[0], workers=smk.threads)
+    print(frame.to_string(index=False))
 
 
 @job
@@ -264,9 +294,10 @@ def tables(smk) -> None:
     report = dict(smk.params.report, showcase_model=showcase["model"], showcase_dataset=showcase["dataset"],
                   benchmarks=list(smk.params.benchmarks))
     baseline = pd.read_csv(smk.input.baseline, dtype={"image": str})
+    preprocessing = pd.read_csv(smk.input.preprocessing, dtype={"dataset": str})  # rule preprocessing
     written = build_tables(pd.read_csv(smk.input.history), pd.read_csv(smk.input.per_image),
                            pd.read_csv(smk.input.comparisons), report, smk.params.out, splits=smk.params.splits,
-                           baseline=baseline)
+                           baseline=baseline, preprocessing=preprocessing)
     print(f"{len(written)} table files in {smk.params.out}")
 
 
@@ -278,5 +309,6 @@ def figures(smk) -> None:
 
     written = build_figures(pd.read_csv(smk.input.history), smk.params.showcase, smk.params.showcase_dir,
                             smk.params.eval_root, smk.params.study, smk.params.out, preset=smk.params.preset,
-                            comparisons=pd.read_csv(smk.input.comparisons), scale=smk.params.scale)
+                            comparisons=pd.read_csv(smk.input.comparisons), scale=smk.params.scale,
+                            contrasts=pd.read_csv(smk.input.contrasts))
     print(f"{len(written)} figure files in {smk.params.out}")

@@ -311,7 +311,9 @@ def compare_variants(
     one model/dataset first. Rows of ``a`` and ``b`` are paired on (``run_col``,
     ``unit_col``). Errors (``ValueError``): missing columns, a variant with no rows, a key
     duplicated within one variant, a key present in one variant only, or runs that do not
-    share one image set (a missing image would silently bias the comparison).
+    share one image set (a missing image would silently bias the comparison). Runs whose
+    image sets differ but are of one size drew a split each (``split.per_seed``,
+    ``ssimsr.seed_split``): allowed, each image averaged over the runs that validated it.
 
     Returns one row per metric (in the given order) with ``metric``, ``variant_col`` (its
     name), ``a``, ``b``, ``status``, the seed-level test (:data:`SEED_KEYS`, on the per-run
@@ -355,7 +357,9 @@ def compare_variants(
             f"{only_b[:5]}{' ...' if len(only_b) > 5 else ''}"
         )
     units_per_run = sides["a"].groupby(run_col)[unit_col].agg(frozenset)
-    if units_per_run.nunique() > 1:
+    # runs of equal size with different images: a split per seed (split.per_seed), each
+    # run's own val images; an image's per-unit value is its mean over the runs that had it
+    if units_per_run.nunique() > 1 and units_per_run.map(len).nunique() > 1:
         union = frozenset().union(*units_per_run)
         lacking = {r: sorted(union - u, key=str)[:5] for r, u in units_per_run.items() if u != union}
         raise ValueError(f"compare_variants: the {run_col}s do not share one {unit_col} set; "
@@ -438,8 +442,10 @@ def compare_studies(per_image: pd.DataFrame, image_set: str = IMAGE_SET, pairs=D
             rows.insert(0, "comparison", comparison_label(a, b))
             for col, value in reversed(list(zip(GROUP_KEYS, keys))):
                 rows.insert(0, col, value)
+            over = ("the seeds" if group.groupby("seed")["image"].agg(frozenset).nunique() <= 1
+                    else "the seeds that validated each image (a split per seed)")
             rows["pairing"] = (f"verdict test: paired t on per-seed mean differences, n = {n_seeds} seeds; "
-                               f"image-level tests: per-image values averaged over the seeds, n = {n_images} images")
+                               f"image-level tests: per-image values averaged over {over}, n = {n_images} images")
             out.append(rows)
     if not out:
         return pd.DataFrame(columns=list(GROUP_KEYS) + ["comparison", "metric"])

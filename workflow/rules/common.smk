@@ -9,6 +9,7 @@ from ssimsr.experiments import check_benchmarks, check_report_config, experiment
 from ssimsr.registry import architectures
 from ssimsr.report import FIGURE_EXTENSIONS, TABLE_EXTENSIONS, figure_names
 from ssimsr.runs import Run
+from ssimsr.seed_split import per_seed_datasets, split_label
 from ssimsr.tables import table_names
 from ssimsr.weights import VGG19_NOTOP_FILENAME
 
@@ -35,6 +36,8 @@ RUNS = experiment_table(config)
 check_report_config(config)
 # evaluation.benchmarks: datasets every run is also evaluated on, never trained on
 BENCHMARKS = check_benchmarks(config)
+# datasets with split.per_seed: each seed's runs use their own split (rule seed_split)
+PER_SEED = per_seed_datasets(config)
 
 # A train job holds one `gpu` slot where this machine has a GPU; where none is visible the
 # trainings are CPU jobs and run side by side up to --cores (SLURM's set-resources asks for
@@ -79,8 +82,36 @@ def source_receipts(wildcards):
 
 
 def prepare_options(wildcards):
-    """The dataset config that changes prepared images (sources excluded: receipts track them)."""
-    return {k: v for k, v in config["datasets"][wildcards.dataset].items() if k != "sources"}
+    """The dataset config that changes prepared images (sources excluded: receipts track them;
+    split.per_seed too: the per-seed splits are seed_split's, so setting it reruns no prepare)."""
+    options = {k: v for k, v in config["datasets"][wildcards.dataset].items() if k != "sources"}
+    return {**options, "split": {k: v for k, v in options["split"].items() if k != "per_seed"}}
+
+
+def run_data(wildcards):
+    """The prepared folder a run (wildcards or runs.Run) trains and is evaluated on: its
+    dataset's, or with split.per_seed its seed's split of it (rule seed_split), a sibling
+    folder: prepare_dataset replaces the dataset's folder whole, even when run by hand."""
+    if wildcards.dataset in PER_SEED:
+        return f"{RESULTS}/data/{wildcards.dataset}_seed{int(wildcards.seed)}"
+    return f"{RESULTS}/data/{wildcards.dataset}"
+
+
+def dataset_seeds(dataset):
+    """The seeds of the runs that train on ``dataset``."""
+    return sorted({run.seed for run in RUNS if run.dataset == dataset})
+
+
+def baseline_tables():
+    """(dataset, file) of each bicubic baseline table that collect_baseline joins: one per
+    dataset, one per seed's split where split.per_seed (rule baseline_seed)."""
+    tables = []
+    for d in baseline_datasets():
+        if d in PER_SEED:
+            tables += [(d, f"{RESULTS}/eval/baseline/{d}/seed{s}.csv") for s in dataset_seeds(d)]
+        else:
+            tables.append((d, f"{RESULTS}/eval/baseline/{d}.csv"))
+    return tables
 
 
 def run_of(wildcards):
@@ -92,7 +123,7 @@ def run_of(wildcards):
 
 def train_inputs(wildcards):
     run = run_of(wildcards)
-    inputs = {"manifest": f"{RESULTS}/data/{run.dataset}/manifest.csv"}
+    inputs = {"manifest": f"{run_data(run)}/manifest.csv"}
     if run_params(run).uses_extractor():
         inputs["vgg19"] = RUNS[run]["vgg_weights"]
     return inputs
@@ -126,7 +157,7 @@ def showcase_manifests(wildcards):
 def eval_inputs(wildcards):
     run = TRAIN_DIR.format(**wildcards)
     inputs = {"upscaler": f"{run}/upscaler.keras", "downscaler": f"{run}/downscaler.keras",
-              "params": f"{run}/params.json", "manifest": f"{RESULTS}/data/{wildcards.dataset}/manifest.csv"}
+              "params": f"{run}/params.json", "manifest": f"{run_data(wildcards)}/manifest.csv"}
     if is_showcase_run(wildcards):
         inputs["showcase"] = SHOWCASE_DIR
     for name in BENCHMARKS:  # every run is also evaluated on each benchmark's images
@@ -149,3 +180,28 @@ def figure_files():
 def parent(path, levels=1):
     """A folder above a file, for rules whose command takes a folder (lint: not hardcoded)."""
     return str(Path(path).parents[levels - 1])
+
+
+def preprocessing_datasets():
+    """The trained datasets with an offline resize (datasets.<name>.resize), whose bicubic
+    baseline the preprocessing rule measures under each candidate resize filter."""
+    return [d for d in active_datasets() if config["datasets"][d].get("resize")]
+
+
+def preprocessing_inputs(wildcards):
+    """Per such dataset: its source receipts and its prepared split (the val images)."""
+    from types import SimpleNamespace
+
+    inputs = {}
+    for d in preprocessing_datasets():
+        inputs[f"receipts_{d}"] = source_receipts(SimpleNamespace(dataset=d))
+        inputs[f"splits_{d}"] = f"{RESULTS}/data/{d}/splits.csv"
+    return inputs
+
+
+def preprocessing_entries():
+    """Per such dataset: its name, prepare options and sources (ssimsr.preprocessing)."""
+    from types import SimpleNamespace
+
+    return [{"dataset": d, "options": prepare_options(SimpleNamespace(dataset=d)),
+             "sources": config["datasets"][d]["sources"]} for d in preprocessing_datasets()]

@@ -3,6 +3,7 @@
 
 localrules:
     download,
+    seed_split,
 
 
 rule download:
@@ -40,5 +41,28 @@ rule prepare_dataset:
         "../../envs/tensorflow.yaml"
     log:
         "logs/prepare/{dataset}.log",
+    script:
+        JOB_SCRIPT
+
+
+rule seed_split:
+    """split.per_seed: seed s's own random split of the prepared images (hard links, no new PNGs)."""
+    input:
+        manifest=f"{RESULTS}/data/{{dataset}}/manifest.csv",
+    output:
+        manifest=f"{RESULTS}/data/{{dataset}}_seed{{seed}}/manifest.csv",
+        splits=f"{RESULTS}/data/{{dataset}}_seed{{seed}}/splits.csv",
+        train=directory(f"{RESULTS}/data/{{dataset}}_seed{{seed}}/train"),
+        val=directory(f"{RESULTS}/data/{{dataset}}_seed{{seed}}/val"),
+    params:
+        code=code_digest("seed_split"),  # editing its library code reruns it
+        split=lambda w: dataset_config(w)["split"],
+        seed=lambda w: int(w.seed),
+        data=lambda w, input: parent(input.manifest),
+        out=lambda w, output: parent(output.manifest),
+    conda:
+        "../../envs/tensorflow.yaml"
+    log:
+        "logs/seed_split/{dataset}_seed{seed}.log",
     script:
         JOB_SCRIPT

@@ -55,7 +55,7 @@ rule evaluate:
         code=code_digest("evaluate"),  # editing its library code reruns it
         run=lambda w: TRAIN_DIR.format(**w),
         out=lambda w: EVAL_DIR.format(**w),
-        data=lambda w: f"{RESULTS}/data/{w.dataset}",
+        data=run_data,  # the seed's split where split.per_seed
         showcase=showcase_of,
         benchmarks=benchmark_dirs,
     resources:
@@ -81,7 +81,7 @@ rule lpips:
     params:
         code=code_digest("lpips"),  # editing its library code reruns it
         eval_dir=lambda w: EVAL_DIR.format(**w),
-        data=lambda w: f"{RESULTS}/data/{w.dataset}",
+        data=run_data,  # the seed's split where split.per_seed
         showcase=showcase_of,
         nets=config["evaluation"]["lpips_nets"],
         weights_dir=lambda w, input: parent(input.status),
@@ -138,18 +138,56 @@ rule baseline:
         JOB_SCRIPT
 
 
+rule baseline_seed:
+    """split.per_seed: the bicubic baseline of one seed's val split, with a `seed` column."""
+    input:
+        manifest=f"{RESULTS}/data/{{dataset}}_seed{{seed}}/manifest.csv",
+    output:
+        f"{RESULTS}/eval/baseline/{{dataset}}/seed{{seed}}.csv",
+    params:
+        code=code_digest("baseline"),  # editing its library code reruns it
+        data=lambda w, input: parent(input.manifest),
+        scale=config["scale"],
+        seed=lambda w: int(w.seed),
+    conda:
+        "../../envs/tensorflow.yaml"
+    log:
+        "logs/baseline/{dataset}_seed{seed}.log",
+    script:
+        JOB_SCRIPT
+
+
 rule collect_baseline:
     """The bicubic baseline of every dataset in one table, with a `dataset` column."""
     input:
-        [f"{RESULTS}/eval/baseline/{d}.csv" for d in baseline_datasets()],
+        [path for _, path in baseline_tables()],
     output:
         f"{RESULTS}/eval/baseline.csv",
     params:
         code=code_digest("baseline"),  # editing its library code reruns it
-        datasets=baseline_datasets(),  # in the order of the inputs
+        datasets=[dataset for dataset, _ in baseline_tables()],  # in the order of the inputs
     conda:
         "../../envs/tensorflow.yaml"
     log:
         "logs/collect_baseline.log",
+    script:
+        JOB_SCRIPT
+
+
+rule preprocessing:
+    """The bicubic baseline (val split and all images) under each candidate offline resize filter."""
+    input:
+        unpack(preprocessing_inputs),
+    output:
+        f"{RESULTS}/eval/preprocessing.csv",
+    params:
+        code=code_digest("preprocessing"),  # editing its library code reruns it
+        datasets=preprocessing_entries(),  # dataset, options, sources
+        scale=config["scale"],
+    threads: 8  # image-parallel (capped at --cores)
+    conda:
+        "../../envs/tensorflow.yaml"
+    log:
+        "logs/preprocessing.log",
     script:
         JOB_SCRIPT

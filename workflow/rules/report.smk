@@ -12,6 +12,7 @@ rule tables:
         per_image=f"{RESULTS}/eval/per_image.csv",
         comparisons=f"{RESULTS}/stats/comparisons.csv",
         baseline=f"{RESULTS}/eval/baseline.csv",
+        preprocessing=f"{RESULTS}/eval/preprocessing.csv",  # the baseline per offline resize filter
     output:
         [
             report(f, caption=f"../report/{n}.rst", category="Tables", subcategory=n)
@@ -23,7 +24,8 @@ rule tables:
     params:
         code=code_digest("tables"),  # editing its library code reruns it
         report=config["report"],
-        splits={name: d["split"]["method"] for name, d in config["datasets"].items()},
+        # dataset -> split method; "random_per_seed" where split.per_seed (ssimsr.seed_split)
+        splits={name: split_label(d["split"]) for name, d in config["datasets"].items()},
         showcase=config["evaluation"]["showcase"],
         benchmarks=BENCHMARKS,
         out=lambda w, output: parent(output[0]),
@@ -41,6 +43,7 @@ rule figures:
     input:
         history=f"{RESULTS}/eval/history.csv",
         comparisons=f"{RESULTS}/stats/comparisons.csv",
+        contrasts=f"{RESULTS}/tables/paper_vs_ours_contrasts.csv",
         evaluations=expand_runs(f"{EVAL_DIR}/metrics.csv"),
         showcase=SHOWCASE_DIR if config["evaluation"]["showcase"]["images"] else [],
     output:

@@ -13,7 +13,7 @@ rule train:
     params:
         code=code_digest("train"),  # editing its library code reruns it
         run=lambda w: RUNS[run_of(w)],
-        data=lambda w: f"{RESULTS}/data/{w.dataset}",
+        data=run_data,  # the dataset's prepared folder, or its seed's split (split.per_seed)
         out=lambda w: TRAIN_DIR.format(**w),
     resources:
         gpu=TRAIN_GPU,

@@ -46,6 +46,9 @@ class TableInputs:
     #: the bicubic baseline per image (``results/eval/baseline.csv``: ``dataset, set, image,
     #: origin`` and the metric columns); an empty frame when there are no baseline rows
     baseline: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the bicubic baseline per offline resize filter (``results/eval/preprocessing.csv``,
+    #: ``ssimsr.preprocessing.COLUMNS``): the preprocessing uncertainty; empty when absent
+    preprocessing: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def study(self) -> str:
@@ -102,15 +105,17 @@ def table_names(report: dict) -> list[str]:
 
 def build_tables(history: pd.DataFrame, per_image: pd.DataFrame, comparisons: pd.DataFrame,
                  report: dict, out_dir: str | Path, *, splits: dict | None = None,
-                 baseline: pd.DataFrame | None = None) -> list[Path]:
+                 baseline: pd.DataFrame | None = None, preprocessing: pd.DataFrame | None = None) -> list[Path]:
     """Write every table of ``table_names(report)`` into ``out_dir``. ``splits``: each
     dataset's split method (:attr:`TableInputs.splits`); ``baseline``: the bicubic baseline
-    (:attr:`TableInputs.baseline`)."""
+    (:attr:`TableInputs.baseline`); ``preprocessing``: the baseline per offline resize filter
+    (:attr:`TableInputs.preprocessing`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = fill_defaults(report, "report")
     inputs = TableInputs(history, per_image, comparisons, report, splits=dict(splits or {}),
-                         baseline=pd.DataFrame() if baseline is None else baseline)
+                         baseline=pd.DataFrame() if baseline is None else baseline,
+                         preprocessing=pd.DataFrame() if preprocessing is None else preprocessing)
     # all are built before any is written: a builder that fails leaves the old tables as they were
     built = {name: _REGISTRY[name].build(inputs) for name in table_names(report)}
     written = []
@@ -239,7 +244,19 @@ def _paper_vs_ours_table1(inputs: TableInputs) -> Table:
                       "validation did not clip); epoch-1 cells: training's own validation (clipped output). "
                       "Total = λ_b·bwMSE + fwMSE + λ_s·SSIM_N as the authors' validation computed it (forward "
                       "MSE of the real downscaled reconstruction added although training's was 0; perceptual 0).")
+    table.notes.extend(_preprocessing_notes(inputs, table.data))
     return table
+
+
+def _preprocessing_notes(inputs: TableInputs, data: pd.DataFrame) -> list[str]:
+    """The preprocessing uncertainty of each dataset in ``data`` (``ssimsr.preprocessing``),
+    which the verdict's interval does not cover."""
+    from ..preprocessing import preprocessing_note
+
+    if inputs.preprocessing.empty or "dataset" not in data.columns:
+        return []
+    notes = [preprocessing_note(inputs.preprocessing, d) for d in sorted(data["dataset"].dropna().unique())]
+    return [n + " The verdict's interval does not cover this." for n in notes if n]
 
 
 @register_table("paper_vs_ours_contrasts")
