@@ -131,7 +131,7 @@ def test_paper_dag_resolves():
     preset = [re.search(r"output: results/train/\w+/(\w+)/", j).group(1) for j in jobs]
     corrected = [j for j, p in zip(jobs, preset) if p == "corrected"]
     as_run = [j for j, p in zip(jobs, preset) if p == "as_run"]
-    assert len(corrected) == 18 * 3 + 8 * 3 and len(as_run) == 18 * 3
+    assert len(corrected) == 18 * 3 + 8 * 3 and len(as_run) == 18 * 3 + 2 * 3  # + one A2 run per lambda_s
     vgg = "resources/weights/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
     assert all(vgg in j for j in corrected)  # perceptual loss live: waits for the weights
     assert not any(vgg in j for j in as_run)  # lambda_p = 0: does not need them

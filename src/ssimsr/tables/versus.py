@@ -244,6 +244,8 @@ def with_verdicts(data: pd.DataFrame, verdicts: list[dict]) -> pd.DataFrame:
 
 def _show_noise(disp: pd.DataFrame, i, r, f) -> None:
     """The noise columns of one displayed row: s, df, t crit and the interval."""
+    if "interval" not in disp.columns:
+        disp["interval"] = NA
     disp.at[i, "s"] = NA if pd.isna(r["s"]) else f(float(r["s"]))
     disp.at[i, "df"] = NA if pd.isna(r["df"]) else ("∞" if math.isinf(r["df"]) else f"{float(r['df']):.1f}")
     disp.at[i, "critical"] = NA if pd.isna(r["critical"]) else f"{float(r['critical']):.2f}"
