@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import scipy.stats
+
+from ssimsr.config import fill_defaults
 import pandas as pd
 import pytest
 from scipy import stats as sps
@@ -262,6 +264,42 @@ def test_table_a2_stages_time_and_labels():
     cmp = T.paper_vs_ours(t, table="table_a2")
     e1 = cmp.data[(cmp.data.experiment == "E1") & (cmp.data.stage == "end") & (cmp.data.quantity == "psnr")]
     assert e1["paper"].item() == 25.23 and e1["diff"].item() == pytest.approx(30.1 - 25.23)
+
+
+def test_paper_vs_ours_table_a2_compares_as_run_runs_with_every_layer_row():
+    """The paper's A2 runs had the perceptual term at 0: ours are the as_run runs (one per
+    lambda_s and seed), beside each of the paper's four layer rows per lambda_s; DIV2K's split
+    is shared (SD 0), so only the seeds count."""
+    from ssimsr.tables.registry import TableInputs, _paper_vs_ours_table_a2
+
+    rows = []
+    for lam in (0.0, 1.0):
+        for seed, shift in ((0, 0.0), (1, 0.3), (2, -0.1)):
+            for e in (1, 2):
+                common = dict(study="appendix_a", preset="as_run", model="irn", dataset="div2k", lambda_s=lam,
+                              seed=seed, vgg="b4c4-b5c4", vgg_layers="block4_conv4+block5_conv4", epochs=2,
+                              dataset_size=800, epoch=e)
+                rows.append(dict(common, split="train", total=9, bw_mse=9, fw_mse=9, perceptual=0, ssim_n=9, psnr=9,
+                                 ssim=9, seconds=100.0))
+                rows.append(dict(common, split="val", total=0.05, bw_mse=0.003, fw_mse=0.0002, perceptual=0.0,
+                                 ssim_n=0.05, psnr=24 + e + shift, ssim=0.85, seconds=1.0))
+    history = pd.DataFrame(rows)
+    report = fill_defaults(dict(table1_study="appendix_a", appendix_study="appendix_a"), "report")
+    inputs = TableInputs(history, pd.DataFrame(columns=["set", "image"]), pd.DataFrame(), report,
+                         splits={"div2k": "by_source"})
+    table = _paper_vs_ours_table_a2(inputs)
+    psnr_end = table.data[(table.data.quantity == "psnr") & (table.data.stage == "end")]
+    assert sorted(psnr_end["experiment"]) == ["E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8"]
+    ours = history.query("split == 'val' and epoch == 2 and lambda_s == 1").psnr
+    e1 = psnr_end[psnr_end.experiment == "E1"].iloc[0]
+    assert e1["ours"] == pytest.approx(ours.mean()) and e1["n_seeds"] == 3 and e1["split_sd"] == 0.0
+    assert e1["s"] == pytest.approx(np.sqrt(ours.var(ddof=1) * (1 + 1 / 3) + 0.01 ** 2 / 12))
+    assert e1["df"] == pytest.approx(2.0, abs=1e-3) and e1["agreement"] in ("within noise", "differs")
+    assert "four replicate runs" in table.caption and "split SD is 0" in table.caption
+    # without as_run runs: the paper's values alone, saying why
+    alone = _paper_vs_ours_table_a2(TableInputs(history.assign(preset="corrected"), inputs.per_image,
+                                                inputs.comparisons, report))
+    assert "no as_run run in the appendix study" in alone.to_markdown()
 
 
 # ----------------------------------------------------------------------------- Tables 2 / 3

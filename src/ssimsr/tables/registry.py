@@ -377,9 +377,9 @@ def _paper_vs_ours_table_a2(inputs: TableInputs) -> Table:
         paper_vgg = paper_vgg.assign(lambda_s=paper_vgg["lambda_s"].astype(float))
         ours = runs.drop(columns=[c for c in ("experiment", "vgg", "vgg_layers") if c in runs.columns])
         ours = ours.assign(lambda_s=ours["lambda_s"].astype(float)).merge(paper_vgg, on="lambda_s")
-        table = paper_vs_ours(ours, table="table_a2",
-                              split_sd=split_sd_lookup(_of(inputs.per_image, preset=PAPER_PRESET), history,
-                                                       inputs.splits))
+        lookup = split_sd_lookup(_of(inputs.per_image, preset=PAPER_PRESET), history, inputs.splits)
+        dataset = str(history["dataset"].iloc[0])  # table_a2 refuses several
+        table = paper_vs_ours(ours, table="table_a2", split_sd=lambda keys, q: lookup({**keys, "dataset": dataset}, q))
     except ValueError as exc:
         return published_alone("table_a2", [str(exc)])
     table.caption = ("Table A2, ours vs the paper, like for like: the paper's eight runs had the perceptual term "

@@ -515,6 +515,8 @@ def split_sd_lookup(per_image: pd.DataFrame, history: pd.DataFrame, splits: dict
 
     def _split_noise_of(keys: dict, column: str) -> SplitNoise:
         per_seed = splits.get(keys.get("dataset")) == PER_SEED
+        if splits.get(keys.get("dataset"), "random") not in ("random", PER_SEED):
+            return SplitNoise(0.0, math.inf, False)  # both sides validate on the same images
         rows = _of_keys(frame, keys)
         if column not in rows.columns or rows.empty or rows[column].isna().all():
             return SplitNoise(math.nan, math.nan, per_seed)
