@@ -210,7 +210,7 @@ RERUNS = {
     "seed_split.py": {"seed_split"},  # split.per_seed's folders, then (Snakemake) what uses them
     # tables: its captions' preprocessing note (ssimsr.preprocessing imports data, baseline, metrics)
     "data.py": {"prepare", "train", "showcase", "evaluate", "lpips", "collect", "baseline", "preprocessing", "tables",
-                "figures"},
+                "figures", "seed_split"},
     "metrics.py": {"showcase", "evaluate", "lpips", "collect", "baseline", "preprocessing", "tables", "figures"},
     "evaluate.py": {"showcase", "evaluate", "collect"},
     "lpips_eval.py": {"lpips"},

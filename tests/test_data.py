@@ -573,6 +573,10 @@ def test_per_seed_needs_a_random_split_and_names_the_key():
                            "c": {"split": {"method": "by_source"}}}}
     assert per_seed_datasets(config) == ["a"]
     assert [split_label(d["split"]) for d in config["datasets"].values()] == ["random_per_seed", "random", "by_source"]
+    from ssimsr import noise
+    from ssimsr.seed_split import PER_SEED_LABEL
+
+    assert PER_SEED_LABEL == noise.PER_SEED  # the label the statistics read (two literals, one value)
     config["datasets"]["c"]["split"]["per_seed"] = True
     with pytest.raises(ConfigError, match=r"datasets\.c\.split\.per_seed: true needs split method 'random' "
                                           r"\(got 'by_source'\)"):

@@ -92,12 +92,6 @@ def run_params(model: str, dataset: str = "x", lambda_s: float = 1.0, seed: int 
     return RunParams.from_dict({**params, **overrides})
 
 
-def _perceptual_off(config: dict, preset: str) -> bool:
-    """Whether ``preset`` switches the perceptual term off (its weight 0 after the overrides)."""
-    weight = config["presets"][preset].get("lambda_p", config["losses"].get("lambda_p", 0.0))
-    return float(weight) == 0.0
-
-
 def experiment_table(config: dict) -> dict[Run, dict]:
     """All runs of ``config['active_studies']`` and their parameters, in a stable order."""
     config = with_defaults(config)
@@ -120,11 +114,12 @@ def experiment_table(config: dict) -> dict[Run, dict]:
                                  study.get("seeds") or config["seeds"])
         first_layers = (study.get("vgg_layers") or [config["losses"]["vgg_layers"]])[0]
         for preset, model, dataset, lambda_s, layers, seed in grid:
-            if layers != first_layers and _perceptual_off(config, preset):
-                continue  # the layer pair acts only through the perceptual term: one run, not one per pair
             run = Run(name, preset, model, dataset, lambda_s, seed, vgg_tag(layers))
-            runs[run] = resolve_params(config, preset, model, dataset, lambda_s, seed, layers,
-                                       _epochs(name, study, dataset), run)
+            params = resolve_params(config, preset, model, dataset, lambda_s, seed, layers,
+                                    _epochs(name, study, dataset), run)
+            if layers != first_layers and not RunParams.from_dict(params).uses_extractor():
+                continue  # the layer pair acts only through a VGG19 term: one run, not one per pair
+            runs[run] = params
     return runs
 
 

@@ -244,8 +244,8 @@ def agreement(ours: float, paper: float, seed_sd: float, n_seeds: float, split_s
         return {**_EMPTY, "agreement": ONE_SEED}
     if not per_seed and _missing(split_sd):
         return {**_EMPTY, "agreement": NO_SPLIT}
-    variances, dfs = cell_components(seed_sd, n_seeds, 0.0 if per_seed else split_sd, split_df,
-                                     per_seed=per_seed, rounding_var=rounding_var)
+    variances, dfs = cell_components(seed_sd, n_seeds, split_sd, split_df, per_seed=per_seed,
+                                     rounding_var=rounding_var)
     return verdict(float(ours) - float(paper), variances, dfs)
 
 

@@ -33,15 +33,17 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .config import ConfigError, fill_defaults
+from .data import assign_splits
 from .download import DataError
 
 log = logging.getLogger(__name__)
 
 #: A per-seed dataset's entry in the tables' ``splits`` (dataset -> split method).
+#: (a literal, not ``ssimsr.noise.PER_SEED``: importing the statistics here would put them in
+#: this stage's code digest, and an edit of them would rerun every training; a test ties the two)
 PER_SEED_LABEL = "random_per_seed"
 
 
@@ -87,17 +89,9 @@ def per_seed_split(stems: list[str], split: dict, seed: int) -> dict[str, str]:
         raise ConfigError(f"split.method: a split per seed is drawn at random, not by {split['method']!r}")
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
         raise DataError(f"per_seed_split: seed must be a non-negative integer, got {seed!r}")
-    ordered = sorted(stems)
-    n_val = split.get("n_val")
-    if n_val is None:
-        raise DataError("split.n_val is required for split method 'random'")
-    if n_val >= len(ordered):
-        raise DataError(f"split.n_val={n_val} leaves no training image ({len(ordered)} images)")
     # seed 0: default_rng(split.seed), the shared split (numpy seeds [a, 0] as a anyway)
     entropy = int(split["seed"]) if seed == 0 else [int(split["seed"]), int(seed)]
-    order = np.random.default_rng(entropy).permutation(len(ordered))
-    val = {ordered[i] for i in order[:n_val]}
-    return {s: ("val" if s in val else "train") for s in ordered}
+    return assign_splits(stems, {**split, "seed": entropy}, {})
 
 
 def _link(src: Path, dst: Path) -> None:

@@ -18,8 +18,8 @@ import pandas as pd
 from ..noise import ONE_SEED, PER_SEED, contrast_agreement, multiplicity_note, rounding_variance, verdict
 from .published import load_published
 from .render import NA, Table
-from .versus import (EVALUATION_END, VERDICT_HEADERS, _population, _show_noise, pooled_split_sd,
-                     with_evaluation_columns, with_verdicts)
+from .versus import (EVALUATION_END, VERDICT_HEADERS, _of_keys, _population, _show_noise, pooled_seed_sd,
+                     pooled_split_sd, with_evaluation_columns, with_verdicts)
 
 #: The paper's contrasts: (λ_a, λ_b), difference a − b (Tables 2 and 3 test the same pairs).
 PAPER_CONTRASTS = ((1.0, 0.0), (1.0, 2.0))
@@ -32,7 +32,7 @@ def contrast_label(pair) -> str:
     return f"λ_s {pair[0]:g} − {pair[1]:g}"
 
 
-def _paired(per_run: pd.DataFrame, group: list[str], quantity: str, pair) -> pd.Series:
+def _paired(per_run: pd.DataFrame, quantity: str, pair) -> pd.Series:
     """Per-seed differences quantity(λ_a) − quantity(λ_b) of one group's runs (finite only)."""
     wide = per_run.assign(lambda_s=per_run["lambda_s"].astype(float)).pivot_table(
         index="seed", columns="lambda_s", values=quantity, aggfunc="first")
@@ -41,28 +41,14 @@ def _paired(per_run: pd.DataFrame, group: list[str], quantity: str, pair) -> pd.
     return (wide[pair[0]] - wide[pair[1]]).dropna()
 
 
-def _pooled_sd(per_run: pd.DataFrame, quantity: str, pair) -> float:
-    variances = []
-    for lam in pair:
-        values = pd.to_numeric(per_run.loc[np.isclose(per_run["lambda_s"].astype(float), lam), quantity],
-                               errors="coerce").dropna()
-        if len(values) < 2:
-            return math.nan
-        variances.append(values.var(ddof=1))
-    return float(np.sqrt(np.mean(variances)))
-
-
 def _split_parts(per_image: pd.DataFrame, keys: dict, column: str, pair, history: pd.DataFrame,
                  splits: dict) -> dict:
     """Split parts of a contrast: ours (a mean of per-image differences, paired by seed and
     image) and one run's (the paper's two runs drew their own splits)."""
     dataset = keys["dataset"]
     per_seed = splits.get(dataset) == PER_SEED
-    rows = per_image
-    for k, v in keys.items():
-        if k in rows.columns:
-            rows = rows[rows[k] == v]
-    rows = rows[rows["lambda_s"].astype(float).isin(pair)]
+    rows = _of_keys(per_image, keys)
+    rows = rows[np.isclose(rows["lambda_s"].astype(float).to_numpy()[:, None], np.asarray(pair, float)).any(axis=1)]
     if column not in rows.columns or rows.empty:
         return {"split_diff_sd": math.nan, "split_sd": math.nan, "split_df": math.nan, "per_seed": per_seed}
     n_val = int(rows.groupby(["seed", "lambda_s"])["image"].nunique().max())
@@ -101,13 +87,13 @@ def table1_contrasts(per_run: pd.DataFrame, per_image: pd.DataFrame, history: pd
             for q in quantities:
                 if q not in runs.columns:
                     continue
-                d = _paired(runs, group, q, pair)
+                d = _paired(runs, q, pair)
                 if d.empty:
                     continue
                 paper = float(published.at[rows[0][0], q]) - float(published.at[rows[1][0], q])
                 rounding = sum(rounding_variance(printed.at[r[0], q]) for r in rows)
                 noise = {"diff_sd": float(d.std(ddof=1)) if len(d) > 1 else math.nan,
-                         "pooled_sd": _pooled_sd(runs, q, pair), "n_seeds": float(len(d)),
+                         "pooled_sd": pooled_seed_sd(runs, q, pair), "n_seeds": float(len(d)),
                          **_split_parts(frame, {k: v for k, v in keys.items() if k != "vgg" or not pd.isna(v)},
                                         EVALUATION_END.get(q, q), pair, history, splits)}
                 records.append({**keys, "contrast": contrast_label(pair), "quantity": q, "ours": float(d.mean()),
@@ -196,9 +182,7 @@ def table4_contrasts(per_image: pd.DataFrame, metrics: dict, pairs=PAPER_CONTRAS
             per_seed = per_seed_image.groupby(level="seed").mean()
             image_means = per_seed_image.groupby(level="image").mean()
             k, n_ours, n_paper = len(per_seed), len(image_means), len(figs)
-            seed_means = ours[ours["lambda_s"].isin(pair)].groupby(["lambda_s", "seed"])[column].mean()
-            pooled = (float(np.sqrt(seed_means.groupby(level="lambda_s").var(ddof=1).mean())) if k >= 2
-                      else math.nan)
+            pooled = pooled_seed_sd(ours, column, pair)
             rounding = sum(rounding_variance(printed.at[r[0], fig]) for r in prow for fig in figs) / n_paper ** 2
             variances = [per_seed.var(ddof=1) / k if k >= 2 else math.nan, 2 * pooled ** 2,
                          image_means.var(ddof=1) / n_ours if n_ours >= 2 else math.nan,

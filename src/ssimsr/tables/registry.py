@@ -262,19 +262,35 @@ def _preprocessing_notes(inputs: TableInputs, data: pd.DataFrame) -> list[str]:
 @register_table("paper_vs_ours_contrasts")
 def _paper_vs_ours_contrasts(inputs: TableInputs) -> Table:
     """The paper's λ_s contrasts beside ours, both presets (a column ``preset``)."""
+    def for_preset(preset: str) -> Table:
+        runs, per_image, _ = _table1_runs(inputs, preset)
+        return table1_contrasts(runs, per_image, inputs.history, inputs.splits)
+
+    return _stack_presets(for_preset, lambda reasons: Table(
+        pd.DataFrame(columns=["preset", "dataset", "model", "contrast", "quantity"]),
+        "The paper's λ_s contrasts beside ours: not available.", notes=reasons))
+
+
+def _stack_presets(build: Callable[[str], Table], unavailable: Callable[[list[str]], Table]) -> Table:
+    """``build(preset)`` for the paper's preset and the one beside it, stacked (their rows
+    carry ``preset``); a preset that raises ``ValueError`` is named in a note;
+    ``unavailable(reasons)`` when both do."""
     tables, reasons = [], []
     for preset in (PAPER_PRESET, DEFAULT_PRESET):
         try:
-            runs, per_image, _ = _table1_runs(inputs, preset)
-            tables.append(table1_contrasts(runs, per_image, inputs.history, inputs.splits))
+            table = build(preset)
         except ValueError as exc:
             reasons.append(f"{preset}: {exc}")
+            continue
+        if "preset" not in table.data.columns:
+            table.data.insert(0, "preset", preset)
+            table.display.insert(0, "preset", preset)
+        table.notes = [n if n.startswith(f"{preset}: ") else f"{preset}: {n}" for n in table.notes]
+        tables.append(table)
     if not tables:
-        return Table(pd.DataFrame(columns=["preset", "dataset", "model", "contrast", "quantity"]),
-                     "The paper's λ_s contrasts beside ours: not available.", notes=reasons)
-    data = pd.concat([t.data for t in tables], ignore_index=True)
-    display = pd.concat([t.display for t in tables], ignore_index=True)
-    return Table(data, tables[0].caption, display=display, headers=tables[0].headers,
+        return unavailable(reasons)
+    return Table(pd.concat([t.data for t in tables], ignore_index=True), tables[0].caption,
+                 display=pd.concat([t.display for t in tables], ignore_index=True), headers=tables[0].headers,
                  notes=[n for t in tables for n in t.notes] + [f"ours unavailable ({r})" for r in reasons])
 
 
@@ -333,23 +349,9 @@ def _paper_vs_ours_table4(inputs: TableInputs) -> Table:
                    study=default_study(inputs.per_image, inputs.stats_study))
         if rows.empty:
             raise ValueError(f"table4: no rows with preset == {preset!r}")
-        table = table4_contrasts(rows, metrics)
-        table.data = table.data.assign(preset=preset)
-        table.display = table.display.assign(preset=preset)
-        return table
+        return table4_contrasts(rows, metrics)
 
-    tables, reasons = [], []
-    for preset in (PAPER_PRESET, DEFAULT_PRESET):
-        try:
-            tables.append(for_preset(preset))
-        except ValueError as exc:
-            reasons.append(f"{preset}: {exc}")
-    if not tables:
-        return published_alone("table4", reasons)
-    return Table(pd.concat([t.data for t in tables], ignore_index=True), tables[0].caption,
-                 display=pd.concat([t.display for t in tables], ignore_index=True), headers=tables[0].headers,
-                 notes=[f"{t.data['preset'].iloc[0]}: {n}" for t in tables for n in t.notes]
-                 + [f"ours unavailable ({r})" for r in reasons])
+    return _stack_presets(for_preset, lambda reasons: published_alone("table4", reasons))
 
 
 # --------------------------------------------------------------------------- the appendix grid (optional)
@@ -367,7 +369,8 @@ def _paper_vs_ours_table_a2(inputs: TableInputs) -> Table:
     so its eight runs are four replicates per λ_s whose layer pair did nothing. Ours: the
     appendix study's as_run runs (one per λ_s and seed: the layer axis does not expand where
     λ_p = 0), beside every one of the paper's layer rows."""
-    history = _of(inputs.history, preset=PAPER_PRESET)
+    study = inputs.report["appendix_study"]
+    history = _of(inputs.history, preset=PAPER_PRESET, study=study)
     try:
         if history.empty:
             raise ValueError(f"no {PAPER_PRESET} run in the appendix study (add {PAPER_PRESET} to its presets)")
@@ -377,8 +380,8 @@ def _paper_vs_ours_table_a2(inputs: TableInputs) -> Table:
         paper_vgg = paper_vgg.assign(lambda_s=paper_vgg["lambda_s"].astype(float))
         ours = runs.drop(columns=[c for c in ("experiment", "vgg", "vgg_layers") if c in runs.columns])
         ours = ours.assign(lambda_s=ours["lambda_s"].astype(float)).merge(paper_vgg, on="lambda_s")
-        lookup = split_sd_lookup(_of(inputs.per_image, preset=PAPER_PRESET), history, inputs.splits)
-        dataset = str(history["dataset"].iloc[0])  # table_a2 refuses several
+        lookup = split_sd_lookup(_of(inputs.per_image, preset=PAPER_PRESET, study=study), history, inputs.splits)
+        dataset = str(history["dataset"].iloc[0])  # the appendix study's own runs: table_a2 refuses several
         table = paper_vs_ours(ours, table="table_a2", split_sd=lambda keys, q: lookup({**keys, "dataset": dataset}, q))
     except ValueError as exc:
         return published_alone("table_a2", [str(exc)])

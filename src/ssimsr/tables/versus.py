@@ -244,8 +244,9 @@ def with_verdicts(data: pd.DataFrame, verdicts: list[dict]) -> pd.DataFrame:
 
 def _show_noise(disp: pd.DataFrame, i, r, f) -> None:
     """The noise columns of one displayed row: s, df, t crit and the interval."""
-    if "interval" not in disp.columns:
-        disp["interval"] = NA
+    if "interval" not in disp.columns:  # shown before the verdict
+        disp.insert(list(disp.columns).index("agreement") if "agreement" in disp.columns else len(disp.columns),
+                    "interval", NA)
     disp.at[i, "s"] = NA if pd.isna(r["s"]) else f(float(r["s"]))
     disp.at[i, "df"] = NA if pd.isna(r["df"]) else ("∞" if math.isinf(r["df"]) else f"{float(r['df']):.1f}")
     disp.at[i, "critical"] = NA if pd.isna(r["critical"]) else f"{float(r['critical']):.2f}"
@@ -331,9 +332,9 @@ def paper_vs_presets(name: str, compare_for: Callable[[str], Table]) -> Table:
         part["paper"] = data["paper"]
         for col in keys + ["paper"]:
             part[f"_shown_{col}"] = shown[col].to_numpy()
-        for col in values + ["interval"]:
-            if col in values:
-                part[f"{col}_{preset}"] = data[col] if col in data else math.nan
+        for col in values:
+            part[f"{col}_{preset}"] = data[col] if col in data else math.nan
+        for col in SHOWN_PER_PRESET:
             if col in shown:
                 part[f"_shown_{col}_{preset}"] = shown[col].to_numpy()
         frames.append(part)
@@ -345,16 +346,16 @@ def paper_vs_presets(name: str, compare_for: Callable[[str], Table]) -> Table:
         merged = merged.drop(columns=[c for c in merged.columns if c.endswith("_other")])
     value_cols, shown_cols = ["paper"], keys + ["paper"]
     for preset in (PAPER_PRESET, BESIDE_PRESET):
-        for col in values + ["interval"]:
+        for col in values:
             full = f"{col}_{preset}"
-            if col in values:
-                if full not in merged:
-                    merged[full] = math.nan
-                value_cols.append(full)
-            if col in SHOWN_PER_PRESET:
-                shown_cols.append(full)
-                if f"_shown_{full}" not in merged:
-                    merged[f"_shown_{full}"] = "n/a"
+            if full not in merged:
+                merged[full] = math.nan
+            value_cols.append(full)
+        for col in SHOWN_PER_PRESET:
+            full = f"{col}_{preset}"
+            shown_cols.append(full)
+            if f"_shown_{full}" not in merged:
+                merged[f"_shown_{full}"] = "n/a"
     data = merged[keys + value_cols]
     display = merged[[f"_shown_{c}" for c in shown_cols]].fillna("n/a")
     display.columns = shown_cols
@@ -373,63 +374,6 @@ def paper_vs_presets(name: str, compare_for: Callable[[str], Table]) -> Table:
     notes = [f"ours ({r})" for r in reasons] + [f"{preset}: {n}" for preset, t in sides.items() for n in t.notes]
     return Table(data=data.reset_index(drop=True), caption=caption, display=display.reset_index(drop=True),
                  headers=headers, notes=notes)
-
-
-def table4_means(ours: Table, per_image: pd.DataFrame | None = None, metrics: dict | None = None) -> Table:
-    """Table 4 per (metric, lambda_s) averaged over the showcase images, ours beside the paper's.
-
-    The paper's images are the authors' own photographs (not public), so only the means
-    over each side's images are comparable, not image by image. ``metrics`` maps the
-    paper's metric names to the columns of ours that match their convention (``ours`` has
-    been renamed to the paper's names already). With ``per_image`` (the showcase rows of
-    ours, our column names) each row gets its noise: the SD across seeds of our image mean,
-    and the sampling SD of two means over different images (ours and the paper's six),
-    ``√(SD_ours² / n_ours + SD_paper² / n_paper)``, entered into :func:`ssimsr.noise.agreement`
-    as ``split_sd`` = that / √2.
-    """
-    paper = load_published("table4")
-    fig_cols = [c for c in paper.columns if c.startswith("fig")]
-    paper_mean = paper.assign(paper=paper[fig_cols].mean(axis=1), lambda_s=paper["lambda_s"].astype(float))
-    paper_mean["paper_image_sd"] = paper[fig_cols].std(axis=1, ddof=1)
-    paper_mean = paper_mean[["metric", "lambda_s", "paper", "paper_image_sd"]]
-    data = ours.data.reset_index() if ours.data.index.name or isinstance(ours.data.index, pd.MultiIndex) else ours.data
-    # several seeds: <image>_mean / <image>_sd columns, of which only the means are averaged
-    cols = [c for c in data.columns if c not in ("metric", "lambda_s", "n_seeds")]
-    image_cols = [c for c in cols if c.endswith("_mean")] or cols
-    ours_mean = data.assign(ours=data[image_cols].apply(pd.to_numeric, errors="coerce").mean(axis=1),
-                            lambda_s=data["lambda_s"].astype(float))
-    merged = ours_mean[["metric", "lambda_s", "ours"]].merge(paper_mean, on=["metric", "lambda_s"], how="outer")
-    merged["diff"] = merged["ours"] - merged["paper"]
-    noise = [_table4_noise(per_image, (metrics or {}).get(r["metric"], r["metric"]), r["lambda_s"],
-                           r["paper_image_sd"], len(fig_cols)) for _, r in merged.iterrows()]
-    merged = merged.drop(columns=["paper_image_sd"])
-    merged = pd.concat([merged, pd.DataFrame(noise, index=merged.index)], axis=1)
-    verdicts = [agreement(r["ours"], r["paper"], r["ours_sd"], r["n_seeds"], r["split_sd"])
-                for _, r in merged.iterrows()]
-    merged = pd.concat([merged, pd.DataFrame(verdicts, index=merged.index)], axis=1)
-    return Table(merged, "Table 4, mean over the showcase images: ours (our crops) beside the paper's "
-                         "(the authors' photographs, not public); only the means are comparable. z = (ours − paper) "
-                         "/ s, s = √(SD_seeds² (1 + 1/k) + SD_img,ours² / n_ours + SD_img,paper² / n_paper): two means "
-                         "over different images. |z| < 2: within noise.", headers=VERDICT_HEADERS)
-
-
-def _table4_noise(per_image: pd.DataFrame | None, column: str, lambda_s: float, paper_sd: float,
-                  n_paper: int) -> dict:
-    out = {"ours_sd": math.nan, "n_seeds": 1.0, "split_sd": math.nan}
-    if per_image is None or column not in per_image.columns or pd.isna(lambda_s):
-        return out
-    rows = per_image[np.isclose(per_image["lambda_s"].astype(float), float(lambda_s))]
-    rows = rows[pd.to_numeric(rows[column], errors="coerce").notna()]
-    if rows.empty:
-        return out
-    by_seed = rows.groupby("seed")[column]
-    means, n_images = by_seed.mean(), int(by_seed.size().max())
-    out["n_seeds"] = float(len(means))
-    out["ours_sd"] = float(means.std(ddof=1)) if len(means) > 1 else math.nan
-    if n_images >= 2 and not pd.isna(paper_sd):
-        image_var = float(by_seed.var(ddof=1).mean())
-        out["split_sd"] = math.sqrt((image_var / n_images + paper_sd ** 2 / n_paper) / 2)
-    return out
 
 
 # --------------------------------------------------------------------------- like-for-like and the noise
@@ -499,15 +443,20 @@ def split_sd_lookup(per_image: pd.DataFrame, history: pd.DataFrame, splits: dict
     """``lookup(keys, quantity)``: the :class:`SplitNoise` of a Table 1 cell (``psnr_end``, ...).
 
     From the per-image values of the run group that ``keys`` names (dataset, model,
-    lambda_s, [preset, vgg]): :func:`pooled_split_sd`. 0 where the split is not random; NaN
-    where a column is missing. Epoch-1 cells use the end-of-training images' spread.
+    lambda_s, [preset, vgg]): :func:`pooled_split_sd` of the per-image column behind the cell
+    (end cells: :data:`EVALUATION_END`). 0 where the split is not random; NaN where a column
+    is missing. Epoch-1 cells use the end-of-training images' spread.
     """
     frame = per_image[per_image["set"] == image_set] if "set" in per_image.columns else per_image
     frame = with_evaluation_columns(frame)
     cache: dict = {}
 
     def lookup(keys: dict, quantity: str) -> SplitNoise:
-        column = _TABLE1_PER_IMAGE.get(quantity.rsplit("_", 1)[0], quantity.rsplit("_", 1)[0])
+        # an end cell's spread from the very column its value comes from (the evaluation's, where
+        # :func:`end_cells_from_evaluation` found it)
+        column = EVALUATION_END.get(quantity)
+        if column not in frame.columns:
+            column = _TABLE1_PER_IMAGE.get(quantity.rsplit("_", 1)[0], quantity.rsplit("_", 1)[0])
         key = (tuple(sorted(keys.items())), column)
         if key not in cache:  # start and end cells share one value
             cache[key] = _split_noise_of(keys, column)
@@ -587,7 +536,7 @@ def stats_noise(comparisons: pd.DataFrame, per_image: pd.DataFrame, history: pd.
         r = row.iloc[0]
         n = int(r["n"]) if not pd.isna(r.get("n", math.nan)) else 0
         population = _population(history, dataset, n, splits)
-        variants = [_of_keys(per_image, {"lambda_s": lam}) for lam in pair]
+        variants = [_of_keys(per_image, {"lambda_s": lam}) for lam in pair]  # one λ_s's runs each
         if population == "same":
             split_diff, split, split_df = 0.0, 0.0, math.inf
         else:
@@ -597,20 +546,23 @@ def stats_noise(comparisons: pd.DataFrame, per_image: pd.DataFrame, history: pd.
             split, split_df = (pooled_split_sd(pd.concat(variants), ours, population) if ours in per_image.columns
                                else (math.nan, math.nan))
         out[paper_name] = {"diff_sd": float(r["sd_seed_diff"]) if not pd.isna(r["sd_seed_diff"]) else math.nan,
-                           "pooled_sd": _pooled_seed_sd(variants, ours),
+                           "pooled_sd": pooled_seed_sd(per_image, ours, pair),
                            "n_seeds": int(r["n_seeds"]) if not pd.isna(r["n_seeds"]) else 1,
                            "split_diff_sd": split_diff, "split_sd": split, "split_df": split_df, "per_seed": per_seed}
     return out
 
 
-def _pooled_seed_sd(variants: list[pd.DataFrame], column: str) -> float:
-    """Root mean of the variants' variances across seeds of their per-seed image means."""
+def pooled_seed_sd(frame: pd.DataFrame, column: str, pair) -> float:
+    """Our SD across seeds of one λ_s's value (the per-seed mean of ``column`` over ``frame``'s
+    rows: one run's images, or one row per run), pooled over the two λ_s of ``pair`` (root
+    mean of the two variances): the SD of one of the paper's independent runs."""
+    if column not in frame.columns or "seed" not in frame.columns:
+        return math.nan
     variances = []
-    for rows in variants:
-        if column not in rows.columns or "seed" not in rows.columns:
-            return math.nan
-        means = rows.groupby("seed")[column].mean().dropna()
+    for lam in pair:
+        rows = frame[np.isclose(frame["lambda_s"].astype(float), float(lam))]
+        means = pd.to_numeric(rows[column], errors="coerce").groupby(rows["seed"]).mean().dropna()
         if len(means) < 2:
             return math.nan
         variances.append(float(means.var(ddof=1)))
-    return float(np.sqrt(np.mean(variances))) if variances else math.nan
+    return float(np.sqrt(np.mean(variances)))
