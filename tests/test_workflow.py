@@ -168,12 +168,14 @@ def test_tiny_workflow_runs_and_reruns_nothing(tmp_path):
 
     # Code changes rerun what they affect (code_digest): the loss reruns training and
     # everything after it (the showcase crops too: their code imports the loss, through
-    # evaluate's imports); the tables code only the tables; a comment or docstring nothing.
+    # evaluate's imports); the tables code the tables and the figures (forest_contrasts reads the
+    # contrast table); a comment or docstring nothing.
     edits = tmp_path / "edits"
     after_losses = jobs_after_editing(tmp_path, "losses", "\n_EDITED = 1\n", edits)
     assert after_losses == {"train": 3, "showcase": 1, "evaluate": 3, "lpips": 3, "collect": 1, "stats": 1,
                             "tables": 1, "figures": 1, "all": 1}
-    assert jobs_after_editing(tmp_path, "tables/render", "\n_EDITED = 1\n", edits) == {"tables": 1, "all": 1}
+    assert jobs_after_editing(tmp_path, "tables/render", "\n_EDITED = 1\n", edits) == {"tables": 1, "figures": 1,
+                                                                                      "all": 1}
     def reword(text):  # a comment and a changed docstring only
         return "# a comment\n" + text.replace('"""Per-image reconstruction metrics', '"""Per-image metrics', 1)
 
