@@ -1,5 +1,6 @@
 """The experiment table built from config: runs, presets, paths, schema defaults."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,26 @@ def test_benchmarks_are_configured_datasets_never_trained_on(paper_config):
     assert defaults("evaluation")["benchmarks"] == []
     demo = yaml.safe_load((REPO / "profiles/demo/demo-config.yaml").read_text())
     assert demo["evaluation"]["benchmarks"] == []  # offline
+
+
+# ----------------------------------------------------------------- non-finite numbers (issue 24)
+
+@pytest.mark.parametrize("text, key", [
+    ("studies: {table1: {lambda_s: [0, .nan]}}", "studies.table1.lambda_s[1]: nan"),
+    ("studies: {table1: {lambda_s: [.inf]}}", "studies.table1.lambda_s[0]: inf"),
+    ("losses: {lambda_b: .nan}", "losses.lambda_b: nan"),
+    ("presets: {as_run: {lambda_f: .inf}}", "presets.as_run.lambda_f: inf"),
+    ("training: {learning_rate: .inf}", "training.learning_rate: inf"),
+    ("downloads: {timeout: -.inf}", "downloads.timeout: -inf"),
+])
+def test_non_finite_numbers_are_refused_naming_the_key(paper_config, text, key):
+    """JSON Schema lets NaN and infinity through `minimum` (every comparison with NaN is
+    false); the config check refuses them anywhere, one line naming the key."""
+    from ssimsr.config import merge_configs
+
+    bad = merge_configs(paper_config, yaml.safe_load(text))
+    errors = describe_errors(bad)
+    assert f"{key} is not a finite number" in errors, errors
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        with_defaults(bad)
+    assert not any("finite" in e for e in describe_errors(paper_config))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from pathlib import Path
 
 import jsonschema
@@ -119,10 +120,25 @@ def _part_filler(definition: str):
     return _filling_validator({"$defs": root["$defs"], **sub})
 
 
+def _non_finite(value, path: str = ""):
+    """``(key path, value)`` of every NaN or infinite number in a config. JSON Schema cannot
+    say "finite" (``minimum: 0`` lets ``.inf`` through, and every comparison with NaN is
+    false), and no key of ours means anything at NaN or infinity: a λ of ``.nan`` would
+    become a run folder ``lsnan`` that no rule can make."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path or "<top level>", value
+    elif isinstance(value, dict):
+        for key, sub in value.items():
+            yield from _non_finite(sub, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            yield from _non_finite(sub, f"{path}[{i}]")
+
+
 def describe_errors(config: dict, schema_path: str | Path = SCHEMA_PATH) -> list[str]:
-    """One ``key: message`` line per schema violation, sorted by key."""
+    """One ``key: message`` line per schema violation or non-finite number, sorted by key."""
     validator = jsonschema.Draft202012Validator(_schema(str(schema_path)))
-    lines = set()
+    lines = {f"{key}: {value} is not a finite number" for key, value in _non_finite(config)}
     for error in validator.iter_errors(config):
         for leaf in _leaf_errors(error):
             message = leaf.message
