@@ -138,10 +138,20 @@ def test_paper_dag_resolves():
     assert all(re.search(r"results/data/\w+/manifest.csv", j) for j in jobs)
 
 
-@pytest.mark.slow
-def test_tiny_workflow_runs_and_reruns_nothing(tmp_path):
-    result = run_snakemake(tmp_path, TINY)
+@pytest.fixture(scope="module")
+def finished_tiny(tmp_path_factory):
+    """A folder where the ``TINY`` workflow has run to the end (shared: a full run costs a
+    minute; the last test using it changes it)."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    result = run_snakemake(workdir, TINY)
     assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+@pytest.mark.slow
+def test_tiny_workflow_runs_and_reruns_nothing(finished_tiny, tmp_path):
+    edits = tmp_path / "edits"
+    tmp_path = finished_tiny
     manifest = pd.read_csv(tmp_path / "results/data/tiny/manifest.csv")
     assert sorted(manifest.stem) == ["astronaut", "chelsea", "coffee", "rocket"]
     assert (tmp_path / "results/data/tiny/val/chelsea.png").exists()
@@ -170,7 +180,6 @@ def test_tiny_workflow_runs_and_reruns_nothing(tmp_path):
     # everything after it (the showcase crops too: their code imports the loss, through
     # evaluate's imports); the tables code the tables and the figures (forest_contrasts reads the
     # contrast table); a comment or docstring nothing.
-    edits = tmp_path / "edits"
     after_losses = jobs_after_editing(tmp_path, "losses", "\n_EDITED = 1\n", edits)
     assert after_losses == {"train": 3, "showcase": 1, "evaluate": 3, "lpips": 3, "collect": 1, "stats": 1,
                             "tables": 1, "figures": 1, "all": 1}
@@ -180,6 +189,32 @@ def test_tiny_workflow_runs_and_reruns_nothing(tmp_path):
         return "# a comment\n" + text.replace('"""Per-image reconstruction metrics', '"""Per-image metrics', 1)
 
     assert jobs_after_editing(tmp_path, "metrics", reword, edits) == {}
+
+
+@pytest.mark.slow
+def test_a_failed_retraining_leaves_no_table_standing(finished_tiny):
+    """Issue 24: change a training parameter, let every retraining die (Snakemake deletes
+    the outputs of a failed job), run again: the trainings are scheduled again (the run
+    outputs are targets of the default rule), and once they succeed the tables change."""
+    workdir = finished_tiny
+    table1 = (workdir / "results/tables/table1.csv").read_bytes()
+    changed = {**TINY, "studies": {"smoke": {**TINY["studies"]["smoke"], "epochs": 2}}}
+    failing = {**changed, "training": {**TINY["training"], "crop": 9998}}
+    failed = run_snakemake(workdir, failing, "--keep-going")
+    assert failed.returncode != 0
+    assert not (workdir / "results/train/smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0/upscaler.keras").exists()
+    # the job's own advice, "run it again" with the same config: before issue 24 this said
+    # "Nothing to be done" and table1 kept the one-epoch numbers
+    planned = run_snakemake(workdir, failing, "-n")
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", planned.stdout, flags=re.M))
+    assert jobs.get("train") == "3" and jobs.get("tables") == "1", planned.stdout[-2000:]
+    rerun = run_snakemake(workdir, changed)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    history = pd.read_csv(workdir / "results/train/smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0/history.csv")
+    assert history.epoch.max() == 2
+    assert (workdir / "results/tables/table1.csv").read_bytes() != table1
+    assert "Nothing to be done" in (lambda r: r.stdout + r.stderr)(run_snakemake(workdir, changed, "-n"))
 
 
 def test_bad_comparison_is_named(tmp_path):

@@ -136,7 +136,18 @@ def run_params(run):
 
 
 def all_targets():
-    return table_files() + figure_files()
+    return table_files() + figure_files() + run_outputs()
+
+
+def run_outputs():
+    """Every per-run output (training, evaluation, LPIPS) of every configured run. Targets of
+    the default rule so that one a failed or killed job left missing is rebuilt, and all
+    that reads it after it: Snakemake rebuilds a missing intermediate file only when
+    something downstream is out of date, so without them the tables of the last successful
+    run would stand as up to date over a retraining that died."""
+    names = [*(f"{TRAIN_DIR}/{n}" for n in ("upscaler.keras", "downscaler.keras", "history.csv", "params.json")),
+             f"{EVAL_DIR}/metrics.csv", f"{EVAL_DIR}/recon", f"{EVAL_DIR}/lpips.csv"]
+    return [path for name in names for path in expand_runs(name)]
 
 
 def expand_runs(pattern):
