@@ -228,6 +228,93 @@ def test_upscale_unsupported_suffix_is_one_line_before_loading(photo, tmp_path, 
     assert all(suffix in text for suffix in OUTPUT_FORMATS)
 
 
+def _one_error_line(capsys, command: str = "upscale") -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"ssimsr {command}: error: "), err
+    return err[0]
+
+
+def test_upscale_refuses_to_overwrite_its_input_or_an_existing_file(photo, tmp_path, capsys):
+    """The user's case, ``ssimsr upscale RUN x.png x.png``, and an output written before: one
+    line naming the file, before the run is loaded (here it does not even exist)."""
+    no_run = str(tmp_path / "no_run")
+    before = photo.read_bytes()
+    assert cli.main(["upscale", no_run, str(photo), str(photo)]) == 1
+    line = _one_error_line(capsys)
+    assert line == (f"ssimsr upscale: error: {photo}: is an input image; not overwritten "
+                    "(give --overwrite to replace it)")
+    (tmp_path / "x2.png").write_bytes(b"earlier result")
+    assert cli.main(["upscale", no_run, str(photo), str(tmp_path / "x2.png")]) == 1
+    assert f"{tmp_path / 'x2.png'}: exists; not overwritten (give --overwrite" in _one_error_line(capsys)
+    assert photo.read_bytes() == before and (tmp_path / "x2.png").read_bytes() == b"earlier result"
+    # a folder whose input is its output (same name, .png)
+    assert cli.main(["upscale", no_run, str(tmp_path), str(tmp_path)]) == 1
+    assert f"{photo}: is an input image (and 1 more outputs); not overwritten" in _one_error_line(capsys)
+
+
+def test_upscale_checks_every_output_before_writing_any(tiny_sr_run, photo, tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b"):
+        shutil.copy(photo, tmp_path / "in" / f"{name}.png")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "b.png").write_bytes(b"earlier result")
+    assert cli.main(["upscale", str(tiny_sr_run), str(tmp_path / "in"), str(tmp_path / "out")]) == 1
+    assert f"{tmp_path / 'out' / 'b.png'}: exists;" in _one_error_line(capsys)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.png"]  # a.png not written either
+    assert (tmp_path / "out" / "b.png").read_bytes() == b"earlier result"
+    # two inputs of one name (a.jpg, a.png) would write one output: refused, --overwrite or not
+    shutil.copy(photo, tmp_path / "in" / "a.jpg")
+    for extra in ([], ["--overwrite"]):
+        assert cli.main(["upscale", str(tiny_sr_run), str(tmp_path / "in"), str(tmp_path / "new"), *extra]) == 1
+        line = _one_error_line(capsys)
+        assert all(str(p) in line for p in (tmp_path / "new" / "a.png", tmp_path / "in" / "a.jpg",
+                                            tmp_path / "in" / "a.png")), line
+        assert not (tmp_path / "new").exists()
+
+
+def test_upscale_overwrite_replaces_the_input_and_existing_outputs(tiny_sr_run, photo, tmp_path):
+    (tmp_path / "x2.png").write_bytes(b"earlier result")
+    assert cli.main(["upscale", str(tiny_sr_run), str(photo), str(tmp_path / "x2.png"), "--overwrite"]) == 0
+    assert cli.main(["upscale", str(tiny_sr_run), str(photo), str(photo), "--overwrite"]) == 0
+    for path in (tmp_path / "x2.png", photo):
+        with Image.open(path) as image:
+            assert image.size == (64, 48)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png", "x2.png"]
+
+
+# ----------------------------------------------------------------- status and the counts of jobs
+
+def test_status_refuses_a_results_folder_that_does_not_exist(tmp_path, capsys):
+    """Not "132 pending" with exit 0: a mistyped --results is one line naming it."""
+    config = str(REPO / "config.yaml")
+    assert cli.main(["status", "--config", config, "--results", str(tmp_path / "nonexistent")]) == 1
+    assert _one_error_line(capsys, "status") == (
+        f"ssimsr status: error: results folder {tmp_path / 'nonexistent'}: no such folder "
+        "(nothing has run here yet, or give the workflow's results folder with --results DIR)")
+    (tmp_path / "file").write_text("")
+    assert cli.main(["status", "--config", config, "--results", str(tmp_path / "file")]) == 1
+    assert f"results folder {tmp_path / 'file'}: not a folder" in _one_error_line(capsys, "status")
+    assert cli.main(["status", "--config", config, "--results", str(tmp_path)]) == 0  # an empty one is fine
+    assert "0 done" in capsys.readouterr().out
+    assert cli.main(["status", "--config", config, "--results", str(tmp_path), "--state", "corrupt"]) == 0
+
+
+TRAIN_ARGS = ["train", "--params", "{}", "--data", "d", "--out", "o"]
+
+
+@pytest.mark.parametrize("args,option,value", [(["status", "--jobs", "-1"], "--jobs", "-1"),
+                                               (["status", "--jobs=0"], "--jobs", "0"),
+                                               ([*TRAIN_ARGS, "--jobs-per-gpu", "0"], "--jobs-per-gpu", "0")])
+def test_a_count_of_jobs_below_one_is_a_usage_error_naming_it(args, option, value, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.build_parser().parse_args(args)
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"ssimsr {args[0]}: error: argument {option}: {value}: must be a positive integer (at least 1)")
+    assert cli.build_parser().parse_args(["status", "--jobs", "3"]).jobs == 3
+    assert cli.build_parser().parse_args([*TRAIN_ARGS, "--jobs-per-gpu", "2"]).jobs_per_gpu == 2
+
+
 # ----------------------------------------------------------------- one-line errors of train, evaluate, lpips
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

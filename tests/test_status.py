@@ -43,6 +43,17 @@ def _write(folder: Path, name: str, text: str, age: float = 0.0) -> None:
     os.utime(path, (NOW - age, NOW - age))
 
 
+def _keras_stub(path: Path, age: float = 0.0) -> None:
+    """A zip with the members of a saved Keras model: what status's cheap check reads of one."""
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        for member in ("metadata.json", "config.json", "model.weights.h5"):
+            archive.writestr(member, "{}")
+    os.utime(path, (NOW - age, NOW - age))
+
+
 def _attempt(folder: Path, host: str, pid: int, age: float = 0.0) -> None:
     started = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(NOW - age))
     _write(folder, "checkpoint/attempts.csv",
@@ -77,7 +88,7 @@ def _fake_study(root: Path, table: dict) -> dict[str, Run]:
             if key == "outdated":
                 params["epochs"] = 5
             for name in ("upscaler.keras", "downscaler.keras"):
-                _write(folder, name, "model", 3600)
+                _keras_stub(folder / name, 3600)
             _write(folder, "params.json", json.dumps(params), 3600)
             _write(folder, "history.csv", _history(params["epochs"]), 3600)
             _write(folder, "progress.csv", _history(params["epochs"]), 3600)
@@ -115,7 +126,7 @@ def test_a_fake_study_gives_each_run_its_state_and_the_counts(tmp_path, demo):
     expected = {"done": "done", "done2": "done", "running_elsewhere": "running", "running_here": "running",
                 "failed_error": "failed", "failed_stale": "failed", "failed_gone": "failed", "outdated": "pending"}
     assert {k: states[r].state for k, r in by.items()} == expected
-    assert study.counts() == {"done": 2, "running": 2, "failed": 3, "pending": len(table) - 7}
+    assert study.counts() == {"done": 2, "running": 2, "failed": 3, "corrupt": 0, "pending": len(table) - 7}
     assert states[by["failed_error"]].note == "ssimsr train: error: non-finite loss at epoch 4, step 1"
     assert "is gone" in states[by["failed_gone"]].note
     assert states[by["failed_stale"]].note == "no change for 2:00:00"
@@ -135,6 +146,40 @@ def test_a_fake_study_gives_each_run_its_state_and_the_counts(tmp_path, demo):
     text = status.render(study)
     assert f"{len(table)} runs: 2 done, 2 running, 3 failed, {len(table) - 7} pending" in text
     assert "remaining: about " in text and "2 at a time" in text
+
+
+def test_a_run_with_an_unreadable_output_is_corrupt_not_done(tmp_path, demo):
+    """The cheap checks (a .keras zip's directory, params.json parses, history.csv's header, row
+    lengths and last line end) name the file; a network an evaluation moved aside keeps the run
+    corrupt until a training starts again."""
+    config, table, _ = demo
+    by = _fake_study(tmp_path, table)
+    folder = {key: tmp_path / "train" / by[key].path for key in ("done", "done2", "outdated")}
+    upscaler = folder["done"] / "upscaler.keras"
+    upscaler.write_bytes(upscaler.read_bytes()[:-10])
+    history = folder["done2"] / "history.csv"
+    history.write_text(history.read_text()[:-7])
+    (folder["outdated"] / "params.json").write_text('{"model": ')  # unreadable: not known to be outdated
+
+    def states():
+        return {s.run: s for s in status.study_status(config, tmp_path, now=NOW, host="thishost").runs}
+
+    now = states()
+    assert [(now[by[k]].state, now[by[k]].note) for k in folder] == [
+        ("corrupt", "upscaler.keras: unreadable (File is not a zip file); remove it and rerun snakemake"),
+        ("corrupt", "history.csv: unreadable (cut short: no line end at its end); remove it and rerun snakemake"),
+        ("corrupt", "params.json: unreadable (not valid JSON: Expecting value: line 1 column 11 (char 10)); "
+                    "remove it and rerun snakemake")]
+    assert now[by["done"]].eta is not None  # to train again: part of the time left
+    assert "3 corrupt" in status.render(status.study_status(config, tmp_path, now=NOW, host="thishost"))
+    moved = upscaler.with_name("upscaler.keras.corrupt")
+    upscaler.rename(moved)  # what the evaluate job does (checkpoints.set_aside), then it touches it
+    os.utime(moved, (NOW, NOW))
+    assert states()[by["done"]].note == ("upscaler.keras was unreadable, moved aside to upscaler.keras.corrupt; "
+                                         "the next snakemake trains it again")
+    os.utime(moved, (NOW - 60, NOW - 60))
+    _attempt(folder["done"], "node17", 4242, 10)  # the retraining has started since
+    assert states()[by["done"]].state == "running"
 
 
 def test_a_dry_study_lists_every_run_as_pending(tmp_path):

@@ -197,6 +197,24 @@ def test_out_of_memory_suggests_a_smaller_tile(tiny_sr_run, tmp_path, monkeypatc
     assert not (tmp_path / "o.png").exists()
 
 
+def test_a_full_disk_names_the_output_and_leaves_no_temporary_file(tiny_sr_run, tmp_path, monkeypatch, capsys):
+    """"No space left on device" alone does not say where: the error names the output file."""
+    import errno
+
+    def full_disk(self, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"\x89PNG\r\n")  # the first bytes, then the disk is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    Image.fromarray(skdata.coffee()[:24, :32]).save(tmp_path / "p.png")
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    out = tmp_path / "out" / "x2.png"
+    assert cli.main(["upscale", str(tiny_sr_run), str(tmp_path / "p.png"), str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("ssimsr ")]  # not the log lines before it
+    assert errors == [f"ssimsr upscale: error: [Errno {errno.ENOSPC}] {out}: No space left on device"], err
+    assert list(out.parent.iterdir()) == []
+
+
 def test_other_errors_of_the_network_are_not_reported_as_out_of_memory(pairs, photo):
     """Only out-of-memory errors are translated: a bug keeps its type and message."""
     fp = footprint(pairs["sr"].upscaler)
@@ -226,7 +244,7 @@ def status(key):
 run, src, dest, tile = sys.argv[1:5]
 warm = Path(dest).with_name("warm.png")
 Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(warm)
-assert cli.main(["upscale", run, str(warm), str(warm.with_name("warm_x2.png")), "--tile", "16"]) == 0
+assert cli.main(["upscale", run, str(warm), str(warm.with_name("warm_x2.png")), "--tile", "16", "--overwrite"]) == 0
 try:
     Path("/proc/self/clear_refs").write_text("5")
 except OSError as exc:

@@ -49,6 +49,17 @@ def _json_or_file(text: str):
         raise argparse.ArgumentTypeError(f"{path}: not valid JSON: {exc}") from exc
 
 
+def _positive_int(text: str) -> int:
+    """An integer of at least 1 (a count of jobs): 0 or -1 is a usage error naming the value."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be a positive integer (at least 1)")
+    return value
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Every option's help ends with its default (or says it is required); descriptions and
     examples keep their line breaks."""
@@ -153,7 +164,7 @@ def _cmd_upscale(args) -> None:
     use_backend(args.backend or run_backend(args.run))
     from .upscale import upscale_paths
 
-    for path in upscale_paths(args.run, args.input, args.output, tile=args.tile):
+    for path in upscale_paths(args.run, args.input, args.output, tile=args.tile, overwrite=args.overwrite):
         print(path)
 
 
@@ -261,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after-epoch", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--gpu-lock-dir", default=".snakemake/gpu-locks", metavar="DIR",
                    help="where concurrent jobs claim distinct GPUs (multi-GPU machines)")
-    p.add_argument("--jobs-per-gpu", type=int, default=_schema_default("training.jobs_per_gpu"), metavar="K",
+    p.add_argument("--jobs-per-gpu", type=_positive_int, default=_schema_default("training.jobs_per_gpu"), metavar="K",
                    help="train jobs sharing one GPU (run snakemake with --resources gpu=<GPUs x this>)")
 
     p = _command(sub, "upscale", "apply a trained run to an image file or folder",
@@ -276,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Keras backend (default: KERAS_BACKEND, else the run's training backend)")
     p.add_argument("--tile", type=int, default=None, metavar="PX",
                    help="tile side in input pixels (default: from the memory available)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace output files that exist, the input included (default: refuse, naming the "
+                        "file, before anything is written)")
 
     for name, func, helptext, example in (
             ("evaluate", _cmd_evaluate, "per-image PSNR/SSIM of a run (Keras side)",
@@ -338,9 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stale", type=float, default=30.0, metavar="MINUTES",
                    help="a started run on another host with no file changed for this long (or two epochs) "
                         "counts as failed")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
+    p.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
                    help="trainings at once, for the remaining time (default: the number running now, at least 1)")
-    p.add_argument("--state", nargs="+", choices=["done", "running", "failed", "pending"], default=None,
+    from .status import STATES
+
+    p.add_argument("--state", nargs="+", choices=STATES, default=None,
                    metavar="STATE", help="list only runs in these states (default: all; the summary counts all)")
 
     for p in sub.choices.values():  # `ssimsr fetch -v ...` as well as `ssimsr -v fetch ...`

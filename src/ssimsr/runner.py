@@ -82,8 +82,10 @@ def run_backend(run_dir: str | os.PathLike) -> str:
         return "tensorflow"  # the run's files are checked (and named) when it is loaded
     try:
         return json.loads(params.read_text()).get("backend", "tensorflow")
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{params}: not valid JSON ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        # unreadable: loading the run names it and moves it aside (upscale.load_run), before
+        # any network is loaded on this backend
+        return "tensorflow"
 
 
 def train_run(params: dict, data: str, out: str, *, jobs_per_gpu: int = 1,

@@ -12,6 +12,13 @@ fraction of a second.
   Outputs of other parameters (the config changed since) count as ``pending`` with the
   note ``outdated``: Snakemake will train the run again. (Code changes, which also rerun
   a training, are not visible here; ``snakemake -n`` shows them.)
+* ``corrupt``: an output is unreadable, the note names it. Either the four exist but one
+  fails a cheap check (a ``.keras`` file's zip directory lists the members Keras writes,
+  ``params.json`` parses, ``history.csv`` has its header, rows of one length and a last
+  line end): Snakemake sees a file and would not retrain it, so the note says to remove
+  it (the evaluate job moves it aside itself, and fails); or an evaluation has moved one
+  aside (``<name>.corrupt``, ``ssimsr.checkpoints``) and no training has started since:
+  the next ``snakemake`` trains it again (from the run's final checkpoint: seconds).
 * ``running``: no complete outputs, and the run is alive. On the host of its latest
   attempt (``checkpoint/attempts.csv``: host, pid, start) that is its process being
   alive; elsewhere (a cluster node) it is a file of the run (``progress.csv``,
@@ -54,7 +61,7 @@ from pathlib import Path
 from .progress import format_duration
 from .runs import Run
 
-STATES = ("done", "running", "failed", "pending")
+STATES = ("done", "running", "failed", "corrupt", "pending")
 OUTPUTS = ("upscaler.keras", "downscaler.keras", "history.csv", "params.json")
 #: files a started run has (progress.csv: the per-epoch history that is not a workflow output)
 ACTIVITY = ("progress.csv", "history.csv", "train.log", "params.json")
@@ -130,6 +137,54 @@ def _float(text) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if value == value else None  # NaN: none
+
+
+def _history_problem(text: str | None) -> str | None:
+    """Why a ``history.csv`` (its text) is unreadable, or None. pandas writes a header with
+    ``epoch`` and ``split``, rows of its length, a line end last: a file cut short lacks one."""
+    if text is None:
+        return "cannot be read"
+    if not text.endswith("\n"):
+        return "cut short: no line end at its end"
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or not {"epoch", "split"} <= set(rows[0]):
+        return "no header with epoch and split"
+    if any(len(row) != len(rows[0]) for row in rows):
+        return "a row whose length is not the header's"
+    return None
+
+
+def _unreadable_output(folder: Path, params_problem: str | None) -> tuple[str, str] | None:
+    """(name, reason) of the first train output that fails its cheap check, or None: for
+    hundreds of runs, a few hundred bytes per ``.keras`` file (its zip directory), not the file."""
+    from .checkpoints import keras_file_problem
+
+    if params_problem:
+        return "params.json", params_problem
+    for name in ("upscaler.keras", "downscaler.keras"):
+        try:
+            problem = keras_file_problem(folder / name)
+        except FileNotFoundError:  # moved aside since the folder was listed: the next look tells
+            problem = "gone while being read"
+        if problem:
+            return name, problem
+    problem = _history_problem(_read(folder / "history.csv"))
+    return ("history.csv", problem) if problem else None
+
+
+def _moved_aside(files: dict[str, os.stat_result], since: float | None) -> str | None:
+    """The first train output missing from ``files`` and moved aside as unreadable after
+    ``since`` (the run's last activity; None: none): no training has started since."""
+    from .checkpoints import CORRUPT_SUFFIX
+
+    for name in OUTPUTS:
+        if name in files:
+            continue
+        moved = [f for f, st in files.items() if f.startswith(name + CORRUPT_SUFFIX)
+                 and (since is None or st.st_mtime >= since)]
+        if moved:
+            return f"{name} was unreadable, moved aside to {max(moved, key=lambda f: files[f].st_mtime)}"
+    return None
 
 
 def _checkpoint_history(path: Path) -> list[dict]:
@@ -249,11 +304,12 @@ def read_run(run: Run, configured: dict, root: Path, now: float, stale: float,
     status.started = _attempt_start(latest["started"]) if latest else None
 
     outdated = ""
+    params_problem = None
     if "params.json" in files:
         try:
             trained = upgrade_params(json.loads(_read(folder / "params.json") or ""))
-        except ValueError:
-            trained = None
+        except ValueError as exc:
+            trained, params_problem = None, f"not valid JSON: {exc}"
         expected = json.loads(json.dumps(configured))
         if trained is not None and trained != expected:
             keys = sorted(k for k in set(trained) | set(expected) if trained.get(k) != expected.get(k))
@@ -262,6 +318,11 @@ def read_run(run: Run, configured: dict, root: Path, now: float, stale: float,
     if all(name in files for name in OUTPUTS):
         if outdated:  # pending: Snakemake trains it again; its numbers are of the other parameters
             return RunStatus(run, "pending", status.epochs, attempts=status.attempts, note=outdated)
+        unreadable = _unreadable_output(folder, params_problem)
+        if unreadable:  # Snakemake sees a file: nothing retrains it until it is gone
+            status.state = "corrupt"
+            status.note = f"{unreadable[0]}: unreadable ({unreadable[1]}); remove it and rerun snakemake"
+            return status
         status.state = "done"
         status.eta = 0.0
         bench = _read(folder / "benchmark.tsv") if "benchmark.tsv" in files else None
@@ -276,6 +337,11 @@ def read_run(run: Run, configured: dict, root: Path, now: float, stale: float,
 
     changes = [files[n].st_mtime for n in ACTIVITY if n in files]
     changes += [checkpoint[n].st_mtime for n in CHECKPOINT_ACTIVITY if n in checkpoint]
+    moved = _moved_aside(files, max(changes, default=None))
+    if moved:  # an evaluation found it unreadable; no training has started since
+        status.state = "corrupt"
+        status.note = f"{moved}; the next snakemake trains it again"
+        return status
     if not changes:
         return status  # an empty folder (or unrelated files): not started
     status.last_change = max(changes)
@@ -400,7 +466,9 @@ def render(study: Study, states: list[str] | None = None) -> str:
     out = [line(header), *map(line, rows)]
     counts = study.counts()
     out.append("")
-    out.append(f"{len(study.runs)} runs: " + ", ".join(f"{counts[s]} {s}" for s in STATES))
+    # corrupt only when there is one: a rare state, an alarm rather than a column
+    shown = [s for s in STATES if s != "corrupt" or counts[s]]
+    out.append(f"{len(study.runs)} runs: " + ", ".join(f"{counts[s]} {s}" for s in shown))
     left = len(study.runs) - counts["done"]
     if not left:
         out.append("remaining: nothing to train")
@@ -421,6 +489,10 @@ def main(config_files: list[str] | None, results: str = "results", watch: float 
          stream=None) -> None:
     """``ssimsr status``: print the table once, or every ``watch`` seconds until Ctrl-C."""
     stream = stream or sys.stdout
+    if not Path(results).is_dir():  # a mistyped --results is not "every run pending"
+        what = "not a folder" if Path(results).exists() else "no such folder"
+        raise FileNotFoundError(f"results folder {results}: {what} (nothing has run here yet, or give the "
+                                "workflow's results folder with --results DIR)")
     config = load_config(config_files)
     try:
         while True:

@@ -24,6 +24,10 @@ speed. A run directory holds:
                      resumes from it; with a fixed seed on CPU the result equals an
                      uninterrupted run, because every epoch's shuffling and crops come
                      from ``default_rng([seed, epoch])`` rather than a running RNG.
+                     The one before is kept as ``state.prev.npz``: a checkpoint found
+                     unreadable (a machine crash can cut it short) is moved aside to
+                     ``state.npz.corrupt`` (logged) and the run resumes from the one
+                     before, else starts afresh (``ssimsr.checkpoints``).
 ``checkpoint/attempts.csv``  one row per start of ``train`` (attempt, time, host, pid, the
                      epoch it starts from); every start also prints a header line
                      ``=== attempt 2, 2026-12-02 10:31:07 on node17 (pid 4242): resuming
@@ -47,7 +51,7 @@ import numpy as np
 
 from . import backends, registry
 from .atomic import write_csv, write_text
-from .checkpoints import load_checkpoint, save_checkpoint, save_model, write_timing
+from .checkpoints import find_checkpoint, load_checkpoint, save_checkpoint, save_model, write_timing
 from .run_params import RunParams, history_columns, term_names  # noqa: F401  (the run's parameters)
 
 log = logging.getLogger(__name__)
@@ -299,16 +303,9 @@ _announced: set[str] = set()
 
 
 def checkpoint_epoch(path: Path, fingerprint: str) -> int | None:
-    """The epoch a checkpoint of this run resumes from; None without one (or of another run)."""
-    if not path.exists():
-        return None
-    try:
-        with np.load(path) as state:
-            if str(state["fingerprint"]) != fingerprint:
-                return None
-            return int(state["epoch"])
-    except (OSError, ValueError, KeyError):
-        return None  # unreadable: load_checkpoint decides (and says) what happens
+    """The epoch a checkpoint of this run resumes from (``path``, else the one kept before
+    it, if readable); None without one (or only of another run)."""
+    return find_checkpoint(path, fingerprint).epoch
 
 
 def read_attempts(out_dir: str | os.PathLike) -> list[dict]:
@@ -324,21 +321,28 @@ def begin_attempt(params: RunParams, out_dir: str | os.PathLike, ahead: bool = F
     """Record a new attempt of the run in ``out_dir`` and print its header line to stderr.
 
     ``=== attempt N, <date> on <host> (pid P): resuming from epoch k of n`` or ``fresh
-    start`` (``..., the checkpoint belongs to other parameters`` when one is ignored).
+    start`` (``..., the checkpoint belongs to other parameters`` when one is ignored,
+    ``..., the checkpoint is unreadable`` when none can be read; ``train`` moves such a
+    file aside).
     ``ahead``: called before ``train`` (the workflow's job, so that the header is the
     first line of the attempt in the log); ``train`` then does not begin another.
     """
     out = Path(out_dir)
     ckpt = out / "checkpoint" / "state.npz"
-    start = checkpoint_epoch(ckpt, params.fingerprint())
+    found = find_checkpoint(ckpt, params.fingerprint())  # only looks: train moves an unreadable one aside
+    start = found.epoch
     attempts = read_attempts(out)
     number = len(attempts) + 1
     started = time.strftime("%Y-%m-%d %H:%M:%S %z")
     host, pid = socket.gethostname(), os.getpid()
     if start is not None:
         where = f"resuming from epoch {start} of {params.epochs}"
+        if found.unreadable:
+            where += f" ({found.path.name}: {', '.join(e.path.name for e in found.unreadable)} unreadable)"
+    elif found.unreadable:
+        where = "fresh start, the checkpoint is unreadable"
     else:
-        where = "fresh start" + (", the checkpoint belongs to other parameters" if ckpt.exists() else "")
+        where = "fresh start" + (", the checkpoint belongs to other parameters" if found.other_run else "")
     row = {"attempt": number, "started": started, "host": host, "pid": pid, "start_epoch": start or 0,
            "epochs": params.epochs}
     path = out / ATTEMPTS_FILE

@@ -1,4 +1,4 @@
-"""Apply a trained run to images: ``ssimsr upscale RUN_DIR INPUT OUTPUT [--tile N]``.
+"""Apply a trained run to images: ``ssimsr upscale RUN_DIR INPUT OUTPUT [--tile N] [--overwrite]``.
 
 SR: the given image is upscaled by the run's scale (any size: the SR upscaler is fully
 convolutional). IRN: the image is downscaled with the run's learned downscaler, then
@@ -58,16 +58,19 @@ class UpscaleError(DataError):
 def load_run(run: str | os.PathLike):
     """(params, downscaler, upscaler) of a trained run directory.
 
-    The folder and its params.json are checked before Keras is imported: a wrong path is
-    one error line, without the backend's start-up (seconds, and its log lines)."""
+    The folder and its files are checked before Keras is imported: a wrong path is one
+    error line, without the backend's start-up (seconds, and its log lines). A file that
+    is there but unreadable is named in a CorruptFile error; a network (cut short) is also
+    moved aside: the train rule's output is then missing, so the next ``snakemake`` trains
+    it again."""
+    from .checkpoints import check_run_files
+
     run = Path(run)
     missing = [n for n in ("params.json", "upscaler.keras", "downscaler.keras") if not (run / n).is_file()]
     if missing:
         raise RunNotFound(f"{run}: not a trained run (missing {', '.join(missing)})")
-    try:
-        params = json.loads((run / "params.json").read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{run / 'params.json'}: not valid JSON ({exc})") from None
+    check_run_files(run)
+    params = json.loads((run / "params.json").read_text())
     import keras
 
     from . import models, registry  # noqa: F401  models registers the custom layers
@@ -307,21 +310,45 @@ def output_format(path: Path) -> tuple[str, dict]:
                            f"{', '.join(OUTPUT_FORMATS)} (or a folder, for PNGs)") from None
 
 
+def _check_outputs(files: list[Path], targets: list[Path], overwrite: bool) -> None:
+    """Before anything is written: two inputs never share an output (``a.jpg`` and ``a.png``
+    in a folder, whose second output would replace the first), and, unless ``overwrite``,
+    no output exists already (the input itself, or a file written before). One line naming it."""
+    first: dict[Path, Path] = {}
+    for f, target in zip(files, targets):
+        if target in first:
+            raise FileExistsError(f"{target}: both {first[target]} and {f} would be written to it; "
+                                  "rename one of them")
+        first[target] = f
+    if overwrite:
+        return
+    existing = [t for t in targets if t.exists()]
+    if existing:
+        inputs = {f.resolve() for f in files}
+        what = "is an input image" if existing[0].resolve() in inputs else "exists"
+        more = f" (and {len(existing) - 1} more outputs)" if len(existing) > 1 else ""
+        raise FileExistsError(f"{existing[0]}: {what}{more}; not overwritten (give --overwrite to replace it)")
+
+
 def upscale_paths(run: str | os.PathLike, src: str | os.PathLike, dest: str | os.PathLike,
-                  tile: int | None = None) -> list[Path]:
+                  tile: int | None = None, overwrite: bool = False) -> list[Path]:
     """Upscale a file or every image of a folder. Returns the written paths.
 
     A folder (``src`` or ``dest``, or a ``dest`` without suffix) gets PNGs named after the
-    inputs; an output file is written in the format its suffix names (OUTPUT_FORMATS).
+    inputs; an output file is written in the format its suffix names (OUTPUT_FORMATS). An
+    output that exists (the input too) is an error before anything is written, unless
+    ``overwrite``.
     """
     src, dest = Path(src), Path(dest)
     files = _inputs(src)
     to_folder = src.is_dir() or dest.is_dir() or dest.suffix == ""
+    targets = [dest / f"{f.stem}.png" for f in files] if to_folder else [dest]
     if not to_folder:
         output_format(dest)  # an unsupported suffix fails before the run is loaded
+    _check_outputs(files, targets, overwrite)  # and so does an output that exists
     params, downscaler, upscaler = load_run(run)
     written = []
-    for f in files:
+    for f, target in zip(files, targets):
         try:
             rgb, _ = decode_rgb8(f.read_bytes(), str(f))
         except Image.DecompressionBombError as exc:
@@ -332,7 +359,6 @@ def upscale_paths(run: str | os.PathLike, src: str | os.PathLike, dest: str | os
         out = apply(params, downscaler, upscaler, rgb, tile=tile, label=str(f))
         log.info("%s: %dx%d -> %dx%d in %.1f s", f, rgb.shape[1], rgb.shape[0], out.shape[1], out.shape[0],
                  time.monotonic() - t0)
-        target = dest / f"{f.stem}.png" if to_folder else dest
         image_format, options = output_format(target)
         with atomic_path(target) as tmp:
             Image.fromarray(out).save(tmp, format=image_format, **options)
