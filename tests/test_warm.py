@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -54,6 +55,17 @@ def warm_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     monkeypatch.setattr(sys, "path", [HERE, *sys.path])
     yield where
+    stop_zygotes(where)
+
+
+@pytest.fixture
+def light(monkeypatch):
+    """Zygotes that import numpy only: for the tests of how jobs are forked, served and
+    ended, which do not need Keras (about 5 s less per zygote); the key tells them apart."""
+    monkeypatch.setattr(warm, "PRELOAD", ("numpy",))
+
+
+def stop_zygotes(where: Path) -> None:
     for pid in zygote_pids(where):
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
@@ -155,7 +167,7 @@ def test_a_failing_warm_job_logs_one_line_and_exits_1(tmp_path, warm_dir):
     assert lines[-1].endswith("exit status 1") and zygote_pids(warm_dir)
 
 
-def test_exit_statuses_and_signals_come_back(warm_dir):
+def test_exit_statuses_and_signals_come_back(warm_dir, light):
     assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") == 0
     assert warm.run_warm("warm_targets:exit_with", (3,), "tensorflow") == 3
     assert warm.run_warm("warm_targets:kill_self", (signal.SIGKILL,), "tensorflow") == 128 + signal.SIGKILL
@@ -164,14 +176,16 @@ def test_exit_statuses_and_signals_come_back(warm_dir):
 
 def client(tmp_path, where, target, *args, prelude="", **popen):
     """A job's process (``run_warm`` in its own interpreter), as Snakemake starts one; exit
-    status 99 when it would run the job cold. ``prelude``: code run first."""
-    code = (f"import os, sys; sys.path.insert(0, {HERE!r}); {prelude}from ssimsr.warm import run_warm; "
-            f"status = run_warm({target!r}, {args!r}, 'tensorflow'); sys.exit(99 if status is None else status)")
+    status 99 when it would run the job cold. ``prelude``: code run first. It preloads what
+    this test's zygotes do (``light``)."""
+    code = (f"import os, sys; sys.path.insert(0, {HERE!r}); {prelude}from ssimsr import warm; "
+            f"warm.PRELOAD = {tuple(warm.PRELOAD)!r}; "
+            f"status = warm.run_warm({target!r}, {args!r}, 'tensorflow'); sys.exit(99 if status is None else status)")
     env = {**os.environ, "SSIMSR_WARM_DIR": str(where)}
     return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=tmp_path, **popen)
 
 
-def test_a_signal_to_the_job_reaches_its_child(tmp_path, warm_dir):
+def test_a_signal_to_the_job_reaches_its_child(tmp_path, warm_dir, light):
     marker = tmp_path / "child.pid"
     job = client(tmp_path, warm_dir, "warm_targets:sleep_then_write", str(marker), 120)
     wait_until(marker.exists)
@@ -181,7 +195,7 @@ def test_a_signal_to_the_job_reaches_its_child(tmp_path, warm_dir):
     wait_until(lambda: not alive(child))
 
 
-def test_a_child_whose_job_process_died_stops(tmp_path, warm_dir):
+def test_a_child_whose_job_process_died_stops(tmp_path, warm_dir, light):
     marker = tmp_path / "child.pid"
     job = client(tmp_path, warm_dir, "warm_targets:sleep_then_write", str(marker), 120)
     wait_until(marker.exists)
@@ -192,7 +206,7 @@ def test_a_child_whose_job_process_died_stops(tmp_path, warm_dir):
     assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") == 0  # the zygote serves on
 
 
-def test_an_edit_of_the_code_takes_effect_in_the_next_job(tmp_path, warm_dir, monkeypatch):
+def test_an_edit_of_the_code_takes_effect_in_the_next_job(tmp_path, warm_dir, light, monkeypatch):
     """The zygote holds no ssimsr module and imports nothing of the jobs' code: each child
     reads it from disk."""
     (tmp_path / "edited.py").write_text("def value():\n    return 11\n")
@@ -207,7 +221,7 @@ def test_an_edit_of_the_code_takes_effect_in_the_next_job(tmp_path, warm_dir, mo
     assert len(zygote_pids(warm_dir)) == 1
 
 
-def test_concurrent_jobs_start_one_zygote_and_a_dead_ones_socket_is_replaced(tmp_path, warm_dir):
+def test_concurrent_jobs_start_one_zygote_and_a_dead_ones_socket_is_replaced(tmp_path, warm_dir, light):
     env = warm.zygote_env("tensorflow")
     stale = warm_dir / f"{warm.zygote_key(env)}.sock"
     warm_dir.mkdir(mode=0o700, parents=True)
@@ -219,7 +233,7 @@ def test_concurrent_jobs_start_one_zygote_and_a_dead_ones_socket_is_replaced(tmp
     assert len(zygote_pids(warm_dir)) == 1
 
 
-def test_the_zygote_leaves_when_idle(warm_dir, monkeypatch):
+def test_the_zygote_leaves_when_idle(warm_dir, light, monkeypatch):
     monkeypatch.setattr(warm, "IDLE_SECONDS", 0.5)
     assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") == 0
     (pid,) = zygote_pids(warm_dir)
@@ -245,22 +259,32 @@ def test_no_warm_start_under_slurm_or_in_a_container(warm_dir, monkeypatch, vari
     assert not warm_dir.exists() or not list(warm_dir.iterdir())
 
 
+def test_warm_start_is_off_by_default_and_on_in_the_demo():
+    import yaml
+
+    from ssimsr.config import defaults
+
+    assert defaults("execution") == {"warm_start": False}
+    demo = yaml.safe_load((Path(HERE).parent / "profiles/demo/demo-config.yaml").read_text())
+    assert demo["execution"]["warm_start"] is True
+
+
 def test_warm_start_is_a_resource_on_cpu_only_so_toggling_it_reruns_nothing(tmp_path):
-    """The dry run gives train and evaluate jobs warm_start=1 where no GPU is visible and 0
-    where one is; execution.warm_start: false reruns no finished job."""
+    """Turned on, the dry run gives train and evaluate jobs warm_start=1 where no GPU is
+    visible and 0 where one is; turning it on reruns no job finished without it."""
     from test_workflow import TINY, run_snakemake, touched_train_run
 
-    cpu = run_snakemake(tmp_path, TINY, "-n", "--printshellcmds", env={**os.environ, "SSIMSR_NUM_GPUS": "0"})
-    gpu = run_snakemake(tmp_path, TINY, "-n", env={**os.environ, "SSIMSR_NUM_GPUS": "1"})
+    on = {**TINY, "execution": {"warm_start": True}}
+    cpu = run_snakemake(tmp_path, on, "-n", "--printshellcmds", env={**os.environ, "SSIMSR_NUM_GPUS": "0"})
+    gpu = run_snakemake(tmp_path, on, "-n", env={**os.environ, "SSIMSR_NUM_GPUS": "1"})
     assert cpu.returncode == 0 and gpu.returncode == 0, cpu.stderr[-2000:] + gpu.stderr[-2000:]
     for rule in ("train", "evaluate"):
         for result, flag in ((cpu, 1), (gpu, 0)):
             blocks = [b for b in result.stdout.split("\n\n") if re.search(rf"^rule {rule}:", b, flags=re.M)]
             assert blocks and all(f"warm_start={flag}" in b for b in blocks), (rule, flag)
-    target, touched = touched_train_run(tmp_path)
+    target, touched = touched_train_run(tmp_path)  # TINY: warm start off, the default
     assert touched.returncode == 0, touched.stderr[-3000:]
-    off = {**TINY, "execution": {"warm_start": False}}
-    dry = run_snakemake(tmp_path, off, "-n", target)
+    dry = run_snakemake(tmp_path, on, "-n", target)
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
 
 
@@ -293,7 +317,7 @@ def test_the_zygote_key_follows_the_variables_read_at_import(monkeypatch):
     assert warm.zygote_key(warm.zygote_env("tensorflow")) == base
 
 
-def test_a_child_sees_the_process_state_of_a_fresh_job(tmp_path, warm_dir, monkeypatch):
+def test_a_child_sees_the_process_state_of_a_fresh_job(tmp_path, warm_dir, light, monkeypatch):
     """Its TMPDIR (Snakemake sets one per job), its backend's variables, its umask, a global
     numpy generator of its own (not the zygote's state in every job), exit handlers that run."""
     import json
@@ -317,13 +341,15 @@ def test_a_child_sees_the_process_state_of_a_fresh_job(tmp_path, warm_dir, monke
     assert len(zygote_pids(warm_dir)) == 1  # TMPDIR and umask are not part of the key
 
 
-def test_bad_requests_neither_end_the_zygote_nor_leak_its_descriptors(warm_dir):
+def test_bad_requests_neither_end_the_zygote_nor_leak_its_descriptors(warm_dir, light):
     import json
     import struct
 
     assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") == 0
     (zygote,) = zygote_pids(warm_dir)
     (sock,) = warm_dir.glob("*.sock")
+    (log,) = warm_dir.glob("*.log")
+    wait_until(lambda: " ended: " in log.read_text())  # logged once it closed that job's connection
     open_fds = len(os.listdir(f"/proc/{zygote}/fd"))
     for plain in (b"{}", b"not json", json.dumps({"target": "no-colon"}).encode()):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
@@ -336,12 +362,12 @@ def test_bad_requests_neither_end_the_zygote_nor_leak_its_descriptors(warm_dir):
     wait_until(lambda: len(os.listdir(f"/proc/{zygote}/fd")) == open_fds)
 
 
-def test_a_job_with_a_closed_standard_stream_runs_cold(tmp_path, warm_dir):
+def test_a_job_with_a_closed_standard_stream_runs_cold(tmp_path, warm_dir, light):
     job = client(tmp_path, warm_dir, "warm_targets:exit_with", 0, prelude="os.close(0); ")
     assert job.wait(timeout=300) == 99
 
 
-def test_when_the_zygote_dies_its_jobs_stop_and_say_so(tmp_path, warm_dir):
+def test_when_the_zygote_dies_its_jobs_stop_and_say_so(tmp_path, warm_dir, light):
     marker = tmp_path / "child.pid"
     job = client(tmp_path, warm_dir, "warm_targets:sleep_then_write", str(marker), 120, stderr=subprocess.PIPE,
                  text=True)
@@ -367,3 +393,184 @@ def test_a_zygote_that_cannot_start_is_not_retried_by_every_job(tmp_path, warm_d
     log.write_text("")
     assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") is None
     assert log.read_text() == ""  # no second attempt
+
+
+# ------------------------------------------- a warm job runs as a cold one would (issue 24)
+
+
+def test_a_changed_keras_json_starts_a_new_zygote_whose_jobs_see_it(tmp_path, warm_dir, monkeypatch):
+    """Keras reads keras.json once, when the zygote imports it: its bytes are in the key, so
+    a job after an edit gets a zygote (and a Keras) that read the new file."""
+    import json
+
+    home = tmp_path / "keras-home"
+    home.mkdir()
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    seen = []
+    for floatx, epsilon in (("float64", 1e-5), ("float16", 1e-3)):
+        (home / "keras.json").write_text(json.dumps({"floatx": floatx, "epsilon": epsilon, "backend": "tensorflow",
+                                                     "image_data_format": "channels_last"}))
+        report = tmp_path / f"keras-{floatx}.json"
+        assert warm.run_warm("warm_targets:report_keras_config", (str(report),), "tensorflow") == 0
+        seen.append(json.loads(report.read_text()))
+    assert seen == [{"floatx": "float64", "epsilon": 1e-5}, {"floatx": "float16", "epsilon": 1e-3}]
+    assert len(zygote_pids(warm_dir)) == 2
+
+
+def test_the_key_follows_keras_json_and_the_installed_distributions(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    home = tmp_path / "keras-home"
+    home.mkdir()
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    env = warm.zygote_env("tensorflow")
+    assert warm.keras_config_path(env) == str(home / "keras.json")
+    keys = [warm.zygote_key(env)]
+    (home / "keras.json").write_text('{"floatx": "float32"}')
+    keys.append(warm.zygote_key(env))
+    (home / "keras.json").write_text('{"floatx": "float64"}')
+    keys.append(warm.zygote_key(env))
+    (site / "somelib-1.0.dist-info").mkdir()  # pip install somelib
+    keys.append(warm.zygote_key(env))
+    (site / "somelib-1.0.dist-info").rename(site / "somelib-1.1.dist-info")  # pip install -U somelib
+    keys.append(warm.zygote_key(env))
+    assert len(set(keys)) == len(keys), keys
+    assert warm.zygote_key(env) == keys[-1]
+
+
+def test_a_job_with_a_nice_increment_lower_limits_or_sighup_ignored_gets_them_in_its_fork(tmp_path, warm_dir, light):
+    """``nice``, ``ulimit`` and ``nohup`` hold for a warm job as for a cold one: a job's
+    process that has them starts a zygote of its own (the key), which inherits them."""
+    import json
+    import resource
+
+    assert warm.run_warm("warm_targets:report_limits", (str(tmp_path / "plain.json"),), "tensorflow") == 0
+    plain = json.loads((tmp_path / "plain.json").read_text())
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert plain == {"nice": os.getpriority(os.PRIO_PROCESS, 0), "nofile": [soft, hard], "sighup_ignored": False}
+    lowered = min(soft, 1024) - 7
+    prelude = (f"import resource, signal; os.nice(3); resource.setrlimit(resource.RLIMIT_NOFILE, ({lowered}, {hard})); "
+               "signal.signal(signal.SIGHUP, signal.SIG_IGN); ")
+    job = client(tmp_path, warm_dir, "warm_targets:report_limits", str(tmp_path / "limited.json"), prelude=prelude)
+    assert job.wait(timeout=120) == 0
+    limited = json.loads((tmp_path / "limited.json").read_text())
+    assert limited == {"nice": plain["nice"] + 3, "nofile": [lowered, hard], "sighup_ignored": True}
+    assert len(zygote_pids(warm_dir)) == 2
+
+
+def test_the_key_follows_the_cgroup_and_every_resource_limit():
+    env = warm.zygote_env("tensorflow")
+    context = warm.process_context()
+    assert context["cgroup"] and "RLIMIT_AS" in context["rlimits"] and "RLIMIT_NOFILE" in context["rlimits"]
+    base = warm.zygote_key(env, context)
+    assert warm.zygote_key(env, dict(context, cgroup="0::/user.slice/limited.scope\n")) != base
+    for name in ("RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_NPROC"):
+        limits = dict(context["rlimits"], **{name: [2**30, 2**31]})
+        assert warm.zygote_key(env, dict(context, rlimits=limits)) != base, name
+
+
+def test_a_zygote_reniced_after_it_started_forks_no_job(tmp_path, warm_dir, light):
+    """The zygote forks only for a job whose process has its priority, limits and cgroup:
+    one reniced (or moved to another cgroup) since lets its jobs start cold."""
+    assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") == 0
+    (zygote,) = zygote_pids(warm_dir)
+    os.setpriority(os.PRIO_PROCESS, zygote, os.getpriority(os.PRIO_PROCESS, zygote) + 1)
+    assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") is None
+    (log,) = warm_dir.glob("*.log")
+    assert "not forking: the job's process differs from this zygote in nice" in log.read_text()
+
+
+def test_a_zygote_whose_process_differs_from_its_key_refuses(warm_dir, light, monkeypatch):
+    """Its context is checked at start-up too: one that would not run its jobs as their own
+    processes would (here: a job process claims another nice level) records a refusal."""
+    real = warm.process_context
+    monkeypatch.setattr(warm, "process_context", lambda: dict(real(), nice=real()["nice"] + 5))
+    assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") is None
+    (refused,) = warm_dir.glob("*.refused")
+    assert "nice" in refused.read_text()
+    assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") is None  # not retried
+    assert not zygote_pids(warm_dir)
+
+
+def one_line(capfd) -> str:
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_a_warm_dir_that_is_a_file_starts_the_job_cold_with_one_line(tmp_path, monkeypatch, capfd):
+    taken = tmp_path / "not-a-folder"
+    taken.write_text("")
+    monkeypatch.setenv("SSIMSR_WARM_DIR", str(taken))
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") is None
+    assert f"{taken} is not a folder" in one_line(capfd)
+    nested = taken / "warm"  # under a file: cannot be created
+    monkeypatch.setenv("SSIMSR_WARM_DIR", str(nested))
+    assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") is None
+    assert f"cannot create the folder {nested}" in one_line(capfd)
+
+
+def test_a_symbolic_link_to_a_private_folder_is_not_used(tmp_path, monkeypatch, capfd):
+    """The folder is checked, not what a link points to: someone else's link in /tmp could
+    point to a folder of this user's they can swap for their own."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    link = tmp_path / "link"
+    link.symlink_to(private)
+    monkeypatch.setenv("SSIMSR_WARM_DIR", str(link))
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    assert warm.warm_dir() is None
+    capfd.readouterr()
+    assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") is None
+    assert f"{link} is a symbolic link" in one_line(capfd)
+    assert not list(private.iterdir())
+
+
+def test_a_default_folder_taken_by_another_user_is_not_used(tmp_path, monkeypatch, capfd):
+    """Another user created /tmp/ssimsr-warm-<our uid> first: one line names it and its
+    owner; the job starts cold (no $XDG_RUNTIME_DIR to fall back to)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("SSIMSR_WARM_DIR", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    ours = os.getuid() + 4242  # as if we were another user than the folder's owner
+    taken = tmp_path / f"ssimsr-warm-{ours}"
+    taken.mkdir(mode=0o700)
+    monkeypatch.setattr(os, "getuid", lambda: ours)
+    assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") is None
+    line = one_line(capfd)
+    assert f"{taken} belongs to user {os.stat(taken).st_uid}" in line and "starts cold" in line
+
+
+def test_a_taken_default_folder_falls_back_to_the_runtime_dir(monkeypatch, capfd, light):
+    import shutil
+
+    short = Path(tempfile.mkdtemp(prefix="ssimsr-test-"))  # a socket's path has at most 107 bytes
+    runtime = short / "run"
+    runtime.mkdir(mode=0o700)
+    runtime.chmod(0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(short))
+    monkeypatch.setattr(sys, "path", [HERE, *sys.path])
+    monkeypatch.delenv("SSIMSR_WARM_DIR", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    (short / f"ssimsr-warm-{os.getuid()}").symlink_to(runtime)  # someone's squat
+    try:
+        assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") == 0
+        assert f"is a symbolic link, not a folder; using {runtime / 'ssimsr-warm'} instead" in one_line(capfd)
+        assert len(zygote_pids(runtime / "ssimsr-warm")) == 1
+    finally:
+        stop_zygotes(runtime / "ssimsr-warm")
+        monkeypatch.undo()  # the temp dir first: pytest's capture needs one
+        shutil.rmtree(short)
+
+
+def test_a_socket_path_too_long_starts_the_job_cold_with_one_line(tmp_path, monkeypatch, capfd):
+    deep = tmp_path / ("d" * 100)
+    monkeypatch.setenv("SSIMSR_WARM_DIR", str(deep))
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    assert warm.run_warm("warm_targets:exit_with", (0,), "tensorflow") is None
+    assert "is too long" in one_line(capfd) and not list(deep.iterdir())

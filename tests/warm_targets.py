@@ -40,3 +40,23 @@ def _is_socket(fd):
     import stat
 
     return stat.S_ISSOCK(os.fstat(fd).st_mode)
+
+
+def report_keras_config(path):
+    """The keras.json values the preloaded Keras read (not a new import: it is the zygote's)."""
+    import json
+
+    import keras
+
+    Path(path).write_text(json.dumps({"floatx": keras.config.floatx(), "epsilon": keras.config.epsilon()}))
+
+
+def report_limits(path):
+    """The nice level, open-file limit and SIGHUP disposition the job's code runs under."""
+    import json
+    import resource
+    import signal
+
+    Path(path).write_text(json.dumps({"nice": os.getpriority(os.PRIO_PROCESS, 0),
+                                      "nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
+                                      "sighup_ignored": signal.getsignal(signal.SIGHUP) is signal.SIG_IGN}))
