@@ -444,8 +444,14 @@ def test_a_job_with_a_nice_increment_lower_limits_or_sighup_ignored_gets_them_in
     process that has them starts a zygote of its own (the key), which inherits them."""
     import json
     import resource
+    import signal
 
-    assert warm.run_warm("warm_targets:report_limits", (str(tmp_path / "plain.json"),), "tensorflow") == 0
+    # this test's own process as a plain job's: SIGHUP not ignored (pytest may run under nohup)
+    saved = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        assert warm.run_warm("warm_targets:report_limits", (str(tmp_path / "plain.json"),), "tensorflow") == 0
+    finally:
+        signal.signal(signal.SIGHUP, saved)
     plain = json.loads((tmp_path / "plain.json").read_text())
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert plain == {"nice": os.getpriority(os.PRIO_PROCESS, 0), "nofile": [soft, hard], "sighup_ignored": False}
