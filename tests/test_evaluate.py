@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from conftest import BACKEND, TINY_WIDTHS, ssim_float32_tolerance, to_numpy, write_photo_dataset
-from ssimsr import evaluate, weights
+from conftest import BACKEND, FLOAT32_U, TINY_WIDTHS, ssim_float32_tolerance, to_numpy, write_photo_dataset
+from ssimsr import evaluate, registry, weights
 from ssimsr.download import ChecksumMismatch
 from ssimsr.stats import compare_studies
 from ssimsr.experiments import run_params
@@ -49,6 +49,36 @@ def _gaussian_ssim(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
                                  data_range=data_range, channel_axis=-1 if a.ndim == 3 else None)
 
 
+def _mse_float32_rtol(n: int, sds: float = 6.0) -> float:
+    """How far a float32 mean of ``n`` squared float32 differences may lie from the float64 one,
+    relatively: each term carries ~3 roundings (difference, square, sum: 3u), and the sum's
+    roundings add up like a random walk, SD sqrt(n) u of the sum in whatever order a backend's
+    kernel adds (Higham & Mary 2019; blocked/pairwise reductions do better, log2(n) u). For a
+    48x64 RGB image (n = 9216): 3.5e-5, 10^4 x below the differences between λ_s variants."""
+    return 3 * FLOAT32_U + sds * np.sqrt(n) * FLOAT32_U
+
+
+def _numpy_loss_values(downscaler, hr32: np.ndarray, rec32: np.ndarray) -> dict[str, float]:
+    """The per-image loss terms as evaluate.py computed them in NumPy before they went through
+    the registered terms (``bw_mse`` and ``fw_mse`` as float64 means of the float32 images and
+    downscaled images; ``ssim_n`` from SSIM, here skimage's in float64): the reference."""
+    lr_hr, lr_rec = (to_numpy(downscaler(x[None].astype(np.float32), training=False))[0].astype(np.float64)
+                     for x in (hr32, rec32))
+    hr, rec = hr32.astype(np.float64), rec32.astype(np.float64)
+    return {"bw_mse": float(np.mean((hr - rec) ** 2)), "fw_mse": float(np.mean((lr_hr - lr_rec) ** 2)),
+            "ssim_n": (1.0 - _gaussian_ssim(hr, rec, 1.0)) / 2.0}
+
+
+def _assert_pixel_terms_match_numpy(values: dict, downscaler, hr32: np.ndarray, rec32: np.ndarray, label="") -> None:
+    """``values``' bw_mse / fw_mse / ssim_n equal the NumPy reference within float32 rounding."""
+    ref = _numpy_loss_values(downscaler, hr32, rec32)
+    n_lr = to_numpy(downscaler(hr32[None], training=False)).size
+    assert values["bw_mse"] == pytest.approx(ref["bw_mse"], rel=_mse_float32_rtol(hr32.size)), label
+    assert values["fw_mse"] == pytest.approx(ref["fw_mse"], rel=_mse_float32_rtol(n_lr)), label
+    tol = ssim_float32_tolerance(hr32.astype(np.float64), rec32.astype(np.float64)) / 2
+    assert abs(values["ssim_n"] - ref["ssim_n"]) <= tol, (label, values["ssim_n"], ref["ssim_n"], tol)
+
+
 def test_evaluate_run_matches_independent_references(workspace, capsys):
     """Every per-image metric of evaluate_run against references computed here: the run's saved
     networks applied to the whole image (evaluate tiles it), skimage's metrics in float64 with the
@@ -62,12 +92,16 @@ def test_evaluate_run_matches_independent_references(workspace, capsys):
     val = sorted((root / "results/data/tiny/val").glob("*.png"))
     out = root / "results/eval" / run.relative_to(root / "results/train")
     frame = evaluate.evaluate_run(run, {"val": val}, out)
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith(f"evaluate {run}: ")]
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith(f"evaluate {run}: ")]
     assert lines[0].startswith(f"evaluate {run}: 1/3 images, ") and " eta " in lines[0]  # progress
     assert lines[-1].startswith(f"evaluate {run}: 3/3 images, ") and " done in " in lines[-1]
     assert list(frame.image) == [p.stem for p in val] and set(frame.set) == {"val"}
+    # a column per registered loss term, under its registry name, after the image metrics
     assert list(frame.columns) == ["set", "image", "psnr", "ssim", "psnr_y", "ssim_y", "psnr_authors",
-                                   "ssim_authors", "bw_mse", "fw_mse", "ssim_n"]
+                                   "ssim_authors", "bw_mse", "fw_mse", "perceptual", "ssim_n"]
+    assert frame.perceptual.isna().all()  # lambda_p = 0: trained without VGG19 features, not computed
+    assert "perceptual: not computed (weight 0" in captured.out
     # like for like with training's last validation (same weights, same images, float32 sums)
     last = pd.read_csv(run / "history.csv").query("split == 'val'").iloc[-1]
     for column in ("bw_mse", "fw_mse", "ssim_n", "psnr", "ssim"):
@@ -107,9 +141,110 @@ def test_evaluate_run_matches_independent_references(workspace, capsys):
         assert row.psnr_authors == pytest.approx(peak_signal_noise_ratio(hr, rec, data_range=1.0), abs=1e-9), path
         assert row.ssim_authors == pytest.approx(structural_similarity(hr, rec, data_range=1.0, channel_axis=-1),
                                                  abs=1e-9), path
-        assert row.bw_mse == pytest.approx(np.mean((hr - rec) ** 2), rel=1e-9), path
-        assert row.fw_mse == pytest.approx(np.mean((lr_hr - lr_rec) ** 2), rel=1e-9), path
+        # the loss terms: each computed by the registered term in float32 (evaluate.loss_values), so
+        # within float32 rounding of the float64 means (_mse_float32_rtol), not 1e-9
+        assert row.bw_mse == pytest.approx(np.mean((hr - rec) ** 2), rel=_mse_float32_rtol(hr.size)), path
+        assert row.fw_mse == pytest.approx(np.mean((lr_hr - lr_rec) ** 2), rel=_mse_float32_rtol(lr_hr.size)), path
         assert abs(row.ssim_n - (1 - _gaussian_ssim(hr, rec, 1.0)) / 2) <= ssim_float32_tolerance(hr, rec) / 2, path
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """Loss terms registered in a test vanish after it."""
+    registry.discover()
+    monkeypatch.setattr(registry.LOSS_TERMS, "_entries", dict(registry.LOSS_TERMS._entries))
+
+
+def _photo_pair(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A 48x64 crop of a real photo and a noisy "reconstruction" that leaves [0, 1] (unclipped)."""
+    from skimage import data as skdata
+
+    hr = skdata.astronaut()[100:148, 150:214].astype(np.float32) / 255.0
+    rec = hr + np.random.default_rng(seed).normal(0.0, 0.05, hr.shape).astype(np.float32)
+    return hr, rec
+
+
+@pytest.mark.parametrize("model", ["sr", "irn"])
+def test_loss_values_are_the_registered_terms_and_equal_the_numpy_formulas(model, vgg_weights, scratch_registry):
+    """evaluate.loss_values computes every registered term by the term itself (a term registered
+    here gets its value too, last); bw_mse / fw_mse / ssim_n equal the NumPy formulas evaluate
+    used before (float64) within float32 rounding, for a fixed (SR: decimation) and a learned
+    (IRN) downscaler; perceptual is NaN without the VGG19 extractor (never from random weights)
+    and, with one, the relative / raw feature distances written out here in NumPy."""
+    import keras
+    from keras.applications.vgg19 import preprocess_input
+
+    from ssimsr import losses, models
+
+    @registry.register_loss_term("tv", weight="lambda_tv", label="TV")
+    def total_variation(batch):
+        from keras import ops
+
+        rec = batch.rec
+        return ops.mean(ops.abs(rec[:, 1:] - rec[:, :-1])) + ops.mean(ops.abs(rec[:, :, 1:] - rec[:, :, :-1]))
+
+    keras.utils.set_random_seed(0)
+    downscaler = models.build_pair(model, 2, **TINY_WIDTHS[model]).downscaler
+    hr, rec = _photo_pair()
+    values = evaluate.loss_values(downscaler, hr, rec)
+    assert list(values) == [*registry.loss_terms()] == ["bw_mse", "fw_mse", "perceptual", "ssim_n", "tv"]
+    assert np.isnan(values["perceptual"])
+    _assert_pixel_terms_match_numpy(values, downscaler, hr, rec, model)
+    r = rec.astype(np.float64)
+    tv = np.mean(np.abs(r[1:] - r[:-1])) + np.mean(np.abs(r[:, 1:] - r[:, :-1]))
+    assert values["tv"] == pytest.approx(tv, rel=_mse_float32_rtol(r.size))
+    assert evaluate.loss_values(downscaler, hr, hr)["bw_mse"] == 0.0
+
+    layers = ["block1_conv2", "block3_conv2"]
+    extractor = losses.build_feature_extractor(losses.load_vgg19(vgg_weights[0]), layers)
+    caffe = preprocess_input(np.stack([hr, rec]) * 255.0)  # BGR, ImageNet mean subtracted
+    features = [to_numpy(f).astype(np.float64) for f in extractor(caffe)]
+    relative = np.mean([np.mean(np.abs(f[0] - f[1])) / max(np.mean(np.abs(f[0])), losses.RELATIVE_EPS)
+                        for f in features])
+    raw = sum(np.mean((f[0] - f[1]) ** 2) for f in features)
+    for norm, expected in (("relative", relative), ("raw", raw)):
+        with_vgg = evaluate.loss_values(downscaler, hr, rec, extractor, perceptual_norm=norm)
+        assert with_vgg["perceptual"] == pytest.approx(expected, rel=1e-4), norm
+        assert {k: v for k, v in with_vgg.items() if k != "perceptual"} == pytest.approx(
+            {k: v for k, v in values.items() if k != "perceptual"}, rel=1e-6)
+    with pytest.raises(ValueError, match="perceptual_norm: unknown value None"):
+        evaluate.loss_values(downscaler, hr, rec, extractor)
+
+
+def test_evaluate_run_computes_perceptual_only_with_the_run_s_vgg19_weights(workspace, vgg_weights, tmp_path):
+    """A run that trained with the perceptual term (lambda_p > 0) gets its per-image values from the
+    VGG19 file its params.json names, with its layers and norm; where that file is missing they
+    are empty, with a warning naming it (never computed from random weights)."""
+    import shutil
+
+    from ssimsr import losses
+
+    root, runs = workspace
+    val = sorted((root / "results/data/tiny/val").glob("*.png"))[:1]
+    run = tmp_path / "run"
+    shutil.copytree(runs[1], run)
+    params = json.loads((run / "params.json").read_text())
+    params["loss_weights"]["lambda_p"] = 0.5
+    params.update(vgg_weights=str(vgg_weights[0]), vgg_layers=["block2_conv2"], perceptual_norm="relative",
+                  jit_compile=False)
+    (run / "params.json").write_text(json.dumps(params))
+    frame = evaluate.evaluate_run(run, {"val": val}, tmp_path / "eval")
+    import keras
+
+    from ssimsr import models  # noqa: F401  registers the custom layers of the saved networks
+
+    hr = np.asarray(Image.open(val[0]).convert("RGB"), dtype=np.float32) / 255.0
+    pair = [keras.saving.load_model(run / f"{n}.keras") for n in ("downscaler", "upscaler")]
+    rec = to_numpy(pair[1](pair[0](hr[None], training=False), training=False))  # one tile: what evaluate scored
+    extractor = losses.build_feature_extractor(losses.load_vgg19(vgg_weights[0]), ["block2_conv2"])
+    expected = float(losses.perceptual(hr[None], rec, extractor, norm="relative"))
+    assert expected > 0 and frame.perceptual.iloc[0] == pytest.approx(expected, rel=1e-5)
+
+    params["vgg_weights"] = str(tmp_path / "gone.h5")
+    (run / "params.json").write_text(json.dumps(params))
+    with pytest.warns(UserWarning, match=r"perceptual: unavailable, the run's VGG19 weights file .*gone\.h5"):
+        frame = evaluate.evaluate_run(run, {"val": val}, tmp_path / "eval2")
+    assert frame.perceptual.isna().all() and frame.bw_mse.notna().all()
 
 
 def test_collect_and_compare_studies(workspace):

@@ -9,7 +9,7 @@ import yaml
 from ssimsr import registry
 from ssimsr.config import SCHEMA_PATH, ConfigError, defaults, describe_errors, with_defaults
 from ssimsr.experiments import experiment_table, run_params
-from ssimsr.runs import GROUP_KEYS, Run, lambda_tag, vgg_tag
+from ssimsr.runs import GROUP_KEYS, Run, lambda_tag, parse_lambda_tag, vgg_tag
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,8 @@ def test_paper_study_has_18_table1_and_8_appendix_runs(paper_config):
 def test_as_run_preset_switches_off_the_broken_terms(paper_config):
     config = _study(paper_config, models=["sr", "irn"], presets=["corrected", "as_run"])
     runs = {(r.preset, r.model): p for r, p in experiment_table(config).items()}
-    assert runs[("as_run", "irn")]["loss_weights"] == {"lambda_b": 1.0, "lambda_f": 0.0, "lambda_p": 0.0}
+    assert runs[("as_run", "irn")]["loss_weights"] == {"lambda_b": 1.0, "lambda_f": 0.0, "lambda_p": 0.0,
+                                                       "lambda_s": 1.0}
     assert runs[("as_run", "irn")]["train_downscaler"] is False
     assert runs[("corrected", "irn")]["train_downscaler"] is True
     assert runs[("corrected", "sr")]["train_downscaler"] is False  # decimation has nothing to train
@@ -71,12 +72,65 @@ def test_missing_epochs_entry_unknown_preset_model_and_width_are_named(paper_con
 
 
 def test_loss_weights_must_name_registered_terms(paper_config):
+    """An unknown weight passes the schema (a new term's pattern) and is refused by the table,
+    the message naming the weights that may be set, never the one refused."""
     config = _study(paper_config, models=["sr"])
-    with pytest.raises(ValueError, match="losses.lambda_tv: no registered loss term has this weight"):
+    settable = re.escape("(the weights losses can set: lambda_b, lambda_f, lambda_p)")
+    with pytest.raises(ValueError, match="losses.lambda_tv: no registered loss term has this weight " + settable):
         experiment_table(dict(config, losses=dict(paper_config.get("losses", {}), lambda_tv=0.1)))
-    with pytest.raises(ValueError, match="presets.bad.lambda_x: no registered loss term"):
+    with pytest.raises(ValueError, match=r"presets.bad.lambda_x: no registered loss term .*: lambda_b, lambda_f, "
+                                         r"lambda_p\)$"):
         experiment_table(dict(config, presets={"corrected": {}, "bad": {"lambda_x": 1}},
                               studies={"s": dict(config["studies"]["s"], presets=["bad"])}))
+
+
+def test_lambda_s_is_the_grid_s_loss_weight(paper_config):
+    """The study grid sets loss_weights["lambda_s"] (issue 25): the run's key and folder tag
+    are that weight, and params.json holds it with the other weights, at no other key."""
+    runs = experiment_table(_study(paper_config, models=["sr"], lambda_s=[0, 0.5, 2]))
+    assert {r.path.split("/")[4] for r in runs} == {"ls0", "ls0.5", "ls2"}
+    for run, params in runs.items():
+        assert params["loss_weights"]["lambda_s"] == run.lambda_s and "lambda_s" not in params
+        assert list(params["loss_weights"]) == registry.weight_names()
+    assert run_params("sr", lambda_s=2).weights()["lambda_s"] == 2.0
+
+
+@pytest.mark.parametrize("text, key", [
+    ("presets: {as_run: {lambda_s: 1}}", "presets.as_run.lambda_s"),
+    ("losses: {lambda_s: 1}", "losses.lambda_s"),
+])
+def test_lambda_s_outside_the_grid_is_refused_with_one_line(paper_config, text, key):
+    """lambda_s is the axis of each study's grid: a preset (or ``losses``) may not set it. The
+    schema refuses it with one line that names the key and the keys it may set, not lambda_s."""
+    from ssimsr.config import merge_configs
+
+    bad = merge_configs(paper_config, yaml.safe_load(text))
+    errors = describe_errors(bad)
+    assert len(errors) == 1 and errors[0].startswith(f"{key}: unknown key (known: "), errors
+    known = errors[0].split("(known: ", 1)[1]
+    assert "lambda_b, lambda_f, lambda_p" in known
+    assert "lambda_s" not in re.split(r"; or ", known)[0].split(", ")  # the refused key is no known one
+    assert "lambda_s is each study's grid" in known
+    with pytest.raises(ConfigError, match=re.escape(errors[0])):
+        with_defaults(bad)
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        experiment_table(bad)
+    # the grid's own key, and another registered term's weight, pass the schema
+    assert describe_errors(merge_configs(paper_config, {"presets": {"as_run": {"lambda_tv": 1}}})) == []
+
+
+def test_the_weights_of_a_grid_are_told_apart(paper_config):
+    from ssimsr.runs import WEIGHT_DIGITS, same_weight, weight_key
+
+    with pytest.raises(ValueError, match=r"studies.s.lambda_s: .* same weight to 12 significant digits"):
+        experiment_table(_study(paper_config, models=["sr"], lambda_s=[0.1, 0.1 + 1e-14]))
+    assert WEIGHT_DIGITS == 12 and weight_key("0.5") == weight_key(0.5) == 0.5
+    assert same_weight(0.1 + 0.2, 0.3) and not same_weight(1e-9, 0.0) and not same_weight(0.1234567, 0.1234568)
+    import pandas as pd
+
+    column = pd.Series(["1", 2.0, 0.30000000000000004, float("nan")])
+    assert list(same_weight(column, 0.3)) == [False, False, True, False]
+    assert weight_key(column).tolist()[:3] == [1.0, 2.0, 0.3]
 
 
 def test_run_paths_round_trip():
@@ -85,6 +139,12 @@ def test_run_paths_round_trip():
     assert Run.parse(run.under("results/eval")) == run
     assert Run.from_mapping({**run.as_dict(), "lambda_s": "0.5", "seed": "2", "extra": 1}) == run
     assert lambda_tag(2.0) == "2" and lambda_tag(0) == "0"
+    for value in (0.0, 1.0, 0.5, 1e-05, 0.1234567, 2.5e-07, 1e16):  # the tag's one parse reads back its value
+        assert parse_lambda_tag(lambda_tag(value)) == value
+        assert Run.parse(Run("s", "p", "sr", "d", value, 0, "v").path).lambda_s == value
+    for tag in ("nan", "-1", "1,5", " 1"):
+        with pytest.raises(ValueError, match="not a λ_s tag"):
+            parse_lambda_tag(tag)
     assert GROUP_KEYS == ("study", "preset", "model", "dataset", "vgg")
     with pytest.raises(ValueError, match="not a run folder"):
         Run.parse("results/train/x")
@@ -107,7 +167,8 @@ def test_defaults_come_from_the_schema_alone(paper_config):
         assert getattr(params, key) == training[key]["default"], key
     assert params.perceptual_norm == schema["properties"]["losses"]["properties"]["perceptual_norm"]["default"]
     assert params.widths == {} and registry.architecture("irn").widths["lr_channels"] == 4
-    assert run_params("sr", lambda_p=0).loss_weights == {"lambda_b": 1.0, "lambda_f": 1.0, "lambda_p": 0.0}
+    assert run_params("sr", lambda_p=0).loss_weights == {"lambda_b": 1.0, "lambda_f": 1.0, "lambda_p": 0.0,
+                                                         "lambda_s": 1.0}
     assert defaults("training")["jobs_per_gpu"] == 1
     filled = with_defaults({"datasets": paper_config["datasets"]})
     assert filled["losses"]["lambda_b"] == 1.0 and filled["studies"] == {} and filled["scale"] == 2

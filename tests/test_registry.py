@@ -1,5 +1,7 @@
 """Registries of architectures and loss terms: what derives from them, and registering a new one."""
 
+import re
+
 import pytest
 import yaml
 
@@ -14,8 +16,8 @@ from ssimsr.train import history_columns, term_names
 def scratch_registry(monkeypatch):
     """Registrations made in a test vanish after it."""
     registry.discover()
-    monkeypatch.setattr(registry, "_ARCHITECTURES", dict(registry._ARCHITECTURES))
-    monkeypatch.setattr(registry, "_LOSS_TERMS", dict(registry._LOSS_TERMS))
+    monkeypatch.setattr(registry.ARCHITECTURES, "_entries", dict(registry.ARCHITECTURES._entries))
+    monkeypatch.setattr(registry.LOSS_TERMS, "_entries", dict(registry.LOSS_TERMS._entries))
 
 
 def test_built_ins_and_what_derives_from_them():
@@ -38,7 +40,9 @@ def test_schema_has_no_architecture_enum_and_declares_the_paper_weights():
     assert "enum" not in schema["$defs"]["model"]
     losses = schema["properties"]["losses"]
     assert {w for w in registry.weight_names() if w != "lambda_s"} <= set(losses["properties"])
-    assert list(losses["patternProperties"]) == ["^lambda_[a-z0-9_]+$"]
+    [pattern] = losses["patternProperties"]  # a new term's weight, never the study grid's lambda_s
+    assert re.search(pattern, "lambda_tv") and not re.search(pattern, "lambda_s")
+    assert list(schema["$defs"]["preset"]["patternProperties"]) == [pattern]
 
 
 def test_bad_registrations_are_refused(scratch_registry):
@@ -106,7 +110,8 @@ def test_a_registered_architecture_and_term_train(scratch_registry):
               "training": {**defaults("training"), "backend": BACKEND}, "models": {"toy": {"filters": 2}},
               "presets": {"corrected": {}}}
     params = resolve_params(config, "corrected", "toy", "x", 1.0, 0, ["block4_conv4"], 1)
-    assert params["loss_weights"] == {"lambda_b": 1.0, "lambda_f": 1.0, "lambda_p": 0.0, "lambda_tv": 0.5}
+    assert params["loss_weights"] == {"lambda_b": 1.0, "lambda_f": 1.0, "lambda_p": 0.0, "lambda_s": 1.0,
+                                      "lambda_tv": 0.5}
     trainer = Trainer(RunParams.from_dict(params))
     hr = np.random.default_rng(0).random((1, 16, 16, 3), dtype=np.float32)
     terms = trainer.steps.fetch([trainer.steps.evaluate(hr)])[0]
@@ -177,3 +182,20 @@ def test_vgg19_weights_file_has_one_home():
     assert (losses.VGG19_NOTOP_FILENAME, losses.VGG19_NOTOP_MD5) == (VGG19_NOTOP_FILENAME, VGG19_NOTOP_MD5)
     rules = (SCHEMA_PATH.parents[2] / "workflow" / "rules" / "common.smk").read_text()
     assert VGG19_NOTOP_FILENAME not in rules and "VGG19_NOTOP_FILENAME" in rules  # the rules import it
+
+
+def test_loss_term_names_and_labels_have_one_home(scratch_registry):
+    """A loss term's column is its registry name and its header its registry label, in every
+    table (the renderer keeps no label of its own); the paper's spellings left in Table 1 / A2
+    columns (``bwmse``, ``fwmse``, ``perc``) are aliases of registered terms, nothing more."""
+    from ssimsr.tables.render import METRIC_LABELS, TERM_ALIASES, header_label
+
+    terms = registry.loss_terms()
+    assert not set(METRIC_LABELS) & (set(terms) | set(TERM_ALIASES))
+    assert set(TERM_ALIASES.values()) <= set(terms)
+    assert [header_label(t) for t in terms] == ["bwMSE", "fwMSE", "L_perc", "L_SSIM_N"]
+    assert header_label("bwmse_end") == header_label("bw_mse_end") == "bwMSE (end)"
+    assert header_label("perc") == header_label("perceptual")
+    registry.register_loss_term("tv", weight="lambda_tv", label="TV")(lambda batch: 0.0)
+    registry.register_loss_term("edge", weight="lambda_e")(lambda batch: 0.0)
+    assert (header_label("tv"), header_label("tv_start"), header_label("edge")) == ("TV", "TV (start)", "edge")

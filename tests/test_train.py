@@ -37,7 +37,7 @@ def test_history_has_one_row_per_epoch_and_split(trained_runs):
     assert (val.fw_mse > 0).all() and (val.ssim_n > 0).all() and (val.perceptual == 0).all()
     assert np.allclose(val.total, val.bw_mse + val.fw_mse + val.ssim_n, rtol=1e-5)
     params = json.loads((trained_runs["irn"] / "params.json").read_text())
-    assert params["model"] == "irn" and params["lambda_s"] == 1.0 and params["loss_weights"]["lambda_p"] == 0.0
+    assert params["model"] == "irn" and params["loss_weights"]["lambda_s"] == 1.0 and params["loss_weights"]["lambda_p"] == 0.0
 
 
 def test_epoch_batches_are_a_function_of_seed_and_epoch(dataset):

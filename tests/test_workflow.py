@@ -88,6 +88,20 @@ def test_schema_error_names_the_key(tmp_path):
     assert "datasets.tiny.colour: unknown key" in result.stdout + result.stderr
 
 
+def test_lambda_s_in_a_preset_is_refused_with_one_line(tmp_path):
+    """lambda_s is each study's grid (issue 25), so a preset may not set it: the Snakefile's
+    check refuses it before any job, in one line naming the key and the keys a preset may set."""
+    bad = yaml.safe_load(yaml.safe_dump(TINY))
+    bad["presets"] = {"corrected": {}, "as_run": {"lambda_s": 1}}
+    result = run_snakemake(tmp_path, bad, "-n")
+    assert result.returncode != 0
+    lines = {line.strip() for line in (result.stdout + result.stderr).splitlines() if "lambda_s" in line}
+    assert len(lines) == 1, lines
+    [line] = lines
+    assert line.startswith("presets.as_run.lambda_s: unknown key (known: batch_size, crop, lambda_b, lambda_f, "
+                           "lambda_p, learning_rate,"), line
+
+
 def test_report_study_must_be_active(tmp_path):
     bad = yaml.safe_load(yaml.safe_dump(TINY))
     bad["report"]["table1_study"] = "table1"
@@ -136,6 +150,9 @@ def test_paper_dag_resolves():
     assert all(vgg in j for j in corrected)  # perceptual loss live: waits for the weights
     assert not any(vgg in j for j in as_run)  # lambda_p = 0: does not need them
     assert all(re.search(r"results/data/\w+/manifest.csv", j) for j in jobs)
+    # their evaluation computes the perceptual term per image from the same file (evaluate.term_extractor)
+    evaluated_preset = [re.search(r"output: results/eval/\w+/(\w+)/", j).group(1) for j in evaluations]
+    assert all((vgg in j) == (p == "corrected") for j, p in zip(evaluations, evaluated_preset))
 
 
 @pytest.fixture(scope="module")
@@ -319,6 +336,15 @@ def test_a_new_architecture_and_loss_term_run_through_the_workflow(tmp_path):
                                                  rel=1e-5)
     shares = pd.read_csv(work / "results/tables/loss_shares.csv")
     assert (shares.share_tv_mean > 0).all()  # one seed: mean and an empty sd column
+    assert "TV share" in (work / "results/tables/loss_shares.md").read_text()  # the term's registry label
+    # the term's per-image values, computed by the term itself (evaluate.loss_values), in metrics.csv
+    # and per_image.csv; on the val images they average to training's last validation value
+    metrics = pd.read_csv(work / "results/eval/smoke/corrected/toy/tiny/ls1/b4c4-b5c4/seed0/metrics.csv")
+    assert list(metrics.columns)[-5:] == ["bw_mse", "fw_mse", "perceptual", "ssim_n", "tv"]
+    assert (metrics.tv > 0).all() and metrics.perceptual.isna().all()  # lambda_p = 0: no VGG19, not computed
+    assert metrics[metrics.set == "val"].tv.mean() == pytest.approx(val.tv.iloc[-1], rel=1e-4)
+    per_image = pd.read_csv(work / "results/eval/per_image.csv")
+    assert len(per_image) and (per_image.tv > 0).all()
     for name in ("table1", "table3", "verdict", "paper_vs_ours_table1"):
         assert (work / f"results/tables/{name}.md").stat().st_size > 0
     assert (work / "results/figures/diff_cat.png").stat().st_size > 0

@@ -51,7 +51,7 @@ def run_rows(run_dir: Path) -> pd.DataFrame:
         bench = folder / "benchmark.tsv"
         job_s = float(pd.read_csv(bench, sep="\t")["s"].iloc[0]) if bench.exists() else float("nan")
         rows.append({
-            "model": params["model"], "lambda_s": params["lambda_s"], "epochs": int(val.epoch.max()),
+            "model": params["model"], "lambda_s": Run.parse(folder).lambda_s, "epochs": int(val.epoch.max()),
             "psnr_start": val.psnr.iloc[0], "psnr_end": val.psnr.iloc[-1],
             "ssim_start": val.ssim.iloc[0], "ssim_end": val.ssim.iloc[-1],
             "job_s": job_s, "train_s": timing.get("seconds"), "steps": timing.get("steps"),

@@ -207,27 +207,34 @@ def _command(sub, name: str, helptext: str, *examples: str, func=None, descripti
     return p
 
 
-def _dataset_options(p: argparse.ArgumentParser, receipts: str) -> None:
-    """--config, --dataset and --download-dir (``receipts``: what the command does there)."""
+def _config_option(p: argparse.ArgumentParser) -> None:
+    """--config, given several times (snakemake's --configfile)."""
     p.add_argument("--config", action="append", metavar="FILE", default=None,
                    help="config file; given several times, they merge in order as snakemake's --configfile "
                         f"(later ones win) (default: {DEFAULT_CONFIG})")
+
+
+def _dataset_options(p: argparse.ArgumentParser, receipts: str) -> None:
+    """--config, --dataset and --download-dir (``receipts``: what the command does there)."""
+    _config_option(p)
     p.add_argument("--dataset", required=True, metavar="NAME", help="a dataset named under `datasets:` in the config")
     p.add_argument("--download-dir", default=None, metavar="DIR",
                    help=f"{receipts} (default: {DOWNLOAD_DIR.format(dataset='<dataset>')}, as in the workflow)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+def _backend_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=list(BACKENDS), default=None,
+                   help="Keras backend (default: KERAS_BACKEND, else the run's training backend)")
 
-    backends = list(BACKENDS)
+
+def _nets_option(p: argparse.ArgumentParser) -> None:
+    """--nets: the LPIPS backbones, of the config schema's choices and default."""
     nets, default_nets = _schema_enum("evaluation", "lpips_nets"), _schema_default("evaluation.lpips_nets")
-    parser = argparse.ArgumentParser(prog="ssimsr", description=__doc__, formatter_class=HelpFormatter,
-                                     epilog="run `ssimsr COMMAND --help` for a command's options and an example")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; traceback on errors")
-    sub = parser.add_subparsers(dest="command", required=True)
+    p.add_argument("--nets", nargs="+", choices=nets, default=default_nets, metavar="NET",
+                   help=f"LPIPS backbones, of {', '.join(nets)} (default: {' '.join(default_nets)})")
 
+
+def _add_fetch(sub) -> None:
     p = _command(sub, "fetch", "fetch and verify a configured dataset's sources, write their receipts",
                  "ssimsr fetch --config config.yaml --dataset bsds300",
                  "ssimsr fetch --config config.yaml --config profiles/demo/demo-config.yaml --dataset photos",
@@ -238,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     _dataset_options(p, "where archives are downloaded and the receipts written")
     _download_options(p, from_config=True)
 
+
+def _add_prepare(sub) -> None:
     p = _command(sub, "prepare", "prepare a configured dataset's PNG splits from its receipts",
                  "ssimsr prepare --config config.yaml --dataset bsds300 --out results/data/bsds300",
                  func=_cmd_prepare,
@@ -248,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, metavar="DIR",
                    help=f"output folder (default: {DATA_DIR.format(dataset='<dataset>')}, as in the workflow)")
 
+
+def _add_fetch_weights(sub) -> None:
     vgg19 = _schema_default("weights.vgg19")
     p = _command(sub, "fetch-weights", "download or copy a weights file, hash-checked",
                  f"ssimsr fetch-weights --uri {vgg19['uri']} --md5 {vgg19['md5']} "
@@ -261,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="expected start of the sha256 (torchvision files; this or --md5 is required)")
     _download_options(p)
 
+
+def _add_train(sub) -> None:
     p = _command(sub, "train", "train one run (model, dataset, lambda_s, seed)",
                  f"ssimsr train --params results/train/{RUN_EXAMPLE}/params.json --data results/data/bsds300 "
                  "--out /tmp/rerun",
@@ -275,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs-per-gpu", type=_positive_int, default=_schema_default("training.jobs_per_gpu"), metavar="K",
                    help="train jobs sharing one GPU (run snakemake with --resources gpu=<GPUs x this>)")
 
+
+def _add_upscale(sub) -> None:
     p = _command(sub, "upscale", "apply a trained run to an image file or folder",
                  f"ssimsr upscale results/train/{RUN_EXAMPLE} photo.jpg photo_x2.webp",
                  f"ssimsr upscale results/train/{RUN_EXAMPLE} photos/ photos_x2/",
@@ -283,50 +298,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="image file or folder")
     p.add_argument("output", help="output file, whose suffix picks the format (.png, .jpg/.jpeg, .webp, "
                                   ".tif/.tiff), or folder (PNGs named after the inputs)")
-    p.add_argument("--backend", choices=backends, default=None,
-                   help="Keras backend (default: KERAS_BACKEND, else the run's training backend)")
+    _backend_option(p)
     p.add_argument("--tile", type=int, default=None, metavar="PX",
                    help="tile side in input pixels (default: from the memory available)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace output files that exist, the input included (default: refuse, naming the "
                         "file, before anything is written)")
 
-    for name, func, helptext, example in (
-            ("evaluate", _cmd_evaluate, "per-image PSNR/SSIM of a run (Keras side)",
-             f"ssimsr evaluate --run results/train/{RUN_EXAMPLE} --data results/data/bsds300 "
-             f"--out results/eval/{RUN_EXAMPLE}"),
-            ("lpips", _cmd_lpips, "per-image LPIPS of a run's reconstructions (torch side)",
-             f"ssimsr lpips --eval-dir results/eval/{RUN_EXAMPLE} --data results/data/bsds300 "
-             "--weights-dir resources/weights")):
-        p = _command(sub, name, helptext, example, func=func)
-        p.add_argument("--data", required=True, metavar="DIR",
-                       help="prepared dataset folder (its val split is evaluated)")
-        p.add_argument("--showcase", default=None, metavar="DIR",
-                       help="folder of showcase crops to evaluate too (default: none)")
-        p.add_argument("--benchmarks", nargs="*", default=[], metavar="DIR",
-                       help="prepared benchmark datasets (results/data/<name>): their val splits are evaluated "
-                            "too, each as the image set <name> (default: none)")
-        if name == "evaluate":
-            p.add_argument("--run", required=True, metavar="DIR", help="trained run folder")
-            p.add_argument("--out", required=True, metavar="DIR", help="evaluation folder of the run")
-            p.add_argument("--backend", choices=backends, default=None,
-                           help="Keras backend (default: KERAS_BACKEND, else the run's training backend)")
-        else:
-            p.add_argument("--eval-dir", required=True, metavar="DIR",
-                           help="evaluation folder of the run (holds recon/)")
-            p.add_argument("--nets", nargs="+", choices=nets, default=default_nets, metavar="NET",
-                           help=f"LPIPS backbones, of {', '.join(nets)} (default: {' '.join(default_nets)})")
-            p.add_argument("--weights-dir", required=True, metavar="DIR",
-                           help="folder of torchvision's backbone files (as `ssimsr fetch-lpips` leaves it)")
 
+def _image_set_options(p: argparse.ArgumentParser) -> None:
+    """--data, --showcase, --benchmarks: the image sets `evaluate` and `lpips` score."""
+    p.add_argument("--data", required=True, metavar="DIR",
+                   help="prepared dataset folder (its val split is evaluated)")
+    p.add_argument("--showcase", default=None, metavar="DIR",
+                   help="folder of showcase crops to evaluate too (default: none)")
+    p.add_argument("--benchmarks", nargs="*", default=[], metavar="DIR",
+                   help="prepared benchmark datasets (results/data/<name>): their val splits are evaluated "
+                        "too, each as the image set <name> (default: none)")
+
+
+def _add_evaluate(sub) -> None:
+    p = _command(sub, "evaluate", "per-image PSNR/SSIM of a run (Keras side)",
+                 f"ssimsr evaluate --run results/train/{RUN_EXAMPLE} --data results/data/bsds300 "
+                 f"--out results/eval/{RUN_EXAMPLE}",
+                 func=_cmd_evaluate)
+    _image_set_options(p)
+    p.add_argument("--run", required=True, metavar="DIR", help="trained run folder")
+    p.add_argument("--out", required=True, metavar="DIR", help="evaluation folder of the run")
+    _backend_option(p)
+
+
+def _add_lpips(sub) -> None:
+    p = _command(sub, "lpips", "per-image LPIPS of a run's reconstructions (torch side)",
+                 f"ssimsr lpips --eval-dir results/eval/{RUN_EXAMPLE} --data results/data/bsds300 "
+                 "--weights-dir resources/weights",
+                 func=_cmd_lpips)
+    _image_set_options(p)
+    p.add_argument("--eval-dir", required=True, metavar="DIR",
+                   help="evaluation folder of the run (holds recon/)")
+    _nets_option(p)
+    p.add_argument("--weights-dir", required=True, metavar="DIR",
+                   help="folder of torchvision's backbone files (as `ssimsr fetch-lpips` leaves it)")
+
+
+def _add_fetch_lpips(sub) -> None:
     lpips_source = _schema_default("weights.lpips")
     p = _command(sub, "fetch-lpips", "fetch torchvision backbones for LPIPS; record availability",
                  "ssimsr fetch-lpips --weights-dir resources/weights --status resources/weights/lpips_backbones.json "
                  f"--base-url {lpips_source['base_url']}",
                  func=_cmd_fetch_lpips)
     p.add_argument("--weights-dir", required=True, metavar="DIR", help="folder to put the backbone files in")
-    p.add_argument("--nets", nargs="+", choices=nets, default=default_nets, metavar="NET",
-                   help=f"LPIPS backbones, of {', '.join(nets)} (default: {' '.join(default_nets)})")
+    _nets_option(p)
     p.add_argument("--status", required=True, metavar="FILE", help="status JSON to write")
     p.add_argument("--base-url", default=None, metavar="URL",
                    help=f"torchvision model URL base, e.g. {lpips_source['base_url']} "
@@ -334,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--local-dir", default=None, metavar="DIR",
                    help="folder holding the .pth files to copy instead (default: none)")
     _download_options(p)
+
+
+def _add_status(sub) -> None:
+    from .status import STATES
 
     p = _command(sub, "status", "every configured run: done, running, failed or pending; the study's time left",
                  "ssimsr status",
@@ -343,9 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "validation PSNR / SSIM, seconds per epoch, ETA) and the study's remaining training "
                              "time, read from the run folders results/train/<run> and the config only. The "
                              "rules deciding the states: README, 'Watching a study'.")
-    p.add_argument("--config", action="append", metavar="FILE", default=None,
-                   help="config file; given several times, they merge in order as snakemake's --configfile "
-                        "(later ones win) (default: config.yaml)")
+    _config_option(p)
     p.add_argument("--results", default="results", metavar="DIR", help="the workflow's results folder")
     p.add_argument("--watch", type=float, default=None, metavar="SECONDS",
                    help="refresh every SECONDS until Ctrl-C (default: print once)")
@@ -354,10 +378,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "counts as failed")
     p.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
                    help="trainings at once, for the remaining time (default: the number running now, at least 1)")
-    from .status import STATES
-
     p.add_argument("--state", nargs="+", choices=STATES, default=None,
                    metavar="STATE", help="list only runs in these states (default: all; the summary counts all)")
+
+
+# The subcommands, in the order `ssimsr --help` lists them: each adds its parser and options.
+SUBCOMMANDS = (_add_fetch, _add_prepare, _add_fetch_weights, _add_train, _add_upscale, _add_evaluate, _add_lpips,
+               _add_fetch_lpips, _add_status)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="ssimsr", description=__doc__, formatter_class=HelpFormatter,
+                                     epilog="run `ssimsr COMMAND --help` for a command's options and an example")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; traceback on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add_subcommand in SUBCOMMANDS:
+        add_subcommand(sub)
 
     for p in sub.choices.values():  # `ssimsr fetch -v ...` as well as `ssimsr -v fetch ...`
         p.formatter_class = HelpFormatter  # every command's help shows its defaults

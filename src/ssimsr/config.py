@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import re
 from pathlib import Path
 
 import jsonschema
@@ -28,11 +29,26 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     parts = [str(p) if not isinstance(p, int) else f"[{p}]" for p in error.absolute_path]
     text = ".".join(parts).replace(".[", "[")
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(error.schema.get("properties", {}))
-        extra = sorted(k for k in error.instance if k not in allowed)
+        extra = _unknown_keys(error)
         if extra and error.schema.get("additionalProperties") is False:
             return ", ".join(f"{text}.{k}" if text else k for k in extra)
     return text or "<top level>"
+
+
+def _unknown_keys(error: jsonschema.ValidationError) -> list[str]:
+    """The keys of an ``additionalProperties`` error's mapping that neither a property nor a
+    pattern of its schema allows."""
+    schema = error.schema
+    return sorted(k for k in error.instance if k not in schema.get("properties", {})
+                  and not any(re.search(p, k) for p in schema.get("patternProperties", {})))
+
+
+def _known_keys(schema: dict) -> str:
+    """What a mapping's schema allows: its properties, then each pattern's ``title`` (the
+    pattern itself where it has none)."""
+    known = ", ".join(sorted(schema.get("properties", {})))
+    patterns = [sub.get("title") or f"a key matching {p}" for p, sub in schema.get("patternProperties", {}).items()]
+    return "; or ".join(part for part in (known, *patterns) if part)
 
 
 def _leaf_errors(error: jsonschema.ValidationError):
@@ -142,7 +158,9 @@ def describe_errors(config: dict, schema_path: str | Path = SCHEMA_PATH) -> list
     for error in validator.iter_errors(config):
         for leaf in _leaf_errors(error):
             message = leaf.message
-            if leaf.validator == "additionalProperties":
+            if leaf.validator == "additionalProperties" and leaf.schema.get("additionalProperties") is False:
+                message = f"unknown key (known: {_known_keys(leaf.schema)})"
+            elif leaf.validator == "additionalProperties":
                 message = "unknown key (" + message + ")"
             lines.add(f"{_key_path(leaf)}: {message}")
     return sorted(lines)

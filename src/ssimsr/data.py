@@ -278,7 +278,6 @@ def prepare_dataset(receipts: list[str | os.PathLike], options: dict, out_dir: s
     options = fill_defaults(options, "dataset")
     sources = [fill_defaults(source, "source") for source in sources]
     loaded = [load_receipt(r) for r in receipts]
-    on_bad = options["on_bad_image"]
     filter_name = resize_filter(options["resize"])
     # the members are listed once beforehand (names only) to give the progress lines a total
     total = sum(1 for receipt, source in zip(loaded, sources)
@@ -288,72 +287,9 @@ def prepare_dataset(receipts: list[str | os.PathLike], options: dict, out_dir: s
     tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "images").mkdir(parents=True)
-    rows: list[dict] = []
-    member_splits: dict[str, str | None] = {}
-    seen: dict[str, str] = {}
-    ignored: list[Ignored] = []
     try:
-        for receipt, source in zip(loaded, sources):
-            for member in progress.wrap(iter_members(receipt, source["include"], source.get("split"), ignored)):
-                where = f"{member.source}:{member.name}"
-                if member.stem in seen:
-                    raise DataError(f"two images named {member.stem!r}: {seen[member.stem]} and {where}")
-                seen[member.stem] = where
-                payload = member.read()
-                row = {
-                    "stem": member.stem, "source": where,
-                    "source_sha256": hashlib.sha256(payload).hexdigest(),
-                    "original_width": None, "original_height": None,
-                    "width": None, "height": None, "conversions": "", "reason": "",
-                    "resize_filter": filter_name,
-                }
-                try:
-                    prepared = _prepare_filled(payload, where, options)
-                except BadImageError as exc:
-                    if on_bad != "skip":
-                        raise
-                    log.warning("skipping %s", exc)
-                    row.update(status="skipped", reason=str(exc), output="", split="")
-                    rows.append(row)
-                    continue
-                Image.fromarray(prepared.pixels).save(tmp / "images" / f"{member.stem}.png")
-                row.update(
-                    status="ok",
-                    original_width=prepared.original_size[0], original_height=prepared.original_size[1],
-                    width=prepared.pixels.shape[1], height=prepared.pixels.shape[0],
-                    conversions="; ".join(prepared.conversions),
-                )
-                member_splits[member.stem] = member.split
-                rows.append(row)
-
-        for item in ignored:
-            log.info("ignored %s:%s: %s", item.source, item.name, item.reason)
-            rows.append({"stem": Path(item.name).stem, "split": "", "status": "ignored", "output": "",
-                         "source": f"{item.source}:{item.name}", "source_sha256": "", "conversions": "",
-                         "reason": item.reason})
-        counts = {status: sum(r["status"] == status for r in rows) for status in ("ok", "skipped", "ignored")}
-        log.info("%d images prepared, %d bad images skipped, %d files ignored (not images or not included)",
-                 counts["ok"], counts["skipped"], counts["ignored"])
-
-        ok = [r["stem"] for r in rows if r["status"] == "ok"]
-        if not ok:
-            raise DataError(f"no usable image in {[r.get('uri') for r in loaded]}")
-        official = _official_iids(loaded) if options["split"]["method"] == "iids" else None
-        splits = assign_splits(ok, options["split"], member_splits, official)
-        for split in ("train", "val"):
-            (tmp / split).mkdir()
-            if split == "train" and options["split"]["method"] == "all_val":
-                continue  # a benchmark: no training images, by design
-            if split not in splits.values():
-                raise DataError(f"split {split!r} is empty ({options['split']})")
-        for row in rows:
-            if row["status"] != "ok":
-                continue
-            row["split"] = splits[row["stem"]]
-            row["output"] = f"{row['split']}/{row['stem']}.png"
-            os.replace(tmp / "images" / f"{row['stem']}.png", tmp / row["output"])
-        (tmp / "images").rmdir()
-
+        rows, member_splits = _prepare_members(loaded, sources, options, filter_name, tmp / "images", progress)
+        splits = _split_prepared(rows, loaded, options, member_splits, tmp)
         manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values(["split", "stem", "source"])
         manifest.to_csv(tmp / "manifest.csv", index=False)
         pd.DataFrame(sorted(splits.items()), columns=["stem", "split"]).to_csv(tmp / "splits.csv", index=False)
@@ -364,6 +300,90 @@ def prepare_dataset(receipts: list[str | os.PathLike], options: dict, out_dir: s
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def _prepare_members(loaded: list[dict], sources: list[dict], options: dict, filter_name: str, images: Path,
+                     progress: Progress) -> tuple[list[dict], dict[str, str | None]]:
+    """Every member of the receipts prepared into ``images/<stem>.png``: the manifest rows (ok,
+    skipped, ignored; without split and output yet) and each prepared stem's source split."""
+    rows: list[dict] = []
+    member_splits: dict[str, str | None] = {}
+    seen: dict[str, str] = {}
+    ignored: list[Ignored] = []
+    for receipt, source in zip(loaded, sources):
+        for member in progress.wrap(iter_members(receipt, source["include"], source.get("split"), ignored)):
+            row = _prepare_member(member, options, filter_name, images, seen)
+            if row["status"] == "ok":
+                member_splits[member.stem] = member.split
+            rows.append(row)
+
+    for item in ignored:
+        log.info("ignored %s:%s: %s", item.source, item.name, item.reason)
+        rows.append({"stem": Path(item.name).stem, "split": "", "status": "ignored", "output": "",
+                     "source": f"{item.source}:{item.name}", "source_sha256": "", "conversions": "",
+                     "reason": item.reason})
+    counts = {status: sum(r["status"] == status for r in rows) for status in ("ok", "skipped", "ignored")}
+    log.info("%d images prepared, %d bad images skipped, %d files ignored (not images or not included)",
+             counts["ok"], counts["skipped"], counts["ignored"])
+    return rows, member_splits
+
+
+def _prepare_member(member, options: dict, filter_name: str, images: Path, seen: dict[str, str]) -> dict:
+    """One member prepared into ``images/<stem>.png`` (status ok), or skipped as a bad image
+    (``on_bad_image: skip``); its manifest row. A stem seen before is a DataError."""
+    where = f"{member.source}:{member.name}"
+    if member.stem in seen:
+        raise DataError(f"two images named {member.stem!r}: {seen[member.stem]} and {where}")
+    seen[member.stem] = where
+    payload = member.read()
+    row = {
+        "stem": member.stem, "source": where,
+        "source_sha256": hashlib.sha256(payload).hexdigest(),
+        "original_width": None, "original_height": None,
+        "width": None, "height": None, "conversions": "", "reason": "",
+        "resize_filter": filter_name,
+    }
+    try:
+        prepared = _prepare_filled(payload, where, options)
+    except BadImageError as exc:
+        if options["on_bad_image"] != "skip":
+            raise
+        log.warning("skipping %s", exc)
+        row.update(status="skipped", reason=str(exc), output="", split="")
+        return row
+    Image.fromarray(prepared.pixels).save(images / f"{member.stem}.png")
+    row.update(
+        status="ok",
+        original_width=prepared.original_size[0], original_height=prepared.original_size[1],
+        width=prepared.pixels.shape[1], height=prepared.pixels.shape[0],
+        conversions="; ".join(prepared.conversions),
+    )
+    return row
+
+
+def _split_prepared(rows: list[dict], loaded: list[dict], options: dict, member_splits: dict[str, str | None],
+                    tmp: Path) -> dict[str, str]:
+    """Assigns the prepared images to train / val (:func:`assign_splits`), moves each from
+    ``tmp/images`` to ``tmp/<split>`` and fills its row's split and output; stem -> split."""
+    ok = [r["stem"] for r in rows if r["status"] == "ok"]
+    if not ok:
+        raise DataError(f"no usable image in {[r.get('uri') for r in loaded]}")
+    official = _official_iids(loaded) if options["split"]["method"] == "iids" else None
+    splits = assign_splits(ok, options["split"], member_splits, official)
+    for split in ("train", "val"):
+        (tmp / split).mkdir()
+        if split == "train" and options["split"]["method"] == "all_val":
+            continue  # a benchmark: no training images, by design
+        if split not in splits.values():
+            raise DataError(f"split {split!r} is empty ({options['split']})")
+    for row in rows:
+        if row["status"] != "ok":
+            continue
+        row["split"] = splits[row["stem"]]
+        row["output"] = f"{row['split']}/{row['stem']}.png"
+        os.replace(tmp / "images" / f"{row['stem']}.png", tmp / row["output"])
+    (tmp / "images").rmdir()
+    return splits
 
 
 def origin_of(source: str) -> str:

@@ -278,8 +278,19 @@ def _attempt(url: str, part: _PartFile, policy: DownloadPolicy) -> None:
     if have and validator:
         request.add_header("Range", f"bytes={have}-")
         request.add_header("If-Range", validator)
+    response = _open(url, request, part, have, policy)
+    with response:
+        headers = response.headers
+        have, total = _resume_point(url, part, getattr(response, "status", 200), headers, have)
+        part.remember(headers.get("ETag") or headers.get("Last-Modified"), total)
+        _receive(url, part, response, have, total, policy)
+
+
+def _open(url: str, request: urllib.request.Request, part: _PartFile, have: int, policy: DownloadPolicy):
+    """The response to ``request``; a failure that a retry may cure is :class:`_Transient`,
+    any other a :class:`DownloadError` saying what to do."""
     try:
-        response = urllib.request.urlopen(request, timeout=policy.timeout)
+        return urllib.request.urlopen(request, timeout=policy.timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # the part is already complete (or the file shrank)
             part.restart()
@@ -296,47 +307,53 @@ def _attempt(url: str, part: _PartFile, policy: DownloadPolicy) -> None:
     except (OSError, http.client.HTTPException) as exc:
         raise _Transient(_reason(exc)) from None
 
-    with response:
-        status = getattr(response, "status", 200)
-        headers = response.headers
-        length = headers.get("Content-Length")
-        length = int(length) if length and length.isdigit() else None
-        if status == 206 and have:
-            start, total = _content_range(headers.get("Content-Range", ""))
-            if start != have:
-                part.restart()
-                raise _Transient(f"the server answered the Range request for byte {have} with "
-                                 f"Content-Range {headers.get('Content-Range')!r}; starting over")
-            log.info("%s: resuming at %s (HTTP Range)", url, _human(have))
-            part.resumed = True
-        else:
-            if have:
-                log.info("%s: server sent the whole file instead of the rest; starting over", url)
+
+def _resume_point(url: str, part: _PartFile, status: int, headers, have: int) -> tuple[int, int | None]:
+    """(byte the body starts at, total size or None): the part's end where the server resumed
+    it (HTTP 206), else 0 with the part emptied."""
+    length = headers.get("Content-Length")
+    length = int(length) if length and length.isdigit() else None
+    if status == 206 and have:
+        start, total = _content_range(headers.get("Content-Range", ""))
+        if start != have:
             part.restart()
-            have, total = 0, length
-        part.remember(headers.get("ETag") or headers.get("Last-Modified"), total)
-        progress = _Progress(url, total, have, policy.progress_every)
-        received = have
-        try:
-            while block := response.read(CHUNK):
-                part.handle.write(block)
-                received += len(block)
-                progress.update(received)
-        except http.client.IncompleteRead as exc:
-            part.handle.write(exc.partial)
-            received += len(exc.partial)
-        except (OSError, http.client.HTTPException) as exc:
-            part.handle.flush()
-            raise _Transient(f"{_reason(exc)} after {_human(received)}"
-                             + (f" of {_human(total)}" if total else "")) from None
-        finally:
-            part.handle.flush()
-        if total is not None and received < total:
-            raise _Transient(f"the body ended after {received} of {total} bytes (shorter than its Content-Length)")
-        if total is not None and received > total:
-            part.restart()
-            raise _Transient(f"the server sent {received} bytes, more than its Content-Length {total}")
-        progress.update(received, final=True)
+            raise _Transient(f"the server answered the Range request for byte {have} with "
+                             f"Content-Range {headers.get('Content-Range')!r}; starting over")
+        log.info("%s: resuming at %s (HTTP Range)", url, _human(have))
+        part.resumed = True
+    else:
+        if have:
+            log.info("%s: server sent the whole file instead of the rest; starting over", url)
+        part.restart()
+        have, total = 0, length
+    return have, total
+
+
+def _receive(url: str, part: _PartFile, response, have: int, total: int | None, policy: DownloadPolicy) -> None:
+    """Appends the body of ``response`` to the part file, logging progress; a body cut short
+    (or longer than announced) is :class:`_Transient`."""
+    progress = _Progress(url, total, have, policy.progress_every)
+    received = have
+    try:
+        while block := response.read(CHUNK):
+            part.handle.write(block)
+            received += len(block)
+            progress.update(received)
+    except http.client.IncompleteRead as exc:
+        part.handle.write(exc.partial)
+        received += len(exc.partial)
+    except (OSError, http.client.HTTPException) as exc:
+        part.handle.flush()
+        raise _Transient(f"{_reason(exc)} after {_human(received)}"
+                         + (f" of {_human(total)}" if total else "")) from None
+    finally:
+        part.handle.flush()
+    if total is not None and received < total:
+        raise _Transient(f"the body ended after {received} of {total} bytes (shorter than its Content-Length)")
+    if total is not None and received > total:
+        part.restart()
+        raise _Transient(f"the server sent {received} bytes, more than its Content-Length {total}")
+    progress.update(received, final=True)
 
 
 def download_file(url: str, dest: str | os.PathLike, expected: str | None, algorithm: str = "sha256",

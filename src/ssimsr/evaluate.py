@@ -9,7 +9,11 @@ the paper shows in Figs. 4-9) the run reconstructs the image exactly as in train
   HR image scored on its grey values, ``metrics.psnr_y``);
 * ``psnr_authors``, ``ssim_authors``: the authors' inference convention (unclipped output,
   scikit-image's default 7x7 uniform SSIM), which their per-image tables used;
-* ``bw_mse``, ``fw_mse``, ``ssim_n``: the pixel loss terms as validation computes them.
+* a column per registered loss term (``registry.loss_terms``: ``bw_mse``, ``fw_mse``,
+  ``perceptual``, ``ssim_n``, then any term added under ``ssimsr/terms``), named as the
+  registry names it and computed by the term itself on this one image (:func:`loss_values`):
+  a new term's per-image values need no edit here. A term that needs the VGG19 features is
+  empty (NaN) where they are unavailable (:func:`term_extractor`), never from random weights.
 
 Metrics are computed on the float output; the reconstructions are also written as 8-bit
 PNGs (``recon/<set>/<image>.png``) for LPIPS (torch side) and the figures.
@@ -18,6 +22,7 @@ PNGs (``recon/<set>/<image>.png``) for LPIPS (torch side) and the figures.
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from pathlib import Path
@@ -74,30 +79,82 @@ def prepare_showcase(entries: list[dict], data_root: str | os.PathLike, crop: in
     return written
 
 
-def loss_values(downscaler, hr: np.ndarray, rec: np.ndarray) -> dict[str, float]:
-    """One image's pixel loss terms as training's validation computes them (unclipped output):
-    ``bw_mse``, ``fw_mse`` (D(HR) against D(reconstruction), also when λ_f = 0: the authors'
-    validation added it to its total) and ``ssim_n`` = (1 − SSIM) / 2. Their spread over the
-    images gives the split-sampling noise of Table 1's loss columns (``ssimsr.noise``)."""
+def term_extractor(params: dict):
+    """The frozen VGG19 features for the loss terms that need them (``needs_extractor``), built
+    as the run's training built them (its ``vgg_weights`` file and ``vgg_layers``), or None.
+
+    Only for a run that trained with them (such a term has a weight > 0: its training
+    loaded the weights, which the workflow's evaluate rule then also takes as input). For
+    the others (weight 0: training's validation never computed them either) and where the
+    weights file is missing (a warning names it), those terms are unavailable: empty (NaN)
+    in metrics.csv, never computed from random weights."""
+    from . import registry
+    from .run_params import RunParams
+
+    names = [t.name for t in registry.loss_terms().values() if t.needs_extractor]
+    if not names:
+        return None
+    try:
+        uses_extractor = RunParams.from_dict(params).uses_extractor()
+    except (ValueError, TypeError) as error:  # a params.json of a run saved by hand, not by training
+        warnings.warn(f"{', '.join(names)}: unavailable, the run's params.json is not a training run's "
+                      f"({error}); empty in metrics.csv", stacklevel=2)
+        return None
+    if not uses_extractor:
+        print(f"{', '.join(names)}: not computed (weight 0: the run trained without the VGG19 features); "
+              "empty in metrics.csv")
+        return None
+    path = params.get("vgg_weights")
+    if not path or not Path(path).is_file():
+        warnings.warn(f"{', '.join(names)}: unavailable, the run's VGG19 weights file {path!r} is missing "
+                      "(never computed from random weights); empty in metrics.csv", stacklevel=2)
+        return None
+    from .losses import build_feature_extractor, load_vgg19
+
+    return build_feature_extractor(load_vgg19(path), params["vgg_layers"])
+
+
+def loss_values(downscaler, hr: np.ndarray, rec: np.ndarray, extractor=None, *,
+                perceptual_norm: str | None = None, resize_to: int | None = None) -> dict[str, float]:
+    """One image's value of every registered loss term (``registry.loss_terms``, in their
+    order), each computed by the term's own registered function on the backend (keras.ops)
+    with a ``losses.LossBatch`` of this one image: the unclipped output, as training's
+    validation computes them. So ``fw_mse`` compares D(HR) with D(reconstruction) also
+    when λ_f = 0 (the authors' validation added it to its total), ``ssim_n`` = (1 − SSIM) / 2,
+    and a term added under ``ssimsr/terms`` gets its column without an edit here. Their
+    spread over the images gives the split-sampling noise of Table 1's loss columns
+    (``ssimsr.noise``).
+
+    A term that needs the VGG19 features is NaN without ``extractor`` (unavailable, never
+    from random weights); with it, ``perceptual_norm`` and ``resize_to`` are the run's
+    (``losses.perceptual``). The values are float32 sums (before this went through the
+    terms, ``bw_mse`` / ``fw_mse`` were float64 NumPy means: the same within float32
+    rounding, about 1e-6 relative)."""
     from keras import ops
 
-    from .metrics import ssim
+    from . import registry
+    from .losses import LossBatch, check_perceptual_norm
 
-    lr_hr, lr_rec = (ops.convert_to_numpy(downscaler(x[None].astype(np.float32), training=False))[0]
-                     for x in (hr, rec))
-    return {"bw_mse": float(np.mean((hr.astype(np.float64) - rec.astype(np.float64)) ** 2)),
-            "fw_mse": float(np.mean((lr_hr.astype(np.float64) - lr_rec.astype(np.float64)) ** 2)),
-            "ssim_n": (1.0 - ssim(hr, rec, clip=False)) / 2.0}
+    if extractor is not None:
+        check_perceptual_norm(perceptual_norm)
+    hr_t, rec_t = (ops.convert_to_tensor(np.asarray(x, dtype=np.float32)[None]) for x in (hr, rec))
+    batch = LossBatch(hr_t, rec_t, downscaler, perceptual_norm, extractor=extractor, resize_to=resize_to)
+    return {term.name: (math.nan if term.needs_extractor and extractor is None
+                        else float(ops.convert_to_numpy(term.compute(batch))))
+            for term in registry.loss_terms().values()}
 
 
 def evaluate_run(run: str | os.PathLike, image_sets: dict[str, list[Path]], out_dir: str | os.PathLike) -> pd.DataFrame:
     """Metrics of one run on named sets of HR images; writes metrics.csv and recon PNGs.
-    Images from a grey source (``metrics.grey_images``) get ``psnr_y`` / ``ssim_y`` on their grey values."""
+    Images from a grey source (``metrics.grey_images``) get ``psnr_y`` / ``ssim_y`` on their grey values.
+    Columns: ``set, image``, ``metrics.METRIC_KEYS``, then every registered loss term (:func:`loss_values`)."""
     from .metrics import grey_images, image_metrics
     from .upscale import load_run, reconstruct_tiled
 
     params, downscaler, upscaler = load_run(run)
     scale = int(params["scale"])
+    extractor = term_extractor(params)
+    term_options = {"perceptual_norm": params.get("perceptual_norm"), "resize_to": params.get("vgg_resize")}
     out_dir = Path(out_dir)
     recon_root = out_dir / "recon"
     rows = []
@@ -115,7 +172,7 @@ def evaluate_run(run: str | os.PathLike, image_sets: dict[str, list[Path]], out_
             # round trip (within 1e-5) with bounded memory, for any image size
             rec = reconstruct_tiled(params, downscaler, upscaler, hr, label=str(path))
             rows.append({"set": set_name, "image": path.stem, **image_metrics(hr, rec, scale, grey=grey[Path(path)]),
-                         **loss_values(downscaler, hr, rec)})
+                         **loss_values(downscaler, hr, rec, extractor, **term_options)})
             png = np.round(np.clip(rec, 0, 1) * 255).astype(np.uint8)
             with atomic_path(recon_root / set_name / f"{path.stem}.png") as tmp:
                 Image.fromarray(png).save(tmp)
@@ -196,7 +253,8 @@ def collect(train_dirs: list[str | os.PathLike], eval_dirs: list[str | os.PathLi
         readout_psnr = float(json.loads(readout.read_text())["psnr"]) if readout.exists() else float("nan")
         # the lambdas and the perceptual scale: the loss-share table weights the terms with them
         history.append(hist.assign(**run, epochs=params["epochs"], dataset_size=n_train,
-                                   vgg_layers="+".join(params["vgg_layers"]), **params["loss_weights"],
+                                   vgg_layers="+".join(params["vgg_layers"]),  # λ_s: a run key already
+                                   **{k: v for k, v in params["loss_weights"].items() if k not in run},
                                    perceptual_norm=params["perceptual_norm"], readout_psnr=readout_psnr))
     first = list(Run.keys())
     per_image_df = pd.concat(per_image, ignore_index=True)

@@ -12,7 +12,7 @@ import itertools
 
 from . import registry
 from .config import defaults, with_defaults
-from .runs import DEFAULT_PRESET, Run, vgg_tag
+from .runs import DEFAULT_PRESET, GRID_WEIGHT, WEIGHT_DIGITS, Run, vgg_tag, weight_key
 from .run_params import RunParams
 
 #: Keys of ``training`` that are not training parameters (how jobs share a GPU).
@@ -28,26 +28,40 @@ def _epochs(study_name: str, study: dict, dataset: str) -> int:
     return epochs[dataset]
 
 
-def _loss_weights(losses: dict, where: str) -> dict[str, float]:
-    """The lambdas of every registered loss term but lambda_s (a study's grid)."""
+def configured_weights() -> list[str]:
+    """The loss weights that ``losses`` and a preset set: every registered term's but
+    :data:`~ssimsr.runs.GRID_WEIGHT` (each study's grid sets that one)."""
+    return [w for w in registry.weight_names() if w != GRID_WEIGHT]
+
+
+def _check_weights(values: dict, where: str) -> None:
+    """Every ``lambda_*`` key of ``values`` (``losses`` or a preset) is a weight it may set."""
+    names = configured_weights()
+    for key in values:
+        if key.startswith("lambda_") and key not in names:
+            why = ("each study's grid sets this weight (studies.<name>.lambda_s)" if key in registry.weight_names()
+                   else "no registered loss term has this weight")
+            raise ValueError(f"{where}.{key}: {why} (the weights {where} can set: {', '.join(names)})")
+
+
+def _loss_weights(losses: dict, lambda_s: float) -> dict[str, float]:
+    """Every registered loss term's lambda, in their order: the grid's ``lambda_s``, and
+    ``losses`` (checked) the others."""
+    _check_weights(losses, "losses")
+    values = {**losses, GRID_WEIGHT: lambda_s}
     weights = {}
     for term in registry.loss_terms().values():
-        if term.weight == "lambda_s":
-            continue
-        if term.weight not in losses:
-            raise ValueError(f"{where}.{term.weight}: not set, but loss term {term.name!r} is registered "
+        if term.weight not in values:
+            raise ValueError(f"losses.{term.weight}: not set, but loss term {term.name!r} is registered "
                              f"with this weight (set it; 0 switches the term off)")
-        weights[term.weight] = float(losses[term.weight])
-    for key in losses:
-        if key.startswith("lambda_") and key not in weights:
-            raise ValueError(f"{where}.{key}: no registered loss term has this weight "
-                             f"({', '.join(registry.weight_names())})")
+        weights[term.weight] = float(values[term.weight])
     return weights
 
 
 def resolve_params(config: dict, preset: str, model: str, dataset: str, lambda_s: float, seed: int,
                    vgg_layers, epochs: int, run: Run | None = None) -> dict:
-    """Training parameters of one run: the (default-filled) config, then the preset's overrides."""
+    """Training parameters of one run: the (default-filled) config, then the preset's overrides;
+    ``lambda_s`` (the study grid's value) is one of its ``loss_weights``."""
     arch = registry.architecture(model, key="model")
     widths = dict(config["models"].get(model, {}))
     arch.check_widths(widths)
@@ -56,8 +70,8 @@ def resolve_params(config: dict, preset: str, model: str, dataset: str, lambda_s
     if preset not in presets:
         raise ValueError(f"unknown preset {preset!r} ({sorted(presets)})")
     params = {
-        "model": model, "dataset": dataset, "lambda_s": float(lambda_s), "seed": int(seed), "epochs": epochs,
-        "scale": config["scale"], "loss_weights": _loss_weights(losses, "losses"),
+        "model": model, "dataset": dataset, "seed": int(seed), "epochs": epochs,
+        "scale": config["scale"], "loss_weights": _loss_weights(losses, lambda_s),
         "vgg_layers": list(vgg_layers), "widths": widths,
         **{k: losses[k] for k in ("vgg_resize", "perceptual_norm", "vgg_weights")},
         **{k: v for k, v in training.items() if k not in SCHEDULING_KEYS},
@@ -65,7 +79,7 @@ def resolve_params(config: dict, preset: str, model: str, dataset: str, lambda_s
     }
     overrides = dict(presets[preset])
     weights = {k: overrides.pop(k) for k in list(overrides) if k.startswith("lambda_")}
-    _loss_weights({**params["loss_weights"], **weights}, f"presets.{preset}")
+    _check_weights(weights, f"presets.{preset}")
     params["loss_weights"].update({k: float(v) for k, v in weights.items()})
     params.update(overrides)
     # a fixed downscaler (SR's decimation) has nothing to train
@@ -83,9 +97,8 @@ def run_params(model: str, dataset: str = "x", lambda_s: float = 1.0, seed: int 
     """
     config = defaults()
     weights = {k: overrides.pop(k) for k in list(overrides) if k.startswith("lambda_")}
-    for term in registry.loss_terms().values():
-        if term.weight != "lambda_s":
-            config["losses"].setdefault(term.weight, 0.0)
+    for name in configured_weights():
+        config["losses"].setdefault(name, 0.0)
     config["losses"].update(weights)
     params = resolve_params(config, DEFAULT_PRESET, model, dataset, lambda_s, seed,
                             config["losses"]["vgg_layers"], epochs)
@@ -109,6 +122,10 @@ def experiment_table(config: dict) -> dict[Run, dict]:
         for preset in study["presets"]:
             if preset not in config["presets"]:
                 raise ValueError(f"studies.{name}.presets: unknown preset {preset!r} ({sorted(config['presets'])})")
+        keys = [weight_key(v) for v in study["lambda_s"]]
+        if len(set(keys)) < len(keys):  # two folders, but one weight to every table
+            raise ValueError(f"studies.{name}.lambda_s: {study['lambda_s']} holds values that are the same "
+                             f"weight to {WEIGHT_DIGITS} significant digits (runs.weight_key)")
         grid = itertools.product(study["presets"], study["models"], study["datasets"], study["lambda_s"],
                                  study.get("vgg_layers") or [config["losses"]["vgg_layers"]],
                                  study.get("seeds") or config["seeds"])

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path
+from .runs import same_weight, weight_key
 
 __all__ = ["difference_maps", "plot_difference_figure", "plot_training_curves", "panel_label", "plot_sr_comparison",
            "plot_forest", "plot_loss_terms", "metrics_text"]
@@ -176,10 +177,6 @@ def plot_training_curves(history: pd.DataFrame, stem, split: str = "val",
         raise ValueError(f"plot_training_curves: history lacks columns {missing}")
     style_keys = [c for c in ("study", "preset", "vgg") if c in h.columns and h[c].nunique() > 1]
     panels = sorted(h.groupby(["model", "dataset"]).groups)
-    lambdas = sorted(h["lambda_s"].astype(float).unique())
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    styles = ["-", "--", ":", "-."]
-    style_vals = sorted(h.groupby(style_keys).groups) if style_keys else [()]
     fig, axes = plt.subplots(len(metrics), len(panels), figsize=(3.6 * len(panels), 2.8 * len(metrics)),
                              squeeze=False, sharex="col")
     labels = {"psnr": "PSNR [dB]", "ssim": "SSIM"}
@@ -187,24 +184,7 @@ def plot_training_curves(history: pd.DataFrame, stem, split: str = "val",
         sub = h[(h["model"] == model) & (h["dataset"] == dataset)]
         for i, metric in enumerate(metrics):
             ax = axes[i][j]
-            for li, lam in enumerate(lambdas):
-                for si, sv in enumerate(style_vals):
-                    part = sub[np.isclose(sub["lambda_s"].astype(float), lam)]
-                    sv_t = sv if isinstance(sv, tuple) else (sv,)
-                    for k, v in zip(style_keys, sv_t):
-                        part = part[part[k] == v]
-                    if part.empty:
-                        continue
-                    g = part.groupby("epoch")[metric]
-                    mean, sd, n = g.mean(), g.std(ddof=1), g.count()
-                    label = f"λ_s = {lam:g}" + (f" ({', '.join(map(str, sv_t))})" if style_keys else "")
-                    colour = colours[li % len(colours)]
-                    ax.plot(mean.index, mean.to_numpy(), styles[si % len(styles)], color=colour,
-                            label=label, marker="o" if len(mean) < 3 else None, markersize=3)
-                    if (n > 1).any():
-                        band = sd.fillna(0.0).to_numpy()
-                        ax.fill_between(mean.index, mean.to_numpy() - band, mean.to_numpy() + band,
-                                        color=colour, alpha=0.2, linewidth=0)
+            _plot_curves(ax, sub, metric, h, style_keys, plt)
             if i == 0:
                 ax.set_title(f"{model.upper()} / {dataset}", fontsize=10)
             if i == len(metrics) - 1:
@@ -223,6 +203,33 @@ def plot_training_curves(history: pd.DataFrame, stem, split: str = "val",
     fig.suptitle(f"{split} metrics per epoch" + (f" (mean ± sd over {nseeds} seeds)" if nseeds > 1 else ""),
                  fontsize=11)
     return _finish(fig, stem, dpi, rect=(0, 0.05, 1, 1))
+
+
+def _plot_curves(ax, sub: pd.DataFrame, metric: str, h: pd.DataFrame, style_keys: list[str], plt) -> None:
+    """One panel's lines: per λ_s of ``h`` (a colour) and value of ``style_keys`` (a line style),
+    the mean of ``metric`` over ``sub``'s seeds per epoch, with a ± sd band for several."""
+    lambdas = sorted(weight_key(h["lambda_s"]).unique())
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ["-", "--", ":", "-."]
+    style_vals = sorted(h.groupby(style_keys).groups) if style_keys else [()]
+    for li, lam in enumerate(lambdas):
+        for si, sv in enumerate(style_vals):
+            part = sub[same_weight(sub["lambda_s"], lam)]
+            sv_t = sv if isinstance(sv, tuple) else (sv,)
+            for k, v in zip(style_keys, sv_t):
+                part = part[part[k] == v]
+            if part.empty:
+                continue
+            g = part.groupby("epoch")[metric]
+            mean, sd, n = g.mean(), g.std(ddof=1), g.count()
+            label = f"λ_s = {lam:g}" + (f" ({', '.join(map(str, sv_t))})" if style_keys else "")
+            colour = colours[li % len(colours)]
+            ax.plot(mean.index, mean.to_numpy(), styles[si % len(styles)], color=colour,
+                    label=label, marker="o" if len(mean) < 3 else None, markersize=3)
+            if (n > 1).any():
+                band = sd.fillna(0.0).to_numpy()
+                ax.fill_between(mean.index, mean.to_numpy() - band, mean.to_numpy() + band,
+                                color=colour, alpha=0.2, linewidth=0)
 
 
 # --------------------------------------------------------------------------- SR comparison
@@ -291,30 +298,10 @@ def plot_forest(comparisons: pd.DataFrame, stem, metrics: Sequence[str] = ("psnr
     grey band ±mde around 0 (``gid="mde:<metric>:<row>"``; "n/a" with fewer than 4 seeds).
     With no comparison at all the figure says so. Writes ``<stem>.png`` / ``.pdf`` atomically.
     """
-    from .noise import MIN_SEEDS_FOR_POWER
-
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
-    need = ("comparison", "metric", "mean_diff", "ci_low_seed", "ci_high_seed", "mde_seed", "n_seeds")
-    missing = [c for c in need if c not in comparisons.columns]
-    if missing and not comparisons.empty:
-        raise ValueError(f"plot_forest: comparisons lack columns {missing}")
-    c = comparisons
-    if not c.empty and study is not None and "study" in c.columns and (c["study"] == study).any():
-        c = c[c["study"] == study]
-    c = c[c["metric"].isin(metrics)] if not c.empty else c
-    keys = [k for k in ("study", "preset", "model", "dataset", "vgg") if k in c.columns]
-    shown = [k for k in keys if k in ("preset", "model") or c[k].nunique() > 1]
-    rows = (c[shown + ["comparison"]].drop_duplicates().sort_values(shown + ["comparison"]).to_dict("records")
-            if not c.empty else [])
-
-    def row_label(r: Mapping) -> str:
-        parts = [str(r[k]).upper() if k == "model" else str(r[k]) for k in shown]
-        m = re.fullmatch(r"ls([0-9.e+-]+)_vs_ls([0-9.e+-]+)", str(r["comparison"]))
-        comp = f"λ_s {m[1]} vs {m[2]}" if m else str(r["comparison"])
-        return " · ".join(parts + [comp])
-
+    c, shown, rows = _forest_rows(comparisons, metrics, study)
     panel_metrics = [m for m in metrics if rows and (c["metric"] == m).any()] or list(metrics)
     fig, axes = plt.subplots(1, len(panel_metrics), figsize=(5.2 * len(panel_metrics), 1.2 + 0.45 * max(len(rows), 2)),
                              squeeze=False)
@@ -326,33 +313,12 @@ def plot_forest(comparisons: pd.DataFrame, stem, metrics: Sequence[str] = ("psnr
             sel = c[(c["metric"] == metric) & (c["comparison"] == r["comparison"])]
             for k in shown:
                 sel = sel[sel[k] == r[k]]
-            label = row_label(r)
             if sel.empty:
                 ax.text(0.0, y, "  not compared", va="center", fontsize=8, color="0.4")
                 continue
-            s = sel.iloc[0]
-            mean, lo, hi, mde = (float(s[k]) for k in ("mean_diff", "ci_low_seed", "ci_high_seed", "mde_seed"))
-            n_seeds = int(s["n_seeds"]) if pd.notna(s["n_seeds"]) else 0
-            if np.isfinite(mde):
-                ax.barh(y, 2 * mde, left=-mde, height=0.5, color="0.85", edgecolor="none", zorder=0,
-                        gid=f"mde:{metric}:{label}")
-                mde_text = f"detectable Δ {_fmt(mde)}"
-            else:
-                mde_text = "detectable Δ n/a"
-                if n_seeds < MIN_SEEDS_FOR_POWER:
-                    notes.add(f"detectable Δ n/a: fewer than {MIN_SEEDS_FOR_POWER} seeds")
-            if np.isfinite(lo) and np.isfinite(hi):
-                ax.plot([lo, hi], [y, y], "-", color="C0", linewidth=1.8, gid=f"ci:{metric}:{label}")
-                ci_text = ""
-            else:
-                ci_text = "no CI (one seed), "
-                notes.add("no CI: one seed (point only)")
-            ax.plot([mean], [y], "o", color="C0" if ci_text == "" else "C1", markersize=5, zorder=3,
-                    gid=f"mean:{metric}:{label}")
-            ax.annotate(f"{ci_text}{mde_text}", xy=(1.02, y), xycoords=("axes fraction", "data"),
-                        va="center", fontsize=7, color="0.3", annotation_clip=False)
+            _forest_row(ax, y, sel.iloc[0], metric, _forest_label(r, shown), notes)
         ax.set_yticks(range(len(rows)))
-        ax.set_yticklabels([_mpl(row_label(r)) for r in rows] if ax is axes[0][0] else [""] * len(rows),
+        ax.set_yticklabels([_mpl(_forest_label(r, shown)) for r in rows] if ax is axes[0][0] else [""] * len(rows),
                            fontsize=8)
         ax.set_ylim(len(rows) - 0.5 if rows else 0.5, -0.5)
         ax.set_xlabel(f"{labels.get(metric, metric)} (a − b, mean over seeds, 95 % CI)", fontsize=9)
@@ -370,6 +336,60 @@ def plot_forest(comparisons: pd.DataFrame, stem, metrics: Sequence[str] = ("psnr
         title += "\n" + "; ".join(sorted(notes))
     fig.suptitle(_mpl(title), fontsize=10)
     return _finish(fig, stem, dpi)
+
+
+def _forest_rows(comparisons: pd.DataFrame, metrics: Sequence[str],
+                 study: str | None) -> tuple[pd.DataFrame, list[str], list[dict]]:
+    """(the comparisons shown, the group keys that tell the rows apart, the rows: one per group
+    and comparison, sorted)."""
+    need = ("comparison", "metric", "mean_diff", "ci_low_seed", "ci_high_seed", "mde_seed", "n_seeds")
+    missing = [c for c in need if c not in comparisons.columns]
+    if missing and not comparisons.empty:
+        raise ValueError(f"plot_forest: comparisons lack columns {missing}")
+    c = comparisons
+    if not c.empty and study is not None and "study" in c.columns and (c["study"] == study).any():
+        c = c[c["study"] == study]
+    c = c[c["metric"].isin(metrics)] if not c.empty else c
+    keys = [k for k in ("study", "preset", "model", "dataset", "vgg") if k in c.columns]
+    shown = [k for k in keys if k in ("preset", "model") or c[k].nunique() > 1]
+    rows = (c[shown + ["comparison"]].drop_duplicates().sort_values(shown + ["comparison"]).to_dict("records")
+            if not c.empty else [])
+    return c, shown, rows
+
+
+def _forest_label(r: Mapping, shown: list[str]) -> str:
+    """A forest row's label: its group's ``shown`` keys and the comparison, ``λ_s 1 vs 0``."""
+    parts = [str(r[k]).upper() if k == "model" else str(r[k]) for k in shown]
+    m = re.fullmatch(r"ls([0-9.e+-]+)_vs_ls([0-9.e+-]+)", str(r["comparison"]))
+    comp = f"λ_s {m[1]} vs {m[2]}" if m else str(r["comparison"])
+    return " · ".join(parts + [comp])
+
+
+def _forest_row(ax, y: int, s: pd.Series, metric: str, label: str, notes: set) -> None:
+    """Row ``y`` of a forest panel from comparison row ``s``: the detectable-Δ band, the CI, the
+    mean and the annotation; what is missing (CI, detectable Δ) goes to ``notes``."""
+    from .noise import MIN_SEEDS_FOR_POWER
+
+    mean, lo, hi, mde = (float(s[k]) for k in ("mean_diff", "ci_low_seed", "ci_high_seed", "mde_seed"))
+    n_seeds = int(s["n_seeds"]) if pd.notna(s["n_seeds"]) else 0
+    if np.isfinite(mde):
+        ax.barh(y, 2 * mde, left=-mde, height=0.5, color="0.85", edgecolor="none", zorder=0,
+                gid=f"mde:{metric}:{label}")
+        mde_text = f"detectable Δ {_fmt(mde)}"
+    else:
+        mde_text = "detectable Δ n/a"
+        if n_seeds < MIN_SEEDS_FOR_POWER:
+            notes.add(f"detectable Δ n/a: fewer than {MIN_SEEDS_FOR_POWER} seeds")
+    if np.isfinite(lo) and np.isfinite(hi):
+        ax.plot([lo, hi], [y, y], "-", color="C0", linewidth=1.8, gid=f"ci:{metric}:{label}")
+        ci_text = ""
+    else:
+        ci_text = "no CI (one seed), "
+        notes.add("no CI: one seed (point only)")
+    ax.plot([mean], [y], "o", color="C0" if ci_text == "" else "C1", markersize=5, zorder=3,
+            gid=f"mean:{metric}:{label}")
+    ax.annotate(f"{ci_text}{mde_text}", xy=(1.02, y), xycoords=("axes fraction", "data"),
+                va="center", fontsize=7, color="0.3", annotation_clip=False)
 
 
 # --------------------------------------------------------------------------- the paper's contrasts
@@ -467,7 +487,7 @@ def plot_loss_terms(history: pd.DataFrame, stem, terms: Sequence[str], study: st
     from matplotlib.ticker import MaxNLocator
 
     groups = sorted(h.groupby(group_keys).groups) if group_keys else [()]
-    lambdas = sorted(h["lambda_s"].astype(float).unique())
+    lambdas = sorted(weight_key(h["lambda_s"]).unique())
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     styles = {s: st for s, st in zip(splits, ["-", "--", ":", "-."])}
     fig, axes = plt.subplots(len(groups), len(terms), figsize=(3.4 * len(terms), 2.5 * len(groups)),
@@ -484,7 +504,7 @@ def plot_loss_terms(history: pd.DataFrame, stem, terms: Sequence[str], study: st
             plotted, skipped = [], set()
             for run, part in sub.groupby(run_keys, sort=True):
                 run_d = dict(zip(run_keys, run))
-                colour = colours[lambdas.index(float(run_d["lambda_s"])) % len(colours)]
+                colour = colours[lambdas.index(weight_key(run_d["lambda_s"])) % len(colours)]
                 tag = "/".join(str(run_d[k]) for k in run_keys)
                 for split in splits:
                     line = part[part["split"] == split].sort_values("epoch")

@@ -140,8 +140,28 @@ def readout_psnr(downscale: Callable, train_images: Sequence, val_images: Sequen
     _check_images(val_images, "val_images", scale)
     train = [_as_float_image(img, f"train_images[{i}]") for i, img in enumerate(list(train_images)[:max_images])]
     val = [_as_float_image(img, f"val_images[{i}]") for i, img in enumerate(list(val_images)[:max_images])]
+    x, y, channels, total = _training_blocks(downscale, train, scale, max_rows)
+    coef = fit_readout(x, y)
+    per_image, val_blocks = _scored(downscale, val, coef, channels, scale)
+    return {
+        "psnr": float(np.mean(per_image)),
+        "psnr_per_image": per_image,
+        "scale": scale,
+        "lr_channels": int(channels),
+        "neighbourhood": NEIGHBOURHOOD,
+        "features": int(x.shape[1]),
+        "train_images": len(train),
+        "val_images": len(val),
+        "train_blocks": int(total),
+        "fit_rows": int(x.shape[0]),
+        "val_blocks": int(val_blocks),
+    }
 
-    # which training blocks to fit on: all, or max_rows of them (deterministic)
+
+def _training_blocks(downscale: Callable, train: list[np.ndarray], scale: int,
+                     max_rows: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(features, targets, LR channels, blocks in all) the read-out is fitted on: all blocks of
+    the training images, or ``max_rows`` of them drawn by ``default_rng(0)``."""
     counts = [(img.shape[0] // scale) * (img.shape[1] // scale) for img in train]
     total = sum(counts)
     if total > max_rows:
@@ -163,9 +183,13 @@ def readout_psnr(downscale: Callable, train_images: Sequence, val_images: Sequen
         if len(rows):
             features.append(lr_features(lr, rows))
             targets.append(hr_blocks(img, scale)[rows].astype(np.float64))
-    x = np.concatenate(features)
-    coef = fit_readout(x, np.concatenate(targets))
+    return np.concatenate(features), np.concatenate(targets), channels, total
 
+
+def _scored(downscale: Callable, val: list[np.ndarray], coef: np.ndarray, channels: int,
+            scale: int) -> tuple[list[float], int]:
+    """The read-out's PSNR on each validation image (reconstruction clipped to [0, 1]), and
+    the number of blocks scored."""
     per_image, val_blocks = [], 0
     for i, img in enumerate(val):
         lr = _lr_of(downscale, img, scale, f"val_images[{i}]")
@@ -177,19 +201,7 @@ def readout_psnr(downscale: Callable, train_images: Sequence, val_images: Sequen
         mse = float(np.mean((rec - img.astype(np.float64)) ** 2))
         per_image.append(10.0 * math.log10(1.0 / mse) if mse > 0 else math.inf)
         val_blocks += pred.shape[0]
-    return {
-        "psnr": float(np.mean(per_image)),
-        "psnr_per_image": per_image,
-        "scale": scale,
-        "lr_channels": int(channels),
-        "neighbourhood": NEIGHBOURHOOD,
-        "features": int(x.shape[1]),
-        "train_images": len(train),
-        "val_images": len(val),
-        "train_blocks": int(total),
-        "fit_rows": int(x.shape[0]),
-        "val_blocks": int(val_blocks),
-    }
+    return per_image, val_blocks
 
 
 def describe(result: dict) -> str:

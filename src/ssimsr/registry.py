@@ -10,8 +10,12 @@ needs from the registry:
   the upscaling CLI's round trip all read it.
 * a loss term (``ssimsr/terms/*.py``, :func:`register_loss_term`): its function and
   the name of its weight (lambda). The loss's weighted sum (``losses.loss_terms``),
-  the history columns, the loss-share table and the config check of ``losses.lambda_*``
-  all read it.
+  the history columns, the per-image values of the evaluation (``evaluate.loss_values``:
+  metrics.csv, per_image.csv), the loss-share table, the loss-term figure and the config
+  check of ``losses.lambda_*`` all read it. Its name is its column in history.csv,
+  metrics.csv, per_image.csv and the loss-share table (``share_<name>``; Table 1 / A2
+  still spell three terms as the paper: ``tables.render.TERM_ALIASES``), its ``label``
+  its header in every table (``tables.render.metric_label``).
 
 Every module of ``ssimsr.archs`` and ``ssimsr.terms`` is imported on first use, so
 dropping a file there registers it. Those modules import Keras inside their functions:
@@ -20,14 +24,78 @@ the Snakefile lists architectures and terms without starting Keras (about 7 s).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import pkgutil
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Generic, Iterator, TypeVar
+
+T = TypeVar("T")
 
 #: The packages whose modules register architectures and loss terms.
 PLUGIN_PACKAGES = ("ssimsr.archs", "ssimsr.terms")
+
+
+class Registry(Generic[T]):
+    """Named entries of one kind (architectures, loss terms, tables, stages, backends),
+    each added once where it is defined; lookups name the kind and the registered names.
+
+    ``discover``, when given, is called before the first lookup: it imports the modules
+    whose definitions add the entries (the plugin packages), so that listing them costs
+    nothing until someone asks.
+    """
+
+    def __init__(self, kind: str, *, discover: Callable[[], None] | None = None):
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+        self._discover = discover
+
+    def add(self, name: str, entry: T) -> T:
+        """Add ``entry`` as ``name``; the same entry again is a no-op (a module re-imported),
+        another entry under a taken name an error."""
+        if not name.isidentifier() or name != name.lower():
+            raise ValueError(f"{self.kind} name {name!r}: use lower-case letters, digits and _")
+        old = self._entries.get(name)
+        if old is not None and old != entry:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._entries[name] = entry
+        return entry
+
+    def _all(self) -> dict[str, T]:
+        if self._discover is not None:
+            self._discover()
+        return self._entries
+
+    def get(self, name: str, key: str | None = None) -> T:
+        """The entry ``name``; a ValueError naming ``key`` (the config key or argument it
+        came from) and every registered name otherwise."""
+        entries = self._all()
+        if name not in entries:
+            where = f"{key}: " if key else ""
+            raise ValueError(f"{where}unknown {self.kind} {name!r} (registered: {', '.join(entries)})")
+        return entries[name]
+
+    __getitem__ = get
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._all()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._all()))
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def names(self) -> list[str]:
+        """The names in registration order."""
+        return list(self._all())
+
+    def items(self) -> list[tuple[str, T]]:
+        return list(self._all().items())
+
+    def values(self) -> list[T]:
+        return list(self._all().values())
 
 
 @dataclass(frozen=True)
@@ -56,8 +124,10 @@ class LossTerm:
     """One term of the loss: ``weight * compute(batch)`` (``losses.LossBatch``).
 
     ``weight`` names its lambda: the config key ``losses.<weight>``, except ``lambda_s``
-    (each study's grid). ``needs_extractor``: it uses the VGG19 features. ``logged``:
-    computed in training even when its weight is 0 (the train log shows it).
+    (each study's grid). ``needs_extractor``: it uses the VGG19 features (evaluation
+    computes it only for a run that trained with them, else leaves it empty). ``logged``:
+    computed in training even when its weight is 0 (the train log shows it). ``compute``
+    is also what evaluation calls, on a batch of one whole image (``evaluate.loss_values``).
     """
 
     name: str
@@ -68,15 +138,10 @@ class LossTerm:
     label: str = ""  # table header; the name if empty
 
 
-_ARCHITECTURES: dict[str, Architecture] = {}
-_LOSS_TERMS: dict[str, LossTerm] = {}
-_discovered = False
-
-
 def register_architecture(name: str, *, learned_downscaler: bool):
     """Decorator registering ``build(scale=2, **widths)`` as architecture ``name``."""
     def register(build: Callable) -> Callable:
-        _add(_ARCHITECTURES, name, Architecture(name, build, learned_downscaler), "architecture")
+        ARCHITECTURES.add(name, Architecture(name, build, learned_downscaler))
         return build
     return register
 
@@ -94,26 +159,14 @@ def register_loss_term(name: str, *, weight: str, needs_extractor: bool = False,
         raise ValueError(f"loss term {name!r}: its weight must be named lambda_<x>, got {weight!r}")
 
     def register(compute: Callable) -> Callable:
-        _add(_LOSS_TERMS, name, LossTerm(name, weight, compute, needs_extractor, logged, label), "loss term")
+        LOSS_TERMS.add(name, LossTerm(name, weight, compute, needs_extractor, logged, label))
         return compute
     return register
 
 
-def _add(registry: dict, name: str, entry, what: str) -> None:
-    if not name.isidentifier() or name != name.lower():
-        raise ValueError(f"{what} name {name!r}: use lower-case letters, digits and _")
-    old = registry.get(name)
-    if old is not None and old != entry:
-        raise ValueError(f"{what} {name!r} is registered twice")
-    registry[name] = entry
-
-
+@functools.cache
 def discover() -> None:
     """Import every module of the plugin packages (once); each registers what it defines."""
-    global _discovered
-    if _discovered:
-        return
-    _discovered = True
     for package_name in PLUGIN_PACKAGES:
         package = importlib.import_module(package_name)
         # the built-in module first, so the paper's terms keep Eq. 11's order
@@ -122,24 +175,25 @@ def discover() -> None:
             importlib.import_module(f"{package_name}.{name}")
 
 
+#: ``ssimsr/archs/<name>.py``: the workflow's ``model`` wildcard, the study models and widths check
+ARCHITECTURES: Registry[Architecture] = Registry("architecture", discover=discover)
+#: ``ssimsr/terms/*.py``, in registration order (the paper's four first)
+LOSS_TERMS: Registry[LossTerm] = Registry("loss term", discover=discover)
+
+
 def architectures() -> dict[str, Architecture]:
-    discover()
-    return dict(_ARCHITECTURES)
+    return dict(ARCHITECTURES.items())
 
 
 def architecture(name: str, key: str = "model") -> Architecture:
-    found = architectures()
-    if name not in found:
-        raise ValueError(f"{key}: unknown architecture {name!r} (registered: {', '.join(found)})")
-    return found[name]
+    return ARCHITECTURES.get(name, key)
 
 
 def loss_terms() -> dict[str, LossTerm]:
     """The registered terms in registration order (the paper's four first)."""
-    discover()
-    return dict(_LOSS_TERMS)
+    return dict(LOSS_TERMS.items())
 
 
 def weight_names() -> list[str]:
     """The lambdas of the registered terms, in their order (``lambda_b, lambda_f, lambda_p, lambda_s``)."""
-    return [term.weight for term in loss_terms().values()]
+    return [term.weight for term in LOSS_TERMS.values()]

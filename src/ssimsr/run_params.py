@@ -27,11 +27,13 @@ def history_columns() -> list[str]:
 
 
 def upgrade_params(values: dict) -> dict:
-    """A params.json from before ``loss_weights`` (flat lambda_b / lambda_f / lambda_p) in today's layout."""
-    if "loss_weights" in values:
+    """An older params.json in today's layout: a lambda at the top level (lambda_b / lambda_f /
+    lambda_p before ``loss_weights``; lambda_s until it became one of them) is a loss weight."""
+    flat = [k for k in values if k.startswith("lambda_")]
+    if not flat:
         return values
     values = dict(values)
-    values["loss_weights"] = {k: values.pop(k) for k in ("lambda_b", "lambda_f", "lambda_p") if k in values}
+    values["loss_weights"] = {**values.get("loss_weights", {}), **{k: values.pop(k) for k in flat}}
     return values
 
 
@@ -45,11 +47,10 @@ class RunParams:
 
     model: str  # a registered architecture (ssimsr/archs)
     dataset: str
-    lambda_s: float
     seed: int
     epochs: int
     scale: int
-    # the lambdas of the other registered loss terms (ssimsr/terms): lambda_b, lambda_f, lambda_p, ...
+    # the lambda of every registered loss term (ssimsr/terms): lambda_b, lambda_f, lambda_p, lambda_s, ...
     loss_weights: dict
     vgg_layers: list
     vgg_resize: int | None
@@ -85,8 +86,8 @@ class RunParams:
         return params
 
     def weights(self) -> dict[str, float]:
-        """Every registered loss term's lambda, lambda_s included."""
-        return {**self.loss_weights, "lambda_s": self.lambda_s}
+        """Every registered loss term's lambda (``loss_weights``)."""
+        return dict(self.loss_weights)
 
     def uses_extractor(self) -> bool:
         """A term that needs the VGG19 features has a weight > 0."""
@@ -96,7 +97,7 @@ class RunParams:
     def validate(self) -> None:
         arch = registry.architecture(self.model, key="model")
         arch.check_widths(self.widths, key="widths")
-        expected = [w for w in registry.weight_names() if w != "lambda_s"]
+        expected = registry.weight_names()
         if sorted(self.loss_weights) != sorted(expected):
             raise ValueError(f"loss_weights: expected the lambdas {expected}, got {sorted(self.loss_weights)}")
         for name, value in self.weights().items():

@@ -15,14 +15,52 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 
+#: The loss weight that each study's grid sets (``studies.<name>.lambda_s``): a run's
+#: ``lambda_s`` key and folder tag (``ls1``), and one of its ``loss_weights`` like any other.
+#: ``losses`` and a preset set every other registered term's weight, never this one.
+GRID_WEIGHT = "lambda_s"
+
+#: Significant digits of a loss weight's key (:func:`weight_key`).
+WEIGHT_DIGITS = 12
+
+
+def weight_key(value):
+    """The canonical value of a loss weight (λ_s and the others): its float to
+    :data:`WEIGHT_DIGITS` significant digits, so that a weight read back from a folder tag,
+    a CSV cell (text or a float whose last digit the parser chose) or the config is the same
+    key. Two weights are the same exactly where their keys are equal (:func:`same_weight`);
+    a key is also a groupby, pivot or merge key. A pandas column (or index) gives a column
+    of keys (each distinct value keyed once); NaN stays NaN."""
+    if hasattr(value, "map"):  # a pandas column
+        column = value.astype(float)
+        return column.map({v: weight_key(v) for v in column.unique()})
+    return float(f"{float(value):.{WEIGHT_DIGITS}g}")
+
+
+def same_weight(a, b):
+    """Whether loss weights ``a`` and ``b`` are the same (equal :func:`weight_key`): a bool,
+    or elementwise (a boolean column) where one of them is a pandas column."""
+    return weight_key(a) == weight_key(b)
+
+
 def lambda_tag(value: float) -> str:
     """The one spelling of a λ_s in paths: 0 -> '0', 1.0 -> '1', 0.5 -> '0.5', 1e-05 -> '1e-05',
     0.1234567 -> '0.1234567'. Short (``%g``) where that reads back as the same float, else
     Python's shortest round-trip ``repr``: two different values never share a folder, and
-    :data:`Run.WILDCARDS` matches every spelling (exponents included)."""
+    :data:`Run.WILDCARDS` matches every spelling (exponents included). Read back by
+    :func:`parse_lambda_tag`."""
     value = float(value)
     short = f"{value:g}"
     return short if float(short) == value else repr(value)
+
+
+def parse_lambda_tag(tag: str) -> float:
+    """The λ_s that a tag of :func:`lambda_tag` spells ('1' -> 1.0, '1e-05' -> 1e-05): the
+    one parse of it, whether from a run folder's ``ls<tag>``, a Snakemake wildcard or a
+    comparison label ``ls<a>_vs_ls<b>``. ValueError for any other text."""
+    if not (isinstance(tag, str) and re.fullmatch(Run.WILDCARDS["lambda_s"], tag)):
+        raise ValueError(f"{tag!r}: not a λ_s tag ({Run.WILDCARDS['lambda_s']})")
+    return float(tag)
 
 
 def vgg_tag(layers) -> str:
@@ -49,8 +87,9 @@ class Run:
                  "lambda_s": r"[0-9]+(\.[0-9]+)?(e[-+][0-9]+)?", "vgg": "[a-z0-9-]+", "seed": r"\d+"}
 
     def __post_init__(self):
-        # one spelling of each value, whatever it came from (a path, a CSV row, the config)
-        object.__setattr__(self, "lambda_s", float(self.lambda_s))
+        # one spelling of each value, whatever it came from (a path's or wildcard's tag, a CSV row, the config)
+        lambda_s = parse_lambda_tag(self.lambda_s) if isinstance(self.lambda_s, str) else float(self.lambda_s)
+        object.__setattr__(self, "lambda_s", lambda_s)
         object.__setattr__(self, "seed", int(self.seed))
 
     @classmethod
@@ -71,7 +110,7 @@ class Run:
             study, preset, model, dataset, ls, vgg, seed = parts
             if not (ls.startswith("ls") and seed.startswith("seed")):
                 raise ValueError
-            return cls(study, preset, model, dataset, float(ls[2:]), int(seed[4:]), vgg)
+            return cls(study, preset, model, dataset, ls[2:], int(seed[4:]), vgg)  # the tag: __post_init__ parses it
         except ValueError:
             raise ValueError(f"{path}: not a run folder ({cls.PATTERN})") from None
 
@@ -97,7 +136,7 @@ class Run:
 
 
 #: A comparison of lambda_s variants pairs runs that agree on every other key but the seed.
-GROUP_KEYS = tuple(k for k in Run.keys() if k not in ("lambda_s", "seed"))
+GROUP_KEYS = tuple(k for k in Run.keys() if k not in (GRID_WEIGHT, "seed"))
 
 #: The presets (config ``presets``, a run's ``preset`` key) that the code names. ``corrected``
 #: (all four loss terms working) is the default one: the config schema's ``presets``,

@@ -41,7 +41,7 @@ from scipy import stats as sps
 
 from .lpips_nets import LPIPS_COLUMNS
 from .power import ALPHA, POWER, detectable_effect
-from .runs import GROUP_KEYS
+from .runs import GROUP_KEYS, weight_key
 
 __all__ = [
     "compare",
@@ -162,6 +162,11 @@ def compare(a, b, metric_name: str = "metric") -> dict:
     statistics rather than an exception.
     """
     a, b = _validate(a, b, metric_name)
+    return {"metric": metric_name, **_paired(a, b), **_welch(a, b, float((a - b).mean()))}
+
+
+def _paired(a: np.ndarray, b: np.ndarray) -> dict:
+    """:func:`compare`'s paired statistics (n to ``p_wilcoxon``) of validated ``a`` and ``b``."""
     n = int(a.size)
     d = a - b
     mean_a, mean_b = float(a.mean()), float(b.mean())
@@ -173,7 +178,6 @@ def compare(a, b, metric_name: str = "metric") -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         rel = sps.ttest_rel(a, b)
-        ind = sps.ttest_ind(a, b, equal_var=False)
 
     if np.all(d == 0):
         w_stat, w_p = math.nan, math.nan
@@ -183,19 +187,7 @@ def compare(a, b, metric_name: str = "metric") -> dict:
             w = sps.wilcoxon(d)
         w_stat, w_p = float(w.statistic), float(w.pvalue)
 
-    va, vb = float(a.var(ddof=1)), float(b.var(ddof=1))
-    sa2, sb2 = va / n, vb / n
-    se_welch = math.sqrt(sa2 + sb2)
-    df_welch = _ratio((sa2 + sb2) ** 2, sa2**2 / (n - 1) + sb2**2 / (n - 1))
-    if math.isfinite(df_welch):
-        tcrit_w = float(sps.t.ppf(0.5 + _CONF / 2, df_welch))
-        ci_w = (mean_diff - tcrit_w * se_welch, mean_diff + tcrit_w * se_welch)
-    else:
-        ci_w = (math.nan, math.nan)
-    s_pooled = math.sqrt(((n - 1) * va + (n - 1) * vb) / (2 * n - 2))
-
     return {
-        "metric": metric_name,
         "n": n,
         "mean_a": mean_a,
         "mean_b": mean_b,
@@ -209,6 +201,27 @@ def compare(a, b, metric_name: str = "metric") -> dict:
         "cohens_dz": _ratio(mean_diff, sd_diff),
         "wilcoxon_W": w_stat,
         "p_wilcoxon": w_p,
+    }
+
+
+def _welch(a: np.ndarray, b: np.ndarray, mean_diff: float) -> dict:
+    """:func:`compare`'s unpaired statistics (the paper's: Welch's t, its CI, pooled-SD d)."""
+    n = int(a.size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ind = sps.ttest_ind(a, b, equal_var=False)
+    mean_a, mean_b = float(a.mean()), float(b.mean())
+    va, vb = float(a.var(ddof=1)), float(b.var(ddof=1))
+    sa2, sb2 = va / n, vb / n
+    se_welch = math.sqrt(sa2 + sb2)
+    df_welch = _ratio((sa2 + sb2) ** 2, sa2**2 / (n - 1) + sb2**2 / (n - 1))
+    if math.isfinite(df_welch):
+        tcrit_w = float(sps.t.ppf(0.5 + _CONF / 2, df_welch))
+        ci_w = (mean_diff - tcrit_w * se_welch, mean_diff + tcrit_w * se_welch)
+    else:
+        ci_w = (math.nan, math.nan)
+    s_pooled = math.sqrt(((n - 1) * va + (n - 1) * vb) / (2 * n - 2))
+    return {
         "t_welch": float(ind.statistic),
         "df_welch": float(df_welch),
         "p_welch": float(ind.pvalue),
@@ -276,13 +289,14 @@ def _nan_row(metric: str, n_images: int, n_seeds: int) -> dict:
 
 
 def check_pairs(pairs, what: str = "report.comparisons") -> list[tuple[float, float]]:
-    """``[[a, b], ...]`` -> ``[(a, b), ...]`` floats; ValueError naming ``what`` and the entry."""
+    """``[[a, b], ...]`` -> ``[(a, b), ...]`` floats (their :func:`~ssimsr.runs.weight_key`);
+    ValueError naming ``what`` and the entry."""
     out = []
     for i, pair in enumerate(pairs):
         if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
             raise ValueError(f"{what}[{i}]: expected a pair [a, b] of lambda_s values, got {pair!r}")
         try:
-            a, b = float(pair[0]), float(pair[1])
+            a, b = weight_key(pair[0]), weight_key(pair[1])  # same_weight: equal keys
         except (TypeError, ValueError):
             raise ValueError(f"{what}[{i}]: lambda_s values must be numbers, got {pair!r}") from None
         if a == b:
@@ -332,21 +346,43 @@ def compare_variants(
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise ValueError(f"compare_variants: columns missing from the table: {missing}")
+    sides = {label: _variant_rows(df, variant_col, value, pair_on) for label, value in (("a", a), ("b", b))}
+    _check_paired(sides, variant_col, a, b, run_col, unit_col)
 
-    sides = {}
-    for label, value in (("a", a), ("b", b)):
-        part = df[df[variant_col] == value]
-        if part.empty:
-            raise ValueError(f"compare_variants: no rows with {variant_col} == {value!r}")
-        dup = part.duplicated(subset=pair_on, keep=False)
-        if dup.any():
-            example = part.loc[dup, pair_on].iloc[0].tolist()
-            raise ValueError(
-                f"compare_variants: {variant_col} == {value!r} has several rows for "
-                f"{dict(zip(pair_on, example))}; filter the table (e.g. one model and dataset)"
-            )
-        sides[label] = part
+    status_cols = [f"{m}_status" for m in metrics if f"{m}_status" in df.columns]
+    cols = pair_on + metrics + status_cols
+    merged = sides["a"][cols].merge(
+        sides["b"][cols], on=pair_on, how="inner", suffixes=("_a", "_b"), validate="one_to_one"
+    )
+    merged = merged.sort_values(pair_on, kind="mergesort").reset_index(drop=True)
+    rows = []
+    for m in metrics:
+        row = _metric_comparison(merged, m, run_col, unit_col, alpha, power)
+        row["variant_col"], row["a"], row["b"] = variant_col, a, b
+        rows.append(row)
 
+    return pd.DataFrame(rows, columns=["metric", "variant_col", "a", "b", "status", *SEED_KEYS, *STAT_KEYS])
+
+
+def _variant_rows(df: pd.DataFrame, variant_col: str, value, pair_on: list[str]) -> pd.DataFrame:
+    """The rows of one variant; none, or a key of ``pair_on`` twice, is a ValueError."""
+    part = df[df[variant_col] == value]
+    if part.empty:
+        raise ValueError(f"compare_variants: no rows with {variant_col} == {value!r}")
+    dup = part.duplicated(subset=pair_on, keep=False)
+    if dup.any():
+        example = part.loc[dup, pair_on].iloc[0].tolist()
+        raise ValueError(
+            f"compare_variants: {variant_col} == {value!r} has several rows for "
+            f"{dict(zip(pair_on, example))}; filter the table (e.g. one model and dataset)"
+        )
+    return part
+
+
+def _check_paired(sides: dict, variant_col: str, a, b, run_col: str, unit_col: str) -> None:
+    """ValueError unless both variants hold the same (run, unit) keys and the runs share one
+    unit set (or, a split per seed, sets of one size)."""
+    pair_on = [run_col, unit_col]
     keys_a = set(map(tuple, sides["a"][pair_on].itertuples(index=False, name=None)))
     keys_b = set(map(tuple, sides["b"][pair_on].itertuples(index=False, name=None)))
     only_a, only_b = sorted(keys_a - keys_b, key=str), sorted(keys_b - keys_a, key=str)
@@ -365,37 +401,30 @@ def compare_variants(
         raise ValueError(f"compare_variants: the {run_col}s do not share one {unit_col} set; "
                          f"missing per {run_col}: {lacking}")
 
-    status_cols = [f"{m}_status" for m in metrics if f"{m}_status" in df.columns]
-    cols = pair_on + metrics + status_cols
-    merged = sides["a"][cols].merge(
-        sides["b"][cols], on=pair_on, how="inner", suffixes=("_a", "_b"), validate="one_to_one"
-    )
-    merged = merged.sort_values(pair_on, kind="mergesort").reset_index(drop=True)
+
+def _metric_comparison(merged: pd.DataFrame, m: str, run_col: str, unit_col: str, alpha: float,
+                       power: float) -> dict:
+    """Metric ``m``'s row of :func:`compare_variants` (without the variant columns) from the
+    paired rows ``merged`` (``<m>_a``, ``<m>_b``)."""
     n_runs, n_units = merged[run_col].nunique(), merged[unit_col].nunique()
-
-    rows = []
-    for m in metrics:
-        va = pd.to_numeric(merged[f"{m}_a"], errors="coerce").to_numpy(dtype=float)
-        vb = pd.to_numeric(merged[f"{m}_b"], errors="coerce").to_numpy(dtype=float)
-        if np.all(np.isnan(va)) and np.all(np.isnan(vb)):
-            row = _nan_row(m, n_units, n_runs)
-            row["status"] = _unavailable_status(merged, f"{m}_status")
-        else:
-            if not (np.all(np.isfinite(va)) and np.all(np.isfinite(vb))):
-                raise ValueError(f"{m}: values must be finite (found NaN or inf)")
-            values = pd.DataFrame({run_col: merged[run_col], unit_col: merged[unit_col], "a": va, "b": vb})
-            per_run = values.groupby(run_col, sort=True)[["a", "b"]].mean()
-            per_unit = values.groupby(unit_col, sort=True)[["a", "b"]].mean()
-            row = {"metric": m}
-            seed = seed_level_test((per_run["a"] - per_run["b"]).to_numpy(), alpha, power)
-            row.update({k: seed[k] for k in SEED_KEYS})
-            row.update({k: v for k, v in compare(per_unit["a"].to_numpy(), per_unit["b"].to_numpy(), m).items()
-                        if k != "metric"})
-            row["status"] = "ok"
-        row["variant_col"], row["a"], row["b"] = variant_col, a, b
-        rows.append(row)
-
-    return pd.DataFrame(rows, columns=["metric", "variant_col", "a", "b", "status", *SEED_KEYS, *STAT_KEYS])
+    va = pd.to_numeric(merged[f"{m}_a"], errors="coerce").to_numpy(dtype=float)
+    vb = pd.to_numeric(merged[f"{m}_b"], errors="coerce").to_numpy(dtype=float)
+    if np.all(np.isnan(va)) and np.all(np.isnan(vb)):
+        row = _nan_row(m, n_units, n_runs)
+        row["status"] = _unavailable_status(merged, f"{m}_status")
+        return row
+    if not (np.all(np.isfinite(va)) and np.all(np.isfinite(vb))):
+        raise ValueError(f"{m}: values must be finite (found NaN or inf)")
+    values = pd.DataFrame({run_col: merged[run_col], unit_col: merged[unit_col], "a": va, "b": vb})
+    per_run = values.groupby(run_col, sort=True)[["a", "b"]].mean()
+    per_unit = values.groupby(unit_col, sort=True)[["a", "b"]].mean()
+    row = {"metric": m}
+    seed = seed_level_test((per_run["a"] - per_run["b"]).to_numpy(), alpha, power)
+    row.update({k: seed[k] for k in SEED_KEYS})
+    row.update({k: v for k, v in compare(per_unit["a"].to_numpy(), per_unit["b"].to_numpy(), m).items()
+                if k != "metric"})
+    row["status"] = "ok"
+    return row
 
 
 def _unavailable_status(merged: pd.DataFrame, scol: str) -> str:
@@ -430,10 +459,11 @@ def compare_studies(per_image: pd.DataFrame, image_set: str = IMAGE_SET, pairs=D
     """
     pairs = check_pairs(pairs)
     frame = per_image[per_image["set"] == image_set]
+    frame = frame.assign(lambda_s=weight_key(frame["lambda_s"]))  # as the pairs: runs.weight_key
     metrics = [m for m in PER_IMAGE_METRICS if m in frame.columns]
     out = []
     for keys, group in frame.groupby(list(GROUP_KEYS), sort=True):
-        present = set(group["lambda_s"].astype(float).unique())
+        present = set(group["lambda_s"])
         n_seeds, n_images = group["seed"].nunique(), group["image"].nunique()
         for a, b in pairs:
             if a not in present or b not in present:

@@ -266,16 +266,31 @@ def _attempt_start(text: str) -> float | None:
 def read_run(run: Run, configured: dict, root: Path, now: float, stale: float,
              host: str | None = None) -> RunStatus:
     """The status of one run from its folder ``root/<run>`` (see the module's docstring)."""
-    from .run_params import upgrade_params
-
     folder = root / run.path
     status = RunStatus(run, "pending", int(configured["epochs"]))
     files = _entries(folder)
     checkpoint = _entries(folder / "checkpoint") if "checkpoint" in files else {}
     if not files:
         return status
+    per_epoch = _read_progress(status, folder, files, checkpoint)
+    attempts = []
+    if "attempts.csv" in checkpoint:
+        attempts = list(csv.DictReader(io.StringIO(_read(folder / "checkpoint" / "attempts.csv") or "")))
+    status.attempts = len(attempts)
+    latest = attempts[-1] if attempts else None
+    status.started = _attempt_start(latest["started"]) if latest else None
+    outdated, params_problem = _params_outdated(folder, files, configured)
+    if all(name in files for name in OUTPUTS):
+        if outdated:  # pending: Snakemake trains it again; its numbers are of the other parameters
+            return RunStatus(run, "pending", status.epochs, attempts=status.attempts, note=outdated)
+        return _finished(status, folder, files, params_problem, per_epoch)
+    return _unfinished(status, folder, files, checkpoint, latest, now, stale, host, outdated)
 
-    # the history: progress.csv (survives a failed job), else history.csv, else the checkpoint's
+
+def _read_progress(status: RunStatus, folder: Path, files: dict, checkpoint: dict) -> dict[int, float]:
+    """Sets ``status``'s last validation epoch, PSNR, SSIM and seconds per epoch from the
+    history: progress.csv (survives a failed job), else history.csv, else the checkpoint's.
+    Returns the seconds of each trained epoch."""
     rows: list[dict] = []
     for name in ("progress.csv", "history.csv"):
         if name in files:
@@ -295,13 +310,12 @@ def read_run(run: Run, configured: dict, root: Path, now: float, stale: float,
             per_epoch[r["epoch"]] = per_epoch.get(r["epoch"], 0.0) + r["seconds"]
     if per_epoch:
         status.epoch_seconds = sum(per_epoch.values()) / len(per_epoch)
+    return per_epoch
 
-    attempts = []
-    if "attempts.csv" in checkpoint:
-        attempts = list(csv.DictReader(io.StringIO(_read(folder / "checkpoint" / "attempts.csv") or "")))
-    status.attempts = len(attempts)
-    latest = attempts[-1] if attempts else None
-    status.started = _attempt_start(latest["started"]) if latest else None
+
+def _params_outdated(folder: Path, files: dict, configured: dict) -> tuple[str, str | None]:
+    """("outdated: trained with other <keys>" or "", why params.json is unreadable or None)."""
+    from .run_params import upgrade_params
 
     outdated = ""
     params_problem = None
@@ -314,27 +328,35 @@ def read_run(run: Run, configured: dict, root: Path, now: float, stale: float,
         if trained is not None and trained != expected:
             keys = sorted(k for k in set(trained) | set(expected) if trained.get(k) != expected.get(k))
             outdated = f"outdated: trained with other {', '.join(keys)}"
+    return outdated, params_problem
 
-    if all(name in files for name in OUTPUTS):
-        if outdated:  # pending: Snakemake trains it again; its numbers are of the other parameters
-            return RunStatus(run, "pending", status.epochs, attempts=status.attempts, note=outdated)
-        unreadable = _unreadable_output(folder, params_problem)
-        if unreadable:  # Snakemake sees a file: nothing retrains it until it is gone
-            status.state = "corrupt"
-            status.note = f"{unreadable[0]}: unreadable ({unreadable[1]}); remove it and rerun snakemake"
-            return status
-        status.state = "done"
-        status.eta = 0.0
-        bench = _read(folder / "benchmark.tsv") if "benchmark.tsv" in files else None
-        if bench and per_epoch:
-            try:
-                wall = float(next(csv.DictReader(io.StringIO(bench), delimiter="\t"))["s"])
-                spent = sum(per_epoch.values()) + (status.epoch0_seconds or 0.0)
-                status.startup_seconds = max(0.0, wall - spent)
-            except (StopIteration, KeyError, ValueError):
-                pass
+
+def _finished(status: RunStatus, folder: Path, files: dict, params_problem: str | None,
+              per_epoch: dict[int, float]) -> RunStatus:
+    """A run with every output: done (with its start-up seconds from benchmark.tsv), or corrupt
+    where an output is unreadable."""
+    unreadable = _unreadable_output(folder, params_problem)
+    if unreadable:  # Snakemake sees a file: nothing retrains it until it is gone
+        status.state = "corrupt"
+        status.note = f"{unreadable[0]}: unreadable ({unreadable[1]}); remove it and rerun snakemake"
         return status
+    status.state = "done"
+    status.eta = 0.0
+    bench = _read(folder / "benchmark.tsv") if "benchmark.tsv" in files else None
+    if bench and per_epoch:
+        try:
+            wall = float(next(csv.DictReader(io.StringIO(bench), delimiter="\t"))["s"])
+            spent = sum(per_epoch.values()) + (status.epoch0_seconds or 0.0)
+            status.startup_seconds = max(0.0, wall - spent)
+        except (StopIteration, KeyError, ValueError):
+            pass
+    return status
 
+
+def _unfinished(status: RunStatus, folder: Path, files: dict, checkpoint: dict, latest: dict | None, now: float,
+                stale: float, host: str | None, outdated: str) -> RunStatus:
+    """A run without all its outputs: pending (not started), corrupt (an output moved aside),
+    running, or failed (why, in the note)."""
     changes = [files[n].st_mtime for n in ACTIVITY if n in files]
     changes += [checkpoint[n].st_mtime for n in CHECKPOINT_ACTIVITY if n in checkpoint]
     moved = _moved_aside(files, max(changes, default=None))

@@ -45,6 +45,7 @@ import os
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -365,6 +366,32 @@ def write_history(history: list[dict], out: Path) -> None:
         write_csv(frame, out / name)
 
 
+@dataclass
+class _Attempt:
+    """What one attempt of :func:`train` carries from its setup through its epochs to its end."""
+
+    params: RunParams
+    out: Path
+    trainer: Trainer
+    train_images: list[np.ndarray]
+    val_images: list[np.ndarray]
+    train_bucket: int
+    val_bucket: int
+    start_epoch: int
+    history: list[dict]
+    fingerprint: str  # params.fingerprint(), computed once (it hashes the training code)
+    done_steps: int = 0  # training steps of this attempt so far
+    t_run: float = 0.0  # when its first epoch began (perf_counter)
+
+    @property
+    def ckpt(self) -> Path:
+        return self.out / "checkpoint" / "state.npz"
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.train_images) / (self.params.batch_size if self.params.crop else 1))
+
+
 def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
           stop_after_epoch: int | None = None):
     """Train one run into ``out_dir``; resume from its checkpoint if one exists. Returns
@@ -376,7 +403,19 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
     """
     import pandas as pd
 
-    out = Path(out_dir)
+    attempt = _setup(params, data_dir, Path(out_dir))
+    attempt.t_run = time.perf_counter()
+    for epoch in range(attempt.start_epoch + 1, params.epochs + 1):
+        _train_epoch(attempt, epoch)
+        if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < params.epochs:
+            return pd.DataFrame(attempt.history, columns=history_columns())
+    return _finish_run(attempt)
+
+
+def _setup(params: RunParams, data_dir: str | os.PathLike, out: Path) -> _Attempt:
+    """Begins the attempt (unless the caller did), writes params.json, loads the splits, builds
+    the trainer and restores its checkpoint, or starts afresh with the epoch-0 validation row;
+    writes the history so far."""
     out.mkdir(parents=True, exist_ok=True)
     if str(out.resolve()) in _announced:
         _announced.discard(str(out.resolve()))  # the caller began this attempt
@@ -400,6 +439,8 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
         print(f"shape buckets: train {train_bucket or 'off'}, val {val_bucket or 'off'} px "
               f"({len({i.shape for i in train_images})} train / {len({i.shape for i in val_images})} val shapes)",
               file=sys.stderr, flush=True)
+    attempt = _Attempt(params, out, trainer, train_images, val_images, train_bucket, val_bucket, start_epoch,
+                       history, fingerprint)
     readout_file = out / "readout.json"
     learned = registry.architecture(params.model).learned_downscaler
     if restored:
@@ -415,58 +456,75 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
                         "seconds": time.perf_counter() - t_val})
     write_history(history, out)  # resumed: the checkpoint's rows (later ones of a killed attempt go)
     _check_balance(history, params, 0)
+    return attempt
 
-    steps_per_epoch = math.ceil(len(train_images) / (params.batch_size if params.crop else 1))
-    total_steps = steps_per_epoch * (params.epochs - start_epoch)
-    done_steps, t_run = 0, time.perf_counter()
-    for epoch in range(start_epoch + 1, params.epochs + 1):
-        t_epoch = time.perf_counter()
-        terms_logged = term_names()
-        sums = dict.fromkeys(terms_logged + ("psnr", "ssim"), 0.0)
-        # Terms stay on the device until a log line needs them: one transfer per
-        # log_every steps instead of a host round trip per step (JAX, GPUs).
-        pending: list = []
-        for step, batch in enumerate(epoch_batches(train_images, params, epoch), start=1):
-            pending.append(trainer.steps.train(*_batch(batch, train_bucket)))
-            done_steps += 1
-            if step % params.log_every and step != steps_per_epoch:
-                continue
-            first = step - len(pending) + 1
-            for offset, terms in enumerate(trainer.steps.fetch(pending)):
-                if not all(math.isfinite(terms[k]) for k in terms_logged):
-                    raise NonFiniteLoss(
-                        f"non-finite loss at epoch {epoch}, step {first + offset}: "
-                        + ", ".join(f"{k}={terms[k]}" for k in terms_logged)
-                        + f"; last good checkpoint: {ckpt if ckpt.exists() else 'none'}"
-                    )
-                for k in sums:
-                    sums[k] += terms[k]
-            pending = []
-            rate = (time.perf_counter() - t_run) / done_steps
-            print(f"epoch {epoch}/{params.epochs} step {step}/{steps_per_epoch} "
-                  + " ".join(f"{k}={terms[k]:.5f}" for k in terms_logged)
-                  + f" {rate:.3f}s/step eta {_format_eta(rate * (total_steps - done_steps))}",
-                  file=sys.stderr, flush=True)
-        train_row = {k: v / steps_per_epoch for k, v in sums.items()}
-        train_seconds = time.perf_counter() - t_epoch
-        history.append({"epoch": epoch, "split": "train", **train_row, "seconds": train_seconds})
-        t_val = time.perf_counter()
-        val_row = trainer.validate(val_images, val_bucket)
-        history.append({"epoch": epoch, "split": "val", **val_row, "seconds": time.perf_counter() - t_val})
-        print(f"epoch {epoch}/{params.epochs} val psnr={val_row['psnr']:.3f} ssim={val_row['ssim']:.4f} "
-              f"total={val_row['total']:.5f} ({train_seconds:.1f}s train)", file=sys.stderr, flush=True)
-        if epoch % params.checkpoint_every == 0 or epoch == params.epochs:
-            trainer.steps.sync()
-            save_checkpoint(ckpt, epoch, trainer.pair, trainer.optimizer, history, fingerprint)
-        write_history(history, out)
-        if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < params.epochs:
-            return pd.DataFrame(history, columns=history_columns())
 
-    _check_balance(history, params, params.epochs)
-    write_timing(out / "timing.json", trainer.steps.compile_stats, time.perf_counter() - t_run,
-                 done_steps, params.backend)
-    frame = pd.DataFrame(history, columns=history_columns())
+def _train_epoch(attempt: _Attempt, epoch: int) -> None:
+    """One epoch: its training steps, then validation; its rows appended to the history, the
+    checkpoint saved when due, the history written."""
+    params, trainer, history = attempt.params, attempt.trainer, attempt.history
+    t_epoch = time.perf_counter()
+    sums = _train_steps(attempt, epoch)
+    train_row = {k: v / attempt.steps_per_epoch for k, v in sums.items()}
+    train_seconds = time.perf_counter() - t_epoch
+    history.append({"epoch": epoch, "split": "train", **train_row, "seconds": train_seconds})
+    t_val = time.perf_counter()
+    val_row = trainer.validate(attempt.val_images, attempt.val_bucket)
+    history.append({"epoch": epoch, "split": "val", **val_row, "seconds": time.perf_counter() - t_val})
+    print(f"epoch {epoch}/{params.epochs} val psnr={val_row['psnr']:.3f} ssim={val_row['ssim']:.4f} "
+          f"total={val_row['total']:.5f} ({train_seconds:.1f}s train)", file=sys.stderr, flush=True)
+    if epoch % params.checkpoint_every == 0 or epoch == params.epochs:
+        trainer.steps.sync()
+        save_checkpoint(attempt.ckpt, epoch, trainer.pair, trainer.optimizer, history, attempt.fingerprint)
+    write_history(history, attempt.out)
+
+
+def _train_steps(attempt: _Attempt, epoch: int) -> dict[str, float]:
+    """The training steps of one epoch, a progress line every ``log_every`` steps; the sums of
+    the logged terms, PSNR and SSIM over its steps. A non-finite term is :class:`NonFiniteLoss`."""
+    params, trainer = attempt.params, attempt.trainer
+    steps_per_epoch = attempt.steps_per_epoch
+    total_steps = steps_per_epoch * (params.epochs - attempt.start_epoch)
+    terms_logged = term_names()
+    sums = dict.fromkeys(terms_logged + ("psnr", "ssim"), 0.0)
+    # Terms stay on the device until a log line needs them: one transfer per
+    # log_every steps instead of a host round trip per step (JAX, GPUs).
+    pending: list = []
+    for step, batch in enumerate(epoch_batches(attempt.train_images, params, epoch), start=1):
+        pending.append(trainer.steps.train(*_batch(batch, attempt.train_bucket)))
+        attempt.done_steps += 1
+        if step % params.log_every and step != steps_per_epoch:
+            continue
+        first = step - len(pending) + 1
+        for offset, terms in enumerate(trainer.steps.fetch(pending)):
+            if not all(math.isfinite(terms[k]) for k in terms_logged):
+                raise NonFiniteLoss(
+                    f"non-finite loss at epoch {epoch}, step {first + offset}: "
+                    + ", ".join(f"{k}={terms[k]}" for k in terms_logged)
+                    + f"; last good checkpoint: {attempt.ckpt if attempt.ckpt.exists() else 'none'}"
+                )
+            for k in sums:
+                sums[k] += terms[k]
+        pending = []
+        rate = (time.perf_counter() - attempt.t_run) / attempt.done_steps
+        print(f"epoch {epoch}/{params.epochs} step {step}/{steps_per_epoch} "
+              + " ".join(f"{k}={terms[k]:.5f}" for k in terms_logged)
+              + f" {rate:.3f}s/step eta {_format_eta(rate * (total_steps - attempt.done_steps))}",
+              file=sys.stderr, flush=True)
+    return sums
+
+
+def _finish_run(attempt: _Attempt):
+    """The end of training: the final balance check, timing.json and the saved networks;
+    the history as a DataFrame."""
+    import pandas as pd
+
+    params, trainer = attempt.params, attempt.trainer
+    _check_balance(attempt.history, params, params.epochs)
+    write_timing(attempt.out / "timing.json", trainer.steps.compile_stats, time.perf_counter() - attempt.t_run,
+                 attempt.done_steps, params.backend)
+    frame = pd.DataFrame(attempt.history, columns=history_columns())
     export = trainer.export_pair()
-    save_model(export.upscaler, out / "upscaler.keras")
-    save_model(export.downscaler, out / "downscaler.keras")
+    save_model(export.upscaler, attempt.out / "upscaler.keras")
+    save_model(export.downscaler, attempt.out / "downscaler.keras")
     return frame

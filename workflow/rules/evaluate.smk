@@ -48,6 +48,8 @@ rule evaluate:
     """Reconstruct the val split (and showcase crops) with a run; PSNR/SSIM per image."""
     input:
         unpack(eval_inputs),
+        # a run that trained with the VGG19 features: its perceptual term per image (evaluate.term_extractor)
+        vgg19=lambda w: train_inputs(w).get("vgg19", []),
     output:
         metrics=f"{EVAL_DIR}/metrics.csv",
         recon=directory(f"{EVAL_DIR}/recon"),

@@ -111,16 +111,7 @@ def benchmarks_table(per_image: pd.DataFrame, baseline: pd.DataFrame, benchmarks
     scale = _baseline_scale(baseline)
     columns = ["benchmark", "method", "lr_protocol", "preset", "dataset", "lambda_s", "n_seeds", "n_images",
                *(f"{m}_{s}" for m in BENCHMARK_METRICS for s in ("mean", "sd"))]
-    caption = ("Standard benchmarks: PSNR / SSIM on the luma channel Y with a border of `scale` pixels "
-               "cropped (BasicSR's convention), each run's mean over the benchmark's images, then mean ± SD "
-               "over seeds; images from a grey file (Set14's bridge) are scored on their grey values, as the "
-               "SR literature does. LR protocol, per row: " + decimation_protocol(scale) + " is the SR "
-               "model's own downscaler; bicubic: Keys bicubic (a = −0.5) upscaling of that decimated HR "
-               "image, without any training. " + BICUBIC_MATLAB + ": LR = " + matlab_protocol(scale)
-               + ", then imresize(LR, scale) bicubic, rounded to uint8: the SR literature's protocol, not "
-               "the paper's input; at x2 it reproduces the widely published bicubic figures (Set5 33.66 / "
-               "0.9299, Set14 30.24 / 0.8688), a check of the metric code. Not bold-compared. The models are "
-               "trained on the dataset named; the benchmarks are never trained on.")
+    caption = _benchmarks_caption(scale)
     if not names:
         return Table(pd.DataFrame(columns=columns), caption, headers=_HEADERS,
                      notes=["No benchmark is configured (`evaluation.benchmarks` is empty): every run is "
@@ -130,47 +121,8 @@ def benchmarks_table(per_image: pd.DataFrame, baseline: pd.DataFrame, benchmarks
     sel_study = default_study(per_image, study) if "study" in per_image.columns else None
     rows, notes = [], []
     for name in names:
-        base = baseline[(baseline["dataset"] == name) & (baseline["set"] == name)] \
-            if {"dataset", "set"} <= set(baseline.columns) else baseline.iloc[0:0]
-        if base.empty:
-            notes.append(f"{name}: no bicubic baseline rows (results/eval/baseline.csv).")
-        else:
-            _metrics_present(base, metrics, f"baseline of {name}")
-            rows.append({"benchmark": name, "method": BICUBIC, "lr_protocol": decimation_protocol(scale),
-                         "preset": "", "dataset": "", "lambda_s": np.nan,
-                         "n_seeds": np.nan, "n_images": base["image"].nunique(),
-                         **{f"{m}_mean": base[m].mean() for m in metrics},
-                         **{f"{m}_sd": np.nan for m in metrics}})
-            if set(MATLAB_COLUMNS.values()) <= set(base.columns):
-                means = {m: base[MATLAB_COLUMNS[m]].mean() for m in metrics}
-                rows.append({"benchmark": name, "method": BICUBIC_MATLAB, "lr_protocol": matlab_protocol(scale),
-                             "preset": "", "dataset": "", "lambda_s": np.nan,
-                             "n_seeds": np.nan, "n_images": base["image"].nunique(),
-                             **{f"{m}_mean": means[m] for m in metrics}, **{f"{m}_sd": np.nan for m in metrics}})
-                published = PUBLISHED_BICUBIC_X2.get(str(name).lower())
-                if published is not None and scale == 2:
-                    notes.append(f"{name}: {BICUBIC_MATLAB} {means['psnr_y']:.2f} dB / {means['ssim_y']:.4f}; "
-                                 f"published x2 bicubic {published[0]:.2f} / {published[1]:.4f} (difference "
-                                 f"{means['psnr_y'] - published[0]:+.2f} dB / {means['ssim_y'] - published[1]:+.4f}).")
-            else:
-                notes.append(f"{name}: baseline.csv has no {BICUBIC_MATLAB} columns "
-                             f"({', '.join(MATLAB_COLUMNS.values())}): rerun the baseline rule.")
-        ours = per_image[per_image["set"] == name] if "set" in per_image.columns else per_image.iloc[0:0]
-        if sel_study is not None:
-            ours = ours[ours["study"] == sel_study]
-        if ours.empty:
-            notes.append(f"{name}: no run was evaluated on it (per_image.csv has no rows with set == {name!r}).")
-            continue
-        _metrics_present(ours, metrics, f"per-image rows of {name}")
-        per_run = _run_means(ours, metrics)
-        group = [c for c in ("preset", "model", "dataset", "vgg", "lambda_s") if c in per_run.columns]
-        agg = aggregate_seeds(per_run, group, metrics)
-        images = per_run.groupby(group, dropna=False)["n_images"].max().rename("n_images").reset_index()
-        agg = agg.merge(images, on=group, how="left")
-        for rec in agg.to_dict("records"):
-            rec["benchmark"], rec["method"] = name, rec.pop("model")
-            rec["lr_protocol"] = _model_protocol(rec["method"], scale)
-            rows.append(rec)
+        _bicubic_benchmark_rows(name, baseline, metrics, scale, rows, notes)
+        _model_benchmark_rows(name, per_image, sel_study, metrics, scale, rows, notes)
     data = pd.DataFrame(rows)
     if data.empty:
         return Table(pd.DataFrame(columns=columns), caption, headers=_HEADERS, notes=notes)
@@ -187,6 +139,72 @@ def benchmarks_table(per_image: pd.DataFrame, baseline: pd.DataFrame, benchmarks
     if sel_study is not None:
         caption += f" Runs of study {sel_study}."
     return Table(data, caption, bold=mask, display=display, notes=notes, headers=_HEADERS)
+
+
+def _benchmarks_caption(scale) -> str:
+    return ("Standard benchmarks: PSNR / SSIM on the luma channel Y with a border of `scale` pixels "
+            "cropped (BasicSR's convention), each run's mean over the benchmark's images, then mean ± SD "
+            "over seeds; images from a grey file (Set14's bridge) are scored on their grey values, as the "
+            "SR literature does. LR protocol, per row: " + decimation_protocol(scale) + " is the SR "
+            "model's own downscaler; bicubic: Keys bicubic (a = −0.5) upscaling of that decimated HR "
+            "image, without any training. " + BICUBIC_MATLAB + ": LR = " + matlab_protocol(scale)
+            + ", then imresize(LR, scale) bicubic, rounded to uint8: the SR literature's protocol, not "
+            "the paper's input; at x2 it reproduces the widely published bicubic figures (Set5 33.66 / "
+            "0.9299, Set14 30.24 / 0.8688), a check of the metric code. Not bold-compared. The models are "
+            "trained on the dataset named; the benchmarks are never trained on.")
+
+
+def _bicubic_benchmark_rows(name: str, baseline: pd.DataFrame, metrics: list[str], scale,
+                            rows: list[dict], notes: list[str]) -> None:
+    """Appends benchmark ``name``'s bicubic rows (decimated LR, and MATLAB's protocol beside the
+    published x2 figures) to ``rows``; what is missing, to ``notes``."""
+    base = baseline[(baseline["dataset"] == name) & (baseline["set"] == name)] \
+        if {"dataset", "set"} <= set(baseline.columns) else baseline.iloc[0:0]
+    if base.empty:
+        notes.append(f"{name}: no bicubic baseline rows (results/eval/baseline.csv).")
+        return
+    _metrics_present(base, metrics, f"baseline of {name}")
+    rows.append({"benchmark": name, "method": BICUBIC, "lr_protocol": decimation_protocol(scale),
+                 "preset": "", "dataset": "", "lambda_s": np.nan,
+                 "n_seeds": np.nan, "n_images": base["image"].nunique(),
+                 **{f"{m}_mean": base[m].mean() for m in metrics},
+                 **{f"{m}_sd": np.nan for m in metrics}})
+    if not set(MATLAB_COLUMNS.values()) <= set(base.columns):
+        notes.append(f"{name}: baseline.csv has no {BICUBIC_MATLAB} columns "
+                     f"({', '.join(MATLAB_COLUMNS.values())}): rerun the baseline rule.")
+        return
+    means = {m: base[MATLAB_COLUMNS[m]].mean() for m in metrics}
+    rows.append({"benchmark": name, "method": BICUBIC_MATLAB, "lr_protocol": matlab_protocol(scale),
+                 "preset": "", "dataset": "", "lambda_s": np.nan,
+                 "n_seeds": np.nan, "n_images": base["image"].nunique(),
+                 **{f"{m}_mean": means[m] for m in metrics}, **{f"{m}_sd": np.nan for m in metrics}})
+    published = PUBLISHED_BICUBIC_X2.get(str(name).lower())
+    if published is not None and scale == 2:
+        notes.append(f"{name}: {BICUBIC_MATLAB} {means['psnr_y']:.2f} dB / {means['ssim_y']:.4f}; "
+                     f"published x2 bicubic {published[0]:.2f} / {published[1]:.4f} (difference "
+                     f"{means['psnr_y'] - published[0]:+.2f} dB / {means['ssim_y'] - published[1]:+.4f}).")
+
+
+def _model_benchmark_rows(name: str, per_image: pd.DataFrame, sel_study, metrics: list[str], scale,
+                          rows: list[dict], notes: list[str]) -> None:
+    """Appends the trained runs' rows on benchmark ``name`` (mean ± SD over seeds per preset,
+    model, dataset, [vgg,] λ_s) to ``rows``; a benchmark no run was evaluated on, to ``notes``."""
+    ours = per_image[per_image["set"] == name] if "set" in per_image.columns else per_image.iloc[0:0]
+    if sel_study is not None:
+        ours = ours[ours["study"] == sel_study]
+    if ours.empty:
+        notes.append(f"{name}: no run was evaluated on it (per_image.csv has no rows with set == {name!r}).")
+        return
+    _metrics_present(ours, metrics, f"per-image rows of {name}")
+    per_run = _run_means(ours, metrics)
+    group = [c for c in ("preset", "model", "dataset", "vgg", "lambda_s") if c in per_run.columns]
+    agg = aggregate_seeds(per_run, group, metrics)
+    images = per_run.groupby(group, dropna=False)["n_images"].max().rename("n_images").reset_index()
+    agg = agg.merge(images, on=group, how="left")
+    for rec in agg.to_dict("records"):
+        rec["benchmark"], rec["method"] = name, rec.pop("model")
+        rec["lr_protocol"] = _model_protocol(rec["method"], scale)
+        rows.append(rec)
 
 
 def by_origin_table(per_image: pd.DataFrame, baseline: pd.DataFrame, study: str | None = "table1") -> Table:
@@ -221,23 +239,42 @@ def by_origin_table(per_image: pd.DataFrame, baseline: pd.DataFrame, study: str 
     both = [f for f in (val, base) if not f.empty]
     for frame, what in zip(both, ("per-image rows", "baseline rows")):
         _metrics_present(frame, metrics, f"by_origin: {what}")
+    rows = _origin_bicubic_rows(base, metrics)
+    if base.empty:
+        notes.append("No bicubic baseline rows for the validation split (results/eval/baseline.csv).")
+    rows += _origin_model_rows(val, metrics)
+    data = _origin_ordered(pd.DataFrame(rows), columns)
+    headers = {**_HEADERS, "dataset": "Dataset"}
+    table = Table(data, caption, notes=notes, headers=headers)
+    display, _ = table.rendered()
+    display = _blank(display, data["method"] == BICUBIC, ["preset", "lambda_s", "n_seeds", "psnr_gain"])
+    return Table(data, caption, display=display, notes=notes, headers=headers)
 
-    def pooled(frame: pd.DataFrame) -> pd.DataFrame:
-        """``frame`` plus a copy of its rows under origin ``all``."""
-        return pd.concat([frame, frame.assign(origin="all")], ignore_index=True)
 
+def _pooled(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` plus a copy of its rows under origin ``all``."""
+    return pd.concat([frame, frame.assign(origin="all")], ignore_index=True)
+
+
+def _origin_bicubic_rows(base: pd.DataFrame, metrics: list[str]) -> list[dict]:
+    """The bicubic baseline's rows per dataset and origin (and ``all``); none without a baseline."""
     rows = []
     if not base.empty:
-        b = pooled(base).groupby(["dataset", "origin"], sort=True)
+        b = _pooled(base).groupby(["dataset", "origin"], sort=True)
         means = b[metrics].mean()
         means["n_images"] = b["image"].nunique()
         for (dataset, origin), rec in means.iterrows():
             rows.append({"dataset": dataset, "origin": origin, "method": BICUBIC, "preset": "", "lambda_s": np.nan,
                          "n_seeds": np.nan, **rec.to_dict()})
-    else:
-        notes.append("No bicubic baseline rows for the validation split (results/eval/baseline.csv).")
+    return rows
+
+
+def _origin_model_rows(val: pd.DataFrame, metrics: list[str]) -> list[dict]:
+    """Per dataset, origin (and ``all``), preset, model and λ_s: the mean over seeds of each
+    run's mean over the images."""
+    rows = []
     if not val.empty:
-        per_run = _run_means(pooled(val), metrics, extra=["origin"])
+        per_run = _run_means(_pooled(val), metrics, extra=["origin"])
         group = ["dataset", "origin", "preset", "model", "lambda_s"]
         g = per_run.groupby(group, sort=True, dropna=False)
         agg = g[metrics].mean()
@@ -246,16 +283,16 @@ def by_origin_table(per_image: pd.DataFrame, baseline: pd.DataFrame, study: str 
         for rec in agg.reset_index().to_dict("records"):
             rec["method"] = rec.pop("model")
             rows.append(rec)
-    data = pd.DataFrame(rows)
+    return rows
+
+
+def _origin_ordered(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``data`` with each model's PSNR gain over bicubic on the same images, sorted: per dataset
+    the origins, ``all`` last, bicubic first within each."""
     bic = data[data["method"] == BICUBIC].set_index(["dataset", "origin"])["psnr"]
     data["psnr_gain"] = [np.nan if m == BICUBIC else p - bic.get((d, o), np.nan)
                          for d, o, m, p in zip(data["dataset"], data["origin"], data["method"], data["psnr"])]
     order = {"all": 1}
     data = data.assign(_o=data["origin"].map(lambda o: order.get(o, 0)), _m=(data["method"] != BICUBIC))
     data = data.sort_values(["dataset", "_o", "origin", "_m", "method", "preset", "lambda_s"], kind="stable")
-    data = data.drop(columns=["_o", "_m"])[columns].reset_index(drop=True)
-    headers = {**_HEADERS, "dataset": "Dataset"}
-    table = Table(data, caption, notes=notes, headers=headers)
-    display, _ = table.rendered()
-    display = _blank(display, data["method"] == BICUBIC, ["preset", "lambda_s", "n_seeds", "psnr_gain"])
-    return Table(data, caption, display=display, notes=notes, headers=headers)
+    return data.drop(columns=["_o", "_m"])[columns].reset_index(drop=True)

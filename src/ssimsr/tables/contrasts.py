@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
 from ..noise import ONE_SEED, PER_SEED, contrast_agreement, multiplicity_note, rounding_variance, verdict
+from ..runs import same_weight, weight_key
 from .published import load_published
 from .render import NA, Table
 from .versus import (EVALUATION_END, VERDICT_HEADERS, _of_keys, _population, _show_noise, pooled_seed_sd,
@@ -34,7 +34,7 @@ def contrast_label(pair) -> str:
 
 def _paired(per_run: pd.DataFrame, quantity: str, pair) -> pd.Series:
     """Per-seed differences quantity(λ_a) − quantity(λ_b) of one group's runs (finite only)."""
-    wide = per_run.assign(lambda_s=per_run["lambda_s"].astype(float)).pivot_table(
+    wide = per_run.assign(lambda_s=weight_key(per_run["lambda_s"])).pivot_table(
         index="seed", columns="lambda_s", values=quantity, aggfunc="first")
     if not {pair[0], pair[1]} <= set(wide.columns):
         return pd.Series(dtype=float)
@@ -48,14 +48,14 @@ def _split_parts(per_image: pd.DataFrame, keys: dict, column: str, pair, history
     dataset = keys["dataset"]
     per_seed = splits.get(dataset) == PER_SEED
     rows = _of_keys(per_image, keys)
-    rows = rows[np.isclose(rows["lambda_s"].astype(float).to_numpy()[:, None], np.asarray(pair, float)).any(axis=1)]
+    rows = rows[weight_key(rows["lambda_s"]).isin([weight_key(x) for x in pair])]
     if column not in rows.columns or rows.empty:
         return {"split_diff_sd": math.nan, "split_sd": math.nan, "split_df": math.nan, "per_seed": per_seed}
     n_val = int(rows.groupby(["seed", "lambda_s"])["image"].nunique().max())
     population = _population(history, dataset, n_val, splits)
     if population == "same":
         return {"split_diff_sd": 0.0, "split_sd": 0.0, "split_df": math.inf, "per_seed": False}
-    wide = rows.assign(lambda_s=rows["lambda_s"].astype(float)).pivot_table(
+    wide = rows.assign(lambda_s=weight_key(rows["lambda_s"])).pivot_table(
         index=["seed", "image"], columns="lambda_s", values=column, aggfunc="first")
     diffs = (wide[pair[0]] - wide[pair[1]]).rename("d").reset_index() if set(pair) <= set(wide.columns) else None
     split_diff, df_diff = (pooled_split_sd(diffs, "d", population) if diffs is not None else (math.nan, math.nan))
@@ -73,15 +73,15 @@ def table1_contrasts(per_run: pd.DataFrame, per_image: pd.DataFrame, history: pd
     dataset's split method) as :func:`ssimsr.tables.versus.split_sd_lookup`.
     """
     published, printed = load_published("table1"), load_published("table1", printed=True)
+    pairs = [(weight_key(a), weight_key(b)) for a, b in pairs]  # the λ_s columns' keys below
     frame = with_evaluation_columns(per_image[per_image["set"] == "val"] if "set" in per_image.columns else per_image)
     group = [c for c in _GROUP if c in per_run.columns]
     records = []
     for values, runs in per_run.groupby(group, sort=True, dropna=False):
         keys = dict(zip(group, values if isinstance(values, tuple) else (values,)))
         for pair in pairs:
-            lam = published["lambda_s"].astype(float)
             rows = [published.index[(published["dataset"] == keys["dataset"]) & (published["model"] == keys["model"])
-                                    & np.isclose(lam, x)] for x in pair]
+                                    & same_weight(published["lambda_s"], x)] for x in pair]
             if any(len(r) != 1 for r in rows):
                 continue
             for q in quantities:
@@ -164,42 +164,67 @@ def table4_contrasts(per_image: pd.DataFrame, metrics: dict, pairs=PAPER_CONTRAS
     (SD_img² / n_images, n − 1 df), and the printed cells' rounding.
     """
     paper = load_published("table4")
+    pairs = [(weight_key(a), weight_key(b)) for a, b in pairs]  # the λ_s columns' keys below
     printed = load_published("table4", printed=True)
-    figs = [c for c in paper.columns if c.startswith("fig")]
     records = []
     for name, column in metrics.items():
         if column not in per_image.columns:
             continue
-        ours = per_image.assign(lambda_s=per_image["lambda_s"].astype(float))
+        ours = per_image.assign(lambda_s=weight_key(per_image["lambda_s"]))
         wide = ours.pivot_table(index=["seed", "image"], columns="lambda_s", values=column, aggfunc="first")
         for pair in pairs:
-            prow = [paper.index[(paper["metric"] == name) & np.isclose(paper["lambda_s"].astype(float), x)]
-                    for x in pair]
-            if any(len(r) != 1 for r in prow) or not set(pair) <= set(wide.columns):
-                continue
-            paper_images = (paper.loc[prow[0][0], figs].astype(float) - paper.loc[prow[1][0], figs].astype(float))
-            per_seed_image = (wide[pair[0]] - wide[pair[1]]).dropna()
-            per_seed = per_seed_image.groupby(level="seed").mean()
-            image_means = per_seed_image.groupby(level="image").mean()
-            k, n_ours, n_paper = len(per_seed), len(image_means), len(figs)
-            pooled = pooled_seed_sd(ours, column, pair)
-            rounding = sum(rounding_variance(printed.at[r[0], fig]) for r in prow for fig in figs) / n_paper ** 2
-            variances = [per_seed.var(ddof=1) / k if k >= 2 else math.nan, 2 * pooled ** 2,
-                         image_means.var(ddof=1) / n_ours if n_ours >= 2 else math.nan,
-                         paper_images.var(ddof=1) / n_paper, rounding]
-            dfs = [k - 1, k - 1, n_ours - 1, n_paper - 1, math.inf]
-            result = verdict(per_seed.mean() - paper_images.mean(), variances, dfs) if k >= 2 else None
-            records.append({"metric": name, "contrast": contrast_label(pair), "ours": float(per_seed.mean()),
-                            "ours_sd": float(per_seed.std(ddof=1)) if k >= 2 else math.nan, "n_seeds": float(k),
-                            "n_images": float(n_ours), "paper": float(paper_images.mean()),
-                            "paper_images_sd": float(paper_images.std(ddof=1)), "rounding_var": rounding,
-                            "_verdict": result})
+            record = _table4_contrast(name, column, pair, ours, wide, paper, printed)
+            if record is not None:
+                records.append(record)
     if not records:
         raise ValueError("table4_contrasts: no showcase rows with both λ_s of a paper contrast")
     data = pd.DataFrame(records)
     data["diff"] = data["ours"] - data["paper"]
     verdicts = [r if r is not None else {"agreement": ONE_SEED} for r in data.pop("_verdict")]
     data = with_verdicts(data, verdicts)
+    return Table(data=data, caption=TABLE4_CONTRASTS_CAPTION, display=_table4_display(data),
+                 headers={**_HEADERS, "metric": "Metric", "n_images": "Our images"},
+                 notes=[multiplicity_note(data["agreement"], data["p"])])
+
+
+TABLE4_CONTRASTS_CAPTION = (
+    "Table 4 like for like: per-image λ_s contrasts (a − b on the same image), averaged over each side's "
+    "showcase images: ours (our crops, mean over seeds ± SD across seeds) beside the paper's (the authors' "
+    "six photographs, Figs. 4–9, not public). s² = SD_d²/k + 2 SD_run² + SD_img,ours²/n_ours + "
+    "SD_img,paper²/6 + rounding: seeds, the paper's two independent runs and two different samples of "
+    "images. Calibrated verdict as the other paper-vs-ours tables (docs/verdict.md); means over different "
+    "images are not compared.")
+
+
+def _table4_contrast(name: str, column: str, pair, ours: pd.DataFrame, wide: pd.DataFrame,
+                     paper: pd.DataFrame, printed: pd.DataFrame) -> dict | None:
+    """The row of metric ``name`` (our ``column``) for contrast ``pair``: ours (``wide``: the
+    values per seed and image, a column per λ_s) beside the paper's, with its verdict (None
+    with one seed); None where either side lacks a λ_s of the pair."""
+    figs = [c for c in paper.columns if c.startswith("fig")]
+    prow = [paper.index[(paper["metric"] == name) & same_weight(paper["lambda_s"], x)] for x in pair]
+    if any(len(r) != 1 for r in prow) or not set(pair) <= set(wide.columns):
+        return None
+    paper_images = (paper.loc[prow[0][0], figs].astype(float) - paper.loc[prow[1][0], figs].astype(float))
+    per_seed_image = (wide[pair[0]] - wide[pair[1]]).dropna()
+    per_seed = per_seed_image.groupby(level="seed").mean()
+    image_means = per_seed_image.groupby(level="image").mean()
+    k, n_ours, n_paper = len(per_seed), len(image_means), len(figs)
+    pooled = pooled_seed_sd(ours, column, pair)
+    rounding = sum(rounding_variance(printed.at[r[0], fig]) for r in prow for fig in figs) / n_paper ** 2
+    variances = [per_seed.var(ddof=1) / k if k >= 2 else math.nan, 2 * pooled ** 2,
+                 image_means.var(ddof=1) / n_ours if n_ours >= 2 else math.nan,
+                 paper_images.var(ddof=1) / n_paper, rounding]
+    dfs = [k - 1, k - 1, n_ours - 1, n_paper - 1, math.inf]
+    result = verdict(per_seed.mean() - paper_images.mean(), variances, dfs) if k >= 2 else None
+    return {"metric": name, "contrast": contrast_label(pair), "ours": float(per_seed.mean()),
+            "ours_sd": float(per_seed.std(ddof=1)) if k >= 2 else math.nan, "n_seeds": float(k),
+            "n_images": float(n_ours), "paper": float(paper_images.mean()),
+            "paper_images_sd": float(paper_images.std(ddof=1)), "rounding_var": rounding,
+            "_verdict": result}
+
+
+def _table4_display(data: pd.DataFrame) -> pd.DataFrame:
     disp = data.drop(columns=[c for c in _HIDE + ("paper_images_sd",) if c in data.columns]).astype(object)
     for i, r in data.iterrows():
         f = (lambda v: f"{v:+.2f}") if "psnr" in str(r["metric"]) else (lambda v: f"{v:+.4f}")
@@ -208,13 +233,4 @@ def table4_contrasts(per_image: pd.DataFrame, metrics: dict, pairs=PAPER_CONTRAS
         disp.at[i, "diff"] = f(float(r["diff"]))
         disp.at[i, "n_images"] = f"{int(r['n_images'])}"
         _show_noise(disp, i, r, lambda v: f"{v:.4g}")
-    caption = (
-        "Table 4 like for like: per-image λ_s contrasts (a − b on the same image), averaged over each side's "
-        "showcase images: ours (our crops, mean over seeds ± SD across seeds) beside the paper's (the authors' "
-        "six photographs, Figs. 4–9, not public). s² = SD_d²/k + 2 SD_run² + SD_img,ours²/n_ours + "
-        "SD_img,paper²/6 + rounding: seeds, the paper's two independent runs and two different samples of "
-        "images. Calibrated verdict as the other paper-vs-ours tables (docs/verdict.md); means over different "
-        "images are not compared.")
-    return Table(data=data, caption=caption, display=disp, headers={**_HEADERS, "metric": "Metric",
-                                                                   "n_images": "Our images"},
-                 notes=[multiplicity_note(data["agreement"], data["p"])])
+    return disp

@@ -6,13 +6,13 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
 from .. import registry
 from ..balance import DOMINANCE_RATIO, weighted_terms
 from ..balance import shares as _term_shares
 from ..lpips_nets import LPIPS_COLUMNS
+from ..runs import weight_key
 from .render import Table, base_column, best_mask
 from .runs import aggregate_seeds, default_study, run_keys, run_stages, select_rows, several, unique_or_fail
 
@@ -139,8 +139,42 @@ def loss_shares(history: pd.DataFrame, study: str | None = "table1", split: str 
     if missing:
         raise ValueError(f"loss_shares: history lacks columns {missing} (rerun the collect job)")
     rows = hist[hist["split"] == split]
-    keys = run_keys(rows)
     extra = [c for c in ("perceptual_norm",) if c in rows.columns]
+    long, no_start = _share_rows(rows, terms, extra)
+    if not long:
+        raise ValueError(f"loss_shares: no {split!r} rows")
+    data = _shares_by_group(pd.DataFrame(long), extra, seeds_agg)
+    formats = {c: _pct for c in share_columns()} | {"top_ratio": _ratio}
+    # every term's header and the notes on the VGG19 terms: the registry's labels (one spelling)
+    labels = {name: term.label or name for name, term in registry.loss_terms().items()}
+    headers = {f"share_{t}": f"{labels[t]} share" for t, _ in terms}
+    headers["top_ratio"] = "Largest / rest"
+    vgg_terms = [term for term in registry.loss_terms().values() if term.needs_extractor]
+    vgg_labels = " / ".join(labels[t.name] for t in vgg_terms)
+    if vgg_terms:
+        headers["perceptual_norm"] = f"{vgg_labels} norm"
+    notes = []
+    if no_start:
+        notes.append("no epoch-0 row (trained before it was logged), start not shown: " + "; ".join(no_start))
+    shown = {base_column(c) for c in data.columns}
+    for term in vgg_terms:
+        if f"share_{term.name}" not in shown:
+            notes.append(f"{labels[term.name]} has weight 0 in every run shown ({term.weight} = 0).")
+    caption = ("Share of each weighted loss term in the validation total (λ · term / total) before the first "
+               "training step (start, epoch 0) and after the last epoch (end)"
+               + (", mean ± sd over seeds" if seeds_agg and "n_seeds" in data.columns else "")
+               + f". n/a: weight 0. Largest / rest: the largest weighted term divided by the sum of the others "
+               f"(above {DOMINANCE_RATIO:g} it drowns them; the train log warns)."
+               + (f" With {vgg_labels}, the values depend on the VGG19 weights file: only ImageNet weights give "
+                  "the magnitudes of the paper's setting." if vgg_terms else ""))
+    return Table(data=data, caption=caption, formats=formats, headers=headers, notes=notes)
+
+
+def _share_rows(rows: pd.DataFrame, terms: list, extra: list[str]) -> tuple[list[dict], list[str]]:
+    """Per run, its ``start`` (epoch 0) and ``end`` (last epoch) row of term shares and top
+    ratio; and the runs without an epoch-0 row, named."""
+    keys = run_keys(rows)
+    lambda_columns = [lam for _, lam in terms]
     long, no_start = [], []
     for key, run in rows.groupby(keys, sort=True, dropna=False):
         run = run.sort_values("epoch")
@@ -159,9 +193,12 @@ def loss_shares(history: pd.DataFrame, study: str | None = "table1", split: str 
             long.append({**rec, **{c: row[c] for c in extra}, "stage": stage, "epoch": int(row["epoch"]),
                          **{f"share_{t}": shares.get(t, math.nan) for t, _ in terms},
                          "top_ratio": _top_ratio(parts)})
-    if not long:
-        raise ValueError(f"loss_shares: no {split!r} rows")
-    long = pd.DataFrame(long)
+    return long, no_start
+
+
+def _shares_by_group(long: pd.DataFrame, extra: list[str], seeds_agg: bool) -> pd.DataFrame:
+    """The per-run share rows per group (seeds aggregated with ``seeds_agg``), start before end;
+    a share column that no run weights is dropped."""
     pre = [c for c in ("preset",) if several(long, c)]
     group = pre + ["dataset", "model"] + [c for c in ("vgg",) if several(long, c)]
     group += [c for c in extra if several(long, c)] + ["lambda_s", "stage", "epoch"]
@@ -179,23 +216,7 @@ def loss_shares(history: pd.DataFrame, study: str | None = "table1", split: str 
         cols = [c for c in data.columns if base_column(c) == col]
         if cols and data[cols].isna().all().all():
             data = data.drop(columns=cols)
-    formats = {c: _pct for c in share_columns()} | {"top_ratio": _ratio}
-    labels = {name: term.label or name for name, term in registry.loss_terms().items()}
-    headers = {f"share_{t}": f"{labels[t]} share" for t, _ in terms}
-    headers["top_ratio"] = "Largest / rest"
-    headers["perceptual_norm"] = "L_perc norm"
-    notes = []
-    if no_start:
-        notes.append("no epoch-0 row (trained before it was logged), start not shown: " + "; ".join(no_start))
-    if "share_perceptual" not in [base_column(c) for c in data.columns]:
-        notes.append("L_perc has weight 0 in every run shown (lambda_p = 0).")
-    caption = ("Share of each weighted loss term in the validation total (λ · term / total) before the first "
-               "training step (start, epoch 0) and after the last epoch (end)"
-               + (", mean ± sd over seeds" if seeds_agg and "n_seeds" in data.columns else "")
-               + f". n/a: weight 0. Largest / rest: the largest weighted term divided by the sum of the others "
-               f"(above {DOMINANCE_RATIO:g} it drowns them; the train log warns). With L_perc, the values depend "
-               "on the VGG19 weights file: only ImageNet weights give the magnitudes of the paper's setting.")
-    return Table(data=data, caption=caption, formats=formats, headers=headers, notes=notes)
+    return data
 
 
 # --------------------------------------------------------------------------- Table A2
@@ -282,11 +303,12 @@ def table4(per_image: pd.DataFrame, model: str = "sr", dataset: str = "bsds300",
     sel = select_rows(per_image, "table4", model=model, dataset=dataset, set=image_set, study=study,
                       preset=preset, vgg=vgg)
     unique_or_fail(sel, ("study", "preset", "vgg"), "table4")
+    sel = sel.assign(lambda_s=weight_key(sel["lambda_s"]))  # λ_s values compare as keys below
     if lambdas is not None:
-        sel = sel[np.isin(sel["lambda_s"].astype(float), [float(x) for x in lambdas])]
+        sel = sel[sel["lambda_s"].isin([weight_key(x) for x in lambdas])]
     metrics = [m for m in metrics if m in sel.columns]
     images = sorted(sel["image"].astype(str).unique())
-    lams = sorted(sel["lambda_s"].astype(float).unique())
+    lams = sorted(sel["lambda_s"].unique())
     multi = "seed" in sel.columns and sel["seed"].nunique() > 1
     records, notes = [], []
     for m in metrics:
@@ -296,7 +318,7 @@ def table4(per_image: pd.DataFrame, model: str = "sr", dataset: str = "bsds300",
             notes.append(f"{m}: {'; '.join(reasons) or 'unavailable'}")
         for lam in lams:
             rec = {"metric": m, "lambda_s": lam}
-            part = sel[np.isclose(sel["lambda_s"].astype(float), lam)]
+            part = sel[sel["lambda_s"] == lam]
             for img in images:
                 vals = pd.to_numeric(part.loc[part["image"].astype(str) == img, m], errors="coerce")
                 if multi:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..config import fill_defaults
 from ..power import POWER
-from ..runs import DEFAULT_PRESET, GROUP_KEYS, PAPER_PRESET
+from ..runs import DEFAULT_PRESET, GROUP_KEYS, PAPER_PRESET, weight_key
 from ..stats import comparison_label
 from .paper import TABLE4_METRICS, loss_shares, table1, table4, table_a2
 from .published import load_published
@@ -377,9 +377,9 @@ def _paper_vs_ours_table_a2(inputs: TableInputs) -> Table:
         runs = table_a2(history, study=inputs.report["appendix_study"], seeds_agg=False,
                         allow_incomplete=inputs.report["allow_incomplete_runs"]).data
         paper_vgg = load_published("table_a2")[["experiment", "vgg", "lambda_s"]].drop_duplicates()
-        paper_vgg = paper_vgg.assign(lambda_s=paper_vgg["lambda_s"].astype(float))
+        paper_vgg = paper_vgg.assign(lambda_s=weight_key(paper_vgg["lambda_s"]))
         ours = runs.drop(columns=[c for c in ("experiment", "vgg", "vgg_layers") if c in runs.columns])
-        ours = ours.assign(lambda_s=ours["lambda_s"].astype(float)).merge(paper_vgg, on="lambda_s")
+        ours = ours.assign(lambda_s=weight_key(ours["lambda_s"])).merge(paper_vgg, on="lambda_s")
         lookup = split_sd_lookup(_of(inputs.per_image, preset=PAPER_PRESET, study=study), history, inputs.splits)
         dataset = str(history["dataset"].iloc[0])  # the appendix study's own runs: table_a2 refuses several
         table = paper_vs_ours(ours, table="table_a2", split_sd=lambda keys, q: lookup({**keys, "dataset": dataset}, q))

@@ -91,11 +91,25 @@ def format_value(value, col: str = "", fmt=None) -> str:
     return fmt(value)
 
 
+#: Headers of the metrics that are no loss term. A loss term's header is its registry label
+#: (``registry.LossTerm.label``, :func:`metric_label`): one home, a new term's included.
 METRIC_LABELS = {
-    "total": "Total loss", "bwmse": "bwMSE", "bw_mse": "bwMSE", "fwmse": "fwMSE", "fw_mse": "fwMSE",
-    "perceptual": "L_perc", "perc": "L_perc", "ssim_n": "L_SSIM_N", "psnr": "PSNR", "ssim": "SSIM",
+    "total": "Total loss", "psnr": "PSNR", "ssim": "SSIM",
     "psnr_y": "PSNR (Y)", "ssim_y": "SSIM (Y)", **{lpips_column(net): f"LPIPS {net}" for net in NETS},
 }
+#: Table 1 / Table A2 still name three terms as the paper's tables (and published/*.csv) do:
+#: those column names -> the registry's names, whose labels they get.
+TERM_ALIASES = {"bwmse": "bw_mse", "fwmse": "fw_mse", "perc": "perceptual"}
+
+
+def metric_label(name: str) -> str | None:
+    """The header of a metric or loss term (registry name or :data:`TERM_ALIASES`), None if unknown."""
+    from .. import registry
+
+    term = registry.loss_terms().get(TERM_ALIASES.get(name, name))
+    if term is not None:
+        return term.label or term.name
+    return METRIC_LABELS.get(name)
 _HEADERS = {
     "dataset": "Dataset", "model": "Model", "preset": "Preset", "study": "Study", "vgg": "VGG",
     "vgg_layers": "VGG19 layers", "lambda_s": "λ_s", "seed": "Seed", "dataset_size": "Dataset size",
@@ -111,11 +125,11 @@ def header_label(col: str, headers: Mapping[str, str] | None = None) -> str:
         return headers[col]
     if col in _HEADERS:
         return _HEADERS[col]
-    if col in METRIC_LABELS:
-        return METRIC_LABELS[col]
+    if metric_label(col) is not None:
+        return metric_label(col)
     m = re.fullmatch(r"(.+)_(start|end)", col)
-    if m and m.group(1) in METRIC_LABELS:
-        return f"{METRIC_LABELS[m.group(1)]} ({m.group(2)})"
+    if m and metric_label(m.group(1)) is not None:
+        return f"{metric_label(m.group(1))} ({m.group(2)})"
     return col
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-import numpy as np
 import pandas as pd
 
-from ..runs import Run
+from ..runs import Run, same_weight
 
 #: Columns identifying one training run.
 RUN_KEYS = Run.keys()
@@ -24,10 +23,7 @@ def select_rows(df: pd.DataFrame, what: str, **filters) -> pd.DataFrame:
             continue
         if col not in df.columns:
             raise ValueError(f"{what}: column {col!r} missing (cannot select {col}={value!r})")
-        if col == "lambda_s":
-            sel = np.isclose(df[col].astype(float), float(value))
-        else:
-            sel = df[col] == value
+        sel = same_weight(df[col], value) if col.startswith("lambda_") else df[col] == value
         if not sel.any():
             raise ValueError(f"{what}: no rows with {col} == {value!r} "
                              f"(present: {sorted(map(str, df[col].dropna().unique()))})")

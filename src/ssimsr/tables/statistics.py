@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..lpips_nets import LPIPS_COLUMNS
-from ..runs import GROUP_KEYS
+from ..runs import GROUP_KEYS, parse_lambda_tag, same_weight, weight_key
 from ..power import ALPHA, POWER
 from ..stats import DEFAULT_PAIRS, IMAGE_SET, check_pairs, comparison_label
 from .published import load_published
@@ -40,10 +40,12 @@ PAIRED_BLOCK = "paired by image, n = images (these models)"
 
 
 def _parse_comparison(comparison: str) -> tuple[float, float]:
-    m = re.fullmatch(r"ls([0-9.e+-]+)_vs_ls([0-9.e+-]+)", comparison)
-    if not m:
-        raise ValueError(f"comparison {comparison!r} is not of the form 'ls<a>_vs_ls<b>'")
-    return float(m.group(1)), float(m.group(2))
+    """``ls<a>_vs_ls<b>`` (:func:`~ssimsr.stats.comparison_label`) -> (a, b)."""
+    m = re.fullmatch(r"ls(?P<a>[^_]+)_vs_ls(?P<b>[^_]+)", comparison)
+    try:
+        return parse_lambda_tag(m["a"]), parse_lambda_tag(m["b"])
+    except (TypeError, ValueError):  # no match, or not two λ_s tags
+        raise ValueError(f"comparison {comparison!r} is not of the form 'ls<a>_vs_ls<b>'") from None
 
 
 def _fmt_stat(key: str, v) -> str:
@@ -81,27 +83,9 @@ def table_stats(comparisons: pd.DataFrame, model: str, dataset: str, comparison:
     a, b = _parse_comparison(comparison)
     sel = select_rows(comparisons, "table_stats", model=model, dataset=dataset, comparison=comparison,
                       study=study, preset=preset, vgg=vgg)
-    rows = {}
-    for m in metrics:
-        part = sel[sel["metric"] == m]
-        if len(part) > 1:
-            unique_or_fail(part, ("study", "preset", "vgg"), f"table_stats({m})")
-            raise ValueError(f"table_stats: {len(part)} rows for metric {m!r}")
-        rows[m] = part.iloc[0] if len(part) else None
-    notes, status = [], {}
-    for m, r in rows.items():
-        if r is None:
-            status[m] = "unavailable: metric not in the comparisons table"
-        else:
-            st = str(r.get("status", "ok")) if not pd.isna(r.get("status", "ok")) else "ok"
-            status[m] = st
-        if status[m] != "ok":
-            notes.append(f"{m}: {status[m]}")
-    def counts(col: str) -> str:
-        found = sorted({int(r[col]) for r in rows.values() if r is not None and not pd.isna(r.get(col, math.nan))})
-        return "/".join(map(str, found)) if found else "?"
-
-    n_seeds, n_images = counts("n_seeds"), counts("n")
+    rows = _metric_rows(sel, metrics)
+    status, notes = _metric_status(rows)
+    n_seeds, n_images = _counts(rows, "n_seeds"), _counts(rows, "n")
     records, disp_rows, bold_rows = [], [], []
     for block, spec in ((SEED_BLOCK, _SEED_ROWS), (WELCH_BLOCK, WELCH_ROWS), (PAIRED_BLOCK, _PAIRED_ROWS)):
         for key, label in spec:
@@ -117,38 +101,79 @@ def table_stats(comparisons: pd.DataFrame, model: str, dataset: str, comparison:
             drow = {"test": block, "statistic": label + (" (df)" if key.startswith("t_") else "")}
             brow = {"test": False, "statistic": False}
             for m in metrics:
-                r = rows[m]
-                if status[m] != "ok":
-                    drow[m], brow[m] = "unavailable", False
-                    continue
-                val = r.get(key, math.nan)
-                text = _fmt_stat(key, val)
-                if key == "mde_seed" and pd.isna(val) and not pd.isna(r.get("n_seeds", math.nan)):
-                    text = _mde_na(int(r["n_seeds"]))
-                if key.startswith("t_"):
-                    dfkey = {"t_welch": "df_welch", "t_seed": "df_seed"}.get(key, "df_paired")
-                    sym = "≈" if key == "t_welch" else "="
-                    text = f"{text} (df {sym} {_fmt_stat(dfkey, r.get(dfkey, math.nan))})"
-                drow[m] = text
-                brow[m] = bool(key.startswith("p_") and not pd.isna(val) and float(val) < alpha)
+                drow[m], brow[m] = _stat_cell(key, rows[m], status[m], alpha)
             disp_rows.append(drow)
             bold_rows.append(brow)
     data = pd.DataFrame(records)
     display = pd.DataFrame(disp_rows)
     bold = pd.DataFrame(bold_rows).astype(bool)
     setting = ", ".join(f"{k} {v}" for k, v in (("study", study), ("preset", preset), ("vgg", vgg)) if v)
-    caption = (f"{dataset} {model}{' (' + setting + ')' if setting else ''}: λ_s = {a:g} vs λ_s = {b:g} on the "
-               f"validation images (differences λ_s = {a:g} minus λ_s = {b:g}). First block, the verdict test: "
-               f"paired t on the per-seed mean differences, n = {n_seeds} seed{'' if n_seeds == '1' else 's'} (unit: the training run), with "
-               f"the smallest difference detectable at {POWER * 100:g} % power. Second, the paper's analysis: "
-               "unpaired Welch "
-               "test (Welch-Satterthwaite df, pooled-SD Cohen's d) on the per-image values averaged over the "
-               f"seeds, n = {n_images} images per variant (the paper's n = 50). Third, paired tests on the "
-               f"per-image differences averaged over the seeds, n = {n_images} images (df = n − 1, Cohen's d_z, "
-               f"Wilcoxon signed-rank): they describe these trained models, not training in general. "
-               f"p < {alpha:g} in bold.")
+    caption = _stats_caption(f"{dataset} {model}{' (' + setting + ')' if setting else ''}", a, b, n_seeds, n_images,
+                             alpha)
     headers = {"test": "Test", "statistic": "Statistic"}
     return Table(data=data, caption=caption, bold=bold, display=display, notes=notes, headers=headers)
+
+
+def _metric_rows(sel: pd.DataFrame, metrics: Sequence[str]) -> dict:
+    """Each metric's one row of the selected comparisons (None where it has none); several is a
+    ValueError naming the keys that tell them apart."""
+    rows = {}
+    for m in metrics:
+        part = sel[sel["metric"] == m]
+        if len(part) > 1:
+            unique_or_fail(part, ("study", "preset", "vgg"), f"table_stats({m})")
+            raise ValueError(f"table_stats: {len(part)} rows for metric {m!r}")
+        rows[m] = part.iloc[0] if len(part) else None
+    return rows
+
+
+def _metric_status(rows: dict) -> tuple[dict, list[str]]:
+    """Each metric's status ("ok", or why it is unavailable), and a note per metric not "ok"."""
+    notes, status = [], {}
+    for m, r in rows.items():
+        if r is None:
+            status[m] = "unavailable: metric not in the comparisons table"
+        else:
+            st = str(r.get("status", "ok")) if not pd.isna(r.get("status", "ok")) else "ok"
+            status[m] = st
+        if status[m] != "ok":
+            notes.append(f"{m}: {status[m]}")
+    return status, notes
+
+
+def _counts(rows: dict, col: str) -> str:
+    """The values of count ``col`` (``n_seeds``, ``n``) over the metrics' rows: "2", "2/3", or "?"."""
+    found = sorted({int(r[col]) for r in rows.values() if r is not None and not pd.isna(r.get(col, math.nan))})
+    return "/".join(map(str, found)) if found else "?"
+
+
+def _stat_cell(key: str, r, status: str, alpha: float) -> tuple[str, bool]:
+    """One shown cell of Tables 2/3 (statistic ``key`` of a metric's row ``r``) and whether it is
+    bold (p < ``alpha``); a t carries its df."""
+    if status != "ok":
+        return "unavailable", False
+    val = r.get(key, math.nan)
+    text = _fmt_stat(key, val)
+    if key == "mde_seed" and pd.isna(val) and not pd.isna(r.get("n_seeds", math.nan)):
+        text = _mde_na(int(r["n_seeds"]))
+    if key.startswith("t_"):
+        dfkey = {"t_welch": "df_welch", "t_seed": "df_seed"}.get(key, "df_paired")
+        sym = "≈" if key == "t_welch" else "="
+        text = f"{text} (df {sym} {_fmt_stat(dfkey, r.get(dfkey, math.nan))})"
+    return text, bool(key.startswith("p_") and not pd.isna(val) and float(val) < alpha)
+
+
+def _stats_caption(subject: str, a: float, b: float, n_seeds: str, n_images: str, alpha: float) -> str:
+    return (f"{subject}: λ_s = {a:g} vs λ_s = {b:g} on the "
+            f"validation images (differences λ_s = {a:g} minus λ_s = {b:g}). First block, the verdict test: "
+            f"paired t on the per-seed mean differences, n = {n_seeds} seed{'' if n_seeds == '1' else 's'} (unit: the training run), with "
+            f"the smallest difference detectable at {POWER * 100:g} % power. Second, the paper's analysis: "
+            "unpaired Welch "
+            "test (Welch-Satterthwaite df, pooled-SD Cohen's d) on the per-image values averaged over the "
+            f"seeds, n = {n_images} images per variant (the paper's n = 50). Third, paired tests on the "
+            f"per-image differences averaged over the seeds, n = {n_images} images (df = n − 1, Cohen's d_z, "
+            f"Wilcoxon signed-rank): they describe these trained models, not training in general. "
+            f"p < {alpha:g} in bold.")
 
 
 # --------------------------------------------------------------------------- verdict
@@ -217,45 +242,73 @@ def verdict(per_image: pd.DataFrame, comparisons: pd.DataFrame, pairs=None,
     out, notes = [], []
     for gkey, group in sel.groupby(keys, sort=True, dropna=False):
         gd = dict(zip(keys, gkey if isinstance(gkey, tuple) else (gkey,)))
-        present = set(group["lambda_s"].astype(float).unique())
+        present = set(weight_key(group["lambda_s"]))  # as the pairs (check_pairs)
         for a, b in pairs:
             if a not in present or b not in present:
                 notes.append(f"λ_s {a:g} vs {b:g} (report.comparisons): not in {_group_text(gd)} "
                              f"(λ_s present: {', '.join(f'{x:g}' for x in sorted(present))}).")
                 continue
-            res = _compared(comparisons, gd, comparison_label(a, b), metrics)
-            rec = dict(gd, comparison=comparison_label(a, b), n_seeds=int(res.loc[metrics[0], "n_seeds"]),
-                       n_images=int(res.loc[metrics[0], "n"]))
-            words = []
-            for m in metrics:
-                r = res.loc[m]
-                rec.update({f"d{m}_mean": r["mean_diff"], f"d{m}_sd": r["sd_seed_diff"], f"p_{m}": r["p_seed"],
-                            f"mde_{m}": r["mde_seed"], f"pimg_{m}": r["p_paired"]})
-                paper = math.nan
-                if published is not None and f"{m}_end" in published.columns:
-                    pub = published[(published["dataset"] == gd.get("dataset")) & (published["model"] == gd.get("model"))]
-                    va = pub.loc[np.isclose(pub["lambda_s"].astype(float), a), f"{m}_end"]
-                    vb = pub.loc[np.isclose(pub["lambda_s"].astype(float), b), f"{m}_end"]
-                    if len(va) == 1 and len(vb) == 1:
-                        paper = float(va.iloc[0]) - float(vb.iloc[0])
-                rec[f"paper_d{m}"] = paper
-                ours = rec[f"d{m}_mean"]
-                rec[f"agree_{m}"] = (float(np.sign(ours) == np.sign(paper))
-                                     if not (pd.isna(paper) or pd.isna(ours) or paper == 0 or ours == 0)
-                                     else math.nan)
-                p = rec[f"p_{m}"]
-                rel = "higher" if ours > 0 else "lower" if ours < 0 else "equal"
-                sig = ("one seed: no run-level test" if rec["n_seeds"] < 2
-                       else f"p < {alpha:g}" if p < alpha else "n.s.")
-                words.append(f"{m.upper()} {rel} ({sig})")
-            rec["verdict"] = f"λ_s={a:g} vs {b:g}: " + ", ".join(words)
-            out.append(rec)
+            out.append(_verdict_record(comparisons, gd, a, b, published, metrics, alpha))
     value_cols = [f"{p}{m}{s}" for m in metrics for p, s in (("d", "_mean"), ("d", "_sd"), ("p_", ""),
                                                                ("mde_", ""), ("pimg_", ""), ("paper_d", ""),
                                                                ("agree_", ""))]
     data = pd.DataFrame(out, columns=keys + ["comparison", "n_seeds", "n_images"] + value_cols + ["verdict"])
     drop = [c for c in ("study", "vgg") if c in data.columns and not several(data, c)]
     data = data.drop(columns=drop)
+    headers, formats = _verdict_headers_formats(metrics)
+    n_text = (f"n = {_span(data['n_seeds'])} seeds" if len(data) else "n = seeds")
+    img_text = (f"n = {_span(data['n_images'])} images" if len(data) else "n = images")
+    caption = (f"λ_s comparisons (a − b) on the {IMAGE_SET} images. Verdict test: paired t on the per-seed mean "
+               f"differences ({n_text}; unit: the training run); Δ (ours) = mean ± SD over seeds of the per-seed "
+               f"mean difference; {MDE_TEXT.format(power=POWER * 100, alpha=ALPHA)}. p (images): paired t on the "
+               "per-image "
+               f"differences averaged over seeds ({img_text}), which describes these trained models only. "
+               "Δ (paper): difference of the paper's Table 1 end-of-training values.")
+    return Table(data=data, caption=caption, formats=formats, headers=headers, notes=notes)
+
+
+def _verdict_record(comparisons: pd.DataFrame, gd: dict, a: float, b: float, published: pd.DataFrame | None,
+                    metrics: Sequence[str], alpha: float) -> dict:
+    """The verdict row of group ``gd``'s comparison λ_s ``a`` vs ``b``: each metric's statistics,
+    the paper's difference and whether ours has its sign, and the verdict in words."""
+    res = _compared(comparisons, gd, comparison_label(a, b), metrics)
+    rec = dict(gd, comparison=comparison_label(a, b), n_seeds=int(res.loc[metrics[0], "n_seeds"]),
+               n_images=int(res.loc[metrics[0], "n"]))
+    words = []
+    for m in metrics:
+        r = res.loc[m]
+        rec.update({f"d{m}_mean": r["mean_diff"], f"d{m}_sd": r["sd_seed_diff"], f"p_{m}": r["p_seed"],
+                    f"mde_{m}": r["mde_seed"], f"pimg_{m}": r["p_paired"]})
+        paper = _paper_difference(published, gd, m, a, b)
+        rec[f"paper_d{m}"] = paper
+        ours = rec[f"d{m}_mean"]
+        rec[f"agree_{m}"] = (float(np.sign(ours) == np.sign(paper))
+                             if not (pd.isna(paper) or pd.isna(ours) or paper == 0 or ours == 0)
+                             else math.nan)
+        p = rec[f"p_{m}"]
+        rel = "higher" if ours > 0 else "lower" if ours < 0 else "equal"
+        sig = ("one seed: no run-level test" if rec["n_seeds"] < 2
+               else f"p < {alpha:g}" if p < alpha else "n.s.")
+        words.append(f"{m.upper()} {rel} ({sig})")
+    rec["verdict"] = f"λ_s={a:g} vs {b:g}: " + ", ".join(words)
+    return rec
+
+
+def _paper_difference(published: pd.DataFrame | None, gd: dict, m: str, a: float, b: float) -> float:
+    """The paper's Table 1 end-of-training difference of metric ``m``, λ_s ``a`` − ``b``, for
+    the group's dataset and model; NaN where it has no one value of each."""
+    paper = math.nan
+    if published is not None and f"{m}_end" in published.columns:
+        pub = published[(published["dataset"] == gd.get("dataset")) & (published["model"] == gd.get("model"))]
+        va = pub.loc[same_weight(pub["lambda_s"], a), f"{m}_end"]
+        vb = pub.loc[same_weight(pub["lambda_s"], b), f"{m}_end"]
+        if len(va) == 1 and len(vb) == 1:
+            paper = float(va.iloc[0]) - float(vb.iloc[0])
+    return paper
+
+
+def _verdict_headers_formats(metrics: Sequence[str]) -> tuple[dict, dict]:
+    """The verdict table's column headers and value formats."""
     headers = {"comparison": "Comparison", "verdict": "Verdict"}
     formats = {}
     for m in metrics:
@@ -268,13 +321,5 @@ def verdict(per_image: pd.DataFrame, comparisons: pd.DataFrame, pairs=None,
         formats[f"paper_d{m}"] = formats[f"d{m}"]
         formats[f"agree_{m}"] = lambda v: "yes" if v == 1 else "no"
         formats[f"pimg_{m}"] = fmt_p
-    n_text = (f"n = {_span(data['n_seeds'])} seeds" if len(data) else "n = seeds")
-    img_text = (f"n = {_span(data['n_images'])} images" if len(data) else "n = images")
-    caption = (f"λ_s comparisons (a − b) on the {IMAGE_SET} images. Verdict test: paired t on the per-seed mean "
-               f"differences ({n_text}; unit: the training run); Δ (ours) = mean ± SD over seeds of the per-seed "
-               f"mean difference; {MDE_TEXT.format(power=POWER * 100, alpha=ALPHA)}. p (images): paired t on the "
-               "per-image "
-               f"differences averaged over seeds ({img_text}), which describes these trained models only. "
-               "Δ (paper): difference of the paper's Table 1 end-of-training values.")
-    return Table(data=data, caption=caption, formats=formats, headers=headers, notes=notes)
+    return headers, formats
 

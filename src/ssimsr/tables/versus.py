@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..noise import (ALPHA, DIFFERS, INCONCLUSIVE, PER_SEED, WITHIN, agreement, contrast_agreement, holm,
                      multiplicity_note, rounding_variance)
-from ..runs import DEFAULT_PRESET, PAPER_PRESET
+from ..runs import DEFAULT_PRESET, PAPER_PRESET, same_weight, weight_key
 from .paper import TABLE1_VALUES
 from .published import load_published
 from .render import NA, PLUS_MINUS, Table, fmt_hms, fmt_p, header_label
@@ -93,65 +93,12 @@ def paper_vs_ours(ours, published: pd.DataFrame | None = None, table: str = "tab
     ours = _as_frame(ours)
     if published is None:
         published = load_published(table)
-    printed = load_published(table, printed=True) if table in ("table1", "table_a2") else None
-    records = []
     if table == "table1":
-        keys = ["dataset", "model", "lambda_s"]
-        pre = ["preset"] if "preset" in ours.columns else []
-        for group, r in _seed_groups(ours, pre + keys):
-            match = ((published["dataset"] == r["dataset"]) & (published["model"] == r["model"])
-                     & np.isclose(published["lambda_s"].astype(float), float(r["lambda_s"])))
-            pub = published[match]
-            if len(pub) != 1:
-                continue
-            for q in TABLE1_VALUES:
-                summary = _seed_summary(group, r, q)
-                if summary is None:
-                    continue
-                rec = {k: r[k] for k in pre + keys}
-                rec.update(quantity=q, **summary, paper=float(pub.iloc[0][q]),
-                           rounding_var=rounding_variance(printed[match].iloc[0][q]),
-                           **_split_noise(split_sd, dict(rec), q))
-                records.append(rec)
+        records = _table1_records(ours, published, load_published(table, printed=True), split_sd)
     elif table == "table_a2":
-        pre = ["preset"] if "preset" in ours.columns else []
-        qmap = {"bwmse": "bwmse", "perceptual": "perc", "fwmse": "fwmse", "ssim_n": "ssim_n", "total": "total",
-                "psnr": "psnr", "ssim": "ssim", "training_time_s": "training_time_s"}
-        pub_end = published.groupby(["vgg", "lambda_s"])["epoch"].transform("max")
-        published = published.assign(stage=np.where(published["epoch"] == 1, "start",
-                                                     np.where(published["epoch"] == pub_end, "end", "")))
-        a2_keys = [k for k in pre + ["experiment", "vgg", "lambda_s", "stage"] if k in ours.columns]
-        for group, r in _seed_groups(ours, a2_keys):
-            match = ((published["vgg"] == r["vgg"]) & (published["stage"] == r["stage"])
-                     & np.isclose(published["lambda_s"].astype(float), float(r["lambda_s"])))
-            pub = published[match]
-            if len(pub) != 1:
-                continue
-            for q, pq in qmap.items():
-                summary = _seed_summary(group, r, q)
-                if summary is None:
-                    continue
-                rec = {k: r[k] for k in pre + ["experiment", "vgg", "lambda_s", "stage"] if k in r}
-                rec.update(quantity=q, **summary, paper=float(pub.iloc[0][pq]),
-                           rounding_var=rounding_variance(printed[match].iloc[0][pq]),
-                           **_split_noise(split_sd, dict(rec), q))
-                records.append(rec)
+        records = _table_a2_records(ours, published, load_published(table, printed=True), split_sd)
     elif table in ("table2", "table3"):
-        welch = ours[ours["test"] == WELCH_BLOCK] if "test" in ours.columns else ours
-        metrics = [m for m in STATS_METRICS if m in welch.columns and m in published.columns]
-        printed = load_published(table, printed=True)
-        for i, p in published.iterrows():
-            o = welch[welch["statistic"] == p["statistic"]]
-            if len(o) != 1:
-                continue
-            for m in metrics:
-                contrast = (noise or {}).get(m, {})
-                noisy = p["statistic"] in NOISY_STATS
-                records.append({"metric": m, "quantity": p["statistic"], "ours": float(o.iloc[0][m]),
-                                "ours_sd": contrast.get("diff_sd", math.nan) if noisy else math.nan,
-                                "n_seeds": contrast.get("n_seeds", math.nan), "paper": float(p[m]),
-                                "rounding_var": rounding_variance(printed.at[i, m]),
-                                "_contrast": contrast if noisy else None})
+        records = _welch_records(ours, published, load_published(table, printed=True), noise)
     else:
         raise ValueError(f"paper_vs_ours: unsupported table {table!r} (table1, table_a2, table2, table3); "
                          "Table 4's showcase images are not the paper's, compare it by pattern")
@@ -159,6 +106,99 @@ def paper_vs_ours(ours, published: pd.DataFrame | None = None, table: str = "tab
     if data.empty:
         raise ValueError(f"paper_vs_ours({table}): no rows of ours match the published table")
     data["diff"] = data["ours"] - data["paper"]
+    data = _judged(data)
+    noise_caption = CONTRAST_CAPTION if table in ("table2", "table3") else NOISE_CAPTION
+    return Table(data=data, caption=_VERSUS_CAPTIONS[table] + "; difference = ours − paper. " + noise_caption,
+                 display=_versus_display(data), headers=VERDICT_HEADERS,
+                 notes=[multiplicity_note(data["agreement"], data["p"])])
+
+
+_VERSUS_CAPTIONS = {"table1": "Table 1, ours vs the paper (validation values after epoch 1 / the last epoch)",
+                    "table_a2": "Table A2, ours vs the paper (VGG19 layer pairs)",
+                    "table2": "Table 2 statistics (λ_s = 1 vs 2, Welch as the paper), ours vs the paper",
+                    "table3": "Table 3 statistics (λ_s = 1 vs 0, Welch as the paper), ours vs the paper"}
+
+
+def _table1_records(ours: pd.DataFrame, published: pd.DataFrame, printed: pd.DataFrame, split_sd) -> list[dict]:
+    """Table 1's cells, keys ``[preset,] dataset, model, lambda_s``."""
+    records = []
+    keys = ["dataset", "model", "lambda_s"]
+    pre = ["preset"] if "preset" in ours.columns else []
+    for group, r in _seed_groups(ours, pre + keys):
+        match = ((published["dataset"] == r["dataset"]) & (published["model"] == r["model"])
+                 & same_weight(published["lambda_s"], r["lambda_s"]))
+        pub = published[match]
+        if len(pub) != 1:
+            continue
+        for q in TABLE1_VALUES:
+            summary = _seed_summary(group, r, q)
+            if summary is None:
+                continue
+            rec = {k: r[k] for k in pre + keys}
+            rec.update(quantity=q, **summary, paper=float(pub.iloc[0][q]),
+                       rounding_var=rounding_variance(printed[match].iloc[0][q]),
+                       **_split_noise(split_sd, dict(rec), q))
+            records.append(rec)
+    return records
+
+
+#: Table A2's quantities: ours -> the published column.
+_TABLE_A2_QUANTITIES = {"bwmse": "bwmse", "perceptual": "perc", "fwmse": "fwmse", "ssim_n": "ssim_n",
+                        "total": "total", "psnr": "psnr", "ssim": "ssim", "training_time_s": "training_time_s"}
+
+
+def _table_a2_records(ours: pd.DataFrame, published: pd.DataFrame, printed: pd.DataFrame, split_sd) -> list[dict]:
+    """Table A2's cells, keys ``[preset, experiment,] vgg, lambda_s, stage`` (the paper's epoch 1
+    / last epoch rows are ``start`` / ``end``)."""
+    records = []
+    pre = ["preset"] if "preset" in ours.columns else []
+    pub_end = published.groupby(["vgg", "lambda_s"])["epoch"].transform("max")
+    published = published.assign(stage=np.where(published["epoch"] == 1, "start",
+                                                 np.where(published["epoch"] == pub_end, "end", "")))
+    a2_keys = [k for k in pre + ["experiment", "vgg", "lambda_s", "stage"] if k in ours.columns]
+    for group, r in _seed_groups(ours, a2_keys):
+        match = ((published["vgg"] == r["vgg"]) & (published["stage"] == r["stage"])
+                 & same_weight(published["lambda_s"], r["lambda_s"]))
+        pub = published[match]
+        if len(pub) != 1:
+            continue
+        for q, pq in _TABLE_A2_QUANTITIES.items():
+            summary = _seed_summary(group, r, q)
+            if summary is None:
+                continue
+            rec = {k: r[k] for k in pre + ["experiment", "vgg", "lambda_s", "stage"] if k in r}
+            rec.update(quantity=q, **summary, paper=float(pub.iloc[0][pq]),
+                       rounding_var=rounding_variance(printed[match].iloc[0][pq]),
+                       **_split_noise(split_sd, dict(rec), q))
+            records.append(rec)
+    return records
+
+
+def _welch_records(ours: pd.DataFrame, published: pd.DataFrame, printed: pd.DataFrame,
+                   noise: dict | None) -> list[dict]:
+    """Tables 2/3's cells: key ``metric``, quantities the paper's Welch statistics; a mean
+    difference carries its contrast noise (``_contrast``)."""
+    records = []
+    welch = ours[ours["test"] == WELCH_BLOCK] if "test" in ours.columns else ours
+    metrics = [m for m in STATS_METRICS if m in welch.columns and m in published.columns]
+    for i, p in published.iterrows():
+        o = welch[welch["statistic"] == p["statistic"]]
+        if len(o) != 1:
+            continue
+        for m in metrics:
+            contrast = (noise or {}).get(m, {})
+            noisy = p["statistic"] in NOISY_STATS
+            records.append({"metric": m, "quantity": p["statistic"], "ours": float(o.iloc[0][m]),
+                            "ours_sd": contrast.get("diff_sd", math.nan) if noisy else math.nan,
+                            "n_seeds": contrast.get("n_seeds", math.nan), "paper": float(p[m]),
+                            "rounding_var": rounding_variance(printed.at[i, m]),
+                            "_contrast": contrast if noisy else None})
+    return records
+
+
+def _judged(data: pd.DataFrame) -> pd.DataFrame:
+    """``data`` with each cell's verdict (:func:`with_verdicts`): a Tables 2/3 mean difference
+    is judged as a contrast of two runs, every other cell by :func:`ssimsr.noise.agreement`."""
     if "_contrast" in data.columns:  # Tables 2/3: a mean difference is a contrast of two runs
         unknown = {"diff_sd": math.nan, "pooled_sd": math.nan, "n_seeds": math.nan}
         verdicts = [contrast_agreement(r["ours"], r["paper"], rounding_var=r["rounding_var"],
@@ -170,33 +210,38 @@ def paper_vs_ours(ours, published: pd.DataFrame | None = None, table: str = "tab
         verdicts = [agreement(r["ours"], r["paper"], r["ours_sd"], r["n_seeds"], r["split_sd"], r["split_df"],
                               per_seed=bool(r["per_seed"]), rounding_var=r["rounding_var"])
                     for _, r in data.iterrows()]
-    data = with_verdicts(data, verdicts)
+    return with_verdicts(data, verdicts)
+
+
+def _versus_display(data: pd.DataFrame) -> pd.DataFrame:
+    """The shown cells of a paper-vs-ours table: values formatted per quantity, the noise
+    columns, the quantity's label; :data:`HIDDEN` columns left out."""
     disp = data.drop(columns=[c for c in HIDDEN if c in data.columns]).astype(object)
     labels = {"training_time_s": "Training time", **{k: f"{v} (Welch)" if k.startswith(("t_", "df", "p_")) else v
                                                      for k, v in WELCH_ROWS}}
     for i, r in data.iterrows():
         f = quantity_format(str(r["quantity"]))
         for col in ("ours", "paper", "diff"):
-            v = r[col]
-            text = NA if pd.isna(v) else f(float(v))
-            if col == "diff" and not pd.isna(v) and r["quantity"] != "training_time_s" and v >= 0:
-                text = "+" + text
-            if col == "diff" and r["quantity"] == "training_time_s" and not pd.isna(v):
-                text = ("-" if v < 0 else "+") + fmt_hms(abs(float(v)))
-            if col == "ours" and not pd.isna(r["ours_sd"]) and not pd.isna(v):
-                text = f"{text}{PLUS_MINUS}{f(float(r['ours_sd']))}"
-            disp.at[i, col] = text
+            disp.at[i, col] = _value_text(r, col, f)
         _show_noise(disp, i, r, f)
         disp.at[i, "quantity"] = labels.get(str(r["quantity"]), header_label(str(r["quantity"])))
         if "lambda_s" in disp.columns:
             disp.at[i, "lambda_s"] = f"{float(r['lambda_s']):g}"
-    caption = {"table1": "Table 1, ours vs the paper (validation values after epoch 1 / the last epoch)",
-               "table_a2": "Table A2, ours vs the paper (VGG19 layer pairs)",
-               "table2": "Table 2 statistics (λ_s = 1 vs 2, Welch as the paper), ours vs the paper",
-               "table3": "Table 3 statistics (λ_s = 1 vs 0, Welch as the paper), ours vs the paper"}[table]
-    noise_caption = CONTRAST_CAPTION if table in ("table2", "table3") else NOISE_CAPTION
-    return Table(data=data, caption=caption + "; difference = ours − paper. " + noise_caption, display=disp,
-                 headers=VERDICT_HEADERS, notes=[multiplicity_note(data["agreement"], data["p"])])
+    return disp
+
+
+def _value_text(r, col: str, f) -> str:
+    """One shown value (``ours``, ``paper`` or ``diff``) of row ``r``: a difference signed
+    (a training time's as h:mm:ss), ours with ± its SD."""
+    v = r[col]
+    text = NA if pd.isna(v) else f(float(v))
+    if col == "diff" and not pd.isna(v) and r["quantity"] != "training_time_s" and v >= 0:
+        text = "+" + text
+    if col == "diff" and r["quantity"] == "training_time_s" and not pd.isna(v):
+        text = ("-" if v < 0 else "+") + fmt_hms(abs(float(v)))
+    if col == "ours" and not pd.isna(r["ours_sd"]) and not pd.isna(v):
+        text = f"{text}{PLUS_MINUS}{f(float(r['ours_sd']))}"
+    return text
 
 
 _RULE = ("Verdict: the difference is referred to Student's t with guarded Welch–Satterthwaite df (each "
@@ -303,6 +348,12 @@ def published_alone(name: str, reasons: list[str]) -> Table:
                  notes=[f"ours: unavailable ({r})" for r in reasons])
 
 
+#: The value columns of a preset's paper-vs-ours table that the two-preset table keeps, as
+#: ``<column>_<preset>``.
+_PRESET_VALUES = ["ours", "ours_sd", "n_seeds", "split_sd", "split_df", "per_seed", "rounding_var", "diff", "s",
+                  "df", "critical", "low", "high", "z", "p", "agreement", "holm_differs"]
+
+
 def paper_vs_presets(name: str, compare_for: Callable[[str], Table]) -> Table:
     """The paper beside ours from :data:`PAPER_PRESET` (``as_run``, the paper's setting),
     :data:`BESIDE_PRESET` (``corrected``) beside.
@@ -321,18 +372,34 @@ def paper_vs_presets(name: str, compare_for: Callable[[str], Table]) -> Table:
             reasons.append(f"{preset}: {exc}")
     if not sides:
         return published_alone(name, reasons)
-    values = ["ours", "ours_sd", "n_seeds", "split_sd", "split_df", "per_seed", "rounding_var", "diff", "s", "df",
-              "critical", "low", "high", "z", "p", "agreement", "holm_differs"]
+    merged, keys = _merged_presets(sides)
+    value_cols, shown_cols = _both_presets_columns(merged, keys)
+    data = merged[keys + value_cols]
+    display = merged[[f"_shown_{c}" for c in shown_cols]].fillna("n/a")
+    display.columns = shown_cols
+    base = next(iter(sides.values())).caption.split("; difference")[0].rstrip(".")
+    caption = (f"{base}. The paper beside ours from the {PAPER_PRESET} preset, which reproduces the setting the "
+               "paper's numbers came from (forward MSE and perceptual loss off, IRN downscaler frozen); the "
+               f"{BESIDE_PRESET} preset (all loss terms working) beside it, labelled. Differences = ours − paper. "
+               + next(iter(sides.values())).caption.split("; difference = ours − paper. ", 1)[-1])
+    notes = [f"ours ({r})" for r in reasons] + [f"{preset}: {n}" for preset, t in sides.items() for n in t.notes]
+    return Table(data=data.reset_index(drop=True), caption=caption, display=display.reset_index(drop=True),
+                 headers=_presets_headers(), notes=notes)
+
+
+def _merged_presets(sides: dict[str, Table]) -> tuple[pd.DataFrame, list[str]]:
+    """The presets' tables side by side on their keys (outer join), and the keys: each value
+    column as ``<column>_<preset>``, each shown cell as ``_shown_<column>[_<preset>]``."""
     frames, keys = [], None
     for preset, table in sides.items():
         data = table.data.reset_index(drop=True)
         shown, _ = table.rendered()
-        keys = keys or [c for c in data.columns if c not in values and c != "paper"]
+        keys = keys or [c for c in data.columns if c not in _PRESET_VALUES and c != "paper"]
         part = data[keys].copy()
         part["paper"] = data["paper"]
         for col in keys + ["paper"]:
             part[f"_shown_{col}"] = shown[col].to_numpy()
-        for col in values:
+        for col in _PRESET_VALUES:
             part[f"{col}_{preset}"] = data[col] if col in data else math.nan
         for col in SHOWN_PER_PRESET:
             if col in shown:
@@ -344,9 +411,15 @@ def paper_vs_presets(name: str, compare_for: Callable[[str], Table]) -> Table:
         for col in [c for c in merged.columns if c.endswith("_other")]:
             merged[col[:-6]] = merged[col[:-6]].combine_first(merged[col])
         merged = merged.drop(columns=[c for c in merged.columns if c.endswith("_other")])
+    return merged, keys
+
+
+def _both_presets_columns(merged: pd.DataFrame, keys: list[str]) -> tuple[list[str], list[str]]:
+    """The value and shown columns of both presets, in order; a preset's missing ones are added
+    to ``merged`` (NaN values, "n/a" shown)."""
     value_cols, shown_cols = ["paper"], keys + ["paper"]
     for preset in (PAPER_PRESET, BESIDE_PRESET):
-        for col in values:
+        for col in _PRESET_VALUES:
             full = f"{col}_{preset}"
             if full not in merged:
                 merged[full] = math.nan
@@ -356,9 +429,10 @@ def paper_vs_presets(name: str, compare_for: Callable[[str], Table]) -> Table:
             shown_cols.append(full)
             if f"_shown_{full}" not in merged:
                 merged[f"_shown_{full}"] = "n/a"
-    data = merged[keys + value_cols]
-    display = merged[[f"_shown_{c}" for c in shown_cols]].fillna("n/a")
-    display.columns = shown_cols
+    return value_cols, shown_cols
+
+
+def _presets_headers() -> dict[str, str]:
     headers = {"paper": "Paper"}
     for preset, label in _PRESET_LABELS.items():
         headers[f"ours_{preset}"] = f"Ours ({label})"
@@ -366,14 +440,7 @@ def paper_vs_presets(name: str, compare_for: Callable[[str], Table]) -> Table:
         headers[f"interval_{preset}"] = f"95 % interval ({preset})"
         headers[f"df_{preset}"] = f"df ({preset})"
         headers[f"agreement_{preset}"] = f"Verdict ({preset})"
-    base = next(iter(sides.values())).caption.split("; difference")[0].rstrip(".")
-    caption = (f"{base}. The paper beside ours from the {PAPER_PRESET} preset, which reproduces the setting the "
-               "paper's numbers came from (forward MSE and perceptual loss off, IRN downscaler frozen); the "
-               f"{BESIDE_PRESET} preset (all loss terms working) beside it, labelled. Differences = ours − paper. "
-               + next(iter(sides.values())).caption.split("; difference = ours − paper. ", 1)[-1])
-    notes = [f"ours ({r})" for r in reasons] + [f"{preset}: {n}" for preset, t in sides.items() for n in t.notes]
-    return Table(data=data.reset_index(drop=True), caption=caption, display=display.reset_index(drop=True),
-                 headers=headers, notes=notes)
+    return headers
 
 
 # --------------------------------------------------------------------------- like-for-like and the noise
@@ -415,7 +482,7 @@ def _population(history: pd.DataFrame, dataset: str, n_val: int, splits: dict) -
 def _of_keys(frame: pd.DataFrame, keys: dict) -> pd.DataFrame:
     for k, v in keys.items():
         if k in frame.columns and k != "quantity":
-            frame = frame[np.isclose(frame[k].astype(float), float(v))] if k == "lambda_s" else frame[frame[k] == v]
+            frame = frame[same_weight(frame[k], v)] if k.startswith("lambda_") else frame[frame[k] == v]
     return frame
 
 
@@ -509,8 +576,8 @@ def end_cells_from_evaluation(per_run: pd.DataFrame, per_image: pd.DataFrame, im
     means = frame.groupby(keys, dropna=False)[list(present.values())].mean().reset_index()
     means = means.rename(columns={c: f"_eval_{q}" for q, c in present.items()})
     if "lambda_s" in keys:
-        means["lambda_s"] = means["lambda_s"].astype(float)
-        out["lambda_s"] = out["lambda_s"].astype(float)
+        means["lambda_s"] = weight_key(means["lambda_s"])  # a merge key: runs.weight_key
+        out["lambda_s"] = weight_key(out["lambda_s"])
     merged = out.merge(means, on=keys, how="left")
     evaluated = merged[[f"_eval_{q}" for q in present]].notna().all(axis=1)
     for q in present:
@@ -560,7 +627,7 @@ def pooled_seed_sd(frame: pd.DataFrame, column: str, pair) -> float:
         return math.nan
     variances = []
     for lam in pair:
-        rows = frame[np.isclose(frame["lambda_s"].astype(float), float(lam))]
+        rows = frame[same_weight(frame["lambda_s"], lam)]
         means = pd.to_numeric(rows[column], errors="coerce").groupby(rows["seed"]).mean().dropna()
         if len(means) < 2:
             return math.nan
