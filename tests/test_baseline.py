@@ -227,7 +227,7 @@ def test_a_split_per_seed_gets_a_baseline_per_seed_that_the_tables_average(tmp_p
     per_seed = combined[combined.dataset == "bsds"].groupby("seed").psnr.mean()
     values = baseline_values(combined, ["bsds"]).iloc[0]
     assert values.psnr_end == pytest.approx(per_seed.mean())  # the mean over the seeds' splits
-    data = by_origin_table(pd.DataFrame(columns=["set"]), combined).data
+    data = by_origin_table(pd.DataFrame(columns=["set"]), combined, study=None).data
     assert data[data.origin == "all"].psnr.iloc[0] == pytest.approx(per_seed.mean())
 
 
@@ -491,7 +491,7 @@ def test_benchmarks_table_names_the_lr_protocol_and_adds_the_matlab_row():
     per_image = pd.DataFrame([dict(study="table1", preset="as_run", model=model, dataset="bsds300", lambda_s=0.0,
                                    seed=0, set="set14", image=img, psnr_y=31.0, ssim_y=0.9)
                               for model in ("sr", "irn") for img in images])
-    table = benchmarks_table(per_image, baseline, ["set14"])
+    table = benchmarks_table(per_image, baseline, ["set14"], study="table1")
     data = table.data.set_index("method")
     assert list(table.data.method) == ["bicubic", BICUBIC_MATLAB, "irn", "sr"]
     assert data.at["bicubic", "lr_protocol"] == data.at["sr", "lr_protocol"] == "decimation x[::2, ::2] (the paper's)"
@@ -505,7 +505,7 @@ def test_benchmarks_table_names_the_lr_protocol_and_adds_the_matlab_row():
     assert "published x2 bicubic 30.24 / 0.8688 (difference +0.26 dB" in " ".join(table.notes)
     # a baseline.csv from before the MATLAB columns: the decimation row alone, and a note
     old = baseline.drop(columns=["psnr_y_matlab", "ssim_y_matlab", "scale", "grey"])
-    table = benchmarks_table(per_image, old, ["set14"])
+    table = benchmarks_table(per_image, old, ["set14"], study="table1")
     assert BICUBIC_MATLAB not in set(table.data.method)
     assert "rerun the baseline rule" in " ".join(table.notes)
     assert table.data.lr_protocol.iloc[0] == "decimation x[::s, ::s] (the paper's)"

@@ -17,13 +17,13 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def test_every_stage_module_exists_and_digests_are_stable():
-    for stage in cd.STAGE_ENTRIES:
+    for stage in cd.stage_entries():
         assert len(cd.code_digest(stage)) == 16
         assert int(cd.code_digest(stage), 16) >= 0  # hex
     # stable across processes (a fresh interpreter, nothing cached): what the DAG compares
-    script = "from ssimsr.code_digest import STAGE_ENTRIES, code_digest; print([code_digest(s) for s in STAGE_ENTRIES])"
+    script = "from ssimsr.code_digest import stage_entries, code_digest; print([code_digest(s) for s in stage_entries()])"
     other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip()
-    assert other == str([cd.code_digest(s) for s in cd.STAGE_ENTRIES])
+    assert other == str([cd.code_digest(s) for s in cd.stage_entries()])
     # stages that share no module have different digests
     assert cd.code_digest("tables") != cd.code_digest("train")
 
@@ -38,11 +38,11 @@ def test_unknown_stage_or_module_is_named():
 
 
 def test_stage_modules_are_sorted_and_leave_out_the_glue():
-    for stage, entries in cd.STAGE_ENTRIES.items():
+    for stage, entries in cd.stage_entries().items():
         modules = cd.stage_modules(stage)
         assert list(modules) == sorted(set(modules)), stage  # the digest's order is deterministic
         assert set(entries) <= set(modules), stage
-        assert not set(modules) & set(cd.EXCLUDED), stage
+        assert not set(modules) & set(cd.excluded()), stage
         assert ("published" in modules) == ("tables" in modules), stage  # package data with its reader
     # what drifted from the hand-kept list: a function-level import (train's load_split reads
     # the prepared split with data.list_split) and the plugins registry.discover imports by name
@@ -92,12 +92,12 @@ def test_stage_modules_cover_what_importing_the_entries_loads():
     stage's entries (module-level imports only: those inside functions run later) is in the
     stage's digest, less the documented exclusions (e.g. data's ``from .download import
     DataError``)."""
-    loaded = _loaded_units(sorted({entry for entries in cd.STAGE_ENTRIES.values() for entry in entries}))
-    assert set(loaded) == {entry for entries in cd.STAGE_ENTRIES.values() for entry in entries}
+    loaded = _loaded_units(sorted({entry for entries in cd.stage_entries().values() for entry in entries}))
+    assert set(loaded) == {entry for entries in cd.stage_entries().values() for entry in entries}
     assert loaded["data"] >= {"data", "download", "sources"}  # the check sees something
     assert loaded["train"] >= {"registry", "archs", "terms"}
-    for stage, entries in cd.STAGE_ENTRIES.items():
-        expected = set().union(*(loaded[entry] for entry in entries)) - set(cd.EXCLUDED)
+    for stage, entries in cd.stage_entries().items():
+        expected = set().union(*(loaded[entry] for entry in entries)) - set(cd.excluded())
         missing = expected - set(cd.stage_modules(stage))
         assert not missing, f"{stage}: imported by its entries {entries}, not in its digest: {sorted(missing)}"
 
@@ -171,8 +171,8 @@ def _tables_digest(tmp_path, name: str, edit: tuple[str, str] | None = None) -> 
 
 
 def _stage_digests(tmp_path, name: str, edits: dict[str, str]) -> dict[str, str]:
-    code = ("import json; from ssimsr.code_digest import STAGE_ENTRIES, code_digest; "
-            "print(json.dumps({s: code_digest(s) for s in STAGE_ENTRIES}))")
+    code = ("import json; from ssimsr.code_digest import stage_entries, code_digest; "
+            "print(json.dumps({s: code_digest(s) for s in stage_entries()}))")
     return json.loads(_in_copy(tmp_path, name, code, edits))
 
 
@@ -186,17 +186,17 @@ def test_a_package_digest_covers_each_of_its_files(tmp_path):
 
 def test_editing_a_module_imported_only_inside_a_function_reruns_the_stage(tmp_path):
     """train.py imports data only inside load_split (``from .data import list_split``)."""
-    unchanged = {stage: cd.code_digest(stage) for stage in cd.STAGE_ENTRIES}
+    unchanged = {stage: cd.code_digest(stage) for stage in cd.stage_entries()}
     edited = _stage_digests(tmp_path, "code", {"data.py": "\n_EDITED = 1\n"})
     assert edited["train"] != unchanged["train"]
-    assert edited["prepare"] != unchanged["prepare"]
+    assert edited["prepare_dataset"] != unchanged["prepare_dataset"]
     assert edited["stats"] == unchanged["stats"]  # stats imports no data code
     assert edited["evaluate"] != unchanged["evaluate"]
 
 
 def test_editing_excluded_glue_reruns_nothing(tmp_path):
-    unchanged = {stage: cd.code_digest(stage) for stage in cd.STAGE_ENTRIES}
-    edits = {f"{name}.py": "\n_EDITED = 1\n" for name in cd.EXCLUDED}
+    unchanged = {stage: cd.code_digest(stage) for stage in cd.stage_entries()}
+    edits = {f"{name}.py": "\n_EDITED = 1\n" for name in cd.excluded()}
     assert "cli.py" in edits
     assert _stage_digests(tmp_path, "glue", edits) == unchanged
 
@@ -204,17 +204,20 @@ def test_editing_excluded_glue_reruns_nothing(tmp_path):
 #: The promise, stated per edit: which stages' jobs rerun (their digest changes) when one
 #: module's code changes; every other stage keeps its results. (Downstream jobs of a rerun
 #: stage rerun too, because their inputs change: that is Snakemake's part.)
+#: the three rules of the bicubic baseline (one dataset, one seed's split, all joined): one code
+BASELINE = ("baseline", "baseline_seed", "collect_baseline")
+
 RERUNS = {
     "losses.py": {"train", "showcase", "evaluate", "collect", "tables", "figures"},
     "train.py": {"train"},
     "seed_split.py": {"seed_split"},  # split.per_seed's folders, then (Snakemake) what uses them
     # tables: its captions' preprocessing note (ssimsr.preprocessing imports data, baseline, metrics)
-    "data.py": {"prepare", "train", "showcase", "evaluate", "lpips", "collect", "baseline", "preprocessing", "tables",
-                "figures", "seed_split"},
-    "metrics.py": {"showcase", "evaluate", "lpips", "collect", "baseline", "preprocessing", "tables", "figures"},
+    "data.py": {"prepare_dataset", "train", "showcase", "evaluate", "lpips", "collect", *BASELINE, "preprocessing",
+                "tables", "figures", "seed_split"},
+    "metrics.py": {"showcase", "evaluate", "lpips", "collect", *BASELINE, "preprocessing", "tables", "figures"},
     "evaluate.py": {"showcase", "evaluate", "collect"},
     "lpips_eval.py": {"lpips"},
-    "baseline.py": {"baseline", "preprocessing", "tables", "figures"},
+    "baseline.py": {*BASELINE, "preprocessing", "tables", "figures"},
     "preprocessing.py": {"preprocessing", "tables"},
     "stats.py": {"stats", "tables"},
     "noise.py": {"stats", "tables", "figures"},
@@ -236,7 +239,7 @@ def test_each_edit_reruns_exactly_its_stages(tmp_path):
         def digests():
             for f in (cd.module_digest, cd._read, cd._stage_modules, cd._direct_imports, cd.code_digest):
                 f.cache_clear()
-            return {{s: cd.code_digest(s) for s in cd.STAGE_ENTRIES}}
+            return {{s: cd.code_digest(s) for s in cd.stage_entries()}}
 
         before, changed = digests(), {{}}
         for name in {sorted(RERUNS)!r}:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from ssimsr.backends import BACKENDS
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -29,8 +31,8 @@ def test_envs_match_pyproject():
     known = {**core, **optional}
     seen = set()
     env_files = sorted(f"envs/{p.name}" for p in (REPO / "envs").glob("*.yaml"))
-    assert {"envs/tensorflow.yaml", "envs/jax.yaml", "envs/torch-train.yaml", "envs/torch.yaml",
-            "envs/cuda.yaml"} <= set(env_files)
+    train_envs = {f"envs/{backend.env_file}" for backend in BACKENDS.values()}  # each backend's train env
+    assert train_envs | {"envs/torch.yaml", "envs/cuda.yaml"} <= set(env_files)
     for env_file in env_files:
         pins = _env_pins(REPO / env_file)
         for name, spec in pins.items():
@@ -41,10 +43,13 @@ def test_envs_match_pyproject():
 
 
 def test_each_backend_stays_in_its_envs():
-    for env in ("tensorflow", "jax"):  # torch: the LPIPS env and Keras-on-torch training only
-        assert "torch" not in _env_pins(REPO / f"envs/{env}.yaml")
-    for env in ("torch", "torch-train", "jax"):
-        assert "tensorflow" not in _env_pins(REPO / f"envs/{env}.yaml")
+    """TensorFlow and torch never share an env (triton segfaults beside TensorFlow: conftest.py);
+    each backend's train env pins its package."""
+    for path in sorted((REPO / "envs").glob("*.yaml")):
+        pins = {name.split("[")[0] for name in _env_pins(path)}
+        assert not {"tensorflow", "torch"} <= pins, f"{path.name} pins both TensorFlow and torch"
+    for backend in BACKENDS.values():
+        assert backend.name in _env_pins(REPO / "envs" / backend.env_file), backend.env_file
 
 
 # The train rule's conda env (--sdm conda) follows training.backend. Creating the envs needs
@@ -73,10 +78,9 @@ def test_train_env_follows_the_training_backend(tmp_path):
     import subprocess
     import sys
 
-    from ssimsr.config import SCHEMA_PATH
     from test_workflow import TINY
 
-    backends = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["training"]["properties"]["backend"]["enum"]
+    backends = BACKENDS.names()  # the schema's enum is these (tests/test_registry.py)
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(TINY))
     result = subprocess.run([sys.executable, "-c", LOAD_TRAIN_RULE, str(REPO), str(tmp_path), "jax", *backends],
                             capture_output=True, text=True, timeout=120)
@@ -84,7 +88,8 @@ def test_train_env_follows_the_training_backend(tmp_path):
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     # the rule uses the helper: the env of the configured backend (jax here, not the default)
     assert loaded["conda"] == loaded["choices"]["jax"] == "../../envs/jax.yaml"
-    assert set(loaded["choices"]) == set(backends)
+    # the env of each backend is its BACKENDS entry's env_file, written nowhere else
+    assert loaded["choices"] == {b.name: f"../../envs/{b.env_file}" for b in BACKENDS.values()}
     for backend, env in loaded["choices"].items():  # one env per backend, pinning its package
         path = (Path(loaded["basedir"]) / env).resolve()
         assert path.parent == REPO / "envs" and path.is_file(), env

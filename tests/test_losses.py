@@ -186,12 +186,15 @@ def test_perceptual_norm_default_is_the_schema_s_alone():
     from ssimsr.config import SCHEMA_PATH, defaults
 
     assert losses.PERCEPTUAL_NORMS is run_params.PERCEPTUAL_NORMS
+    assert losses.check_perceptual_norm is run_params.check_perceptual_norm  # one list, one check
     for function, name in ((losses.perceptual, "norm"), (losses.loss_terms, "perceptual_norm")):
         assert inspect.signature(function).parameters[name].default is inspect.Parameter.empty, function
     assert "perceptual_norm" not in {f.name for f in dataclasses.fields(losses.LossBatch) if f.default is not MISSING}
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    for where in (schema["properties"]["losses"], schema["$defs"]["preset"]):
-        assert where["properties"]["perceptual_norm"]["enum"] == list(losses.PERCEPTUAL_NORMS)
+    assert schema["$defs"]["perceptual_norm"]["enum"] == list(losses.PERCEPTUAL_NORMS)  # JSON Schema's copy
+    for where in (schema["properties"]["losses"], schema["$defs"]["preset"]):  # both refer to it
+        assert where["properties"]["perceptual_norm"]["$ref"] == "#/$defs/perceptual_norm"
+    assert SCHEMA_PATH.read_text().count(str(list(losses.PERCEPTUAL_NORMS)).replace("'", "")) == 1
     assert defaults("losses")["perceptual_norm"] == "relative"
 
 

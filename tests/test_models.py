@@ -218,7 +218,7 @@ def test_freeze_downscaler_flag():
 def test_build_pair_rejects_bad_arguments():
     with pytest.raises(ValueError, match="unknown architecture"):
         models.build_pair("edsr")
-    with pytest.raises(TypeError, match="res_blocks"):
+    with pytest.raises(ValueError, match=r"widths.irn: unknown width\(s\) \['res_blocks'\]"):
         models.build_pair("irn", res_blocks=4)
     pair = models.build_pair("SR")
     assert isinstance(pair, models.ModelPair)

@@ -1,6 +1,8 @@
 """Registries of architectures and loss terms: what derives from them, and registering a new one."""
 
+import ast
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -127,14 +129,80 @@ def _schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
-def test_schema_backends_are_the_backends_module_s():
-    from ssimsr.backends import BACKENDS
-    from ssimsr.train_steps import STEPS
+REPO = SCHEMA_PATH.parents[2]
 
+
+def _python_files(*folders: str):
+    for folder in folders:
+        yield from sorted((REPO / folder).rglob("*.py"))
+
+
+def _string_constants(path: Path):
+    """(line, value) of every string constant of a Python file."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.lineno, node.value
+
+
+def _literal_collections(path: Path):
+    """(line, the string elements) of every list, tuple, set and dict (its keys) literal."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+            elements = node.elts
+        elif isinstance(node, ast.Dict):
+            elements = [k for k in node.keys if k is not None]
+        else:
+            continue
+        yield node.lineno, {e.value for e in elements if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+
+
+def test_schema_backends_are_the_backends_module_s():
+    from ssimsr import backends
+    from ssimsr.backends import BACKENDS, Backend
+    from ssimsr.registry import Registry
+
+    assert isinstance(BACKENDS, Registry)
     backend = _schema()["properties"]["training"]["properties"]["backend"]
-    assert backend["enum"] == list(BACKENDS)
-    assert backend["default"] in BACKENDS
-    assert set(STEPS) == set(BACKENDS)  # a train step per backend
+    assert backend["enum"] == BACKENDS.names()  # JSON Schema needs the list: it is the registry's
+    assert backends.default() == backend["default"] in BACKENDS  # the default: the schema's alone
+    for entry in BACKENDS.values():  # each entry names its train steps
+        assert type(entry).make_steps is not Backend.make_steps, entry.name
+    with pytest.raises(ValueError, match=r"training.backend: unknown backend 'mxnet' \(registered: tensorflow, jax, torch\)"):
+        backends.get("mxnet")
+
+
+def test_a_run_without_a_backend_gets_the_schema_s_default(tmp_path, monkeypatch):
+    from ssimsr import backends, runner
+
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    default = _schema()["properties"]["training"]["properties"]["backend"]["default"]
+    assert runner.run_backend(tmp_path) == default  # no params.json
+    (tmp_path / "params.json").write_text("{}")
+    assert runner.run_backend(tmp_path) == default
+    monkeypatch.setattr(backends, "default", lambda: "jax")  # runner reads it, spells none
+    assert runner.run_backend(tmp_path) == "jax"
+
+
+def test_backend_names_are_written_once():
+    """The backends' names are BACKENDS' entries (ssimsr/backends.py): no other module of the
+    library spells one (a fallback, a comparison, a table keyed by backend), and no list of them
+    comes back in the library, the workflow or the tests (they iterate ``BACKENDS``)."""
+    from ssimsr.backends import BACKENDS
+
+    names = set(BACKENDS)
+    # torchvision's hub folder (torch/hub/checkpoints), not the Keras backend
+    not_a_backend = {("lpips_eval.py", "torch")}
+    spelled = [f"{path.relative_to(REPO)}:{line}: {value!r}" for path in _python_files("src/ssimsr")
+               if path.name != "backends.py" for line, value in _string_constants(path)
+               if value in names and (path.name, value) not in not_a_backend]
+    assert not spelled, "a backend named outside ssimsr/backends.py (use its BACKENDS entry):\n" + "\n".join(spelled)
+    lists = [f"{path.relative_to(REPO)}:{line}: {sorted(found & names)}"
+             for path in _python_files("src/ssimsr", "workflow", "tests")
+             for line, found in _literal_collections(path) if names <= found]
+    quoted = re.compile(rf"[\"']({'|'.join(map(re.escape, names))})[\"']")
+    lists += [f"{path.relative_to(REPO)}:{i}" for path in [REPO / "Snakefile", *sorted((REPO / "workflow").rglob("*.smk"))]
+              for i, line in enumerate(path.read_text().splitlines(), 1) if len(set(quoted.findall(line))) > 1]
+    assert not lists, "a list of the backends (iterate ssimsr.backends.BACKENDS):\n" + "\n".join(lists)
 
 
 def test_schema_precisions_are_run_params():
@@ -158,6 +226,8 @@ def test_lpips_nets_and_columns_have_one_home():
 
 
 def test_preset_names_have_one_home():
+    """``corrected`` (the default preset) is written once, in the schema (one YAML anchor that
+    the other defaults alias); ``as_run`` (the paper's) once, ``runs.PAPER_PRESET``."""
     from ssimsr import tables
     from ssimsr.runs import DEFAULT_PRESET, PAPER_PRESET
 
@@ -165,9 +235,38 @@ def test_preset_names_have_one_home():
     assert schema["properties"]["presets"]["default"] == {DEFAULT_PRESET: {}}
     assert schema["$defs"]["study"]["properties"]["presets"]["default"] == [DEFAULT_PRESET]
     assert schema["properties"]["report"]["properties"]["preset"]["default"] == DEFAULT_PRESET
+    defaults = [line for line in SCHEMA_PATH.read_text().splitlines()
+                if "default:" in line and DEFAULT_PRESET in line.split("#")[0]]
+    assert len(defaults) == 1 and "&default_preset" in defaults[0], defaults
     assert (tables.PAPER_PRESET, tables.BESIDE_PRESET) == (PAPER_PRESET, DEFAULT_PRESET)
-    paper = yaml.safe_load((SCHEMA_PATH.parents[2] / "config.yaml").read_text())
+    spelled = {preset: [f"{path.relative_to(REPO)}:{line}" for path in _python_files("src/ssimsr")
+                        for line, value in _string_constants(path) if value == preset]
+               for preset in (DEFAULT_PRESET, PAPER_PRESET)}
+    assert spelled == {DEFAULT_PRESET: [], PAPER_PRESET: [spelled[PAPER_PRESET][0]]}
+    assert spelled[PAPER_PRESET][0].startswith("src/ssimsr/runs.py:")
+    paper = yaml.safe_load((REPO / "config.yaml").read_text())
     assert {DEFAULT_PRESET, PAPER_PRESET} <= set(paper["presets"])  # the paper's study defines both
+
+
+def test_study_names_have_no_python_default():
+    """The studies of the tables (``report.table1_study``, ``report.appendix_study``,
+    ``report.stats.study``) default in the config schema alone: no library function has a
+    default study of its own (its caller passes the filled config's)."""
+    report = _schema()["properties"]["report"]["properties"]
+    assert (report["table1_study"]["default"], report["appendix_study"]["default"],
+            report["stats"]["properties"]["study"]["default"]) == ("table1", "appendix_a", "table1")
+    found = []
+    for path in _python_files("src/ssimsr"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args
+                positional = [*args.posonlyargs, *args.args]
+                pairs = [*zip(positional[len(positional) - len(args.defaults):], args.defaults),
+                         *zip(args.kwonlyargs, args.kw_defaults)]
+                found += [f"{path.relative_to(REPO)}:{node.lineno} {node.name}({arg.arg}={default.value!r})"
+                          for arg, default in pairs if "study" in arg.arg and isinstance(default, ast.Constant)
+                          and isinstance(default.value, str)]
+    assert not found, "a default study in Python (take it from the config):\n" + "\n".join(found)
 
 
 def test_vgg19_weights_file_has_one_home():
@@ -186,16 +285,14 @@ def test_vgg19_weights_file_has_one_home():
 
 def test_loss_term_names_and_labels_have_one_home(scratch_registry):
     """A loss term's column is its registry name and its header its registry label, in every
-    table (the renderer keeps no label of its own); the paper's spellings left in Table 1 / A2
-    columns (``bwmse``, ``fwmse``, ``perc``) are aliases of registered terms, nothing more."""
-    from ssimsr.tables.render import METRIC_LABELS, TERM_ALIASES, header_label
+    table (the renderer keeps no label of its own), Table 1 / A2 and the published values
+    included: the paper's spellings (``bwmse``, ``fwmse``, ``perc``) are no column."""
+    from ssimsr.tables.render import METRIC_LABELS, header_label
 
     terms = registry.loss_terms()
-    assert not set(METRIC_LABELS) & (set(terms) | set(TERM_ALIASES))
-    assert set(TERM_ALIASES.values()) <= set(terms)
+    assert not set(METRIC_LABELS) & set(terms)
     assert [header_label(t) for t in terms] == ["bwMSE", "fwMSE", "L_perc", "L_SSIM_N"]
-    assert header_label("bwmse_end") == header_label("bw_mse_end") == "bwMSE (end)"
-    assert header_label("perc") == header_label("perceptual")
+    assert header_label("bw_mse_end") == "bwMSE (end)" and header_label("bwmse_end") == "bwmse_end"
     registry.register_loss_term("tv", weight="lambda_tv", label="TV")(lambda batch: 0.0)
     registry.register_loss_term("edge", weight="lambda_e")(lambda batch: 0.0)
     assert (header_label("tv"), header_label("tv_start"), header_label("edge")) == ("TV", "TV (start)", "edge")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import scipy.stats
 
-from ssimsr.config import fill_defaults
+from ssimsr.config import defaults, fill_defaults
 import pandas as pd
 import pytest
 from scipy import stats as sps
@@ -18,6 +18,9 @@ from ssimsr import tables as T
 from ssimsr import stats as S
 
 from ssimsr.stats import compare_variants
+
+#: The studies of Table 1 and A2: the schema's defaults (the tables take them from the config).
+REPORT = defaults("report")
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "paper.txt"
 
@@ -134,7 +137,7 @@ def test_table1_two_seeds_mean_sd(tmp_path):
         (1.0, 0): [(0.20, 0.020, 19.0, 0.70), (0.15, 0.015, 20.0, 0.72), (0.12, 0.012, 23.0, 0.80)],
         (1.0, 1): [(0.22, 0.018, 19.5, 0.72), (0.16, 0.014, 20.5, 0.74), (0.10, 0.010, 23.5, 0.84)],
     }
-    t = T.table1(_history(vals))
+    t = T.table1(_history(vals), study=REPORT["table1_study"])
     d = t.data.set_index("lambda_s")
     r2 = math.sqrt(2.0)
     # hand-computed: mean and sd (ddof=1) of two values a, b: (a+b)/2 and |a-b|/sqrt(2)
@@ -147,8 +150,8 @@ def test_table1_two_seeds_mean_sd(tmp_path):
     assert d.at[1.0, "ssim_start_mean"] == pytest.approx(0.71)
     assert d.at[1.0, "ssim_end_mean"] == pytest.approx(0.82)
     assert d.at[1.0, "ssim_end_sd"] == pytest.approx(0.04 / r2)
-    assert d.at[1.0, "bwmse_start_mean"] == pytest.approx(0.019)
-    assert d.at[1.0, "bwmse_end_mean"] == pytest.approx(0.011)
+    assert d.at[1.0, "bw_mse_start_mean"] == pytest.approx(0.019)
+    assert d.at[1.0, "bw_mse_end_mean"] == pytest.approx(0.011)
     assert (d["n_seeds"] == 2).all() and (d["epochs"] == 3).all() and (d["dataset_size"] == 250).all()
     # bold: best end value per (dataset, model): lower total/bwMSE -> ls0; higher PSNR -> ls0; SSIM -> ls1
     b = t.bold.set_index(t.data["lambda_s"])
@@ -160,7 +163,7 @@ def test_table1_two_seeds_mean_sd(tmp_path):
     col = header.index("PSNR (end)")
     assert rows[0][col] == "**25.00 ± 1.41**"
 
-    per_seed = T.table1(_history(vals), seeds_agg=False).data
+    per_seed = T.table1(_history(vals), seeds_agg=False, study=REPORT["table1_study"]).data
     assert len(per_seed) == 4 and "psnr_end" in per_seed.columns
     assert per_seed.loc[(per_seed.lambda_s == 1.0) & (per_seed.seed == 1), "psnr_end"].item() == 23.5
 
@@ -168,7 +171,7 @@ def test_table1_two_seeds_mean_sd(tmp_path):
 def test_table1_single_seed_shows_plain_mean(tmp_path):
     vals = {(0.0, 0): [(0.1, 0.01, 20.0, 0.5), (0.05, 0.005, 25.0, 0.6)],
             (2.0, 0): [(0.3, 0.02, 18.0, 0.6), (0.2, 0.010, 23.0, 0.7)]}
-    t = T.table1(_history(vals, epochs=2))
+    t = T.table1(_history(vals, epochs=2), study=REPORT["table1_study"])
     assert t.data["psnr_end_sd"].isna().all()
     paths = t.write(tmp_path / "t1")
     header, rows = _md_body(paths["md"].read_text())
@@ -181,13 +184,13 @@ def test_table1_stops_on_an_unfinished_run_unless_allowed():
             (0.0, 1): [(0.1, 0.01, 20.0, 0.5)] * 5}
     hist = _history(vals, epochs=5)
     with pytest.raises(T.IncompleteRun, match=r"run .*/ls0/.*/seed0: history.csv has 2 of 5 epochs") as err:
-        T.table1(hist)
+        T.table1(hist, study=REPORT["table1_study"])
     assert "\n" not in str(err.value) and "allow_incomplete_runs" in str(err.value)
-    t = T.table1(hist, allow_incomplete=True)
+    t = T.table1(hist, allow_incomplete=True, study=REPORT["table1_study"])
     assert t.data["n_incomplete"].tolist() == [1]
     assert t.data["psnr_end_mean"].iloc[0] == pytest.approx((25.0 + 20.0) / 2)  # its last logged epoch
     assert any("seed 0 (epoch 2 of 5)" in n for n in t.notes)
-    complete = T.table1(_history({(0.0, 0): [(0.1, 0.01, 20.0, 0.5)] * 5}, epochs=5))
+    complete = T.table1(_history({(0.0, 0): [(0.1, 0.01, 20.0, 0.5)] * 5}, epochs=5), study=REPORT["table1_study"])
     assert "n_incomplete" not in complete.data and not complete.notes
 
 
@@ -209,7 +212,7 @@ def test_loss_shares_start_at_epoch_0_and_end_by_hand(tmp_path):
             if epoch:  # train rows must not leak in
                 rows.append(dict(run, lambda_s=lam, seed=seed, epoch=epoch, split="train", bw_mse=1e6,
                                  fw_mse=0.0, perceptual=0.0, ssim_n=0.0, total=1e6))
-    t = T.loss_shares(pd.DataFrame(rows).sample(frac=1.0, random_state=2))
+    t = T.loss_shares(pd.DataFrame(rows).sample(frac=1.0, random_state=2), study=REPORT["table1_study"])
     d = t.data.set_index(["lambda_s", "stage"])
     assert list(t.data.stage[t.data.lambda_s == 1.0]) == ["start", "end"]
     assert d.at[(1.0, "start"), "epoch"] == 0 and d.at[(1.0, "end"), "epoch"] == 2
@@ -234,7 +237,7 @@ def test_loss_shares_start_at_epoch_0_and_end_by_hand(tmp_path):
         header.index("L_SSIM_N share")] == "n/a"
     assert "40.0 %" in md and "epoch 0" in md
     with pytest.raises(ValueError, match=r"loss_shares: history lacks columns \['lambda_b'"):
-        T.loss_shares(pd.DataFrame(rows).drop(columns="lambda_b"))
+        T.loss_shares(pd.DataFrame(rows).drop(columns="lambda_b"), study=REPORT["table1_study"])
 
 
 def test_table_a2_stages_time_and_labels():
@@ -247,7 +250,7 @@ def test_table_a2_stages_time_and_labels():
                              psnr=9, ssim=9, seconds=100.0 * e))
             rows.append(dict(common, split="val", total=base / e, bw_mse=base / 10 / e, fw_mse=0.001,
                              perceptual=0.5 / e, ssim_n=0.05, psnr=20 + 5 * e + base, ssim=0.5 + base, seconds=1.0))
-    t = T.table_a2(pd.DataFrame(rows))
+    t = T.table_a2(pd.DataFrame(rows), study=REPORT["appendix_study"])
     d = t.data
     assert d["experiment"].tolist() == ["E1", "E1", "E7", "E7", "E8", "E8"]
     assert d["stage"].tolist() == ["start", "end"] * 3 and d["epoch"].tolist() == [1, 2] * 3
@@ -426,7 +429,7 @@ def _verdict_per_image(gains=((0, 0.01), (1, 0.03), (2, 0.02)), lambdas=(0.0, 1.
 def _verdict(per_image, pairs=None, **kwargs):
     """The verdict of ``per_image`` from its comparisons (the stats rule's), as the tables job reads them."""
     pairs = S.DEFAULT_PAIRS if pairs is None else pairs
-    return T.verdict(per_image, S.compare_studies(per_image, pairs=pairs), pairs, **kwargs)
+    return T.verdict(per_image, S.compare_studies(per_image, pairs=pairs), pairs, **{'study': REPORT['table1_study'], **kwargs})
 
 
 def test_verdict_seed_is_the_unit_and_paper_delta():
@@ -473,12 +476,12 @@ def test_verdict_reads_the_comparisons_instead_of_recomputing_them():
     pi = _verdict_per_image()
     comparisons = S.compare_studies(pi)
     shifted = comparisons.assign(mean_diff=comparisons["mean_diff"] + 1.0, p_seed=0.5)
-    v = T.verdict(pi, shifted).data.set_index("comparison")
+    v = T.verdict(pi, shifted, study=REPORT["table1_study"]).data.set_index("comparison")
     ours = comparisons.query("metric == 'ssim' and comparison == 'ls1_vs_ls0'").iloc[0]
     assert v.at["ls1_vs_ls0", "dssim_mean"] == ours["mean_diff"] + 1.0 and v.at["ls1_vs_ls0", "p_ssim"] == 0.5
     assert v.at["ls1_vs_ls0", "n_seeds"] == ours["n_seeds"] and v.at["ls1_vs_ls0", "n_images"] == ours["n"]
     with pytest.raises(ValueError, match=r"ls1_vs_ls2 of .*model=sr.*rerun the stats rule"):
-        T.verdict(pi, comparisons[comparisons.comparison != "ls1_vs_ls2"])
+        T.verdict(pi, comparisons[comparisons.comparison != "ls1_vs_ls2"], study=REPORT["table1_study"])
 
 
 def test_verdict_configured_pairs_any_lambdas_missing_pair_noted(tmp_path):
@@ -536,7 +539,7 @@ def test_published_table1_matches_paper_text():
     rows = [ln.split("\t") for ln in _paper_lines() if ln.split("\t")[0] in names]
     assert len(rows) == 18
     pub = T.load_published("table1")
-    cols = ["dataset_size", "epochs", "lambda_s", "total_start", "total_end", "bwmse_start", "bwmse_end",
+    cols = ["dataset_size", "epochs", "lambda_s", "total_start", "total_end", "bw_mse_start", "bw_mse_end",
             "psnr_start", "psnr_end", "ssim_start", "ssim_end"]
     for r, (_, p) in zip(rows, pub.iterrows()):
         assert (names[r[0]], r[1].lower()) == (p["dataset"], p["model"])
@@ -565,10 +568,27 @@ def test_published_table4_and_a2_match_paper_text():
     assert len(rows) == 16 == len(a2)
     for _, p in a2.iterrows():
         want = rows[(p["experiment"], p["epoch"])]
-        have = [p[c] for c in ("bwmse", "perc", "fwmse", "ssim_n", "total", "psnr", "ssim")]
+        have = [p[c] for c in ("bw_mse", "perceptual", "fw_mse", "ssim_n", "total", "psnr", "ssim")]
         assert [None if pd.isna(x) else x for x in have] == want
     times = {m.group(1): m.group(2) for ln in lines if (m := re.match(r"(E\d): settings\t(\d+:\d+)\t", ln))}
     assert {e: t for e, t in zip(a2["experiment"], a2["training_time"])} == times
+
+
+def test_paper_tables_spell_loss_terms_as_the_registry():
+    """One spelling per loss term (issue 25): Table 1, Table A2 and the published values name
+    a term as the registry does (``bw_mse``, not the paper's ``bwmse``); its header is the label."""
+    from ssimsr import registry
+    from ssimsr.tables.render import METRIC_LABELS, header_label
+
+    terms = set(registry.loss_terms())
+    assert set(T.TABLE1_METRICS) <= terms | set(METRIC_LABELS) and "bw_mse" in T.TABLE1_METRICS
+    assert set(T.A2_METRICS) == terms | {"total", "psnr", "ssim"}
+    t1, a2 = T.load_published("table1"), T.load_published("table_a2")
+    assert {c.rsplit("_", 1)[0] for c in t1.columns if c.endswith(("_start", "_end"))} == set(T.TABLE1_METRICS)
+    assert set(T.A2_METRICS) <= set(a2.columns)
+    paper_spellings = {"bwmse", "fwmse", "perc"}
+    assert not paper_spellings & ({c.rsplit("_", 1)[0] for c in t1.columns} | set(a2.columns))
+    assert (header_label("bw_mse_start"), header_label("perceptual")) == ("bwMSE (start)", "L_perc")
 
 
 def test_published_stats_match_paper_text():
@@ -810,7 +830,7 @@ def test_benchmarks_table_mean_sd_over_seeds_with_the_bicubic_row():
     from ssimsr.tables.benchmarks import benchmarks_table
 
     per_image, baseline = _bench_frames()
-    table = benchmarks_table(per_image, baseline, ["set5"])
+    table = benchmarks_table(per_image, baseline, ["set5"], study=REPORT["table1_study"])
     data = table.data
     bic = data[data.method == "bicubic"].iloc[0]
     assert data.iloc[0].method == "bicubic" and bic.benchmark == "set5" and bic.n_images == 2
@@ -824,16 +844,16 @@ def test_benchmarks_table_mean_sd_over_seeds_with_the_bicubic_row():
     assert "| set5 " in md and "bicubic" in md and "36.00 ± 0.71" in md and "Trained on" in md
     assert "n/a" not in md  # the bicubic row's run columns read as a dash
     # the benchmarks may also be inferred from the image sets present
-    assert benchmarks_table(per_image, baseline, None).data.equals(data)
+    assert benchmarks_table(per_image, baseline, None, study=REPORT["table1_study"]).data.equals(data)
 
 
 def test_benchmarks_table_without_benchmarks_is_empty_with_a_note():
     from ssimsr.tables.benchmarks import benchmarks_table
 
     per_image, baseline = _bench_frames()
-    table = benchmarks_table(per_image[per_image.set == "val"], baseline[baseline.set == "val"], [])
+    table = benchmarks_table(per_image[per_image.set == "val"], baseline[baseline.set == "val"], [], study=REPORT["table1_study"])
     assert table.data.empty and "No benchmark is configured" in table.notes[0]
-    table = benchmarks_table(per_image[per_image.set == "val"], baseline, ["set5", "set14"])
+    table = benchmarks_table(per_image[per_image.set == "val"], baseline, ["set5", "set14"], study=REPORT["table1_study"])
     notes = " ".join(table.notes)
     assert "set5: no run was evaluated on it" in notes and "set14: no bicubic baseline rows" in notes
     assert list(table.data.method) == ["bicubic"]
@@ -843,7 +863,7 @@ def test_by_origin_table_splits_val_results_and_baseline_by_origin():
     from ssimsr.tables.benchmarks import by_origin_table
 
     per_image, baseline = _bench_frames()
-    data = by_origin_table(per_image, baseline).data
+    data = by_origin_table(per_image, baseline, study=REPORT["table1_study"]).data
     assert set(data.origin) == {"BSDS300/images/test", "BSDS300/images/train", "all"}
     assert data.iloc[-1].origin == "all" and data.iloc[0].method == "bicubic"
     bic = data[data.method == "bicubic"].set_index("origin")
@@ -856,7 +876,7 @@ def test_by_origin_table_splits_val_results_and_baseline_by_origin():
     assert sr.at["BSDS300/images/train", "psnr_gain"] == pytest.approx(32.25 - 29.0)
     assert sr.at["all", "n_seeds"] == 2 and sr.at["all", "n_images"] == 3
     assert "set5" not in set(data.dataset) and (data.dataset == "bsds300").all()  # val only
-    md = by_origin_table(per_image, baseline).to_markdown()
+    md = by_origin_table(per_image, baseline, study=REPORT["table1_study"]).to_markdown()
     assert "BSDS300/images/train" in md and "PSNR − bicubic" in md
 
 
@@ -864,10 +884,10 @@ def test_by_origin_table_notes_what_is_missing():
     from ssimsr.tables.benchmarks import by_origin_table
 
     per_image, baseline = _bench_frames()
-    table = by_origin_table(per_image.drop(columns=["origin"]), baseline.iloc[0:0])
+    table = by_origin_table(per_image.drop(columns=["origin"]), baseline.iloc[0:0], study=REPORT["table1_study"])
     assert table.data.empty
     assert "no `origin` column" in table.notes[0] and "No validation results" in table.notes[1]
-    table = by_origin_table(per_image, baseline.iloc[0:0])
+    table = by_origin_table(per_image, baseline.iloc[0:0], study=REPORT["table1_study"])
     assert "No bicubic baseline rows" in " ".join(table.notes) and table.data.psnr_gain.isna().all()
 
 
@@ -910,7 +930,7 @@ def test_bicubic_baseline_rows_in_table1_and_paper_vs_ours(tmp_path):
                  baseline=baseline)
     t1 = pd.read_csv(tmp_path / "table1.csv")
     bic = t1[t1.model == "bicubic"].iloc[0]
-    assert bic["psnr_end_mean"] == pytest.approx(28.0) and bic["bwmse_end_mean"] == pytest.approx(10 ** -2.8)
+    assert bic["psnr_end_mean"] == pytest.approx(28.0) and bic["bw_mse_end_mean"] == pytest.approx(10 ** -2.8)
     assert np.isnan(bic["lambda_s"]) and np.isnan(bic["psnr_start_mean"])
     versus = pd.read_csv(tmp_path / "paper_vs_ours_table1.csv")
     row = versus[(versus.model == "bicubic") & (versus.quantity == "psnr_end")].iloc[0]

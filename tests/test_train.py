@@ -14,7 +14,7 @@ from skimage import data as skdata
 
 from conftest import BACKEND, tiny_params, to_numpy
 from ssimsr import cli
-from ssimsr.backends import describe_devices
+from ssimsr.backends import BACKENDS, describe_devices
 from ssimsr.train import NonFiniteLoss, RunParams, epoch_batches, history_columns, train
 
 
@@ -222,9 +222,10 @@ def test_a_killed_train_command_resumes_and_equals_an_uninterrupted_run(dataset,
     epoch, saved = killed_at
     assert saved == epoch - 1 and not (run / "upscaler.keras").exists()
 
-    # the device line opens the command's stderr (README "Training on a GPU")
+    # the attempt's header, then the device line open the command's stderr (README "Training on a GPU")
     device_line, has_gpu = describe_devices(BACKEND)
-    first = (tmp_path / "stderr.txt").read_text().splitlines()[0]
+    header, first = (tmp_path / "stderr.txt").read_text().splitlines()[:2]
+    assert header.startswith("=== attempt 1, ") and header.endswith(": fresh start"), header
     assert first.startswith(device_line), first
     assert has_gpu or first.startswith("training on CPU (no GPU visible to this backend): keras "), first
 
@@ -244,7 +245,7 @@ def test_the_backend_is_part_of_the_fingerprint_and_another_backends_checkpoint_
 
     same = tiny_params("sr", epochs=2, crop=None, batch_size=1)  # trained_runs["sr"]'s parameters
     other = tiny_params("sr", epochs=2, crop=None, batch_size=1,
-                        backend=next(b for b in ("tensorflow", "jax", "torch") if b != BACKEND))
+                        backend=next(b for b in BACKENDS if b != BACKEND))
     assert {k for k, v in same.as_dict().items() if other.as_dict()[k] != v} == {"backend"}
     assert same.fingerprint() != other.fingerprint()
     run = tmp_path / "run"
@@ -478,7 +479,7 @@ def test_xla_with_perceptual_loss_is_refused():
 
 
 def test_unknown_backend_is_refused():
-    with pytest.raises(ValueError, match="backend: unknown value 'mxnet'"):
+    with pytest.raises(ValueError, match="backend: unknown backend 'mxnet'"):
         tiny_params(backend="mxnet")
 
 

@@ -1,4 +1,7 @@
-"""The Keras backends a run can train on, each one object (``BACKENDS``, ``get``).
+"""The Keras backends a run can train on, each one entry of the registry ``BACKENDS``
+(``ssimsr.registry.Registry``; ``get``). Their names are nowhere else: the config schema's
+``training.backend`` enum (which JSON Schema needs) is checked against it, and the default
+is the schema's alone (:func:`default`).
 
 Keras 3 runs the models, losses and metrics unchanged on TensorFlow, JAX and PyTorch;
 what differs per backend lives here, in one place:
@@ -10,10 +13,12 @@ what differs per backend lives here, in one place:
   needs;
 * ``devices()``: its version and the devices it computes on (``describe_devices`` makes
   the first line of every train log from it);
-* ``make_steps(trainer)``: the training and evaluation steps (``train_steps``);
+* ``make_steps(trainer)``: the training and evaluation steps, its class of ``train_steps``;
 * ``env_file``: the conda environment of the train rule under ``--sdm conda``;
 * ``compiles_per_shape``: it compiles a program per input shape (JAX's ``jit``), so
-  ``shape_bucket: auto`` pads whole images to a few shapes for it (``buckets``).
+  ``shape_bucket: auto`` pads whole images to a few shapes for it (``buckets``);
+* ``jit_perceptual``: ``jit_compile`` can compile the perceptual loss's VGG19 gradient
+  deterministically (not TensorFlow's XLA: no deterministic MaxPool gradient).
 
 Importing this module imports no backend; each method imports its own.
 """
@@ -23,6 +28,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from .registry import Registry
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -30,6 +37,7 @@ class Backend:
     env_file: str  # envs/<env_file>
     compiles_per_shape: bool
     memory_env: tuple[tuple[str, str], ...] = ()  # GPU memory on demand
+    jit_perceptual: bool = True
 
     def environment(self) -> dict[str, str]:
         """Variables to set before the backend is imported; ones the user set are kept."""
@@ -45,12 +53,16 @@ class Backend:
         raise NotImplementedError
 
     def make_steps(self, trainer):
-        from . import train_steps
-
-        return train_steps.STEPS[self.name](trainer)
+        """The training and evaluation steps (``train_steps``): imports the backend."""
+        raise NotImplementedError
 
 
 class _TensorFlow(Backend):
+    def make_steps(self, trainer):
+        from .train_steps import TensorFlowSteps
+
+        return TensorFlowSteps(trainer)
+
     def make_deterministic(self) -> None:
         import tensorflow as tf
 
@@ -64,6 +76,11 @@ class _TensorFlow(Backend):
 
 
 class _Jax(Backend):
+    def make_steps(self, trainer):
+        from .train_steps import JaxSteps
+
+        return JaxSteps(trainer)
+
     def environment(self) -> dict[str, str]:
         env = super().environment()
         flags = os.environ.get("XLA_FLAGS", "")
@@ -81,6 +98,11 @@ class _Jax(Backend):
 
 
 class _Torch(Backend):
+    def make_steps(self, trainer):
+        from .train_steps import TorchSteps
+
+        return TorchSteps(trainer)
+
     def make_deterministic(self) -> None:
         import torch
 
@@ -94,23 +116,31 @@ class _Torch(Backend):
         return torch.__version__, gpus, gpus or ["cpu"]
 
 
-BACKENDS: dict[str, Backend] = {
-    b.name: b for b in (
-        _TensorFlow("tensorflow", "tensorflow.yaml", compiles_per_shape=False,
-                    memory_env=(("TF_FORCE_GPU_ALLOW_GROWTH", "true"),)),
-        _Jax("jax", "jax.yaml", compiles_per_shape=True,
-             memory_env=(("XLA_PYTHON_CLIENT_PREALLOCATE", "false"),)),
-        _Torch("torch", "torch-train.yaml", compiles_per_shape=False),  # allocates on demand already
-    )
-}
+#: The backends, by name: ``training.backend``, ``--backend``, ``KERAS_BACKEND``.
+BACKENDS: Registry[Backend] = Registry("backend")
+
+
+def _register(backend: Backend) -> None:
+    BACKENDS.add(backend.name, backend)
+
+
+_register(_TensorFlow("tensorflow", "tensorflow.yaml", compiles_per_shape=False, jit_perceptual=False,
+                      memory_env=(("TF_FORCE_GPU_ALLOW_GROWTH", "true"),)))
+_register(_Jax("jax", "jax.yaml", compiles_per_shape=True,
+               memory_env=(("XLA_PYTHON_CLIENT_PREALLOCATE", "false"),)))
+_register(_Torch("torch", "torch-train.yaml", compiles_per_shape=False))  # allocates on demand already
 
 
 def get(name: str, key: str = "training.backend") -> Backend:
-    """The backend ``name``; a ValueError naming ``key`` and the choices otherwise."""
-    try:
-        return BACKENDS[name]
-    except KeyError:
-        raise ValueError(f"{key}: unknown value {name!r} (one of {', '.join(BACKENDS)})") from None
+    """The backend ``name``; a ValueError naming ``key`` and the registered names otherwise."""
+    return BACKENDS.get(name, key)
+
+
+def default() -> str:
+    """The config schema's ``training.backend`` default (its only home)."""
+    from .config import defaults
+
+    return defaults("training")["backend"]
 
 
 def describe_devices(name: str) -> tuple[str, bool]:

@@ -28,6 +28,9 @@ from .backends import BACKENDS
 from .runner import (evaluate, fetch_lpips, fetch_sources, fetch_weights, guarded, lpips, prepare_dataset,
                      receipt_path, run_backend, use_backend)
 
+#: in no code digest, its imports not followed (ssimsr.code_digest)
+DIGEST_EXCLUDED = "argument glue of the shell: rules' ssimsr commands"
+
 
 def _json_arg(text: str):
     try:

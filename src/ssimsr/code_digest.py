@@ -9,8 +9,8 @@ downstream.
 
 Which modules: a hand-kept list drifts from the code (a new ``from .data import ...``
 inside a function, and the stage no longer reruns when ``data.py`` changes). So each stage
-names only its entry points (``STAGE_ENTRIES``: the modules whose functions its ``ssimsr``
-command or its ``jobs`` function calls), and its modules are those and every ``ssimsr``
+names only its entry points (``code=`` of its declaration in ``jobs.STAGES``: the modules
+whose functions its job calls), and its modules are those and every ``ssimsr``
 module they import, transitively (:func:`stage_modules`). The imports are read from the
 source with ``ast``, without importing it: ``import ssimsr.x``, ``from ssimsr import x``,
 ``from ssimsr.x import y`` and relative imports (``from . import x``, ``from ..x import y``),
@@ -23,7 +23,7 @@ imports every module of ``archs`` and ``terms``). The closure is conservative: a
 counted when anything in it imports it, whether or not the stage calls that code (editing
 ``losses.py`` reruns the showcase crops too, as ``evaluate`` imports ``train``).
 
-Not followed, and in no digest (``EXCLUDED``): ``cli.py`` and ``jobs.py``, the argument
+Not followed, and in no digest (their ``DIGEST_EXCLUDED``, :func:`excluded`): ``cli.py`` and ``jobs.py``, the argument
 glue of the ``shell:`` and ``script:`` rules, and ``warm.py``, how a job's process starts;
 ``download.py`` and ``weights.py``, whose
 outputs are checksum-verified files (``data`` and ``sources`` import ``download``: its
@@ -35,7 +35,7 @@ package ``__init__`` holds only the version lookup and is in no digest.
 ``config.schema.yaml`` is not hashed (``config`` reads it): Snakemake fills its defaults
 into the config before the DAG is built, so they reach the jobs in the rules' ``params``.
 ``published`` (the paper's values, CSV files the ``tables`` code reads) is hashed byte for
-byte wherever ``tables`` is (``PACKAGE_DATA``).
+byte wherever ``tables`` is (its ``DIGEST_DATA``).
 
 What counts as a change: the hash is taken over each module's syntax tree with docstrings
 removed, so comments, blank lines, formatting and docstrings rerun nothing; any change to
@@ -50,41 +50,50 @@ import functools
 import hashlib
 from pathlib import Path
 
+#: in no code digest, its imports not followed (ssimsr.code_digest)
+DIGEST_EXCLUDED = "computes the digest itself, its output is no result"
+
 PACKAGE = "ssimsr"
 ROOT = Path(__file__).parent
 
-#: Each stage's entry points: the modules whose functions the stage's job calls, from the
-#: ``ssimsr`` command of its ``shell:`` rule (``cli.py``) or the ``jobs`` function named
-#: after its ``script:`` rule (``jobs.py``). Its digest covers them and all they import.
-STAGE_ENTRIES = {
-    "prepare": ("data",),  # jobs.prepare_dataset, `ssimsr prepare`: data.prepare_dataset
-    # jobs.seed_split: seed_split.write_seed_split (split.per_seed); atomic: loaded with its DataError
-    "seed_split": ("seed_split", "atomic"),
-    "train": ("train",),  # jobs.train, runner.train_run (`ssimsr train`): train.begin_attempt, train.train
-    "showcase": ("evaluate",),  # jobs.showcase: evaluate.prepare_showcase
-    "evaluate": ("evaluate", "data"),  # `ssimsr evaluate`: evaluate.evaluate_run of cli's data.list_split sets
-    "lpips": ("lpips_eval", "data"),  # `ssimsr lpips`: lpips_eval.lpips_for_run of cli's data.list_split sets
-    "collect": ("evaluate", "atomic"),  # jobs.collect: evaluate.collect, atomic.write_csv
-    "baseline": ("baseline", "atomic"),  # jobs.baseline, jobs.collect_baseline: baseline.*, atomic.write_csv
-    "preprocessing": ("preprocessing",),  # jobs.preprocessing: preprocessing.write_preprocessing
-    "stats": ("stats", "atomic"),  # jobs.stats: stats.compare_studies, atomic.write_csv
-    "tables": ("tables",),  # jobs.tables: tables.build_tables
-    "figures": ("report",),  # jobs.figures: report.build_figures
-}
+def stage_entries() -> dict[str, tuple[str, ...]]:
+    """Each stage's entry points, from its declaration (``jobs.STAGES``, ``code=``): the
+    modules whose functions the stage's job calls. Its digest covers them and all they
+    import. Stages in no digest (checksum-verified downloads) are left out."""
+    from .jobs import STAGES
 
-#: Modules in no digest, and whose imports are not followed: why.
-EXCLUDED = {
-    "cli": "argument glue of the shell: rules' ssimsr commands",
-    "jobs": "glue of the script: rules",
-    "runner": "glue both cli and jobs run stages through (errors, backend choice, GPU claim)",
-    "download": "its outputs are checksum-verified files",
-    "weights": "its outputs are checksum-verified files",
-    "code_digest": "computes the digest itself, its output is no result",
-    "warm": "how a job's process starts (a fork of a process that imported Keras), not what it computes",
-}
+    return {name: declared.code for name, declared in STAGES.items() if declared.code}
 
-#: Package data (folders without code) that a module reads: hashed byte for byte with it.
-PACKAGE_DATA = {"tables": ("published",)}
+
+#: A module declares itself out of every digest (its imports not followed) with a module-level
+#: ``DIGEST_EXCLUDED = "<why>"``; a module that reads package data (a folder of files
+#: without code) names it with ``DIGEST_DATA = ("<folder>",)``, hashed byte for byte with it.
+EXCLUDED_MARK, DATA_MARK = "DIGEST_EXCLUDED", "DIGEST_DATA"
+
+
+@functools.cache
+def excluded() -> dict[str, str]:
+    """The modules in no digest, whose imports are not followed: module -> why (its
+    ``DIGEST_EXCLUDED``)."""
+    found = {}
+    for name in _units():
+        marks = _marks(name)
+        if EXCLUDED_MARK in marks:
+            found[name] = marks[EXCLUDED_MARK]
+    return found
+
+
+def _units() -> list[str]:
+    """The top-level modules and subpackages of ``ssimsr``."""
+    return sorted({p.stem for p in ROOT.glob("*.py") if p.stem != "__init__"}
+                  | {p.parent.name for p in ROOT.glob("*/__init__.py")})
+
+
+def _marks(name: str) -> dict:
+    """The module-level constants ``DIGEST_EXCLUDED`` / ``DIGEST_DATA`` of unit ``name`` (a
+    package: of its ``__init__``)."""
+    path = ROOT / f"{name}.py" if (ROOT / f"{name}.py").is_file() else ROOT / name / "__init__.py"
+    return _read(path)[2]
 
 
 @functools.cache
@@ -98,20 +107,21 @@ def _runtime_imports() -> dict[str, tuple[str, ...]]:
 
 def stage_modules(stage: str) -> tuple[str, ...]:
     """The modules (and package data) whose code ``stage``'s digest covers, sorted: its
-    entries and every ``ssimsr`` module they import, transitively, less ``EXCLUDED``."""
-    if stage not in STAGE_ENTRIES:
-        raise ValueError(f"code_digest: unknown stage {stage!r} ({', '.join(STAGE_ENTRIES)})")
+    entries and every ``ssimsr`` module they import, transitively, less :func:`excluded`."""
+    entries = stage_entries()
+    if stage not in entries:
+        raise ValueError(f"code_digest: unknown stage {stage!r}, or one in no digest ({', '.join(entries)})")
     return _stage_modules(stage)
 
 
 @functools.cache
 def _stage_modules(stage: str) -> tuple[str, ...]:
-    entries = STAGE_ENTRIES[stage]
-    excluded = sorted(set(entries) & set(EXCLUDED))
-    if excluded:
-        raise ValueError(f"code_digest: stage {stage!r} has excluded entries {excluded}")
-    modules = import_closure(entries, ROOT, PACKAGE, runtime=_runtime_imports(), excluded=EXCLUDED)
-    data = {name for module in modules for name in PACKAGE_DATA.get(module, ())}
+    entries = stage_entries()[stage]
+    left_out = sorted(set(entries) & set(excluded()))
+    if left_out:
+        raise ValueError(f"code_digest: stage {stage!r} has excluded entries {left_out}")
+    modules = import_closure(entries, ROOT, PACKAGE, runtime=_runtime_imports(), excluded=excluded())
+    data = {name for module in modules for name in _marks(module).get(DATA_MARK, ())}
     return tuple(sorted({*modules, *data}))
 
 
@@ -195,10 +205,16 @@ def _tree_dump(path: Path) -> str:
 
 
 @functools.cache
-def _read(path: Path) -> tuple[str, tuple]:
-    """One parse of ``path``: its syntax tree's dump without docstrings, and its imports
-    (``import a.b``: ``(0, "a.b", ())``; ``from ..a import b``: ``(2, "a", ("b",))``)."""
+def _read(path: Path) -> tuple[str, tuple, dict]:
+    """One parse of ``path``: its syntax tree's dump without docstrings, its imports
+    (``import a.b``: ``(0, "a.b", ())``; ``from ..a import b``: ``(2, "a", ("b",))``) and its
+    digest marks (module-level ``DIGEST_EXCLUDED`` / ``DIGEST_DATA`` constants)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    marks = {}
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id in (EXCLUDED_MARK, DATA_MARK)):
+            marks[node.targets[0].id] = ast.literal_eval(node.value)
     imports = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -208,7 +224,7 @@ def _read(path: Path) -> tuple[str, tuple]:
         body = getattr(node, "body", None)
         if isinstance(body, list):  # docstrings (and other bare strings) do nothing when run
             node.body = [s for s in body if not _is_bare_string(s)] or [ast.Pass()]
-    return ast.dump(tree, include_attributes=False), tuple(imports)
+    return ast.dump(tree, include_attributes=False), tuple(imports), marks
 
 
 def _is_bare_string(statement) -> bool:

@@ -37,6 +37,9 @@ from typing import Callable
 
 from .atomic import atomic_path
 
+#: in no code digest, its imports not followed (ssimsr.code_digest)
+DIGEST_EXCLUDED = "its outputs are checksum-verified files"
+
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 16

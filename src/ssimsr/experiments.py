@@ -12,7 +12,7 @@ import itertools
 
 from . import registry
 from .config import defaults, with_defaults
-from .runs import DEFAULT_PRESET, GRID_WEIGHT, WEIGHT_DIGITS, Run, vgg_tag, weight_key
+from .runs import GRID_WEIGHT, WEIGHT_DIGITS, Run, vgg_tag, weight_key
 from .run_params import RunParams
 
 #: Keys of ``training`` that are not training parameters (how jobs share a GPU).
@@ -100,7 +100,8 @@ def run_params(model: str, dataset: str = "x", lambda_s: float = 1.0, seed: int 
     for name in configured_weights():
         config["losses"].setdefault(name, 0.0)
     config["losses"].update(weights)
-    params = resolve_params(config, DEFAULT_PRESET, model, dataset, lambda_s, seed,
+    [preset] = config["presets"]  # the schema's default presets: the default one (runs.DEFAULT_PRESET)
+    params = resolve_params(config, preset, model, dataset, lambda_s, seed,
                             config["losses"]["vgg_layers"], epochs)
     return RunParams.from_dict({**params, **overrides})
 

@@ -23,6 +23,7 @@ Everything is written with matplotlib's Agg backend, PNG and PDF, each atomicall
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -470,26 +471,14 @@ def plot_loss_terms(history: pd.DataFrame, stem, terms: Sequence[str], study: st
     Writes ``<stem>.png`` and ``<stem>.pdf`` atomically.
     """
     plt = _pyplot()
-    h = history[(history["epoch"] >= 1) & history["split"].isin(splits)]
-    if study is not None and "study" in h.columns:
-        h = h[h["study"] == study]
-    if h.empty:
-        raise ValueError(f"plot_loss_terms: no history rows with split in {list(splits)}"
-                         + (f" and study == {study!r}" if study else ""))
-    if not terms:
-        raise ValueError("plot_loss_terms: no loss terms given")
-    missing = [c for c in ("lambda_s", "epoch", "split", *terms) if c not in h.columns]
-    if missing:
-        raise ValueError(f"plot_loss_terms: history lacks columns {missing}")
+    h = _loss_term_rows(history, terms, study, splits)
     run_keys = [k for k in ("study", "preset", "model", "dataset", "vgg", "lambda_s", "seed") if k in h.columns]
     group_keys = [k for k in ("study", "preset", "model", "dataset", "vgg")
                   if k in h.columns and (k in ("preset", "model", "dataset") or h[k].nunique() > 1)]
-    from matplotlib.ticker import MaxNLocator
-
     groups = sorted(h.groupby(group_keys).groups) if group_keys else [()]
-    lambdas = sorted(weight_key(h["lambda_s"]).unique())
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    styles = {s: st for s, st in zip(splits, ["-", "--", ":", "-."])}
+    lines = _TermLines(run_keys, sorted(weight_key(h["lambda_s"]).unique()),
+                       plt.rcParams["axes.prop_cycle"].by_key()["color"], tuple(splits),
+                       {s: st for s, st in zip(splits, ["-", "--", ":", "-."])})
     fig, axes = plt.subplots(len(groups), len(terms), figsize=(3.4 * len(terms), 2.5 * len(groups)),
                              squeeze=False, sharex="row")
     for i, g in enumerate(groups):
@@ -501,40 +490,8 @@ def plot_loss_terms(history: pd.DataFrame, stem, terms: Sequence[str], study: st
         epochs = sorted(int(e) for e in sub["epoch"].unique())
         for j, term in enumerate(terms):
             ax = axes[i][j]
-            plotted, skipped = [], set()
-            for run, part in sub.groupby(run_keys, sort=True):
-                run_d = dict(zip(run_keys, run))
-                colour = colours[lambdas.index(weight_key(run_d["lambda_s"])) % len(colours)]
-                tag = "/".join(str(run_d[k]) for k in run_keys)
-                for split in splits:
-                    line = part[part["split"] == split].sort_values("epoch")
-                    values = line[term].astype(float).to_numpy()
-                    finite = values[np.isfinite(values)]
-                    if line.empty:
-                        continue
-                    if finite.size == 0 or np.all(finite == 0):  # a skipped term is logged as 0.0 (or NaN)
-                        skipped.add(split)
-                        continue
-                    plotted.append(finite)
-                    ax.plot(line["epoch"], values, styles[split], color=colour, linewidth=1,
-                            alpha=0.8, marker="o" if len(line) < 3 else None, markersize=3,
-                            gid=f"{term}:{tag}:{split}")
-            if len(epochs) <= 10:
-                ax.set_xticks(epochs)
-                if len(epochs) == 1:
-                    ax.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5)
-            else:
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            if not plotted:
-                ax.text(0.5, 0.5, "not computed\n(weight 0)", transform=ax.transAxes, ha="center", va="center",
-                        fontsize=9, color="0.4")
-                ax.set_yticks([])
-            else:
-                if skipped:
-                    ax.text(0.98, 0.98, f"{', '.join(sorted(skipped))}: not computed (0)", transform=ax.transAxes,
-                            ha="right", va="top", fontsize=7, color="0.4")
-                if (np.concatenate(plotted) > 0).all():
-                    ax.set_yscale("log")
+            plotted, skipped = lines.draw(ax, sub, term)
+            _finish_term_panel(ax, epochs, plotted, skipped)
             if i == 0:
                 ax.set_title(term, fontsize=10)
             if j == 0:
@@ -542,14 +499,94 @@ def plot_loss_terms(history: pd.DataFrame, stem, terms: Sequence[str], study: st
             if i == len(groups) - 1:
                 ax.set_xlabel("epoch")
             ax.grid(True, alpha=0.3)
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], color=colours[k % len(colours)], label=_mpl(f"λ_s = {lam:g}"))
-               for k, lam in enumerate(lambdas)]
-    handles += [Line2D([], [], color="0.3", linestyle=styles[s], label=s) for s in splits]
+    handles = lines.legend_handles()
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), bbox_to_anchor=(0.5, -0.01),
                fontsize=9, frameon=False)
     nseeds = h["seed"].nunique() if "seed" in h.columns else 1
     fig.suptitle(f"Loss terms per epoch, one line per run and split ({nseeds} seed{'s' * (nseeds != 1)})",
                  fontsize=11)
     return _finish(fig, stem, dpi, rect=(0, 0.04, 1, 1))
+
+
+def _loss_term_rows(history: pd.DataFrame, terms: Sequence[str], study: str | None,
+                    splits: Sequence[str]) -> pd.DataFrame:
+    """The history rows :func:`plot_loss_terms` draws (trained epochs of ``splits``, of
+    ``study``); raises ``ValueError`` when there are none or a column is missing."""
+    h = history[(history["epoch"] >= 1) & history["split"].isin(splits)]
+    if study is not None and "study" in h.columns:
+        h = h[h["study"] == study]
+    if h.empty:
+        raise ValueError(f"plot_loss_terms: no history rows with split in {list(splits)}"
+                         + (f" and study == {study!r}" if study else ""))
+    if not terms:
+        raise ValueError("plot_loss_terms: no loss terms given")
+    missing = [c for c in ("lambda_s", "epoch", "split", *terms) if c not in h.columns]
+    if missing:
+        raise ValueError(f"plot_loss_terms: history lacks columns {missing}")
+    return h
+
+
+@dataclass(frozen=True)
+class _TermLines:
+    """How :func:`plot_loss_terms` draws a run: the keys naming it, a colour per λ_s, a line
+    style per split."""
+
+    run_keys: list[str]
+    lambdas: list[float]
+    colours: list[str]
+    splits: tuple[str, ...]
+    styles: dict[str, str]
+
+    def draw(self, ax, sub: pd.DataFrame, term: str) -> tuple[list[np.ndarray], set[str]]:
+        """One line per run and split of ``term`` on ``ax``; (the plotted finite values, the
+        splits skipped: all 0 or NaN, a term training did not compute)."""
+        plotted, skipped = [], set()
+        for run, part in sub.groupby(self.run_keys, sort=True):
+            run_d = dict(zip(self.run_keys, run))
+            colour = self.colours[self.lambdas.index(weight_key(run_d["lambda_s"])) % len(self.colours)]
+            tag = "/".join(str(run_d[k]) for k in self.run_keys)
+            for split in self.splits:
+                line = part[part["split"] == split].sort_values("epoch")
+                values = line[term].astype(float).to_numpy()
+                finite = values[np.isfinite(values)]
+                if line.empty:
+                    continue
+                if finite.size == 0 or np.all(finite == 0):  # a skipped term is logged as 0.0 (or NaN)
+                    skipped.add(split)
+                    continue
+                plotted.append(finite)
+                ax.plot(line["epoch"], values, self.styles[split], color=colour, linewidth=1,
+                        alpha=0.8, marker="o" if len(line) < 3 else None, markersize=3,
+                        gid=f"{term}:{tag}:{split}")
+        return plotted, skipped
+
+    def legend_handles(self) -> list:
+        """A handle per λ_s (its colour) and per split (its line style)."""
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color=self.colours[k % len(self.colours)], label=_mpl(f"λ_s = {lam:g}"))
+                   for k, lam in enumerate(self.lambdas)]
+        return handles + [Line2D([], [], color="0.3", linestyle=self.styles[s], label=s) for s in self.splits]
+
+
+def _finish_term_panel(ax, epochs: list[int], plotted: list[np.ndarray], skipped: set[str]) -> None:
+    """A loss-term panel's epoch ticks, its "not computed" notes and a log y-axis when every
+    plotted value is positive."""
+    from matplotlib.ticker import MaxNLocator
+
+    if len(epochs) <= 10:
+        ax.set_xticks(epochs)
+        if len(epochs) == 1:
+            ax.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if not plotted:
+        ax.text(0.5, 0.5, "not computed\n(weight 0)", transform=ax.transAxes, ha="center", va="center",
+                fontsize=9, color="0.4")
+        ax.set_yticks([])
+        return
+    if skipped:
+        ax.text(0.98, 0.98, f"{', '.join(sorted(skipped))}: not computed (0)", transform=ax.transAxes,
+                ha="right", va="top", fontsize=7, color="0.4")
+    if (np.concatenate(plotted) > 0).all():
+        ax.set_yscale("log")

@@ -1,15 +1,19 @@
 """What the workflow's ``script:`` rules run: one function per rule, Python values in.
 
 Every such rule has ``script: "../scripts/job.py"``, which calls :func:`run` with
-Snakemake's ``snakemake`` object. ``run`` picks the function named after the rule,
-sends everything the job prints (the C++ libraries' noise included) to the rule's log,
-and turns an expected failure into one line ``ssimsr <rule>: error: ...`` and exit
-status 1, as the ``ssimsr`` commands do. Config sections reach these functions as the
-dicts and lists Snakemake passes in ``params:``, not as JSON strings.
+Snakemake's ``snakemake`` object. ``run`` picks the stage named after the rule, sends
+everything the job prints (the C++ libraries' noise included) to the rule's log, and
+turns an expected failure into one line ``ssimsr <rule>: error: ...`` and exit status 1,
+as the ``ssimsr`` commands do. Config sections reach these functions as the dicts and
+lists Snakemake passes in ``params:``, not as JSON strings.
 
-Every rule that runs library code is such a job. The stages users also run by hand
-(``ssimsr train``, ``evaluate``, ``lpips``, ``fetch``, ``prepare``, ``fetch-lpips``) are
-commands in ``cli`` too; both call the same bodies in ``runner`` (or the stage's module).
+A stage is declared once, here, with :func:`stage` on its job function: its rule (the
+function's name), the modules its code digest starts from (``code_digest``), whether its
+log is kept across attempts, whether it may start warm (``warm``) and on which backend,
+and the ``ssimsr`` command that runs the same library function by hand (``cli``). The
+job dispatch, the kept logs, the digests and the stage commands are read from
+:data:`STAGES`. From the rule to the library: ``job.py`` -> :func:`run` -> the stage's
+job function -> the library function.
 
 The train job's log is kept across attempts: Snakemake deletes a job's log (and its
 outputs) before it runs the job again, after a failure, a kill or a SLURM time limit.
@@ -26,20 +30,43 @@ import contextlib
 import logging
 import os
 import sys
-import traceback
+from dataclasses import dataclass
 from typing import Callable
 
-JOBS: dict[str, Callable] = {}
+from .registry import Registry
 
-#: rules whose log is appended to across attempts: rule -> the kept copy's path (a
-#: hard link, not an output, so Snakemake never deletes it) from the job's ``params.out``
-KEPT_LOGS: dict[str, Callable] = {"train": lambda smk: os.path.join(smk.params.out, "checkpoint", "train.log")}
+#: in no code digest, its imports not followed (ssimsr.code_digest)
+DIGEST_EXCLUDED = "glue of the script: rules"
+
+@dataclass(frozen=True)
+class Stage:
+    """One workflow stage: the rule of the same name runs ``job(smk)`` (``smk``: Snakemake's
+    object of the job)."""
+
+    name: str
+    job: Callable
+    #: the modules its code digest starts from (``code_digest``); () for a stage in no
+    #: digest: its outputs are checksum-verified files
+    code: tuple[str, ...] = ()
+    #: the log kept across attempts (a hard link Snakemake does not know; :func:`keep_log`),
+    #: from the job's params
+    kept_log: Callable | None = None
+    #: the Keras backend the job runs, from the job's params, for a stage that may start warm
+    warm: Callable | None = None
+    #: the ``ssimsr`` command that runs the same library function by hand (``cli``)
+    command: str | None = None
 
 
-def job(function: Callable) -> Callable:
-    """Register ``function`` as the job of the rule of the same name."""
-    JOBS[function.__name__] = function
-    return function
+STAGES: Registry[Stage] = Registry("stage")
+
+
+def stage(*, code: tuple[str, ...] = (), kept_log: Callable | None = None, warm: Callable | None = None,
+          command: str | None = None) -> Callable:
+    """Declare ``job`` (a function of ``smk``) as the stage of the rule of the same name."""
+    def declare(job: Callable) -> Callable:
+        STAGES.add(job.__name__, Stage(job.__name__, job, tuple(code), kept_log, warm, command))
+        return job
+    return declare
 
 
 def keep_log(path: str | os.PathLike, kept: str | os.PathLike) -> str | None:
@@ -97,23 +124,21 @@ def _evaluate_backend(smk) -> str:
     return run_backend(smk.params.run)
 
 
-#: rules that import Keras, which start warm (``warm``) with the resource ``warm_start=1``:
-#: rule -> the Keras backend its job runs
-WARM_RULES: dict[str, Callable] = {"train": _train_backend, "evaluate": _evaluate_backend}
+def _train_log(smk) -> str:
+    return os.path.join(smk.params.out, "checkpoint", "train.log")
 
 
 def run(smk) -> None:
-    """Run the job of ``smk.rule``; exits with status 1 after a one-line error.
+    """Run the stage of ``smk.rule``; exits with status 1 after a one-line error.
 
-    A Keras job with the resource ``warm_start=1`` runs in a fork of a process that has
-    imported Keras already (``ssimsr.warm``), where available; otherwise here."""
-    if smk.rule not in JOBS:
-        raise KeyError(f"no job for rule {smk.rule!r} in ssimsr.jobs ({', '.join(JOBS)})")
-    if smk.rule in WARM_RULES and getattr(smk.resources, "warm_start", 0):
+    A stage that may start warm, with the resource ``warm_start=1``, runs in a fork of a
+    process that has imported Keras already (``ssimsr.warm``), where available; otherwise here."""
+    declared = STAGES.get(smk.rule, "rule")
+    if declared.warm and getattr(smk.resources, "warm_start", 0):
         from .warm import run_warm
 
         try:
-            backend = WARM_RULES[smk.rule](smk)
+            backend = declared.warm(smk)
         except Exception:  # bad parameters: the cold run says so, in its log
             backend = None
         status = backend and run_warm("ssimsr.jobs:run_here", (smk,), backend, smk.log[0] if smk.log else None)
@@ -125,31 +150,33 @@ def run(smk) -> None:
 
 
 def run_here(smk) -> None:
-    """Run the job of ``smk.rule`` in this process (``run``)."""
-    from .runner import guarded
+    """Run the stage of ``smk.rule`` in this process (``run``)."""
+    from .runner import one_line_errors
 
+    declared = STAGES.get(smk.rule, "rule")
     path = smk.log[0] if smk.log else None
-    kept = smk.rule in KEPT_LOGS and path is not None
-    note = keep_log(path, KEPT_LOGS[smk.rule](smk)) if kept else None
+    kept = declared.kept_log is not None and path is not None
+    note = keep_log(path, declared.kept_log(smk)) if kept else None
     with logged(path, append=kept):
         if note:
             print(note, file=sys.stderr, flush=True)
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.captureWarnings(True)
-        status = guarded(smk.rule, lambda: JOBS[smk.rule](smk))
-    if status:
-        sys.exit(status)
+        with one_line_errors(smk.rule) as outcome:
+            declared.job(smk)
+    if outcome.status:
+        sys.exit(outcome.status)
 
 
-@job
+@stage(command="fetch")
 def download(smk) -> None:
     from .runner import fetch_sources
 
     fetch_sources({int(smk.wildcards.index): smk.params.source}, smk.params.download_dir, smk.params.downloads)
 
 
-@job
+@stage(code=("data",), command="prepare")
 def prepare_dataset(smk) -> None:
     from .runner import prepare_dataset
 
@@ -157,7 +184,7 @@ def prepare_dataset(smk) -> None:
                     smk.params.out)
 
 
-@job
+@stage(code=("seed_split", "atomic"))  # atomic: loaded with its DataError
 def seed_split(smk) -> None:
     from .seed_split import write_seed_split
 
@@ -165,25 +192,21 @@ def seed_split(smk) -> None:
     print(f"seed {smk.params.seed} split of {smk.params.data}: {manifest['split'].value_counts().to_dict()}")
 
 
-@job
+@stage(code=("train",), kept_log=_train_log, warm=_train_backend, command="train")
 def train(smk) -> None:
-    from .run_params import RunParams
     from .runner import train_run
-    from .train import begin_attempt
 
-    # the attempt's header first (its log is appended to across attempts: KEPT_LOGS)
-    begin_attempt(RunParams.from_dict(smk.params.run), smk.params.out, ahead=True)
     train_run(smk.params.run, smk.params.data, smk.params.out, jobs_per_gpu=smk.resources.jobs_per_gpu)
 
 
-@job
+@stage()
 def fetch_vgg19(smk) -> None:
     from .runner import fetch_weights
 
     fetch_weights(smk.params.uri, smk.output[0], smk.params.downloads, md5=smk.params.md5)
 
 
-@job
+@stage(command="fetch-lpips")
 def fetch_lpips_backbones(smk) -> None:
     from .runner import fetch_lpips
 
@@ -191,7 +214,7 @@ def fetch_lpips_backbones(smk) -> None:
                 smk.params.local_dir, smk.params.downloads)
 
 
-@job
+@stage(code=("evaluate", "data"), warm=_evaluate_backend, command="evaluate")
 def evaluate(smk) -> None:
     from .data import image_sets
     from .runner import evaluate
@@ -200,7 +223,7 @@ def evaluate(smk) -> None:
              smk.params.out)
 
 
-@job
+@stage(code=("lpips_eval", "data"), command="lpips")
 def lpips(smk) -> None:
     from .data import image_sets
     from .runner import lpips
@@ -209,7 +232,7 @@ def lpips(smk) -> None:
           smk.params.nets, smk.params.weights_dir)
 
 
-@job
+@stage(code=("evaluate",))
 def showcase(smk) -> None:
     from .evaluate import prepare_showcase
 
@@ -218,7 +241,7 @@ def showcase(smk) -> None:
         print(path)
 
 
-@job
+@stage(code=("evaluate", "atomic"))
 def collect(smk) -> None:
     from .atomic import write_csv
     from .evaluate import collect
@@ -229,7 +252,7 @@ def collect(smk) -> None:
     print(f"{len(per_image)} per-image rows, {len(history)} history rows")
 
 
-@job
+@stage(code=("baseline", "atomic"))
 def baseline(smk) -> None:
     from .atomic import write_csv
     from .baseline import baseline_for_dataset
@@ -240,7 +263,7 @@ def baseline(smk) -> None:
     print(f"bicubic baseline of {smk.params.data} ({len(frame)} images): {means.round(4).to_dict()}")
 
 
-@job
+@stage(code=("baseline", "atomic"))
 def baseline_seed(smk) -> None:
     from .atomic import write_csv
     from .baseline import baseline_for_dataset
@@ -251,7 +274,7 @@ def baseline_seed(smk) -> None:
     print(f"bicubic baseline of {smk.params.data} ({len(frame)} images, seed {smk.params.seed})")
 
 
-@job
+@stage(code=("baseline", "atomic"))
 def collect_baseline(smk) -> None:
     from .atomic import write_csv
     from .baseline import concat_baselines
@@ -261,7 +284,7 @@ def collect_baseline(smk) -> None:
     print(f"{len(frame)} baseline rows of {len(smk.params.datasets)} datasets")
 
 
-@job
+@stage(code=("preprocessing",))
 def preprocessing(smk) -> None:
     from .preprocessing import write_preprocessing
 
@@ -272,7 +295,7 @@ def preprocessing(smk) -> None:
     print(frame.to_string(index=False))
 
 
-@job
+@stage(code=("stats", "atomic"))
 def stats(smk) -> None:
     import pandas as pd
 
@@ -284,7 +307,7 @@ def stats(smk) -> None:
     print(f"{len(table)} comparisons")
 
 
-@job
+@stage(code=("tables",))
 def tables(smk) -> None:
     import pandas as pd
 
@@ -301,7 +324,7 @@ def tables(smk) -> None:
     print(f"{len(written)} table files in {smk.params.out}")
 
 
-@job
+@stage(code=("report",))
 def figures(smk) -> None:
     import pandas as pd
 

@@ -31,7 +31,7 @@ import keras
 from keras import ops
 
 from . import registry
-from .run_params import PERCEPTUAL_NORMS
+from .run_params import PERCEPTUAL_NORMS, check_perceptual_norm
 from .weights import VGG19_NOTOP_FILENAME, VGG19_NOTOP_MD5
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "VGG19_NOTOP_MD5",
     "build_feature_extractor",
     "bw_mse",
+    "check_perceptual_norm",
     "fw_mse",
     "load_vgg19",
     "loss_terms",
@@ -181,13 +182,6 @@ def build_feature_extractor(vgg, layers=DEFAULT_VGG_LAYERS):
     return extractor
 
 
-def check_perceptual_norm(norm):
-    """``norm`` if it is one of :data:`PERCEPTUAL_NORMS`, else a ValueError naming the key."""
-    if norm not in PERCEPTUAL_NORMS:
-        raise ValueError(f"perceptual_norm: unknown value {norm!r} (one of {', '.join(PERCEPTUAL_NORMS)})")
-    return norm
-
-
 def perceptual(hr, rec, extractor, resize_to=None, *, norm, region=None):
     """Eq. 9, the VGG19 feature distance of ``rec`` from ``hr``, in one of two scales
     (``norm``, one of :data:`PERCEPTUAL_NORMS`; no default here: the config schema's
@@ -290,11 +284,10 @@ def loss_terms(hr, rec, downscaler, weights, extractor=None, lr=None, resize_to=
     stays 0.0 without one). ``extractor`` is required when such a term's weight is not 0.
     ``lr`` may pass ``D(hr)`` already computed by ``models.reconstruct``.
     ``perceptual_norm`` is :func:`perceptual`'s ``norm`` (required: the config schema's
-    ``losses.perceptual_norm`` holds the default). ``region``: the image inside a
-    zero-padded batch (``buckets``); every term then averages over the image only, and
-    the networks run through ``buckets.masked_call``.
+    ``losses.perceptual_norm`` holds the default; :func:`perceptual` checks it). ``region``:
+    the image inside a zero-padded batch (``buckets``); every term then averages over the
+    image only, and the networks run through ``buckets.masked_call``.
     """
-    check_perceptual_norm(perceptual_norm)
     batch = LossBatch(hr, rec, downscaler, perceptual_norm, lr=lr, extractor=extractor, resize_to=resize_to,
                       region=region)
     zero = ops.convert_to_tensor(0.0)

@@ -133,10 +133,7 @@ def build_pair(arch, scale=2, freeze_downscaler=False, **widths):
     from .registry import architecture
 
     spec = architecture(str(arch).lower(), key="architecture")
-    unknown = set(widths) - set(spec.widths)
-    if unknown:
-        raise TypeError(f"unknown width argument(s) for {spec.name!r}: {sorted(unknown)}; "
-                        f"allowed: {sorted(spec.widths)}")
+    spec.check_widths(widths, key="widths")
     pair = spec.build(scale=scale, **widths)
     if freeze_downscaler:
         pair.downscaler.trainable = False

@@ -13,9 +13,8 @@ needs from the registry:
   the history columns, the per-image values of the evaluation (``evaluate.loss_values``:
   metrics.csv, per_image.csv), the loss-share table, the loss-term figure and the config
   check of ``losses.lambda_*`` all read it. Its name is its column in history.csv,
-  metrics.csv, per_image.csv and the loss-share table (``share_<name>``; Table 1 / A2
-  still spell three terms as the paper: ``tables.render.TERM_ALIASES``), its ``label``
-  its header in every table (``tables.render.metric_label``).
+  metrics.csv, per_image.csv, Tables 1 / A2 and the loss-share table (``share_<name>``),
+  its ``label`` its header in every table (``tables.render.metric_label``).
 
 Every module of ``ssimsr.archs`` and ``ssimsr.terms`` is imported on first use, so
 dropping a file there registers it. Those modules import Keras inside their functions:

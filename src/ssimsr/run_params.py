@@ -14,7 +14,17 @@ from dataclasses import asdict, dataclass, fields
 from . import backends, registry
 
 PRECISIONS = ("float32", "mixed_bfloat16")
-PERCEPTUAL_NORMS = ("relative", "raw")  # losses.perceptual's norms (see there)
+#: losses.perceptual's norms (see there); the config schema's ``$defs/perceptual_norm`` repeats
+#: them for JSON Schema (tests/test_losses.py checks), its ``losses.perceptual_norm`` holds the default
+PERCEPTUAL_NORMS = ("relative", "raw")
+
+
+def check_perceptual_norm(norm):
+    """``norm`` if it is one of :data:`PERCEPTUAL_NORMS`, else a ValueError naming the key
+    (the one check: a run's parameters and ``losses.perceptual`` call it)."""
+    if norm not in PERCEPTUAL_NORMS:
+        raise ValueError(f"perceptual_norm: unknown value {norm!r} (one of {', '.join(PERCEPTUAL_NORMS)})")
+    return norm
 
 
 def term_names() -> tuple[str, ...]:
@@ -114,10 +124,9 @@ class RunParams:
             raise ValueError(f"precision: unknown value {self.precision!r} {PRECISIONS}")
         if not (self.shape_bucket == "auto" or (isinstance(self.shape_bucket, int) and self.shape_bucket >= 0)):
             raise ValueError(f"shape_bucket: expected 'auto' or an integer >= 0, got {self.shape_bucket!r}")
-        if self.perceptual_norm not in PERCEPTUAL_NORMS:
-            raise ValueError(f"perceptual_norm: unknown value {self.perceptual_norm!r} {PERCEPTUAL_NORMS}")
-        backends.get(self.backend, key="backend")
-        if self.jit_compile and self.uses_extractor() and self.backend == "tensorflow":
+        check_perceptual_norm(self.perceptual_norm)
+        backend = backends.get(self.backend, key="backend")
+        if self.jit_compile and self.uses_extractor() and not backend.jit_perceptual:
             raise ValueError(
                 "jit_compile: XLA cannot compile the perceptual loss's VGG19 gradient under op "
                 "determinism (no deterministic MaxPool gradient); set jit_compile to false (on "

@@ -15,12 +15,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+#: in no code digest, its imports not followed (ssimsr.code_digest)
+DIGEST_EXCLUDED = "glue both cli and jobs run stages through (errors, backend choice, GPU claim)"
 
 
 def expected_errors() -> tuple[type[BaseException], ...]:
@@ -39,23 +43,40 @@ def one_line(exc: BaseException) -> str:
     return text or type(exc).__name__  # e.g. a bare MemoryError
 
 
-def guarded(stage: str, call: Callable[[], object], verbose: bool = False, bug_hint: str = "") -> int:
-    """Run ``call()``; 0, or 1 after one line on stderr naming ``stage`` and the failure
-    (``verbose``: with the traceback; always for an unexpected error, a bug)."""
+class Outcome:
+    """The exit status of a stage run under :func:`one_line_errors` (0 until it fails)."""
+
+    status = 0
+
+
+@contextlib.contextmanager
+def one_line_errors(stage: str, verbose: bool = False, bug_hint: str = "") -> Iterator[Outcome]:
+    """Run the ``with`` body as stage ``stage``: an expected failure becomes one line on
+    stderr naming the stage and the failure and status 1 (``verbose``: with the traceback;
+    always for an unexpected error, a bug); Ctrl-C status 130. A context manager, not a
+    wrapper call, so that a traceback shows no frame of it between a job and its stage."""
+    outcome = Outcome()
     try:
-        call()
-        return 0
+        yield outcome
     except KeyboardInterrupt:
         print(f"ssimsr {stage}: interrupted", file=sys.stderr, flush=True)
-        return 130
+        outcome.status = 130
     except expected_errors() as exc:
         if verbose:
             traceback.print_exc()
         print(f"ssimsr {stage}: error: {one_line(exc)}", file=sys.stderr, flush=True)
+        outcome.status = 1
     except Exception as exc:  # a bug: keep the traceback for the report
         traceback.print_exc()
         print(f"ssimsr {stage}: internal error: {one_line(exc)}{bug_hint}", file=sys.stderr, flush=True)
-    return 1
+        outcome.status = 1
+
+
+def guarded(stage: str, call: Callable[[], object], verbose: bool = False, bug_hint: str = "") -> int:
+    """Run ``call()`` under :func:`one_line_errors`; its exit status."""
+    with one_line_errors(stage, verbose, bug_hint) as outcome:
+        call()
+    return outcome.status
 
 
 def use_backend(name: str) -> None:
@@ -74,18 +95,21 @@ def use_backend(name: str) -> None:
 
 
 def run_backend(run_dir: str | os.PathLike) -> str:
-    """The backend a run was trained with (its params.json), unless KERAS_BACKEND overrides it."""
+    """The backend a run was trained with (its params.json), unless KERAS_BACKEND overrides it;
+    the config schema's default (``backends.default``) where params.json does not say."""
     if os.environ.get("KERAS_BACKEND"):
         return os.environ["KERAS_BACKEND"]
+    from .backends import default
+
     params = Path(run_dir) / "params.json"
     if not params.is_file():
-        return "tensorflow"  # the run's files are checked (and named) when it is loaded
+        return default()  # the run's files are checked (and named) when it is loaded
     try:
-        return json.loads(params.read_text()).get("backend", "tensorflow")
+        return json.loads(params.read_text()).get("backend") or default()
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         # unreadable: loading the run names it and moves it aside (upscale.load_run), before
         # any network is loaded on this backend
-        return "tensorflow"
+        return default()
 
 
 def train_run(params: dict, data: str, out: str, *, jobs_per_gpu: int = 1,
@@ -102,6 +126,10 @@ def train_run(params: dict, data: str, out: str, *, jobs_per_gpu: int = 1,
     for split in ("train", "val"):
         if not list_split(data, split):
             raise DataError(f"{Path(data) / split}: no prepared image (run the prepare_dataset rule)")
+    from .train import begin_attempt, train
+
+    # the attempt's header first: the log is appended to across attempts (jobs.STAGES' kept_log)
+    begin_attempt(run, out)
     # before the backend is imported: a distinct GPU (or GPU slot) per concurrent job
     gpu = claim_gpu(gpu_lock_dir, jobs_per_gpu=jobs_per_gpu)
     use_backend(run.backend)
@@ -110,9 +138,7 @@ def train_run(params: dict, data: str, out: str, *, jobs_per_gpu: int = 1,
     # The first line of every train log: where it trains (a CPU fallback is never silent).
     print(line + (f" (GPU slot of GPU {gpu})" if gpu is not None else ""), file=sys.stderr, flush=True)
     sys.stderr.write(held.text)
-    from .train import train
-
-    history = train(run, data, out, stop_after_epoch=stop_after_epoch)
+    history = train(run, data, out, stop_after_epoch=stop_after_epoch, begun=True)
     last = history[history.split == "val"].tail(1)
     print(last.to_string(index=False))
 

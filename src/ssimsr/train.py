@@ -298,9 +298,6 @@ PROGRESS_FILE = "progress.csv"
 ATTEMPTS_FILE = "checkpoint/attempts.csv"
 ATTEMPT_COLUMNS = ["attempt", "started", "host", "pid", "start_epoch", "epochs"]
 
-#: Run folders whose attempt header this process has printed ahead of ``train`` (the
-#: workflow's job prints it as the first line of its log); ``train`` prints it otherwise.
-_announced: set[str] = set()
 
 
 def checkpoint_epoch(path: Path, fingerprint: str) -> int | None:
@@ -318,15 +315,15 @@ def read_attempts(out_dir: str | os.PathLike) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def begin_attempt(params: RunParams, out_dir: str | os.PathLike, ahead: bool = False) -> str:
+def begin_attempt(params: RunParams, out_dir: str | os.PathLike) -> str:
     """Record a new attempt of the run in ``out_dir`` and print its header line to stderr.
 
     ``=== attempt N, <date> on <host> (pid P): resuming from epoch k of n`` or ``fresh
     start`` (``..., the checkpoint belongs to other parameters`` when one is ignored,
     ``..., the checkpoint is unreadable`` when none can be read; ``train`` moves such a
     file aside).
-    ``ahead``: called before ``train`` (the workflow's job, so that the header is the
-    first line of the attempt in the log); ``train`` then does not begin another.
+    ``runner.train_run`` calls it before the device line, so that the header is the first
+    line of the attempt in the log, and tells ``train`` (``begun``).
     """
     out = Path(out_dir)
     ckpt = out / "checkpoint" / "state.npz"
@@ -352,8 +349,6 @@ def begin_attempt(params: RunParams, out_dir: str | os.PathLike, ahead: bool = F
     write_text(path, text + ",".join(str(row[c]) for c in ATTEMPT_COLUMNS) + "\n")
     line = f"=== attempt {number}, {started} on {host} (pid {pid}): {where}"
     print(line, file=sys.stderr, flush=True)
-    if ahead:
-        _announced.add(str(out.resolve()))
     return line
 
 
@@ -393,17 +388,18 @@ class _Attempt:
 
 
 def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
-          stop_after_epoch: int | None = None):
+          stop_after_epoch: int | None = None, begun: bool = False):
     """Train one run into ``out_dir``; resume from its checkpoint if one exists. Returns
     the history (a pandas DataFrame, ``history_columns()``).
 
     ``stop_after_epoch`` ends the process early (after that epoch's checkpoint) as if it
     had been killed: used by tests of resuming. ``history.csv`` / ``progress.csv`` then
-    hold the epochs 0 to ``stop_after_epoch``.
+    hold the epochs 0 to ``stop_after_epoch``. ``begun``: the caller has begun the attempt
+    (:func:`begin_attempt`), else this does.
     """
     import pandas as pd
 
-    attempt = _setup(params, data_dir, Path(out_dir))
+    attempt = _setup(params, data_dir, Path(out_dir), begun)
     attempt.t_run = time.perf_counter()
     for epoch in range(attempt.start_epoch + 1, params.epochs + 1):
         _train_epoch(attempt, epoch)
@@ -412,14 +408,12 @@ def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.Path
     return _finish_run(attempt)
 
 
-def _setup(params: RunParams, data_dir: str | os.PathLike, out: Path) -> _Attempt:
+def _setup(params: RunParams, data_dir: str | os.PathLike, out: Path, begun: bool) -> _Attempt:
     """Begins the attempt (unless the caller did), writes params.json, loads the splits, builds
     the trainer and restores its checkpoint, or starts afresh with the epoch-0 validation row;
     writes the history so far."""
     out.mkdir(parents=True, exist_ok=True)
-    if str(out.resolve()) in _announced:
-        _announced.discard(str(out.resolve()))  # the caller began this attempt
-    else:
+    if not begun:
         begin_attempt(params, out)
     write_text(out / "params.json", json.dumps(params.as_dict(), indent=2, sort_keys=True) + "\n")
     _, train_images = load_split(data_dir, "train", params.max_train_images)

@@ -1,4 +1,5 @@
-"""The one backend-specific piece of training: a train step and an eval step per backend.
+"""The one backend-specific piece of training: a train step and an eval step per backend
+(each ``backends.BACKENDS`` entry names its class, ``Backend.make_steps``).
 
 Everything else (models, losses, metrics, the epoch loop) is Keras 3 / ``keras.ops`` and
 runs unchanged on TensorFlow, JAX and PyTorch. Each backend gets the step in its own
@@ -215,7 +216,3 @@ class JaxSteps:
         import jax
 
         return _floats(jax.device_get(terms_list))
-
-
-#: the step class of each backend (backends.Backend.make_steps picks it)
-STEPS = {"tensorflow": TensorFlowSteps, "jax": JaxSteps, "torch": TorchSteps}

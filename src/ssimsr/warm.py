@@ -73,6 +73,9 @@ import time
 import traceback
 from pathlib import Path
 
+#: in no code digest, its imports not followed (ssimsr.code_digest)
+DIGEST_EXCLUDED = "how a job's process starts (a fork of a process that imported Keras), not what it computes"
+
 #: what the zygote imports once (third-party only: the library is read afresh per job)
 PRELOAD = ("numpy", "pandas", "PIL.Image", "keras")
 #: environment variables read when these libraries are imported: part of the zygote's key
@@ -286,29 +289,10 @@ def run_warm(target: str, args: tuple, backend: str, log: str | None = None) -> 
     except Exception:  # a closed standard stream, an argument that cannot be pickled
         return None
     env = zygote_env(backend)
-    try:
-        context = process_context()
-        key = zygote_key(env, context)
-    except OSError as exc:  # a sandbox that hides /proc or the scheduler's calls
-        _say(f"cannot read this process's limits and priorities: {exc}; the job starts cold")
+    found = _zygote_for(where, env)
+    if found is None:
         return None
-    sock = where / f"{key}.sock"
-    if len(os.fsencode(f"{sock}.{_PID_MAX}")) > _SOCKET_PATH_MAX:  # the name the zygote binds first
-        _say(f"the socket path {sock} is too long (a Unix socket's path: at most {_SOCKET_PATH_MAX - 8} bytes "
-             f"here); the job starts cold")
-        return None
-    try:
-        conn = _connect(sock)
-        if conn is None:
-            with _locked(where / f"{key}.lock"):
-                conn = _connect(sock)
-                if conn is None and not _gave_up(where, key):
-                    conn = _start_zygote(where, key, env, context)
-    except OSError as exc:  # the folder went away, a full disk: nothing ran yet
-        _say(f"cannot start a zygote in {where}: {exc}; the job starts cold")
-        return None
-    if conn is None:
-        return None
+    conn, key, context = found
     ignored = [int(s) for s in signal.valid_signals() if _disposition(s) is signal.SIG_IGN]
     blocked = sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
     plain = json.dumps({"target": target, "cwd": os.getcwd(), "env": env,
@@ -336,6 +320,34 @@ def run_warm(target: str, args: tuple, backend: str, log: str | None = None) -> 
                   f"{', '.join(PRELOAD)}; CPU {user + system:.1f} s, peak memory {rss / 2**20:.2f} GiB; "
                   f"exit status {code}", file=out)
     return code
+
+
+def _zygote_for(where: Path, env: dict[str, str]) -> tuple[socket.socket, str, dict] | None:
+    """A connection to the zygote of ``env`` and this process in ``where`` (started, under a
+    lock, when none serves), its key and this process's context; None when the job starts
+    cold (one line on standard error says why, unless no zygote could be started)."""
+    try:
+        context = process_context()
+        key = zygote_key(env, context)
+    except OSError as exc:  # a sandbox that hides /proc or the scheduler's calls
+        _say(f"cannot read this process's limits and priorities: {exc}; the job starts cold")
+        return None
+    sock = where / f"{key}.sock"
+    if len(os.fsencode(f"{sock}.{_PID_MAX}")) > _SOCKET_PATH_MAX:  # the name the zygote binds first
+        _say(f"the socket path {sock} is too long (a Unix socket's path: at most {_SOCKET_PATH_MAX - 8} bytes "
+             f"here); the job starts cold")
+        return None
+    try:
+        conn = _connect(sock)
+        if conn is None:
+            with _locked(where / f"{key}.lock"):
+                conn = _connect(sock)
+                if conn is None and not _gave_up(where, key):
+                    conn = _start_zygote(where, key, env, context)
+    except OSError as exc:  # the folder went away, a full disk: nothing ran yet
+        _say(f"cannot start a zygote in {where}: {exc}; the job starts cold")
+        return None
+    return None if conn is None else (conn, key, context)
 
 
 def _say(problem: str) -> None:
@@ -484,6 +496,29 @@ def serve(sock_path: str, refused_path: str, idle_seconds: str | float = IDLE_SE
     idle_seconds = float(idle_seconds)
     expected = json.loads(expected) if expected else {}
     preload = expected.get("preload", list(PRELOAD))
+    blas_threads = _preload(preload, expected, refused_path, log)
+    if blas_threads is None:
+        return
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    tmp = f"{sock_path}.{os.getpid()}"
+    listener.bind(tmp)
+    listener.listen(64)
+    inode = os.stat(tmp).st_ino
+    os.replace(tmp, sock_path)  # connectable only once listening
+    log.info("serving %s (imported %s)", sock_path, ", ".join(preload))
+    try:
+        _serve_jobs(listener, sock_path, inode, idle_seconds, blas_threads, log)
+    finally:
+        _unlink_if_ours(sock_path, inode)
+        listener.close()
+    log.info("exiting")
+
+
+def _preload(preload: list[str], expected: dict, refused_path: str, log: logging.Logger) -> int | None:
+    """Ready the zygote: check keras.json and this process against ``expected`` (what the
+    job's process that started it saw), import ``preload``, drop every ``ssimsr`` module. The
+    number of threads that run after numpy's import (its BLAS pool: a fork may find them),
+    None when it refused (recorded in ``refused_path``); exits ``_STALE`` when keras.json changed."""
     keras_config = keras_config_digest(dict(os.environ))  # read just before Keras reads it
     if keras_config != expected.get("keras_config", keras_config):
         log.info("not serving: %s changed since the job that started this zygote read it; the next job "
@@ -493,7 +528,7 @@ def serve(sock_path: str, refused_path: str, idle_seconds: str | float = IDLE_SE
     if differing:
         _refuse(refused_path, log, f"this zygote's {', '.join(differing)} differ from those of the job's process that "
                                    f"started it (its forks would not run as that job), so jobs start cold")
-        return
+        return None
     importlib.import_module("numpy")
     blas_threads = _threads()  # the BLAS pool numpy starts; OpenBLAS stops it at fork
     for name in preload:
@@ -502,44 +537,40 @@ def serve(sock_path: str, refused_path: str, idle_seconds: str | float = IDLE_SE
         _refuse(refused_path, log, f"importing {', '.join(preload)} (KERAS_BACKEND={os.environ.get('KERAS_BACKEND')}) "
                                    f"started {_threads() - blas_threads} thread(s); forking would copy them "
                                    f"half-stopped, so jobs start cold")
-        return
+        return None
     # each job imports the library from disk as it is now
     for name in [m for m in sys.modules if m == "ssimsr" or m.startswith("ssimsr.")]:
         del sys.modules[name]
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    tmp = f"{sock_path}.{os.getpid()}"
-    listener.bind(tmp)
-    listener.listen(64)
-    inode = os.stat(tmp).st_ino
-    os.replace(tmp, sock_path)  # connectable only once listening
-    log.info("serving %s (imported %s)", sock_path, ", ".join(preload))
+    return blas_threads
+
+
+def _serve_jobs(listener: socket.socket, sock_path: str, inode: int, idle_seconds: float, blas_threads: int,
+                log: logging.Logger) -> None:
+    """Fork a child per job (:func:`_accept`) and send each job's process its child's status,
+    CPU time and peak memory when it ends; after ``idle_seconds`` without a job, stop
+    listening and return once the jobs connected before have run."""
     children: dict[int, socket.socket] = {}
     last = time.monotonic()
     serving = True
-    try:
-        while serving or children:
-            if serving and not children and time.monotonic() - last >= idle_seconds:
-                _unlink_if_ours(sock_path, inode)  # new jobs start a new zygote from here on
-                serving = False  # a job that connected before is still served (select below)
-                log.info("idle for %.0f s: exiting once the connected jobs have run", idle_seconds)
-            ready, _, _ = select.select([listener], [], [], 0.05 if serving or children else 0)
-            if ready:
-                _accept(listener, children, log, blas_threads)
-            for pid, status, usage in _reap():
-                conn = children.pop(pid, None)
-                if conn is not None:
-                    with contextlib.suppress(OSError):
-                        conn.sendall(_ENDED.pack(status, usage.ru_utime, usage.ru_stime, usage.ru_maxrss))
-                    conn.close()
-                log.info("process %d ended: status %d, CPU %.1f s", pid, os.waitstatus_to_exitcode(status),
-                         usage.ru_utime + usage.ru_stime)
-                last = time.monotonic()
-            if not serving and not children and not ready:
-                break
-    finally:
-        _unlink_if_ours(sock_path, inode)
-        listener.close()
-    log.info("exiting")
+    while serving or children:
+        if serving and not children and time.monotonic() - last >= idle_seconds:
+            _unlink_if_ours(sock_path, inode)  # new jobs start a new zygote from here on
+            serving = False  # a job that connected before is still served (select below)
+            log.info("idle for %.0f s: exiting once the connected jobs have run", idle_seconds)
+        ready, _, _ = select.select([listener], [], [], 0.05 if serving or children else 0)
+        if ready:
+            _accept(listener, children, log, blas_threads)
+        for pid, status, usage in _reap():
+            conn = children.pop(pid, None)
+            if conn is not None:
+                with contextlib.suppress(OSError):
+                    conn.sendall(_ENDED.pack(status, usage.ru_utime, usage.ru_stime, usage.ru_maxrss))
+                conn.close()
+            log.info("process %d ended: status %d, CPU %.1f s", pid, os.waitstatus_to_exitcode(status),
+                     usage.ru_utime + usage.ru_stime)
+            last = time.monotonic()
+        if not serving and not children and not ready:
+            break
 
 
 def _refuse(refused_path: str, log: logging.Logger, reason: str) -> None:

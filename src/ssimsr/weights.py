@@ -14,6 +14,9 @@ from .atomic import write_text
 from .download import DownloadPolicy, copy_verified, download_file
 from .sources import is_url, local_path
 
+#: in no code digest, its imports not followed (ssimsr.code_digest)
+DIGEST_EXCLUDED = "its outputs are checksum-verified files"
+
 #: The Keras VGG19 no-top ImageNet weights of the perceptual loss (``losses.load_vgg19``):
 #: the file's name and md5 as Keras publishes them. The workflow fetches it to
 #: ``resources/weights/<name>`` (workflow/rules/common.smk); the config schema's defaults

@@ -32,7 +32,7 @@ rule prepare_dataset:
         train=directory(f"{RESULTS}/data/{{dataset}}/train"),
         val=directory(f"{RESULTS}/data/{{dataset}}/val"),
     params:
-        code=code_digest("prepare"),  # editing its library code reruns it
+        code=code_digest("prepare_dataset"),  # editing its library code reruns it
         options=prepare_options,
         sources=lambda w: dataset_config(w)["sources"],
         scale=config["scale"],

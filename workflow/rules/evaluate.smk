@@ -147,7 +147,7 @@ rule baseline_seed:
     output:
         f"{RESULTS}/eval/baseline/{{dataset}}/seed{{seed}}.csv",
     params:
-        code=code_digest("baseline"),  # editing its library code reruns it
+        code=code_digest("baseline_seed"),  # editing its library code reruns it
         data=lambda w, input: parent(input.manifest),
         scale=config["scale"],
         seed=lambda w: int(w.seed),
@@ -166,7 +166,7 @@ rule collect_baseline:
     output:
         f"{RESULTS}/eval/baseline.csv",
     params:
-        code=code_digest("baseline"),  # editing its library code reruns it
+        code=code_digest("collect_baseline"),  # editing its library code reruns it
         datasets=[dataset for dataset, _ in baseline_tables()],  # in the order of the inputs
     conda:
         "../../envs/tensorflow.yaml"

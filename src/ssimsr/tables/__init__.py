@@ -52,6 +52,9 @@ from .runs import RUN_KEYS, IncompleteRun, run_stages
 from .statistics import PAIRED_BLOCK, SEED_BLOCK, STATS_METRICS, WELCH_BLOCK, table_stats, verdict
 from .versus import BESIDE_PRESET, PAPER_PRESET, paper_vs_ours
 
+#: the paper's published values (CSV files) these tables read: in the tables digest (ssimsr.code_digest)
+DIGEST_DATA = ("published",)
+
 __all__ = [
     "Table",
     "write_table",

@@ -17,9 +17,9 @@ BASELINE_VERDICT = "model-free baseline: no published value"
 
 def baseline_values(baseline: pd.DataFrame, datasets, image_set: str = "val") -> pd.DataFrame:
     """Per dataset the bicubic baseline's validation means in Table 1's terms: ``psnr_end``,
-    ``ssim_end`` (RGB, output clipped, as training validates) and ``bwmse_end`` (MSE of the
+    ``ssim_end`` (RGB, output clipped, as training validates) and ``bw_mse_end`` (MSE of the
     unclipped output, from ``psnr_authors``), ``n_images``."""
-    cols = ["dataset", "psnr_end", "ssim_end", "bwmse_end", "n_images"]
+    cols = ["dataset", "psnr_end", "ssim_end", "bw_mse_end", "n_images"]
     if baseline is None or baseline.empty or "dataset" not in baseline.columns:
         return pd.DataFrame(columns=cols)
     rows = baseline[baseline["dataset"].isin(list(datasets))]
@@ -29,8 +29,8 @@ def baseline_values(baseline: pd.DataFrame, datasets, image_set: str = "val") ->
         return pd.DataFrame(columns=cols)
     rows = rows.assign(bw=10.0 ** (-rows["psnr_authors"] / 10.0) if "psnr_authors" in rows else math.nan)
     g = rows.groupby("dataset", sort=True)
-    return pd.DataFrame({"psnr_end": g["psnr"].mean(), "ssim_end": g["ssim"].mean(), "bwmse_end": g["bw"].mean(),
-                         "n_images": g["image"].nunique()}).reset_index()[cols]
+    return pd.DataFrame({"psnr_end": g["psnr"].mean(), "ssim_end": g["ssim"].mean(),
+                         "bw_mse_end": g["bw"].mean(), "n_images": g["image"].nunique()}).reset_index()[cols]
 
 
 def table1_with_baseline(table: Table, baseline: pd.DataFrame) -> Table:
@@ -47,7 +47,7 @@ def table1_with_baseline(table: Table, baseline: pd.DataFrame) -> Table:
     for _, v in values.iterrows():
         row = {c: math.nan for c in data.columns}
         row.update({"dataset": v["dataset"], "model": BASELINE_MODEL, f"psnr_end{mean}": v["psnr_end"],
-                    f"ssim_end{mean}": v["ssim_end"], f"bwmse_end{mean}": v["bwmse_end"]})
+                    f"ssim_end{mean}": v["ssim_end"], f"bw_mse_end{mean}": v["bw_mse_end"]})
         if "preset" in data.columns:
             row["preset"] = "–"
         rows.append(row)

@@ -102,7 +102,7 @@ def configured_benchmarks(per_image: pd.DataFrame, baseline: pd.DataFrame,
 
 
 def benchmarks_table(per_image: pd.DataFrame, baseline: pd.DataFrame, benchmarks: Sequence[str] | None = None,
-                     study: str | None = "table1") -> Table:
+                     *, study: str | None) -> Table:
     """Per benchmark x (preset, model, training dataset, λ_s): PSNR-Y / SSIM-Y (border =
     scale) as mean ± SD over seeds of each run's mean over the benchmark's images, with
     the bicubic baseline of the decimated images first. No benchmark: an empty table
@@ -207,7 +207,7 @@ def _model_benchmark_rows(name: str, per_image: pd.DataFrame, sel_study, metrics
         rows.append(rec)
 
 
-def by_origin_table(per_image: pd.DataFrame, baseline: pd.DataFrame, study: str | None = "table1") -> Table:
+def by_origin_table(per_image: pd.DataFrame, baseline: pd.DataFrame, study: str | None) -> Table:
     """Validation images grouped by origin (the folder of their source member): the bicubic
     baseline and each (preset, model, λ_s), mean over seeds of the per-run means, and the
     gain over bicubic on the same images; ``all`` rows pool the origins."""

@@ -16,9 +16,9 @@ from ..runs import weight_key
 from .render import Table, base_column, best_mask
 from .runs import aggregate_seeds, default_study, run_keys, run_stages, select_rows, several, unique_or_fail
 
-#: Lower is better for these metrics, every registered loss term (``lower_is_better``) and
-#: the paper's short names of the terms; everything else: higher is better.
-LOWER_IS_BETTER = ("total", "bwmse", "fwmse", "perc", *LPIPS_COLUMNS)
+#: Lower is better for these metrics and every registered loss term (``lower_is_better``);
+#: everything else: higher is better.
+LOWER_IS_BETTER = ("total", *LPIPS_COLUMNS)
 
 
 def lower_is_better(metric: str) -> bool:
@@ -27,11 +27,12 @@ def lower_is_better(metric: str) -> bool:
 
 # --------------------------------------------------------------------------- Table 1
 
-TABLE1_METRICS = {"total": "total", "bwmse": "bw_mse", "psnr": "psnr", "ssim": "ssim"}
+#: Table 1's quantities, named as the history's columns (a loss term: its registry name).
+TABLE1_METRICS = ("total", "bw_mse", "psnr", "ssim")
 TABLE1_VALUES = [f"{m}_{s}" for m in TABLE1_METRICS for s in ("start", "end")]
 
 
-def table1(history: pd.DataFrame, seeds_agg: bool = True, study: str | None = "table1",
+def table1(history: pd.DataFrame, seeds_agg: bool = True, *, study: str | None,
            split: str = "val", allow_incomplete: bool = False) -> Table:
     """Table 1: validation total loss, bwMSE, PSNR, SSIM after epoch 1 and after the last epoch.
 
@@ -49,7 +50,7 @@ def table1(history: pd.DataFrame, seeds_agg: bool = True, study: str | None = "t
     carried when the history has it.
     """
     hist = select_rows(history, "table1", study=default_study(history, study))
-    per_run = run_stages(hist, TABLE1_METRICS, split=split, allow_incomplete=allow_incomplete)
+    per_run = run_stages(hist, {m: m for m in TABLE1_METRICS}, split=split, allow_incomplete=allow_incomplete)
     extra_values = []
     if "readout_psnr" in hist.columns and hist["readout_psnr"].notna().any():
         keys = run_keys(hist)
@@ -70,7 +71,7 @@ def table1(history: pd.DataFrame, seeds_agg: bool = True, study: str | None = "t
         data = per_run[[c for c in cols if c in per_run.columns]]
         data = data.sort_values(group + ["lambda_s", "seed"], kind="mergesort").reset_index(drop=True)
         end_cols = [f"{m}_end" for m in TABLE1_METRICS]
-    hib = {c: not c.startswith(("total", "bwmse")) for c in end_cols}
+    hib = {c: not lower_is_better(m) for m, c in zip(TABLE1_METRICS, end_cols)}
     bold = best_mask(data, group, end_cols, hib)
     n_seeds = per_run.groupby(group + ["lambda_s"])["seed"].nunique() if "seed" in per_run else pd.Series([1])
     lo, hi = int(n_seeds.min()), int(n_seeds.max())
@@ -118,7 +119,7 @@ def _top_ratio(parts: dict) -> float:
     return top / others if others else math.inf
 
 
-def loss_shares(history: pd.DataFrame, study: str | None = "table1", split: str = "val",
+def loss_shares(history: pd.DataFrame, study: str | None, split: str = "val",
                 seeds_agg: bool = True) -> Table:
     """Each weighted loss term's share of the validation total, before training and at the end.
 
@@ -221,15 +222,15 @@ def _shares_by_group(long: pd.DataFrame, extra: list[str], seeds_agg: bool) -> p
 
 # --------------------------------------------------------------------------- Table A2
 
-A2_METRICS = {"bwmse": "bw_mse", "perceptual": "perceptual", "fwmse": "fw_mse", "ssim_n": "ssim_n",
-              "total": "total", "psnr": "psnr", "ssim": "ssim"}
+#: Table A2's quantities in the paper's order, named as the history's columns.
+A2_METRICS = ("bw_mse", "perceptual", "fw_mse", "ssim_n", "total", "psnr", "ssim")
 #: The paper's experiment numbers of Table A2: (vgg tag, lambda_s) -> E<n>.
 A2_EXPERIMENTS = {("b4c4-b5c4", 1.0): "E1", ("b4c4-b5c4", 0.0): "E2", ("b1c2-b4c4", 1.0): "E3",
                   ("b1c2-b4c4", 0.0): "E4", ("b2c2-b5c2", 1.0): "E5", ("b2c2-b5c2", 0.0): "E6",
                   ("b3c2-b4c4", 1.0): "E7", ("b3c2-b4c4", 0.0): "E8"}
 
 
-def table_a2(history: pd.DataFrame, study: str | None = "appendix_a", split: str = "val",
+def table_a2(history: pd.DataFrame, study: str | None, split: str = "val",
              seeds_agg: bool = True, allow_incomplete: bool = False) -> Table:
     """Table A2: the VGG19 layer-pair grid (IRN, DIV2K in the paper).
 
@@ -243,7 +244,8 @@ def table_a2(history: pd.DataFrame, study: str | None = "appendix_a", split: str
     per lambda_s (and preset) across the layer pairs (lower losses, higher PSNR/SSIM).
     """
     hist = select_rows(history, "table_a2", study=default_study(history, study))
-    per_run = run_stages(hist, A2_METRICS, split=split, train_seconds=True, allow_incomplete=allow_incomplete)
+    per_run = run_stages(hist, {m: m for m in A2_METRICS}, split=split, train_seconds=True,
+                         allow_incomplete=allow_incomplete)
     for col in ("model", "dataset"):
         if several(per_run, col):
             raise ValueError(f"table_a2: several values of {col!r} ({sorted(per_run[col].unique())}); "

@@ -97,19 +97,18 @@ METRIC_LABELS = {
     "total": "Total loss", "psnr": "PSNR", "ssim": "SSIM",
     "psnr_y": "PSNR (Y)", "ssim_y": "SSIM (Y)", **{lpips_column(net): f"LPIPS {net}" for net in NETS},
 }
-#: Table 1 / Table A2 still name three terms as the paper's tables (and published/*.csv) do:
-#: those column names -> the registry's names, whose labels they get.
-TERM_ALIASES = {"bwmse": "bw_mse", "fwmse": "fw_mse", "perc": "perceptual"}
 
 
 def metric_label(name: str) -> str | None:
-    """The header of a metric or loss term (registry name or :data:`TERM_ALIASES`), None if unknown."""
+    """The header of a metric or loss term (by its registry name), None if unknown."""
     from .. import registry
 
-    term = registry.loss_terms().get(TERM_ALIASES.get(name, name))
+    term = registry.loss_terms().get(name)
     if term is not None:
         return term.label or term.name
     return METRIC_LABELS.get(name)
+
+
 _HEADERS = {
     "dataset": "Dataset", "model": "Model", "preset": "Preset", "study": "Study", "vgg": "VGG",
     "vgg_layers": "VGG19 layers", "lambda_s": "λ_s", "seed": "Seed", "dataset_size": "Dataset size",

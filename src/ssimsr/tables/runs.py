@@ -54,9 +54,10 @@ def run_stages(history: pd.DataFrame, metrics: Mapping[str, str], split: str = "
 
     Epoch-0 rows (validation before training) are ignored here; see :func:`loss_shares`.
 
-    ``metrics`` maps output names to history columns (``{"bwmse": "bw_mse"}``); values are
-    taken from the ``split`` rows. Adds ``epoch_start``, ``epoch_end`` and, with
-    ``train_seconds``, ``training_time_s`` (sum of ``seconds`` over the run's train rows).
+    ``metrics`` maps output names to history columns (the paper's tables keep the history's
+    names: ``{"psnr": "psnr"}``); values are taken from the ``split`` rows. Adds
+    ``epoch_start``, ``epoch_end`` and, with ``train_seconds``, ``training_time_s`` (sum of
+    ``seconds`` over the run's train rows).
     Run attributes ``vgg_layers``, ``epochs``, ``dataset_size`` are carried when present.
     A run whose last epoch is below its configured ``epochs`` raises :class:`IncompleteRun`
     naming it; with ``allow_incomplete`` its last logged epoch is its "end" and the column

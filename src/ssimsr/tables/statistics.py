@@ -213,7 +213,7 @@ def _compared(comparisons: pd.DataFrame, group: Mapping, label: str, metrics: Se
 
 
 def verdict(per_image: pd.DataFrame, comparisons: pd.DataFrame, pairs=None,
-            published: pd.DataFrame | str | None = "table1", *, study: str | None = "table1",
+            published: pd.DataFrame | str | None = "table1", *, study: str | None,
             metrics: Sequence[str] = ("ssim", "psnr"), alpha: float = ALPHA) -> Table:
     """Does λ_s = a change what training produces, against λ_s = b? Ours beside the paper's Table 1.
 

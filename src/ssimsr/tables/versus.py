@@ -14,7 +14,7 @@ import pandas as pd
 from ..noise import (ALPHA, DIFFERS, INCONCLUSIVE, PER_SEED, WITHIN, agreement, contrast_agreement, holm,
                      multiplicity_note, rounding_variance)
 from ..runs import DEFAULT_PRESET, PAPER_PRESET, same_weight, weight_key
-from .paper import TABLE1_VALUES
+from .paper import A2_METRICS, TABLE1_VALUES
 from .published import load_published
 from .render import NA, PLUS_MINUS, Table, fmt_hms, fmt_p, header_label
 from .runs import RUN_KEYS
@@ -82,7 +82,7 @@ def paper_vs_ours(ours, published: pd.DataFrame | None = None, table: str = "tab
     ``table`` selects the layout (``published`` defaults to :func:`load_published(table)`):
 
     ``table1``: ``ours`` = :func:`table1` (Table or its data; ``_mean`` columns used when
-    present), keys ``[preset,] dataset, model, lambda_s``, quantities ``total/bwmse/psnr/
+    present), keys ``[preset,] dataset, model, lambda_s``, quantities ``total/bw_mse/psnr/
     ssim _start/_end``.
     ``table_a2``: ``ours`` = :func:`table_a2`, keys ``vgg, lambda_s, stage`` (the paper's
     epoch 1 / epoch 60 rows are ``start`` / ``end``), quantities bwMSE ... SSIM and training time.
@@ -142,9 +142,8 @@ def _table1_records(ours: pd.DataFrame, published: pd.DataFrame, printed: pd.Dat
     return records
 
 
-#: Table A2's quantities: ours -> the published column.
-_TABLE_A2_QUANTITIES = {"bwmse": "bwmse", "perceptual": "perc", "fwmse": "fwmse", "ssim_n": "ssim_n",
-                        "total": "total", "psnr": "psnr", "ssim": "ssim", "training_time_s": "training_time_s"}
+#: Table A2's quantities, ours and the published columns alike.
+_TABLE_A2_QUANTITIES = (*A2_METRICS, "training_time_s")
 
 
 def _table_a2_records(ours: pd.DataFrame, published: pd.DataFrame, printed: pd.DataFrame, split_sd) -> list[dict]:
@@ -162,13 +161,13 @@ def _table_a2_records(ours: pd.DataFrame, published: pd.DataFrame, printed: pd.D
         pub = published[match]
         if len(pub) != 1:
             continue
-        for q, pq in _TABLE_A2_QUANTITIES.items():
+        for q in _TABLE_A2_QUANTITIES:
             summary = _seed_summary(group, r, q)
             if summary is None:
                 continue
             rec = {k: r[k] for k in pre + ["experiment", "vgg", "lambda_s", "stage"] if k in r}
-            rec.update(quantity=q, **summary, paper=float(pub.iloc[0][pq]),
-                       rounding_var=rounding_variance(printed[match].iloc[0][pq]),
+            rec.update(quantity=q, **summary, paper=float(pub.iloc[0][q]),
+                       rounding_var=rounding_variance(printed[match].iloc[0][q]),
                        **_split_noise(split_sd, dict(rec), q))
             records.append(rec)
     return records
@@ -464,8 +463,10 @@ def authors_total(frame: pd.DataFrame) -> pd.Series:
     return lambda_b * frame["bw_mse"] + frame["fw_mse"] + frame["lambda_s"].astype(float) * frame["ssim_n"]
 
 
-#: Table 1's quantities -> the per-image column whose spread gives their split-sampling SD.
-_TABLE1_PER_IMAGE = {"total": "total_authors", "bwmse": "bw_mse", "psnr": "psnr", "ssim": "ssim"}
+#: Table 1's total loss is the authors' total per image (the other quantities, loss terms and
+#: metrics, are per-image columns of their own name): the column whose spread gives the
+#: quantity's split-sampling SD
+_TOTAL_PER_IMAGE = "total_authors"
 
 
 def _population(history: pd.DataFrame, dataset: str, n_val: int, splits: dict) -> int | None | str:
@@ -523,7 +524,8 @@ def split_sd_lookup(per_image: pd.DataFrame, history: pd.DataFrame, splits: dict
         # :func:`end_cells_from_evaluation` found it)
         column = EVALUATION_END.get(quantity)
         if column not in frame.columns:
-            column = _TABLE1_PER_IMAGE.get(quantity.rsplit("_", 1)[0], quantity.rsplit("_", 1)[0])
+            stem = quantity.rsplit("_", 1)[0]
+            column = _TOTAL_PER_IMAGE if stem == "total" else stem
         key = (tuple(sorted(keys.items())), column)
         if key not in cache:  # start and end cells share one value
             cache[key] = _split_noise_of(keys, column)
@@ -557,7 +559,7 @@ def with_evaluation_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 #: Table 1's end-of-training cells from the evaluation, in the authors' validation convention
 #: (unclipped output): per-image column of each quantity.
-EVALUATION_END = {"total_end": "total_authors", "bwmse_end": "bw_mse", "psnr_end": "psnr_authors",
+EVALUATION_END = {"total_end": "total_authors", "bw_mse_end": "bw_mse", "psnr_end": "psnr_authors",
                   "ssim_end": "ssim_unclipped"}
 
 
