@@ -5,6 +5,8 @@ module-level dicts beside it (issue 25)."""
 import ast
 from pathlib import Path
 
+import pytest
+
 from ssimsr import backends, jobs, registry
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "ssimsr"
@@ -45,5 +47,9 @@ def test_no_module_level_dict_is_keyed_by_a_stage_backend_or_term_name():
 
 
 def test_the_registries_are_one_class():
-    for entries in (registry.ARCHITECTURES, registry.LOSS_TERMS, jobs.STAGES, backends.BACKENDS):
+    from ssimsr.tables.registry import TABLES
+
+    with pytest.raises(ValueError, match="table 'table1' is registered twice"):
+        TABLES.add("table1", "another builder")
+    for entries in (registry.ARCHITECTURES, registry.LOSS_TERMS, jobs.STAGES, backends.BACKENDS, TABLES):
         assert isinstance(entries, registry.Registry), entries

@@ -13,6 +13,7 @@ from typing import Callable
 import pandas as pd
 
 from ..config import fill_defaults
+from ..registry import Registry
 from ..power import POWER
 from ..runs import DEFAULT_PRESET, GROUP_KEYS, PAPER_PRESET, weight_key
 from ..stats import comparison_label
@@ -76,12 +77,16 @@ class TableInputs:
 
 
 @dataclass(frozen=True)
-class _Registration:
+class TableEntry:
+    """A table the workflow writes: ``build(inputs)`` when ``when(report)`` holds."""
+
+    name: str
     build: Callable[[TableInputs], Table]
     when: Callable[[dict], bool]
 
 
-_REGISTRY: dict[str, _Registration] = {}
+#: every table, in the order the workflow lists them
+TABLES: Registry[TableEntry] = Registry("table")
 
 
 def _always(report: dict) -> bool:
@@ -91,16 +96,14 @@ def _always(report: dict) -> bool:
 def register_table(name: str, when: Callable[[dict], bool] = _always):
     """Decorator: ``build(inputs) -> Table`` writes table ``name`` when ``when(report)`` holds."""
     def register(build: Callable[[TableInputs], Table]) -> Callable[[TableInputs], Table]:
-        if name in _REGISTRY:
-            raise ValueError(f"register_table: {name!r} is registered twice")
-        _REGISTRY[name] = _Registration(build, when)
+        TABLES.add(name, TableEntry(name, build, when))
         return build
     return register
 
 
 def table_names(report: dict) -> list[str]:
     """The tables :func:`build_tables` writes for this ``report`` config, in registration order."""
-    return [name for name, registration in _REGISTRY.items() if registration.when(report)]
+    return [name for name, entry in TABLES.items() if entry.when(report)]
 
 
 def build_tables(history: pd.DataFrame, per_image: pd.DataFrame, comparisons: pd.DataFrame,
@@ -117,7 +120,7 @@ def build_tables(history: pd.DataFrame, per_image: pd.DataFrame, comparisons: pd
                          baseline=pd.DataFrame() if baseline is None else baseline,
                          preprocessing=pd.DataFrame() if preprocessing is None else preprocessing)
     # all are built before any is written: a builder that fails leaves the old tables as they were
-    built = {name: _REGISTRY[name].build(inputs) for name in table_names(report)}
+    built = {name: TABLES[name].build(inputs) for name in table_names(report)}
     written = []
     for name, table in built.items():
         written += list(table.write(out / name, label=f"tab:{name}").values())
