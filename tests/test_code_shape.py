@@ -14,9 +14,8 @@ MAX_LINES = 60
 #: with a natural seam is split instead. An entry whose function is no longer too long fails the
 #: test too, so that the list shrinks with the code.
 ALLOWED = {
-    # Not yet split: its file was being rewritten by another change when the rest of
-    # src/ssimsr was (issue 25, item 6); it has seams (a helper per feature layer), to split there.
-    "losses.py:perceptual": "pending: losses.py was being rewritten by another change",
+    "losses.py:perceptual": ("21 lines of code under a 40-line docstring that derives the relative norm "
+                             "from BasicSR and SRGAN: the derivation belongs beside the formula"),
 }
 
 
