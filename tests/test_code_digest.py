@@ -254,3 +254,23 @@ def test_each_edit_reruns_exactly_its_stages(tmp_path):
     """)
     changed = json.loads(_in_copy(tmp_path, "edits", code, None))
     assert {name: set(stages) for name, stages in changed.items()} == RERUNS
+
+
+def test_the_parse_cache_gives_the_digests_of_a_fresh_parse_and_survives_a_bad_file(tmp_path):
+    """The per-file parse records are cached on disk by content hash: the digests with a
+    warm cache, a cold one and an unreadable cache file are the same."""
+    code = ("import json; from ssimsr.code_digest import stage_entries, code_digest; "
+            "print(json.dumps({s: code_digest(s) for s in stage_entries()}))")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def digests():
+        return json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                         check=True).stdout)
+
+    cold = digests()
+    cache = tmp_path / "cache" / "ssimsr" / f"code-digest-py{sys.version_info[0]}{sys.version_info[1]}.json"
+    assert cache.is_file() and len(json.loads(cache.read_text())) >= 40
+    assert digests() == cold == {s: cd.code_digest(s) for s in cd.stage_entries()}
+    cache.write_text("{not json")
+    assert digests() == cold
+    assert json.loads(cache.read_text())  # rewritten whole

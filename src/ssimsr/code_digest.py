@@ -48,6 +48,9 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import json
+import os
+import sys
 from pathlib import Path
 
 #: in no code digest, its imports not followed (ssimsr.code_digest)
@@ -195,21 +198,38 @@ def module_digest(name: str) -> str:
         return hashlib.sha256(joined.encode()).hexdigest()
     files = _unit_files(ROOT, name)
     if (ROOT / f"{name}.py").is_file():  # a module
-        return hashlib.sha256(_tree_dump(files[0][1]).encode()).hexdigest()
-    joined = "".join(f"{relative}:{_tree_dump(path)}\n" for relative, path in files)
+        return _tree_digest(files[0][1])
+    joined = "".join(f"{relative}:{_tree_digest(path)}\n" for relative, path in files)
     return hashlib.sha256(joined.encode()).hexdigest()
 
 
-def _tree_dump(path: Path) -> str:
+def _tree_digest(path: Path) -> str:
     return _read(path)[0]
 
 
 @functools.cache
 def _read(path: Path) -> tuple[str, tuple, dict]:
-    """One parse of ``path``: its syntax tree's dump without docstrings, its imports
-    (``import a.b``: ``(0, "a.b", ())``; ``from ..a import b``: ``(2, "a", ("b",))``) and its
-    digest marks (module-level ``DIGEST_EXCLUDED`` / ``DIGEST_DATA`` constants)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    """One parse of ``path``: the sha256 of its syntax tree's dump without docstrings, its
+    imports (``import a.b``: ``(0, "a.b", ())``; ``from ..a import b``: ``(2, "a", ("b",))``)
+    and its digest marks (module-level ``DIGEST_EXCLUDED`` / ``DIGEST_DATA`` constants).
+
+    Parsing and dumping the package's ~60 files took a second of every Snakefile parse
+    (a dry run), so each file's record is kept in a cache keyed by the sha256 of its bytes:
+    a changed file is a new key, so the cache cannot be stale."""
+    source = path.read_bytes()
+    key = hashlib.sha256(source).hexdigest()
+    cache = _disk_cache()
+    if key in cache:
+        tree, imports, marks = cache[key]
+        return tree, tuple((level, module, tuple(names)) for level, module, names in imports), marks
+    record = _parse(source.decode("utf-8"))
+    cache[key] = record
+    _save_disk_cache(cache)
+    return record
+
+
+def _parse(text: str) -> tuple[str, tuple, dict]:
+    tree = ast.parse(text)
     marks = {}
     for node in tree.body:
         if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
@@ -224,7 +244,45 @@ def _read(path: Path) -> tuple[str, tuple, dict]:
         body = getattr(node, "body", None)
         if isinstance(body, list):  # docstrings (and other bare strings) do nothing when run
             node.body = [s for s in body if not _is_bare_string(s)] or [ast.Pass()]
-    return ast.dump(tree, include_attributes=False), tuple(imports), marks
+    dump = ast.dump(tree, include_attributes=False)
+    return hashlib.sha256(dump.encode()).hexdigest(), tuple(imports), marks
+
+
+#: records kept in the cache file, the most recent ones (every edit of a file adds one)
+CACHE_RECORDS = 2000
+
+
+def _cache_path() -> Path:
+    """Per Python version: ``ast.dump`` differs between versions."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ssimsr" / f"code-digest-py{sys.version_info[0]}{sys.version_info[1]}.json"
+
+
+@functools.cache
+def _disk_cache() -> dict:
+    """The cache file's records; empty where it cannot be read (a cache: never an error)."""
+    try:
+        records = json.loads(_cache_path().read_text(encoding="utf-8"))
+        return records if isinstance(records, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_disk_cache(cache: dict) -> None:
+    """Write the cache file whole under a temporary name and rename it (concurrent
+    processes: the last one wins, each file complete); failures are ignored."""
+    path = _cache_path()
+    kept = dict(list(cache.items())[-CACHE_RECORDS:])
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(kept), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 def _is_bare_string(statement) -> bool:

@@ -12,7 +12,7 @@ import itertools
 
 from . import registry
 from .config import defaults, with_defaults
-from .runs import GRID_WEIGHT, WEIGHT_DIGITS, Run, vgg_tag, weight_key
+from .runs import GRID_WEIGHT, WEIGHT_DIGITS, Run, check_pairs, vgg_tag, weight_key
 from .run_params import RunParams
 
 #: Keys of ``training`` that are not training parameters (how jobs share a GPU).
@@ -156,8 +156,6 @@ def check_report_config(config: dict) -> None:
     if stats_study and report["preset"] not in stats_study["presets"]:
         raise ValueError(f"report.preset: {report['preset']!r} is not a preset of study "
                          f"{report['stats']['study']!r} ({stats_study['presets']})")
-    from .stats import check_pairs
-
     check_pairs(report["comparisons"], "report.comparisons")
     check_benchmarks(config)
 

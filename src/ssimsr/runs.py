@@ -154,3 +154,22 @@ def __getattr__(name: str):
 
         return defaults("report")["preset"]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def check_pairs(pairs, what: str = "report.comparisons") -> list[tuple[float, float]]:
+    """``[[a, b], ...]`` -> ``[(a, b), ...]`` floats (their :func:`~ssimsr.runs.weight_key`);
+    ValueError naming ``what`` and the entry."""
+    out = []
+    for i, pair in enumerate(pairs):
+        if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+            raise ValueError(f"{what}[{i}]: expected a pair [a, b] of lambda_s values, got {pair!r}")
+        try:
+            a, b = weight_key(pair[0]), weight_key(pair[1])  # same_weight: equal keys
+        except (TypeError, ValueError):
+            raise ValueError(f"{what}[{i}]: lambda_s values must be numbers, got {pair!r}") from None
+        if a == b:
+            raise ValueError(f"{what}[{i}]: compares lambda_s {a:g} with itself")
+        if (a, b) in out:
+            raise ValueError(f"{what}[{i}]: pair {pair!r} listed twice")
+        out.append((a, b))
+    return out

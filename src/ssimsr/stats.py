@@ -41,7 +41,7 @@ from scipy import stats as sps
 
 from .lpips_nets import LPIPS_COLUMNS
 from .power import ALPHA, POWER, detectable_effect
-from .runs import GROUP_KEYS, weight_key
+from .runs import GROUP_KEYS, check_pairs, weight_key
 
 __all__ = [
     "compare",
@@ -286,25 +286,6 @@ def _nan_row(metric: str, n_images: int, n_seeds: int) -> dict:
     row.update({k: math.nan for k in (*SEED_KEYS, *STAT_KEYS)})
     row["n"], row["n_seeds"] = n_images, n_seeds
     return row
-
-
-def check_pairs(pairs, what: str = "report.comparisons") -> list[tuple[float, float]]:
-    """``[[a, b], ...]`` -> ``[(a, b), ...]`` floats (their :func:`~ssimsr.runs.weight_key`);
-    ValueError naming ``what`` and the entry."""
-    out = []
-    for i, pair in enumerate(pairs):
-        if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
-            raise ValueError(f"{what}[{i}]: expected a pair [a, b] of lambda_s values, got {pair!r}")
-        try:
-            a, b = weight_key(pair[0]), weight_key(pair[1])  # same_weight: equal keys
-        except (TypeError, ValueError):
-            raise ValueError(f"{what}[{i}]: lambda_s values must be numbers, got {pair!r}") from None
-        if a == b:
-            raise ValueError(f"{what}[{i}]: compares lambda_s {a:g} with itself")
-        if (a, b) in out:
-            raise ValueError(f"{what}[{i}]: pair {pair!r} listed twice")
-        out.append((a, b))
-    return out
 
 
 def compare_variants(

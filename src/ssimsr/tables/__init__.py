@@ -30,67 +30,35 @@ Several seeds are aggregated into ``<x>_mean`` and ``<x>_sd`` columns (SD with d
 NaN for one seed).
 """
 
-from .paper import (
-    A2_EXPERIMENTS,
-    A2_METRICS,
+import importlib
 
-    LOWER_IS_BETTER,
-    lower_is_better,
-    share_columns,
-    TABLE1_METRICS,
-    TABLE1_VALUES,
-    TABLE4_METRICS,
-    loss_shares,
-    table1,
-    table4,
-    table_a2,
-)
-from .published import PUBLISHED, load_published
-from .registry import PAPER_TABLE_PAIRS, TableInputs, build_tables, register_table, table_names
-from .render import Table, best_mask, format_value, tex_escape, write_table
-from .runs import RUN_KEYS, IncompleteRun, run_stages
-from .statistics import PAIRED_BLOCK, SEED_BLOCK, STATS_METRICS, WELCH_BLOCK, table_stats, verdict
-from .versus import BESIDE_PRESET, PAPER_PRESET, paper_vs_ours
+#: What the package exports, by the module that defines it: each imported on first use
+#: (PEP 562), so that ``from ssimsr.tables import table_names`` (the Snakefile, every dry
+#: run) does not import the builders and scipy.
+_EXPORTS_BY_MODULE = {
+    "paper": ("A2_EXPERIMENTS", "A2_METRICS", "LOWER_IS_BETTER", "lower_is_better", "share_columns",
+              "TABLE1_METRICS", "TABLE1_VALUES", "TABLE4_METRICS", "loss_shares", "table1", "table4", "table_a2"),
+    "published": ("PUBLISHED", "load_published"),
+    "registry": ("PAPER_TABLE_PAIRS", "TableInputs", "build_tables", "register_table", "table_names"),
+    "render": ("Table", "best_mask", "format_value", "tex_escape", "write_table"),
+    "runs": ("RUN_KEYS", "IncompleteRun", "run_stages"),
+    "statistics": ("PAIRED_BLOCK", "SEED_BLOCK", "STATS_METRICS", "WELCH_BLOCK", "table_stats", "verdict"),
+    "versus": ("BESIDE_PRESET", "PAPER_PRESET", "paper_vs_ours"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS_BY_MODULE.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODULE_OF})
+
 
 #: the paper's published values (CSV files) these tables read: in the tables digest (ssimsr.code_digest)
 DIGEST_DATA = ("published",)
 
-__all__ = [
-    "Table",
-    "write_table",
-    "format_value",
-    "best_mask",
-    "tex_escape",
-    "run_stages",
-    "IncompleteRun",
-    "table1",
-    "loss_shares",
-    "table_a2",
-    "table_stats",
-    "table4",
-    "verdict",
-    "paper_vs_ours",
-    "load_published",
-    "build_tables",
-    "table_names",
-    "register_table",
-    "TableInputs",
-    "PUBLISHED",
-    "RUN_KEYS",
-    "LOWER_IS_BETTER",
-    "STATS_METRICS",
-    "share_columns",
-    "lower_is_better",
-
-    "TABLE1_METRICS",
-    "TABLE1_VALUES",
-    "TABLE4_METRICS",
-    "A2_METRICS",
-    "A2_EXPERIMENTS",
-    "SEED_BLOCK",
-    "WELCH_BLOCK",
-    "PAIRED_BLOCK",
-    "PAPER_TABLE_PAIRS",
-    "PAPER_PRESET",
-    "BESIDE_PRESET",
-]
+__all__ = sorted(_MODULE_OF)

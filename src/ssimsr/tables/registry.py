@@ -6,6 +6,7 @@ the tables job runs) both read this registry, so a table is named in one place o
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -14,19 +15,27 @@ import pandas as pd
 
 from ..config import fill_defaults
 from ..registry import Registry
-from ..power import POWER
 from ..runs import DEFAULT_PRESET, GROUP_KEYS, PAPER_PRESET, weight_key
-from ..stats import comparison_label
-from .paper import TABLE4_METRICS, loss_shares, table1, table4, table_a2
 from .published import load_published
 from .render import Table
 from .runs import default_study
-from .statistics import table_stats, verdict
-from .statistics import STATS_METRICS
-from .baseline import table1_with_baseline, versus_with_baseline
-from .contrasts import table1_contrasts, table4_contrasts
-from .versus import (AUTHORS_METRICS, authors_total, end_cells_from_evaluation, paper_vs_ours, paper_vs_presets,
-                     published_alone, split_sd_lookup, stats_noise)
+
+
+class _OnUse:
+    """A module imported on its first attribute use. Listing the tables (``table_names``:
+    the Snakefile, on every dry run) needs their names, not the builders' modules and the
+    scipy they import (0.7 s of a 4 s dry run)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attribute: str):
+        return getattr(importlib.import_module(self._name, __package__), attribute)
+
+
+_power, _stats = _OnUse("..power"), _OnUse("..stats")
+_paper, _statistics, _baseline = _OnUse(".paper"), _OnUse(".statistics"), _OnUse(".baseline")
+_contrasts, _versus = _OnUse(".contrasts"), _OnUse(".versus")
 
 #: The paper's Tables 2 and 3: lambda_s 1 vs 2 and 1 vs 0 (differences a - b).
 PAPER_TABLE_PAIRS = {"table2": (1.0, 2.0), "table3": (1.0, 0.0)}
@@ -135,15 +144,15 @@ def _with_appendix(report: dict) -> bool:
 
 @register_table("table1")
 def _table1(inputs: TableInputs) -> Table:
-    return table1_with_baseline(table1(inputs.history, study=inputs.study,
-                                       allow_incomplete=inputs.report["allow_incomplete_runs"]), inputs.baseline)
+    table = _paper.table1(inputs.history, study=inputs.study, allow_incomplete=inputs.report["allow_incomplete_runs"])
+    return _baseline.table1_with_baseline(table, inputs.baseline)
 
 
 @register_table("loss_shares")
 def _loss_shares(inputs: TableInputs) -> Table:
     """Table 1's companion: the loss terms' shares; a history without the lambdas gives a note."""
     try:
-        return loss_shares(inputs.history, study=inputs.study)
+        return _paper.loss_shares(inputs.history, study=inputs.study)
     except ValueError as exc:
         return Table(pd.DataFrame(columns=["stage", "epoch"]),
                      "Share of each weighted loss term in the validation total: not available.",
@@ -153,7 +162,7 @@ def _loss_shares(inputs: TableInputs) -> Table:
 def _stats_table(comparisons: pd.DataFrame, model: str, dataset: str, pair: tuple[float, float],
                  name: str, **select) -> Table:
     """Table 2 / 3 for ``pair``; a pair the comparisons lack gives an empty table naming it."""
-    label = comparison_label(*pair)
+    label = _stats.comparison_label(*pair)
     present = comparisons
     for col, value in dict(model=model, dataset=dataset, **select).items():
         if value is not None and col in present.columns:
@@ -166,7 +175,7 @@ def _stats_table(comparisons: pd.DataFrame, model: str, dataset: str, pair: tupl
                 f"(comparisons present: {', '.join(have) or 'none'}).")
         return Table(pd.DataFrame(columns=["test", "statistic"]), f"{name}: λ_s = {pair[0]:g} vs "
                      f"λ_s = {pair[1]:g} ({dataset} {model}): not available.", notes=[note])
-    return table_stats(comparisons, model, dataset, label, **select)
+    return _statistics.table_stats(comparisons, model, dataset, label, **select)
 
 
 @register_table("table2")
@@ -183,12 +192,12 @@ def _table3(inputs: TableInputs) -> Table:
 
 @register_table("table4")
 def _table4(inputs: TableInputs) -> Table:
-    return table4(inputs.per_image, *inputs.showcase, study=inputs.stats_study, preset=inputs.preset)
+    return _paper.table4(inputs.per_image, *inputs.showcase, study=inputs.stats_study, preset=inputs.preset)
 
 
 @register_table("verdict")
 def _verdict(inputs: TableInputs) -> Table:
-    return verdict(inputs.per_image, inputs.comparisons, inputs.report["comparisons"], study=inputs.study)
+    return _statistics.verdict(inputs.per_image, inputs.comparisons, inputs.report["comparisons"], study=inputs.study)
 
 
 @register_table("stats_all")
@@ -201,7 +210,7 @@ def _stats_all(inputs: TableInputs) -> Table:
     data = comparisons[[c for c in keep if c in comparisons.columns]].reset_index(drop=True)
     return Table(data, "All comparisons of λ_s variants (validation images, differences a − b). *_seed: "
                        "the verdict test, a paired t on the per-seed mean differences (n_seeds = n, unit: "
-                       f"the training run; mde_seed = the difference detectable with {POWER * 100:g} % power). "
+                       f"the training run; mde_seed = the difference detectable with {_power.POWER * 100:g} % power). "
                        "n = images: "
                        "paired t, Wilcoxon and d_z on the per-image differences averaged over seeds (these "
                        "trained models), and Welch, the paper's unpaired test, on the per-image values "
@@ -226,10 +235,11 @@ def _table1_runs(inputs: TableInputs, preset: str) -> tuple[pd.DataFrame, pd.Dat
     if history.empty:
         raise ValueError(f"preset {preset!r} was not run")
     # like for like: the paper's total is the authors' validation total (with fwMSE)
-    history = history.assign(total=authors_total(history))
+    history = history.assign(total=_versus.authors_total(history))
     per_image = _of(inputs.per_image, preset=preset, study=default_study(inputs.per_image, inputs.study))
-    runs = table1(history, seeds_agg=False, study=inputs.study, allow_incomplete=inputs.report["allow_incomplete_runs"])
-    runs.data = end_cells_from_evaluation(runs.data.assign(preset=preset), per_image)
+    runs = _paper.table1(history, seeds_agg=False, study=inputs.study,
+                         allow_incomplete=inputs.report["allow_incomplete_runs"])
+    runs.data = _versus.end_cells_from_evaluation(runs.data.assign(preset=preset), per_image)
     return runs.data, per_image, runs
 
 
@@ -238,11 +248,11 @@ def _paper_vs_ours_table1(inputs: TableInputs) -> Table:
     def for_preset(preset: str) -> Table:
         runs, per_image, table = _table1_runs(inputs, preset)
         history = inputs.history[inputs.history["preset"] == preset]
-        out = paper_vs_ours(runs.drop(columns=["preset"]), table="table1",
-                            split_sd=split_sd_lookup(per_image, history, inputs.splits))
+        out = _versus.paper_vs_ours(runs.drop(columns=["preset"]), table="table1",
+                                    split_sd=_versus.split_sd_lookup(per_image, history, inputs.splits))
         return _mark_incomplete(out, table)
 
-    table = versus_with_baseline(paper_vs_presets("table1", for_preset), inputs.baseline)
+    table = _baseline.versus_with_baseline(_versus.paper_vs_presets("table1", for_preset), inputs.baseline)
     table.caption += (" End-of-training cells: the evaluation of the final model, unclipped output (the authors' "
                       "validation did not clip); epoch-1 cells: training's own validation (clipped output). "
                       "Total = λ_b·bwMSE + fwMSE + λ_s·SSIM_N as the authors' validation computed it (forward "
@@ -267,7 +277,7 @@ def _paper_vs_ours_contrasts(inputs: TableInputs) -> Table:
     """The paper's λ_s contrasts beside ours, both presets (a column ``preset``)."""
     def for_preset(preset: str) -> Table:
         runs, per_image, _ = _table1_runs(inputs, preset)
-        return table1_contrasts(runs, per_image, inputs.history, inputs.splits)
+        return _contrasts.table1_contrasts(runs, per_image, inputs.history, inputs.splits)
 
     return _stack_presets(for_preset, lambda reasons: Table(
         pd.DataFrame(columns=["preset", "dataset", "model", "contrast", "quantity"]),
@@ -306,25 +316,26 @@ def _mark_incomplete(out: Table, table: Table) -> Table:
 
 
 def _paper_vs_ours_stats(inputs: TableInputs, name: str) -> Table:
-    label = comparison_label(*PAPER_TABLE_PAIRS[name])
+    label = _stats.comparison_label(*PAPER_TABLE_PAIRS[name])
     # the paper's per-image numbers came from the authors' inference convention
     present = set(inputs.comparisons.get("metric", pd.Series(dtype=str)))
     # (results from before the authors' columns existed: the project's own)
-    metrics = {m: AUTHORS_METRICS[m] if AUTHORS_METRICS.get(m) in present else m for m in STATS_METRICS}
+    authors = _versus.AUTHORS_METRICS
+    metrics = {m: authors[m] if authors.get(m) in present else m for m in _statistics.STATS_METRICS}
 
     def for_preset(preset: str) -> Table:
-        ours = table_stats(inputs.comparisons, inputs.model, inputs.dataset, label, study=inputs.stats_study,
-                           preset=preset, metrics=tuple(metrics.values()))
+        ours = _statistics.table_stats(inputs.comparisons, inputs.model, inputs.dataset, label,
+                                       study=inputs.stats_study, preset=preset, metrics=tuple(metrics.values()))
         ours.data = ours.data.rename(columns={v: k for k, v in metrics.items()})
         rows = _of(inputs.comparisons, model=inputs.model, dataset=inputs.dataset, comparison=label,
                    study=inputs.stats_study, preset=preset)
         per_image = _of(inputs.per_image, model=inputs.model, dataset=inputs.dataset, set="val", preset=preset,
                         study=default_study(inputs.per_image, inputs.stats_study))
-        noise = stats_noise(rows, per_image, _of(inputs.history, preset=preset), inputs.splits, inputs.dataset,
-                            metrics, PAPER_TABLE_PAIRS[name])
-        return paper_vs_ours(ours, table=name, noise=noise)
+        noise = _versus.stats_noise(rows, per_image, _of(inputs.history, preset=preset), inputs.splits, inputs.dataset,
+                                    metrics, PAPER_TABLE_PAIRS[name])
+        return _versus.paper_vs_ours(ours, table=name, noise=noise)
 
-    table = paper_vs_presets(name, for_preset)
+    table = _versus.paper_vs_presets(name, for_preset)
     if metrics["psnr"] == "psnr_authors":
         table.caption += (" Ours in the authors' inference convention (PSNR of the unclipped output, "
                           "scikit-image's default 7x7 uniform SSIM), as the paper's numbers.")
@@ -344,7 +355,8 @@ def _paper_vs_ours_table3(inputs: TableInputs) -> Table:
 @register_table("paper_vs_ours_table4")
 def _paper_vs_ours_table4(inputs: TableInputs) -> Table:
     present = set(inputs.per_image.columns)
-    metrics = {m: AUTHORS_METRICS[m] if AUTHORS_METRICS.get(m) in present else m for m in TABLE4_METRICS}
+    authors = _versus.AUTHORS_METRICS
+    metrics = {m: authors[m] if authors.get(m) in present else m for m in _paper.TABLE4_METRICS}
 
     def for_preset(preset: str) -> Table:
         model, dataset = inputs.showcase
@@ -352,9 +364,9 @@ def _paper_vs_ours_table4(inputs: TableInputs) -> Table:
                    study=default_study(inputs.per_image, inputs.stats_study))
         if rows.empty:
             raise ValueError(f"table4: no rows with preset == {preset!r}")
-        return table4_contrasts(rows, metrics)
+        return _contrasts.table4_contrasts(rows, metrics)
 
-    return _stack_presets(for_preset, lambda reasons: published_alone("table4", reasons))
+    return _stack_presets(for_preset, lambda reasons: _versus.published_alone("table4", reasons))
 
 
 # --------------------------------------------------------------------------- the appendix grid (optional)
@@ -362,8 +374,8 @@ def _paper_vs_ours_table4(inputs: TableInputs) -> Table:
 @register_table("table_a2", when=_with_appendix)
 def _table_a2(inputs: TableInputs) -> Table:
     # the layer grid only exists with the perceptual loss on, i.e. in the corrected preset
-    return table_a2(inputs.history, study=inputs.report["appendix_study"],
-                    allow_incomplete=inputs.report["allow_incomplete_runs"])
+    return _paper.table_a2(inputs.history, study=inputs.report["appendix_study"],
+                           allow_incomplete=inputs.report["allow_incomplete_runs"])
 
 
 @register_table("paper_vs_ours_table_a2", when=_with_appendix)
@@ -377,17 +389,19 @@ def _paper_vs_ours_table_a2(inputs: TableInputs) -> Table:
     try:
         if history.empty:
             raise ValueError(f"no {PAPER_PRESET} run in the appendix study (add {PAPER_PRESET} to its presets)")
-        runs = table_a2(history, study=inputs.report["appendix_study"], seeds_agg=False,
-                        allow_incomplete=inputs.report["allow_incomplete_runs"]).data
+        runs = _paper.table_a2(history, study=inputs.report["appendix_study"], seeds_agg=False,
+                               allow_incomplete=inputs.report["allow_incomplete_runs"]).data
         paper_vgg = load_published("table_a2")[["experiment", "vgg", "lambda_s"]].drop_duplicates()
         paper_vgg = paper_vgg.assign(lambda_s=weight_key(paper_vgg["lambda_s"]))
         ours = runs.drop(columns=[c for c in ("experiment", "vgg", "vgg_layers") if c in runs.columns])
         ours = ours.assign(lambda_s=weight_key(ours["lambda_s"])).merge(paper_vgg, on="lambda_s")
-        lookup = split_sd_lookup(_of(inputs.per_image, preset=PAPER_PRESET, study=study), history, inputs.splits)
+        lookup = _versus.split_sd_lookup(_of(inputs.per_image, preset=PAPER_PRESET, study=study), history,
+                                         inputs.splits)
         dataset = str(history["dataset"].iloc[0])  # the appendix study's own runs: table_a2 refuses several
-        table = paper_vs_ours(ours, table="table_a2", split_sd=lambda keys, q: lookup({**keys, "dataset": dataset}, q))
+        table = _versus.paper_vs_ours(ours, table="table_a2",
+                                      split_sd=lambda keys, q: lookup({**keys, "dataset": dataset}, q))
     except ValueError as exc:
-        return published_alone("table_a2", [str(exc)])
+        return _versus.published_alone("table_a2", [str(exc)])
     table.caption = ("Table A2, ours vs the paper, like for like: the paper's eight runs had the perceptual term "
                      "at 0 (its VGG19 collapsed), so a layer pair did nothing and each λ_s has four replicate "
                      f"runs. Ours: the appendix study's {PAPER_PRESET} runs (one per λ_s and seed), beside every "
