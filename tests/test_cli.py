@@ -164,7 +164,8 @@ def test_prepare_before_fetch_names_the_fetch_command(tmp_path, configs, monkeyp
 
 
 @pytest.mark.parametrize("command", ["fetch", "prepare"])
-def test_unknown_dataset_is_one_line_naming_the_configured_ones(tmp_path, configs, command, capsys):
+def test_unknown_dataset_is_one_line_naming_the_configured_ones(tmp_path, configs, command, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no workflow config.yaml to merge under the given ones
     extra = tmp_path / "extra.yaml"
     extra.write_text(yaml.safe_dump({"datasets": {"other": {"sources": [{"uri": "skimage:coffee"}],
                                                             "split": {"method": "all_val"}}}}))

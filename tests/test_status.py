@@ -204,13 +204,38 @@ def test_status_command_merges_configs_and_filters_states(tmp_path, demo, capsys
     assert f"{len(table)} runs: 2 done" in out  # the summary counts every run
 
 
-def test_config_files_merge_as_snakemake_configfiles(tmp_path):
+def test_config_files_merge_as_snakemake_configfiles(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no workflow config.yaml here
     (tmp_path / "a.yaml").write_text("seeds: [0, 1, 2]\ntraining: {crop: 64, batch_size: 4}\n")
     (tmp_path / "b.yaml").write_text("seeds: [5]\ntraining: {crop: 32}\n")
     merged = status.load_config([tmp_path / "a.yaml", tmp_path / "b.yaml"])
     assert merged == {"seeds": [5], "training": {"crop": 32, "batch_size": 4}}  # lists replace, mappings merge
     with pytest.raises(FileNotFoundError, match="missing.yaml"):
         status.load_config([tmp_path / "missing.yaml"])
+    # the Snakefile's configfile: config.yaml first, every --configfile over it (named twice: once)
+    (tmp_path / "config.yaml").write_text("seeds: [7]\nscale: 2\ntraining: {log_every: 3}\n")
+    assert status.load_config([tmp_path / "b.yaml"]) == {"seeds": [5], "scale": 2,
+                                                         "training": {"log_every": 3, "crop": 32}}
+    assert status.load_config(["config.yaml", tmp_path / "b.yaml"]) == status.load_config([tmp_path / "b.yaml"])
+    assert status.load_config() == {"seeds": [7], "scale": 2, "training": {"log_every": 3}}
+    # --profile DIR: its configfile entries, as `snakemake --profile DIR`
+    (tmp_path / "prof").mkdir()
+    (tmp_path / "prof" / "config.yaml").write_text("configfile: [a.yaml]\ncores: 2\n")
+    assert status.load_config(profile="prof")["seeds"] == [0, 1, 2]
+    assert status.load_config([tmp_path / "b.yaml"], profile="prof")["seeds"] == [5]
+    with pytest.raises(FileNotFoundError, match="profile nowhere: no nowhere/config.yaml"):
+        status.load_config(profile="nowhere")
+
+
+def test_the_demo_profile_and_its_config_file_give_the_demo_s_runs(capsys, tmp_path, monkeypatch):
+    """`ssimsr status --profile profiles/demo` and `--config profiles/demo/demo-config.yaml`
+    read what `snakemake --profile profiles/demo` reads (config.yaml, then the demo's file)."""
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    outputs = []
+    for options in (["--profile", "profiles/demo"], ["--config", "profiles/demo/demo-config.yaml"]):
+        assert cli.main(["status", *options, "--results", str(tmp_path)]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert "24 runs: 0 done" in outputs[0] and outputs[0].split("\n")[:-3] == outputs[1].split("\n")[:-3]
 
 
 def test_only_the_latest_attempts_error_fails_a_run(tmp_path):

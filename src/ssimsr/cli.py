@@ -87,12 +87,13 @@ DATA_DIR = "results/data/{dataset}"
 DEFAULT_CONFIG = "config.yaml"
 
 
-def load_config(paths: list[str | os.PathLike] | None = None) -> dict:
-    """The config files merged in order (later ones win, as Snakemake's ``--configfile``),
-    validated against the schema, with its defaults filled in."""
-    from .config import load_config_files
+def load_config(paths: list[str | os.PathLike] | None = None, profile: str | None = None) -> dict:
+    """The config files a ``snakemake`` call with these ``--configfile`` / ``--profile``
+    reads, merged in order (``config.workflow_config_files``), validated against the schema,
+    with its defaults filled in."""
+    from .config import load_config_files, workflow_config_files
 
-    return load_config_files(paths or [DEFAULT_CONFIG])
+    return load_config_files(workflow_config_files(paths, profile))
 
 
 def dataset_config(config: dict, name: str) -> dict:
@@ -124,7 +125,7 @@ def _schema_enum(*path: str) -> list:
 
 
 def _cmd_fetch(args) -> None:
-    config = load_config(args.config)
+    config = load_config(args.config, args.profile)
     dataset = dataset_config(config, args.dataset)
     download_dir = args.download_dir or DOWNLOAD_DIR.format(dataset=args.dataset)
     given = {k: getattr(args, k) for k in ("retries", "timeout", "backoff") if getattr(args, k) is not None}
@@ -137,13 +138,14 @@ def _cmd_fetch(args) -> None:
 def _cmd_prepare(args) -> None:
     from .download import DataError
 
-    config = load_config(args.config)
+    config = load_config(args.config, args.profile)
     dataset = dataset_config(config, args.dataset)
     download_dir = args.download_dir or DOWNLOAD_DIR.format(dataset=args.dataset)
     receipts = [receipt_path(download_dir, i) for i in range(len(dataset["sources"]))]
     missing = [str(r) for r in receipts if not r.is_file()]
     if missing:
-        configs = " ".join(f"--config {c}" for c in args.config or [DEFAULT_CONFIG])
+        options = ([f"--profile {args.profile}"] if args.profile else []) + [f"--config {c}" for c in args.config or []]
+        configs = " ".join(options) or f"--config {DEFAULT_CONFIG}"
         raise DataError(f"no receipt {', '.join(missing)}: fetch the dataset first: "
                         f"ssimsr fetch {configs} --dataset {args.dataset}"
                         + (f" --download-dir {args.download_dir}" if args.download_dir else ""))
@@ -186,7 +188,7 @@ def _cmd_lpips(args) -> None:
 def _cmd_status(args) -> None:
     from .status import main
 
-    main(args.config, results=args.results, watch=args.watch, stale_minutes=args.stale, jobs=args.jobs,
+    main(args.config, profile=args.profile, results=args.results, watch=args.watch, stale_minutes=args.stale, jobs=args.jobs,
          states=args.state)
 
 
@@ -211,10 +213,13 @@ def _command(sub, name: str, helptext: str, *examples: str, func=None, descripti
 
 
 def _config_option(p: argparse.ArgumentParser) -> None:
-    """--config, given several times (snakemake's --configfile)."""
+    """--config, given several times (snakemake's --configfile), and --profile."""
     p.add_argument("--config", action="append", metavar="FILE", default=None,
-                   help="config file; given several times, they merge in order as snakemake's --configfile "
-                        f"(later ones win) (default: {DEFAULT_CONFIG})")
+                   help=f"config file merged over {DEFAULT_CONFIG}, as snakemake's --configfile; given several "
+                        "times, they merge in order (later ones win)")
+    p.add_argument("--profile", default=None, metavar="DIR",
+                   help="a snakemake profile folder (e.g. profiles/demo): its config files, as `snakemake "
+                        "--profile DIR` reads them, before any --config")
 
 
 def _dataset_options(p: argparse.ArgumentParser, receipts: str) -> None:
@@ -366,7 +371,7 @@ def _add_status(sub) -> None:
 
     p = _command(sub, "status", "every configured run: done, running, failed or pending; the study's time left",
                  "ssimsr status",
-                 "ssimsr status --config config.yaml --config profiles/demo/demo-config.yaml --watch 30",
+                 "ssimsr status --profile profiles/demo --watch 30",
                  func=_cmd_status,
                  description="One table of every run of the config's active studies (state, epoch k of n, last "
                              "validation PSNR / SSIM, seconds per epoch, ETA) and the study's remaining training "

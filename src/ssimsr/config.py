@@ -204,3 +204,43 @@ def load_config_files(paths=None, *, fill: bool = True) -> dict:
             raise ValueError(f"config file {path}: not a mapping of config keys")
         merged = merge_configs(merged, data)
     return with_defaults(merged) if fill else merged
+
+
+#: The config file the Snakefile names (``configfile:``): Snakemake reads it first, then every
+#: ``--configfile`` over it.
+WORKFLOW_CONFIG = "config.yaml"
+
+
+def workflow_config_files(given=None, profile=None, workflow_config: str | Path = WORKFLOW_CONFIG) -> list[Path]:
+    """The config files a ``snakemake`` call reads, in merge order: the workflow's own
+    (``config.yaml``, where it exists), then a profile's ``configfile:`` entries (``profile``:
+    its folder, as ``snakemake --profile DIR``), then ``given`` (as ``--configfile``). A file
+    named twice counts once, at its first place."""
+    files = [Path(workflow_config)] if Path(workflow_config).is_file() else []
+    if profile is not None:
+        files += profile_config_files(profile)
+    files += [Path(f) for f in given or []]
+    unique: list[Path] = []
+    for path in files:
+        if not any(path.resolve() == seen.resolve() for seen in unique):
+            unique.append(path)
+    if not unique:
+        raise FileNotFoundError(f"config file {workflow_config}: not found (give one with --config FILE)")
+    return unique
+
+
+def profile_config_files(profile: str | Path) -> list[Path]:
+    """The ``configfile`` entries of a Snakemake profile folder's ``config.yaml`` (relative
+    paths are the working directory's, as Snakemake reads them); errors name the file."""
+    path = Path(profile) / "config.yaml"
+    try:
+        settings = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER) or {}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"profile {profile}: no {path}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"profile {path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"profile {path}: not a mapping of snakemake options")
+    entries = settings.get("configfile", settings.get("configfiles", []))
+    return [Path(e) for e in ([entries] if isinstance(entries, str) else entries)]
+

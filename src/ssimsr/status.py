@@ -73,13 +73,13 @@ LOG_TAIL_BYTES = 65536
 
 # --------------------------------------------------------------------------- config
 
-def load_config(files: list[str | os.PathLike] | None = None) -> dict:
-    """The config ``files`` (default ``config.yaml``) merged in order, later ones winning, as
-    ``snakemake --configfile`` merges them (the demo: ``config.yaml``, then
-    ``profiles/demo/demo-config.yaml``). Defaults are filled by the run table."""
-    from .config import load_config_files
+def load_config(files: list[str | os.PathLike] | None = None, profile: str | None = None) -> dict:
+    """The config a ``snakemake`` call with these ``--configfile`` ``files`` and ``--profile``
+    reads: ``config.yaml``, the profile's config files, then ``files``, merged in order
+    (``config.workflow_config_files``). Defaults are filled by the run table."""
+    from .config import load_config_files, workflow_config_files
 
-    return load_config_files(files, fill=False)
+    return load_config_files(workflow_config_files(files, profile), fill=False)
 
 
 def configured_runs(config: dict) -> dict[Run, dict]:
@@ -508,14 +508,14 @@ def render(study: Study, states: list[str] | None = None) -> str:
 
 def main(config_files: list[str] | None, results: str = "results", watch: float | None = None,
          stale_minutes: float = 30.0, jobs: int | None = None, states: list[str] | None = None,
-         stream=None) -> None:
+         stream=None, profile: str | None = None) -> None:
     """``ssimsr status``: print the table once, or every ``watch`` seconds until Ctrl-C."""
     stream = stream or sys.stdout
+    config = load_config(config_files, profile)
     if not Path(results).is_dir():  # a mistyped --results is not "every run pending"
         what = "not a folder" if Path(results).exists() else "no such folder"
         raise FileNotFoundError(f"results folder {results}: {what} (nothing has run here yet, or give the "
                                 "workflow's results folder with --results DIR)")
-    config = load_config(config_files)
     try:
         while True:
             text = render(study_status(config, results, stale_minutes * 60, jobs), states)
