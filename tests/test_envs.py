@@ -95,3 +95,27 @@ def test_train_env_follows_the_training_backend(tmp_path):
         assert path.parent == REPO / "envs" and path.is_file(), env
         assert backend in _env_pins(path), f"{env} does not pin {backend}"
     assert len(set(loaded["choices"].values())) == len(backends)
+
+
+def test_tensorflow_s_gpu_probe_is_quiet_where_no_gpu_is_expected(monkeypatch):
+    """CPU runs log no "failed call to cuInit" error line (issue 26): TensorFlow's C++ log
+    is quieted where this machine has no GPU, kept where it has one or the user set it."""
+    import os
+    import subprocess
+    import sys
+
+    from ssimsr import backends
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.setenv("SSIMSR_NUM_GPUS", "0")
+    env = backends.get("tensorflow").environment()
+    assert env["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    probe = "import tensorflow as tf; tf.config.list_physical_devices()"
+    out = subprocess.run([sys.executable, "-c", probe], env={**os.environ, **env}, capture_output=True, text=True)
+    assert out.returncode == 0 and "cuInit" not in out.stderr, out.stderr[-500:]
+    monkeypatch.setenv("SSIMSR_NUM_GPUS", "1")
+    assert "TF_CPP_MIN_LOG_LEVEL" not in backends.get("tensorflow").environment()
+    monkeypatch.setenv("SSIMSR_NUM_GPUS", "0")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+    assert "TF_CPP_MIN_LOG_LEVEL" not in backends.get("tensorflow").environment()
+    assert "TF_CPP_MIN_LOG_LEVEL" not in backends.get("jax").environment()

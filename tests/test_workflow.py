@@ -180,6 +180,8 @@ def test_tiny_workflow_runs_and_reruns_nothing(finished_tiny, tmp_path):
     assert (tmp_path / "results/data/tiny/val/chelsea.png").exists()
     history = pd.read_csv(tmp_path / "results/train/smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0/history.csv")
     assert list(zip(history.epoch, history.split)) == [(0, "val"), (1, "train"), (1, "val")]
+    log = (tmp_path / "results/train/smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0/train.log").read_text()
+    assert "training on CPU" in log and "cuInit" not in log  # no GPU probe error on a CPU machine
     for name in ("table1", "loss_shares", "table2", "table3", "table4", "verdict"):
         for ext in ("tex", "csv", "md"):
             assert (tmp_path / f"results/tables/{name}.{ext}").stat().st_size > 0

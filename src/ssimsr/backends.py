@@ -58,6 +58,17 @@ class Backend:
 
 
 class _TensorFlow(Backend):
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
+        # No GPU on this machine: TensorFlow's CUDA probe logs "failed call to cuInit" as an
+        # error in every job's log, which reads as a fault. Its C++ log is quieted there (the
+        # device line still says where the run trains); a user's own setting is kept.
+        from .gpus import count_gpus
+
+        if "TF_CPP_MIN_LOG_LEVEL" not in os.environ and not count_gpus():
+            env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        return env
+
     def make_steps(self, trainer):
         from .train_steps import TensorFlowSteps
 
