@@ -40,6 +40,28 @@ def test_history_has_one_row_per_epoch_and_split(trained_runs):
     assert params["model"] == "irn" and params["loss_weights"]["lambda_s"] == 1.0 and params["loss_weights"]["lambda_p"] == 0.0
 
 
+def test_a_run_folder_says_what_produced_it(trained_runs):
+    """Provenance (issue 27): the ssimsr version, the commit and dirty flag of this checkout,
+    the stage's code digest and the versions of Python, numpy, Keras and its backend."""
+    import platform
+
+    import keras
+
+    from ssimsr import __version__
+    from ssimsr.code_digest import code_digest
+    from ssimsr.provenance import git_state
+
+    record = json.loads((trained_runs["sr"] / "provenance.json").read_text())
+    assert record["ssimsr"] == __version__ and record["stage"] == "train"
+    assert record["code_digest"] == code_digest("train") and record["python"] == platform.python_version()
+    assert record["numpy"] == np.__version__ and record["keras"] == keras.__version__
+    assert record["backend"] == keras.backend.backend() and record["backend_version"]
+    state = git_state()
+    if state:  # a checkout (CI clones one): the commit and whether it had uncommitted changes
+        assert record["git_commit"] == state["commit"] and len(record["git_commit"]) == 40
+        assert isinstance(record["git_dirty"], bool)
+
+
 def test_epoch_batches_are_a_function_of_seed_and_epoch(dataset):
     images = [np.asarray(Image.open(p)) for p in sorted((dataset / "train").glob("*.png"))]
     params = tiny_params()

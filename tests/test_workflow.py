@@ -214,6 +214,10 @@ def test_tiny_workflow_runs_and_reruns_nothing(finished_tiny, tmp_path):
         return "# a comment\n" + text.replace('"""Per-image reconstruction metrics', '"""Per-image metrics', 1)
 
     assert jobs_after_editing(tmp_path, "metrics", reword, edits) == {}
+    # provenance is informative: editing what writes it reruns nothing (issue 27)
+    assert jobs_after_editing(tmp_path, "provenance", "\n_EDITED = 1\n", edits) == {}
+    assert (tmp_path / "results/train/smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0/provenance.json").is_file()
+    assert (tmp_path / "results/eval/smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0/provenance.json").is_file()
 
 
 @pytest.mark.slow

@@ -177,6 +177,9 @@ def evaluate_run(run: str | os.PathLike, image_sets: dict[str, list[Path]], out_
             with atomic_path(recon_root / set_name / f"{path.stem}.png") as tmp:
                 Image.fromarray(png).save(tmp)
     frame = pd.DataFrame(rows)
+    from .provenance import write_provenance
+
+    write_provenance(out_dir, "evaluate")  # informative: in no fingerprint, no rule's output
     write_csv(frame, out_dir / "metrics.csv")
     return frame
 

@@ -416,6 +416,9 @@ def _setup(params: RunParams, data_dir: str | os.PathLike, out: Path, begun: boo
     if not begun:
         begin_attempt(params, out)
     write_text(out / "params.json", json.dumps(params.as_dict(), indent=2, sort_keys=True) + "\n")
+    from .provenance import write_provenance
+
+    write_provenance(out, "train")  # what runs this attempt (informative: in no fingerprint)
     _, train_images = load_split(data_dir, "train", params.max_train_images)
     val_names, val_images = load_split(data_dir, "val")
     if params.crop:
