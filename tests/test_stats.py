@@ -403,12 +403,12 @@ def test_compare_studies_a_split_per_seed_averages_each_image_over_its_seeds():
         S.compare_studies(df[~((df.seed == 1) & (df.image == "img15"))], pairs=[[1, 0]])
 
 
-def test_readme_seed_table_matches_the_power_computation():
+def test_docs_seed_table_matches_the_power_computation():
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### How many seeds a conclusive study needs")[1].split("\n## ")[0]
+    page = (Path(__file__).resolve().parents[1] / "docs" / "lambda-verdict.md").read_text(encoding="utf-8")
+    section = page.split("## How many seeds a conclusive study needs")[1].split("\n## ")[0]
     rows = re.findall(r"^\| (\d+) \| ([\d.]+) σ \| \| ([\d.]+) σ \| (\d+) \|$", section, flags=re.M)
     assert len(rows) == 5
     for seeds, detectable, effect, needed in rows:

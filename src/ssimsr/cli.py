@@ -1,6 +1,6 @@
 """Command line: ``ssimsr <stage> ...`` for the stages users also run by hand.
 
-``train``, ``evaluate``, ``lpips``, ``upscale``, and the dataset and weights fetchers.
+``train``, ``evaluate``, ``lpips``, ``upscale``, ``export``, and the dataset and weights fetchers.
 The workflow's rules run the same stages as ``script:`` jobs (``ssimsr.jobs``); both ways
 in share their bodies and their error handling (``ssimsr.runner``).
 
@@ -50,6 +50,15 @@ def _json_or_file(text: str):
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise argparse.ArgumentTypeError(f"{path}: not valid JSON: {exc}") from exc
+
+
+def _sha256(text: str) -> str:
+    from .export import check_sha256
+
+    try:
+        return check_sha256(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_int(text: str) -> int:
@@ -166,11 +175,25 @@ def _cmd_train(args) -> None:
 
 
 def _cmd_upscale(args) -> None:
-    use_backend(args.backend or run_backend(args.run))
+    from .download import DownloadPolicy
+    from .export import local_run, trained_backend
+
+    # a URL is fetched (into the cache) first: the export's params.json names the backend
+    policy = DownloadPolicy(**_downloads(args))
+    run = local_run(args.run, args.sha256, policy)
+    use_backend(args.backend or trained_backend(run))
     from .upscale import upscale_paths
 
-    for path in upscale_paths(args.run, args.input, args.output, tile=args.tile, overwrite=args.overwrite):
+    for path in upscale_paths(run, args.input, args.output, tile=args.tile, overwrite=args.overwrite,
+                              sha256=args.sha256, policy=policy):
         print(path)
+
+
+def _cmd_export(args) -> None:
+    from .export import export_run
+
+    path, sha256 = export_run(args.run, args.output)
+    print(f"{path}  sha256 {sha256}")
 
 
 def _cmd_evaluate(args) -> None:
@@ -301,8 +324,12 @@ def _add_upscale(sub) -> None:
     p = _command(sub, "upscale", "apply a trained run to an image file or folder",
                  f"ssimsr upscale results/train/{RUN_EXAMPLE} photo.jpg photo_x2.webp",
                  f"ssimsr upscale results/train/{RUN_EXAMPLE} photos/ photos_x2/",
+                 "ssimsr upscale sr-x2.ssimsr.zip photo.jpg photo_x2.png",
+                 "ssimsr upscale https://example.org/sr-x2.ssimsr.zip --sha256 <HEX> photo.jpg photo_x2.png",
                  func=_cmd_upscale)
-    p.add_argument("run", help="trained run folder (holds params.json, *.keras)")
+    p.add_argument("run", metavar="RUN",
+                   help="trained run folder (holds params.json, *.keras), an export of one (`ssimsr export`: "
+                        "<name>.ssimsr.zip) or the https:// URL of an export (with --sha256)")
     p.add_argument("input", help="image file or folder")
     p.add_argument("output", help="output file, whose suffix picks the format (.png, .jpg/.jpeg, .webp, "
                                   ".tif/.tiff), or folder (PNGs named after the inputs)")
@@ -312,6 +339,27 @@ def _add_upscale(sub) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace output files that exist, the input included (default: refuse, naming the "
                         "file, before anything is written)")
+    p.add_argument("--sha256", type=_sha256, default=None, metavar="HEX",
+                   help="the export's sha256, as `ssimsr export` printed it: required for a URL (the file is "
+                        "cached as ~/.cache/ssimsr/models/<sha256>.ssimsr.zip), checked for a file "
+                        "(default: none)")
+    _download_options(p)
+
+
+def _add_export(sub) -> None:
+    p = _command(sub, "export", "write a trained run as one file that `ssimsr upscale` takes",
+                 f"ssimsr export results/train/{RUN_EXAMPLE}",
+                 f"ssimsr export results/train/{RUN_EXAMPLE} -o sr-x2.ssimsr.zip",
+                 func=_cmd_export,
+                 description="Write a trained run folder as one zip file, <name>.ssimsr.zip: its networks "
+                             "(the upscaler, and the downscaler, learned or fixed), params.json, provenance.json "
+                             "and history.csv, a MODEL_CARD.md and a MANIFEST.json with every member's "
+                             "sha256. Prints the file and its sha256, which `ssimsr upscale URL --sha256 HEX` "
+                             "needs to use it from a web server.")
+    p.add_argument("run", metavar="RUN", help="trained run folder (holds params.json, *.keras)")
+    p.add_argument("-o", dest="output", default=None, metavar="FILE",
+                   help="file to write, or a folder to write it in (default: <run path under train/, "
+                        "dashed>.ssimsr.zip in the current folder)")
 
 
 def _image_set_options(p: argparse.ArgumentParser) -> None:
@@ -376,7 +424,7 @@ def _add_status(sub) -> None:
                  description="One table of every run of the config's active studies (state, epoch k of n, last "
                              "validation PSNR / SSIM, seconds per epoch, ETA) and the study's remaining training "
                              "time, read from the run folders results/train/<run> and the config only. The "
-                             "rules deciding the states: README, 'Watching a study'.")
+                             "rules deciding the states: docs/reliability.md.")
     _config_option(p)
     p.add_argument("--results", default="results", metavar="DIR", help="the workflow's results folder")
     p.add_argument("--watch", type=float, default=None, metavar="SECONDS",
@@ -391,7 +439,7 @@ def _add_status(sub) -> None:
 
 
 # The subcommands, in the order `ssimsr --help` lists them: each adds its parser and options.
-SUBCOMMANDS = (_add_fetch, _add_prepare, _add_fetch_weights, _add_train, _add_upscale, _add_evaluate, _add_lpips,
+SUBCOMMANDS = (_add_fetch, _add_prepare, _add_fetch_weights, _add_train, _add_upscale, _add_export, _add_evaluate, _add_lpips,
                _add_fetch_lpips, _add_status)
 
 

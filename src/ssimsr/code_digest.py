@@ -28,7 +28,8 @@ glue of the ``shell:`` and ``script:`` rules, and ``warm.py``, how a job's proce
 ``download.py`` and ``weights.py``, whose
 outputs are checksum-verified files (``data`` and ``sources`` import ``download``: its
 error class, its transfers); this module, whose output is the digest itself (train's run
-fingerprint imports it). ``gpus.py`` is no entry: only the glue calls it (which GPU a job
+fingerprint imports it); ``provenance.py``, what produced a result (informative), and
+``export.py``, which packs a run's files unchanged. ``gpus.py`` is no entry: only the glue calls it (which GPU a job
 claims, the backend's memory and XLA settings). ``sources.py`` holds fetch code too, but
 it is in the prepare digest: its archive reading decides which files are prepared. The
 package ``__init__`` holds only the version lookup and is in no digest.

@@ -24,9 +24,6 @@ DIGEST_EXCLUDED = "what produced a result, written beside it: informative, rerun
 #: the file in a run's (training or evaluation) folder
 PROVENANCE_FILE = "provenance.json"
 
-#: the Keras backends' modules, whose version a record names (the backend Keras runs)
-_BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
-
 
 def git_state(root: str | Path | None = None) -> dict:
     """``{"commit": sha, "dirty": bool}`` of the checkout ``root`` (default: the one this
@@ -58,7 +55,7 @@ def provenance(stage: str) -> dict:
     if "keras" in sys.modules:  # the stages that compute with Keras have imported it by now
         keras = sys.modules["keras"]
         backend = keras.backend.backend()
-        module = sys.modules.get(_BACKEND_MODULES.get(backend, backend))
+        module = sys.modules.get(backend)  # each backend (ssimsr.backends) is the module of its name
         record.update(keras=keras.__version__, backend=backend,
                       backend_version=getattr(module, "__version__", None))
     return record

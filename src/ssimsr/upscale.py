@@ -1,4 +1,8 @@
-"""Apply a trained run to images: ``ssimsr upscale RUN_DIR INPUT OUTPUT [--tile N] [--overwrite]``.
+"""Apply a trained run to images: ``ssimsr upscale RUN INPUT OUTPUT [--tile N] [--overwrite]``.
+
+RUN is a run folder, an export of one (``ssimsr export``: one file) or the URL of an export
+with its ``--sha256``; an export is checked and unpacked into a temporary run folder, then
+loaded as any run (``ssimsr.export``), so it gives the same pixels.
 
 SR: the given image is upscaled by the run's scale (any size: the SR upscaler is fully
 convolutional). IRN: the image is downscaled with the run's learned downscaler, then
@@ -55,7 +59,18 @@ class UpscaleError(DataError):
     """An image that cannot be processed (too large for the memory, bad tile size)."""
 
 
-def load_run(run: str | os.PathLike):
+def load_run(run: str | os.PathLike, sha256: str | None = None, policy=None):
+    """(params, downscaler, upscaler) of a trained run: a run folder, an export file or the
+    URL of one (``sha256`` required for a URL; checked for a file where given; ``policy``:
+    the download's ``DownloadPolicy``). An export is checked in full and unpacked into a
+    temporary run folder, loaded as a folder is (:func:`load_run_folder`)."""
+    from .export import run_folder
+
+    with run_folder(run, sha256, policy) as folder:
+        return load_run_folder(folder)
+
+
+def load_run_folder(run: str | os.PathLike):
     """(params, downscaler, upscaler) of a trained run directory.
 
     The folder and its files are checked before Keras is imported: a wrong path is one
@@ -331,8 +346,10 @@ def _check_outputs(files: list[Path], targets: list[Path], overwrite: bool) -> N
 
 
 def upscale_paths(run: str | os.PathLike, src: str | os.PathLike, dest: str | os.PathLike,
-                  tile: int | None = None, overwrite: bool = False) -> list[Path]:
-    """Upscale a file or every image of a folder. Returns the written paths.
+                  tile: int | None = None, overwrite: bool = False, sha256: str | None = None,
+                  policy=None) -> list[Path]:
+    """Upscale a file or every image of a folder with ``run`` (a run folder, an export file
+    or its URL: :func:`load_run`). Returns the written paths.
 
     A folder (``src`` or ``dest``, or a ``dest`` without suffix) gets PNGs named after the
     inputs; an output file is written in the format its suffix names (OUTPUT_FORMATS). An
@@ -346,7 +363,7 @@ def upscale_paths(run: str | os.PathLike, src: str | os.PathLike, dest: str | os
     if not to_folder:
         output_format(dest)  # an unsupported suffix fails before the run is loaded
     _check_outputs(files, targets, overwrite)  # and so does an output that exists
-    params, downscaler, upscaler = load_run(run)
+    params, downscaler, upscaler = load_run(run, sha256, policy)
     written = []
     for f, target in zip(files, targets):
         try:
