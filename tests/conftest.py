@@ -218,3 +218,19 @@ def pytest_sessionstart(session):
         missing = [p for p in (SHARED / "data" / "BSDS300-images.tgz", SHARED / "paper" / "paper.txt") if not p.exists()]
         if missing:
             pytest.exit(f"SSIMSR_REQUIRE_SHARED=1 but {', '.join(map(str, missing))} missing", returncode=1)
+
+
+@pytest.fixture(autouse=True)
+def _no_stream_handler_outlives_its_test():
+    """``ssimsr`` commands (``cli.main``) log to the ``sys.stderr`` of their call, which under
+    capsys is a stream closed after the test; a handler left on the root logger would print
+    "--- Logging error ---" into a later test's stderr. Remove the plain stream handlers a
+    test added (pytest's own capture handlers are not plain StreamHandlers)."""
+    import logging
+
+    root = logging.getLogger()
+    before = set(root.handlers)
+    yield
+    for handler in root.handlers[:]:
+        if handler not in before and type(handler) is logging.StreamHandler:
+            root.removeHandler(handler)
