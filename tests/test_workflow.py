@@ -38,6 +38,8 @@ TINY = {
 
 def run_snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     (workdir / "cfg.yaml").write_text(yaml.safe_dump(config))
+    # the workflow as a user runs it: without the test session's own TensorFlow log level (conftest)
+    env = {k: v for k, v in (os.environ if env is None else env).items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     return subprocess.run(
         [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
          str(workdir / "cfg.yaml"), "--cores", "1", *args],
