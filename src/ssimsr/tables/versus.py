@@ -130,15 +130,23 @@ def _table1_records(ours: pd.DataFrame, published: pd.DataFrame, printed: pd.Dat
         pub = published[match]
         if len(pub) != 1:
             continue
-        for q in TABLE1_VALUES:
-            summary = _seed_summary(group, r, q)
-            if summary is None:
-                continue
-            rec = {k: r[k] for k in pre + keys}
-            rec.update(quantity=q, **summary, paper=float(pub.iloc[0][q]),
-                       rounding_var=rounding_variance(printed[match].iloc[0][q]),
-                       **_split_noise(split_sd, dict(rec), q))
-            records.append(rec)
+        records += _cell_records(group, r, pre + keys, TABLE1_VALUES, pub.iloc[0], printed[match].iloc[0], split_sd)
+    return records
+
+
+def _cell_records(group: pd.DataFrame, r, keys: list[str], quantities, published_row, printed_row,
+                  split_sd) -> list[dict]:
+    """One cell per quantity of the seed group ``group`` (its keys ``r``) beside the paper's
+    row: the seed summary, the published value and its rounding variance, the split noise."""
+    records = []
+    for q in quantities:
+        summary = _seed_summary(group, r, q)
+        if summary is None:
+            continue
+        rec = {k: r[k] for k in keys if k in r}
+        rec.update(quantity=q, **summary, paper=float(published_row[q]), rounding_var=rounding_variance(printed_row[q]),
+                   **_split_noise(split_sd, dict(rec), q))
+        records.append(rec)
     return records
 
 
@@ -161,15 +169,8 @@ def _table_a2_records(ours: pd.DataFrame, published: pd.DataFrame, printed: pd.D
         pub = published[match]
         if len(pub) != 1:
             continue
-        for q in _TABLE_A2_QUANTITIES:
-            summary = _seed_summary(group, r, q)
-            if summary is None:
-                continue
-            rec = {k: r[k] for k in pre + ["experiment", "vgg", "lambda_s", "stage"] if k in r}
-            rec.update(quantity=q, **summary, paper=float(pub.iloc[0][q]),
-                       rounding_var=rounding_variance(printed[match].iloc[0][q]),
-                       **_split_noise(split_sd, dict(rec), q))
-            records.append(rec)
+        records += _cell_records(group, r, pre + ["experiment", "vgg", "lambda_s", "stage"], _TABLE_A2_QUANTITIES,
+                                 pub.iloc[0], printed[match].iloc[0], split_sd)
     return records
 
 
