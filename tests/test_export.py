@@ -191,3 +191,42 @@ def test_a_corrupted_or_foreign_file_is_refused_naming_it(exported, photo, tmp_p
         line = _one_error_line(capsys)
         assert line.startswith(f"ssimsr upscale: error: {bad}: ") and reason in line, line
     assert not (tmp_path / "x2.png").exists()
+
+
+def test_the_export_models_job_writes_each_run_and_an_index_of_their_sha256(trained_run, tmp_path):
+    """The workflow's export_models rule (the report's list of a study's models): one export
+    per run under its default name, and index.csv with each file's size and sha256 (checked
+    here with hashlib), the exporting version and the training provenance; the same runs
+    give the same files and index again."""
+    import csv
+
+    from ssimsr import __version__, jobs
+    from ssimsr.provenance import git_state
+    from test_jobs import Named, snakemake_object
+
+    other = tmp_path / "results" / "train" / "tiny" / "irn-like" / "seed1"
+    shutil.copytree(trained_run, other)
+    runs = [str(trained_run), str(other)]
+    index = tmp_path / "results" / "models" / "index.csv"
+    log = tmp_path / "export_models.log"
+    smk = snakemake_object("export_models", log=[str(log)], runs=runs, out=str(index.parent))
+    smk.output = Named(index=str(index))
+    jobs.run(smk)
+    with open(index, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["run"] for r in rows] == runs
+    assert [r["file"] for r in rows] == ["tiny-sr-seed0.ssimsr.zip", "tiny-irn-like-seed1.ssimsr.zip"]
+    provenance = json.loads((trained_run / "provenance.json").read_text())
+    for row in rows:
+        data = (index.parent / row["file"]).read_bytes()
+        assert row["sha256"] == hashlib.sha256(data).hexdigest() and int(row["size"]) == len(data)
+        assert (row["model"], row["scale"]) == ("sr", "2")
+        assert row["exported_by"] == f"ssimsr {__version__}"
+        assert row["trained_by"].startswith(f"ssimsr {provenance['ssimsr']}")
+        if git_state():
+            assert provenance["git_commit"][:12] in row["trained_by"]
+    assert sorted(p.name for p in index.parent.iterdir()) == sorted([r["file"] for r in rows] + ["index.csv"])
+    assert "2 exported models" in log.read_text()
+    before = index.read_bytes()
+    jobs.run(smk)
+    assert index.read_bytes() == before

@@ -18,6 +18,11 @@ checksum checked before the file gets its name) into the cache folder
 An export is checked in full before anything is unpacked: a file that is not a zip, has no
 manifest, names an unknown format version, or holds a member whose sha256 is not the
 manifest's is refused in one line naming it.
+
+A study's models: the workflow's export_models rule exports every run of the report's
+table1 study into ``results/models/`` and lists them in ``results/models/index.csv``
+(:func:`export_models`: run, file, size, sha256, the ssimsr version that exported it and
+the one that trained it), which the report shows.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import io
 import json
 import logging
 import os
@@ -36,7 +42,7 @@ import zlib
 from pathlib import Path
 from typing import Iterator
 
-from .atomic import atomic_path
+from .atomic import atomic_path, write_text
 from .download import ChecksumMismatch, DataError, DownloadPolicy, download_file, sha256_file
 
 #: in no code digest, its imports not followed (ssimsr.code_digest)
@@ -188,6 +194,46 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike | None = None) -> 
     return out, sha256_file(out)
 
 
+#: the columns of a study's export index (:func:`export_models`, the report's "Models")
+INDEX_COLUMNS = ("run", "file", "size", "sha256", "model", "scale", "exported_by", "trained_by")
+
+
+def _trained_by(run: Path) -> str:
+    """The run's provenance in a few words: ``ssimsr 0.1.0, commit 1a2b3c4d5e6f (dirty)``."""
+    try:
+        record = json.loads((run / "provenance.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "no provenance.json"
+    commit = record.get("git_commit")
+    where = f", commit {commit[:12]}" + (" (dirty)" if record.get("git_dirty") else "") if commit else ""
+    return f"ssimsr {record.get('ssimsr', '?')}{where}"
+
+
+def export_models(runs: list[str | os.PathLike], index: str | os.PathLike) -> list[dict]:
+    """Export each run folder of ``runs`` (:func:`export_run`) into the folder of ``index``
+    under its default name, then write ``index``: a CSV of :data:`INDEX_COLUMNS`, one row per
+    run in the order given (``file`` relative to the index's folder; ``exported_by`` the
+    ssimsr version that wrote the file, ``trained_by`` the run's provenance). The report's
+    list of a study's models (the export_models rule); its rows."""
+    from . import __version__
+
+    index = Path(index)
+    rows = []
+    for run in map(Path, runs):
+        path, sha256 = export_run(run, index.parent / default_name(run))
+        params = json.loads((run / "params.json").read_text(encoding="utf-8"))
+        rows.append({"run": str(run), "file": path.name, "size": path.stat().st_size, "sha256": sha256,
+                     "model": params.get("model"), "scale": params.get("scale"),
+                     "exported_by": f"ssimsr {__version__}", "trained_by": _trained_by(run)})
+        log.info("%s: %s (%d bytes, sha256 %s)", run, path, rows[-1]["size"], sha256)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=INDEX_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(index, buffer.getvalue())
+    return rows
+
+
 # --------------------------------------------------------------------------- reading
 
 def read_manifest(path: str | os.PathLike) -> dict:
@@ -306,17 +352,21 @@ def run_folder(run: str | os.PathLike, sha256: str | None = None,
 
 
 def trained_backend(run: str | os.PathLike) -> str:
-    """The backend ``run`` (folder or export file) was trained with: ``runner.run_backend``,
-    reading an export's params.json (unchecked: it only picks the backend, before loading)."""
+    """The backend to load ``run`` (folder or export file) on: ``KERAS_BACKEND`` where set,
+    else the one it was trained with (``runner.run_backend``; an export's params.json, read
+    unchecked: it only picks the backend, before loading) where that is installed, else an
+    installed one (``extras.usable_backend``: a core install has JAX, not TensorFlow)."""
+    from .extras import usable_backend
     from .runner import run_backend
 
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
     path = Path(run)
-    if path.is_file() and not os.environ.get("KERAS_BACKEND"):
+    backend = None
+    if path.is_file():
         try:
             with zipfile.ZipFile(path) as archive:
                 backend = json.loads(archive.read("params.json")).get("backend")
-            if backend:
-                return backend
         except Exception:  # not an export: loading it names the problem
             pass
-    return run_backend(path)
+    return usable_backend(backend or run_backend(path))

@@ -311,6 +311,7 @@ def stats(smk) -> None:
 def tables(smk) -> None:
     import pandas as pd
 
+    from .provenance import describe
     from .tables import build_tables
 
     showcase = smk.params.showcase
@@ -320,7 +321,10 @@ def tables(smk) -> None:
     preprocessing = pd.read_csv(smk.input.preprocessing, dtype={"dataset": str})  # rule preprocessing
     written = build_tables(pd.read_csv(smk.input.history), pd.read_csv(smk.input.per_image),
                            pd.read_csv(smk.input.comparisons), report, smk.params.out, splits=smk.params.splits,
-                           baseline=baseline, preprocessing=preprocessing)
+                           baseline=baseline, preprocessing=preprocessing,
+                           # which code and config made them, in their captions: informative, read
+                           # here (the run's config, a commit), in no param, so it reruns nothing
+                           provenance=describe(getattr(smk, "config", None)))
     print(f"{len(written)} table files in {smk.params.out}")
 
 
@@ -335,3 +339,11 @@ def figures(smk) -> None:
                             comparisons=pd.read_csv(smk.input.comparisons), scale=smk.params.scale,
                             contrasts=pd.read_csv(smk.input.contrasts))
     print(f"{len(written)} figure files in {smk.params.out}")
+
+
+@stage()  # in no digest: export packs the run files unchanged, every member sha256-checked
+def export_models(smk) -> None:
+    from .export import export_models
+
+    rows = export_models(smk.params.runs, smk.output.index)
+    print(f"{len(rows)} exported models in {smk.params.out}, {sum(r['size'] for r in rows)} bytes")

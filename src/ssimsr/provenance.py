@@ -4,10 +4,16 @@ Python, numpy, Keras and its backend.
 
 Informative only: it is in no run's fingerprint and in no rule's params or outputs, so
 neither a new commit nor editing this module reruns anything (``DIGEST_EXCLUDED``).
+
+The tables say the same in their captions (:func:`describe`: the ssimsr version, the git
+commit and dirty flag, a short hash of the resolved config), computed by the tables job
+when it runs; the report's list of exported models names the versions too
+(``export.export_models``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import socket
@@ -66,3 +72,25 @@ def write_provenance(folder: str | Path, stage: str) -> Path:
     path = Path(folder) / PROVENANCE_FILE
     write_text(path, json.dumps(provenance(stage), indent=2, sort_keys=True) + "\n")
     return path
+
+
+def config_hash(config: dict) -> str:
+    """A short hash (12 hex digits) of a resolved config: sha256 of its JSON with sorted keys."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def describe(config: dict | None = None, git: dict | None = None) -> str:
+    """One sentence saying which code and config produced a result, for a caption:
+    ``Produced by ssimsr 0.1.0 (git commit 1a2b3c4d5e6f, uncommitted changes), config
+    sha256 0123456789ab.`` ``git``: :func:`git_state`'s record (default: this checkout's;
+    outside one the commit is left out); ``config``: the resolved config, hashed
+    (:func:`config_hash`), or None."""
+    from . import __version__
+
+    git = git_state() if git is None else git
+    where = ""
+    if git.get("commit"):
+        where = f" (git commit {git['commit'][:12]}" + (", uncommitted changes)" if git.get("dirty") else ")")
+    made = f", config sha256 {config_hash(config)}" if config is not None else ""
+    return f"Produced by ssimsr {__version__}{where}{made}."

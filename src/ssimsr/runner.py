@@ -66,9 +66,17 @@ def one_line_errors(stage: str, verbose: bool = False, bug_hint: str = "") -> It
             traceback.print_exc()
         print(f"ssimsr {stage}: error: {one_line(exc)}", file=sys.stderr, flush=True)
         outcome.status = 1
-    except Exception as exc:  # a bug: keep the traceback for the report
-        traceback.print_exc()
-        print(f"ssimsr {stage}: internal error: {one_line(exc)}{bug_hint}", file=sys.stderr, flush=True)
+    except Exception as exc:
+        from .extras import missing_extra
+
+        hint = missing_extra(exc, stage)  # an optional package not installed: its extra, in one line
+        if hint is not None:
+            if verbose:
+                traceback.print_exc()
+            print(f"ssimsr {stage}: error: {hint}", file=sys.stderr, flush=True)
+        else:  # a bug: keep the traceback for the report
+            traceback.print_exc()
+            print(f"ssimsr {stage}: internal error: {one_line(exc)}{bug_hint}", file=sys.stderr, flush=True)
         outcome.status = 1
 
 
@@ -82,8 +90,10 @@ def guarded(stage: str, call: Callable[[], object], verbose: bool = False, bug_h
 def use_backend(name: str) -> None:
     """Select the Keras backend (and its GPU settings) before Keras is imported."""
     from . import backends
+    from .extras import require_backend
 
     backend = backends.get(name)
+    require_backend(name)  # not installed: one line naming the extra (ssimsr.extras)
     if "keras" in sys.modules:
         import keras
 

@@ -51,6 +51,7 @@ TRAIN_DIR = f"{RESULTS}/train/{Run.PATTERN}"
 EVAL_DIR = f"{RESULTS}/eval/{Run.PATTERN}"
 SHOWCASE_DIR = f"{RESULTS}/showcase"
 LPIPS_STATUS = f"{RESOURCES}/weights/lpips_backbones.json"
+MODELS_INDEX = f"{RESULTS}/models/index.csv"  # the study's exported models (rule export_models)
 
 
 def active_datasets():
@@ -136,7 +137,7 @@ def run_params(run):
 
 
 def all_targets():
-    return table_files() + figure_files() + run_outputs()
+    return table_files() + figure_files() + run_outputs() + model_files()
 
 
 def run_outputs():
@@ -186,6 +187,21 @@ def table_files():
 
 def figure_files():
     return [f"{RESULTS}/figures/{n}.{e}" for n in FIGURES for e in FIGURE_EXTENSIONS]
+
+
+def model_runs():
+    """The run folders of the report's table1 study, whose models the report lists (rule
+    export_models)."""
+    study = config["report"]["table1_study"]
+    return [run.fill(TRAIN_DIR) for run in RUNS if run.study == study]
+
+
+def model_files():
+    """Rule export_models' outputs: each table1-study run as one export file
+    (``ssimsr export``'s name for it), and their index."""
+    from ssimsr.export import default_name
+
+    return [f"{RESULTS}/models/{default_name(Path(run))}" for run in model_runs()] + [MODELS_INDEX]
 
 
 def parent(path, levels=1):

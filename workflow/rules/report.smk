@@ -3,6 +3,7 @@
 
 localrules:
     tables,
+    export_models,
 
 
 rule tables:
@@ -69,5 +70,25 @@ rule figures:
         "../../envs/tensorflow.yaml"
     log:
         "logs/figures.log",
+    script:
+        JOB_SCRIPT
+
+
+rule export_models:
+    """The report's table1 study's trained runs, each as one export file (`ssimsr export`:
+    networks, parameters, provenance, model card), and their index (run, file, size, sha256)."""
+    input:
+        # the train outputs an export carries (history.csv: the model card's final scores)
+        [f"{run}/{n}" for run in model_runs() for n in ("upscaler.keras", "downscaler.keras", "params.json", "history.csv")],
+    output:
+        models=[f for f in model_files() if f != MODELS_INDEX],
+        index=report(MODELS_INDEX, caption="../report/models.rst", category="Models"),
+    params:
+        runs=model_runs(),
+        out=lambda w, output: parent(output.index),
+    conda:
+        "../../envs/tensorflow.yaml"
+    log:
+        "logs/export_models.log",
     script:
         JOB_SCRIPT

@@ -117,11 +117,13 @@ def table_names(report: dict) -> list[str]:
 
 def build_tables(history: pd.DataFrame, per_image: pd.DataFrame, comparisons: pd.DataFrame,
                  report: dict, out_dir: str | Path, *, splits: dict | None = None,
-                 baseline: pd.DataFrame | None = None, preprocessing: pd.DataFrame | None = None) -> list[Path]:
+                 baseline: pd.DataFrame | None = None, preprocessing: pd.DataFrame | None = None,
+                 provenance: str | None = None) -> list[Path]:
     """Write every table of ``table_names(report)`` into ``out_dir``. ``splits``: each
     dataset's split method (:attr:`TableInputs.splits`); ``baseline``: the bicubic baseline
     (:attr:`TableInputs.baseline`); ``preprocessing``: the baseline per offline resize filter
-    (:attr:`TableInputs.preprocessing`)."""
+    (:attr:`TableInputs.preprocessing`); ``provenance``: which code and config produced them
+    (``ssimsr.provenance.describe``), in every table's caption (``render.write_table``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = fill_defaults(report, "report")
@@ -132,7 +134,7 @@ def build_tables(history: pd.DataFrame, per_image: pd.DataFrame, comparisons: pd
     built = {name: TABLES[name].build(inputs) for name in table_names(report)}
     written = []
     for name, table in built.items():
-        written += list(table.write(out / name, label=f"tab:{name}").values())
+        written += list(table.write(out / name, label=f"tab:{name}", provenance=provenance).values())
     return written
 
 

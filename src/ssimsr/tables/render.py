@@ -179,10 +179,10 @@ class Table:
     formats: dict = field(default_factory=dict)
     headers: dict = field(default_factory=dict)
 
-    def write(self, stem, label: str | None = None) -> dict[str, Path]:
+    def write(self, stem, label: str | None = None, provenance: str | None = None) -> dict[str, Path]:
         return write_table(self.data, stem, self.caption, bold=self.bold, label=label,
                            display=self.display, formats=self.formats, notes=self.notes,
-                           headers=self.headers)
+                           headers=self.headers, provenance=provenance)
 
     def rendered(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(display strings, bold mask) as used for LaTeX / Markdown."""
@@ -265,20 +265,20 @@ def _numeric_columns(disp: pd.DataFrame) -> list[bool]:
     return flags
 
 
-def _render_markdown(disp, mask, caption, notes, headers) -> str:
+def _render_markdown(disp, mask, caption, notes, headers, provenance=None) -> str:
     cells = disp.copy()
     for col in cells.columns:
         cells[col] = [f"**{_md_escape(v)}**" if b else _md_escape(v) for v, b in zip(disp[col], mask[col])]
     cells.columns = [_md_escape(header_label(c, headers)) for c in cells.columns]
     align = ["right" if n else "left" for n in _numeric_columns(disp)]
     body = cells.to_markdown(index=False, disable_numparse=True, colalign=align)
-    parts = [f"**{caption}**", "", body]
+    parts = [f"**{caption}**", *([f"*{_md_escape(provenance)}*"] if provenance else []), "", body]
     for note in notes or []:
         parts += ["", f"*Note:* {note}"]
     return "\n".join(parts) + "\n"
 
 
-def _render_latex(disp, mask, caption, label, notes, headers) -> str:
+def _render_latex(disp, mask, caption, label, notes, headers, provenance=None) -> str:
     cells = disp.copy()
     for col in cells.columns:
         cells[col] = [rf"\textbf{{{tex_escape(v)}}}" if b else tex_escape(v)
@@ -287,6 +287,7 @@ def _render_latex(disp, mask, caption, label, notes, headers) -> str:
     numeric = _numeric_columns(disp)
     column_format = "".join("r" if n else "l" for n in numeric)
     styler = cells.style.hide(axis="index")
+    caption = f"{caption} {provenance}" if provenance else caption
     tex = styler.to_latex(hrules=True, caption=tex_escape(caption), label=label,
                           position_float="centering", column_format=column_format)
     if notes:
@@ -298,7 +299,7 @@ def _render_latex(disp, mask, caption, label, notes, headers) -> str:
 def write_table(df: pd.DataFrame, stem, caption: str, bold: pd.DataFrame | None = None,
                 label: str | None = None, *, display: pd.DataFrame | None = None,
                 formats: Mapping | None = None, notes: Sequence[str] | None = None,
-                headers: Mapping[str, str] | None = None) -> dict[str, Path]:
+                headers: Mapping[str, str] | None = None, provenance: str | None = None) -> dict[str, Path]:
     """Write ``<stem>.tex``, ``<stem>.csv`` and ``<stem>.md`` (each atomically); return the paths.
 
     ``df`` goes to the CSV unchanged (plain numbers, full precision; a non-default index
@@ -307,14 +308,16 @@ def write_table(df: pd.DataFrame, stem, caption: str, bold: pd.DataFrame | None 
     base name) with ``<x>_mean``/``<x>_sd`` pairs collapsed into "mean ± sd".
     ``bold`` is a boolean mask (any subset of the columns; missing cells are False) of the
     cells to set in bold: ``\\textbf{}`` in LaTeX, ``**x**`` in Markdown. ``label`` is the
-    LaTeX ``\\label``; ``notes`` are printed under the table.
+    LaTeX ``\\label``; ``notes`` are printed under the table. ``provenance`` (one sentence: which
+    code and config produced the table, ``ssimsr.provenance.describe``) ends the LaTeX caption
+    and is the line under the Markdown caption; the CSV holds the data alone.
     """
     stem = Path(stem)
     notes = list(notes or [])
     disp, mask = _prepare_display(df, bold, display, formats)
     flat, _ = _flat(df, None)
-    tex = _render_latex(disp, mask, caption, label, notes, headers)
-    md = _render_markdown(disp, mask, caption, notes, headers)
+    tex = _render_latex(disp, mask, caption, label, notes, headers, provenance)
+    md = _render_markdown(disp, mask, caption, notes, headers, provenance)
     buf = io.StringIO()
     flat.to_csv(buf, index=False)
     paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in ("tex", "csv", "md")}
