@@ -56,6 +56,21 @@ def test_as_run_preset_switches_off_the_broken_terms(paper_config):
     assert runs[("corrected", "sr")]["loss_weights"]["lambda_f"] == 1.0
 
 
+def test_a_models_training_settings_apply_to_its_runs_under_the_presets(paper_config):
+    config = _study(paper_config, models=["sr", "irn"], presets=["corrected", "as_run"])
+    config["models"] = {"sr": {"filters": 8, "training": {"crop": 32, "crops_per_image": 20, "learning_rate": 0.002}}}
+    config["presets"] = {**config["presets"], "as_run": {**config["presets"]["as_run"], "crops_per_image": 1}}
+    runs = {(r.preset, r.model): p for r, p in experiment_table(config).items()}
+    assert runs[("corrected", "sr")]["crops_per_image"] == 20 and runs[("corrected", "sr")]["widths"] == {"filters": 8}
+    assert runs[("corrected", "sr")]["learning_rate"] == 0.002
+    assert runs[("corrected", "irn")]["crops_per_image"] == 1  # the top-level training's (schema default)
+    assert runs[("corrected", "irn")]["learning_rate"] == 0.0005
+    assert runs[("as_run", "sr")]["crops_per_image"] == 1 and runs[("as_run", "sr")]["learning_rate"] == 0.002
+    config["models"] = {"sr": {"training": {"epochs": 3}}}
+    assert describe_errors(config) == ["models.sr.training.epochs: unknown key (known: batch_size, crop, "
+                                       "crops_per_image, learning_rate, precision)"]
+
+
 def test_missing_epochs_entry_unknown_preset_model_and_width_are_named(paper_config):
     config = _study(paper_config, models=["sr"], epochs={"div2k": 3})
     with pytest.raises(ValueError, match="studies.s.epochs: no entry for dataset 'bsds300'"):

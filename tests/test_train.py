@@ -15,7 +15,7 @@ from skimage import data as skdata
 from conftest import BACKEND, tiny_params, to_numpy
 from ssimsr import cli
 from ssimsr.backends import BACKENDS, describe_devices
-from ssimsr.train import NonFiniteLoss, RunParams, epoch_batches, history_columns, train
+from ssimsr.train import NonFiniteLoss, RunParams, epoch_batches, history_columns, steps_per_epoch, train
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,36 @@ def test_epoch_batches_are_a_function_of_seed_and_epoch(dataset):
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert not all(np.array_equal(a, b) for a, b in zip(first, other))
     assert first[0].shape == (2, 32, 32, 3) and first[0].dtype == np.float32
+
+
+def _source_batches(params, n_images: int = 4, epoch: int = 1) -> list[list[int]]:
+    """The image each crop of each batch came from: image i is a flat grey of value 10 i."""
+    images = [np.full((40, 48, 3), 10 * i, np.uint8) for i in range(n_images)]
+    return [[int(round(c.mean() * 255)) // 10 for c in batch] for batch in epoch_batches(images, params, epoch)]
+
+
+def test_an_epoch_draws_crops_per_image_crops_of_every_image():
+    paper_epoch = _source_batches(tiny_params(batch_size=3))
+    assert [len(b) for b in paper_epoch] == [3, 1]  # 4 images: each once, batches of 3
+    assert sorted(sum(paper_epoch, [])) == [0, 1, 2, 3]
+    params = tiny_params(batch_size=3, crops_per_image=5)
+    batches = _source_batches(params)
+    assert [len(b) for b in batches] == [3] * 6 + [2] and steps_per_epoch(params, 4) == 7
+    assert sorted(sum(batches, [])) == sorted([0, 1, 2, 3] * 5)  # each image 5 times, shuffled together
+    assert batches != _source_batches(params, epoch=2)
+    assert steps_per_epoch(tiny_params(crop=None, batch_size=1), 4) == 4  # whole images: one per step
+
+
+def test_a_resumed_run_of_many_crops_per_image_equals_an_uninterrupted_one(dataset, tmp_path):
+    params = tiny_params(crops_per_image=3)
+    straight = train(params, dataset, tmp_path / "straight")
+    assert steps_per_epoch(params, 4) == 6
+    train(params, dataset, tmp_path / "killed", stop_after_epoch=1)
+    resumed = train(params, dataset, tmp_path / "killed")
+    pd.testing.assert_frame_equal(straight.drop(columns="seconds"), resumed.drop(columns="seconds"))
+    want, got = _weights(tmp_path / "straight"), _weights(tmp_path / "killed")
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
 
 
 def _weights(run: Path) -> dict[str, np.ndarray]:
@@ -445,6 +475,13 @@ def test_bad_parameters_name_the_key():
         RunParams.from_dict({**tiny_params().as_dict(), "model": "vdsr"})
     with pytest.raises(ValueError, match="batch_size > 1 needs `crop`"):
         tiny_params(crop=None, batch_size=4)
+    with pytest.raises(ValueError, match="crops_per_image > 1 needs `crop`"):
+        tiny_params(crop=None, batch_size=1, crops_per_image=2)
+    with pytest.raises(ValueError, match="crops_per_image: must be >= 1"):
+        tiny_params(crops_per_image=0)
+    # a params.json from before the option reads as the run it was: one crop of each image
+    old = {k: v for k, v in tiny_params().as_dict().items() if k != "crops_per_image"}
+    assert RunParams.from_dict(old) == tiny_params()
 
 
 # ----------------------------------------------------------------- ssimsr upscale

@@ -60,10 +60,12 @@ def _loss_weights(losses: dict, lambda_s: float) -> dict[str, float]:
 
 def resolve_params(config: dict, preset: str, model: str, dataset: str, lambda_s: float, seed: int,
                    vgg_layers, epochs: int, run: Run | None = None) -> dict:
-    """Training parameters of one run: the (default-filled) config, then the preset's overrides;
-    ``lambda_s`` (the study grid's value) is one of its ``loss_weights``."""
+    """Training parameters of one run: the (default-filled) config, the architecture's own
+    ``models.<model>.training``, then the preset's overrides; ``lambda_s`` (the study grid's
+    value) is one of its ``loss_weights``."""
     arch = registry.architecture(model, key="model")
     widths = dict(config["models"].get(model, {}))
+    model_training = widths.pop("training", {})  # this architecture's own training settings
     arch.check_widths(widths)
     losses, training = config["losses"], config["training"]
     presets = config["presets"]
@@ -75,6 +77,7 @@ def resolve_params(config: dict, preset: str, model: str, dataset: str, lambda_s
         "vgg_layers": list(vgg_layers), "widths": widths,
         **{k: losses[k] for k in ("vgg_resize", "perceptual_norm", "vgg_weights")},
         **{k: v for k, v in training.items() if k not in SCHEDULING_KEYS},
+        **model_training,
         "run": run.as_dict() if run else None,
     }
     overrides = dict(presets[preset])

@@ -17,6 +17,8 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 #: losses.perceptual's norms (see there); the config schema's ``$defs/perceptual_norm`` repeats
 #: them for JSON Schema (tests/test_losses.py checks), its ``losses.perceptual_norm`` holds the default
 PERCEPTUAL_NORMS = ("relative", "raw")
+#: Parameters added after runs were trained: an older params.json reads as if it had these.
+ADDED_PARAMS = {"crops_per_image": 1}
 
 
 def check_perceptual_norm(norm):
@@ -38,11 +40,12 @@ def history_columns() -> list[str]:
 
 def upgrade_params(values: dict) -> dict:
     """An older params.json in today's layout: a lambda at the top level (lambda_b / lambda_f /
-    lambda_p before ``loss_weights``; lambda_s until it became one of them) is a loss weight."""
+    lambda_p before ``loss_weights``; lambda_s until it became one of them) is a loss weight;
+    a parameter added since (:data:`ADDED_PARAMS`) takes the value that reproduces the old run."""
+    values = {**{k: v for k, v in ADDED_PARAMS.items() if k not in values}, **values}
     flat = [k for k in values if k.startswith("lambda_")]
     if not flat:
         return values
-    values = dict(values)
     values["loss_weights"] = {**values.get("loss_weights", {}), **{k: values.pop(k) for k in flat}}
     return values
 
@@ -70,6 +73,7 @@ class RunParams:
     learning_rate: float
     batch_size: int
     crop: int | None
+    crops_per_image: int  # random crops of each training image per epoch (with crop)
     max_train_images: int | None
     checkpoint_every: int
     log_every: int
@@ -113,11 +117,13 @@ class RunParams:
         for name, value in self.weights().items():
             if value < 0:
                 raise ValueError(f"{name}: must be >= 0, got {value}")
-        for name in ("epochs", "batch_size", "checkpoint_every", "log_every"):
+        for name in ("epochs", "batch_size", "crops_per_image", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.batch_size > 1 and not self.crop:
             raise ValueError("batch_size > 1 needs `crop` (whole images differ in size)")
+        if self.crops_per_image > 1 and not self.crop:
+            raise ValueError("crops_per_image > 1 needs `crop` (it draws random crops)")
         if self.crop and self.crop % self.scale:
             raise ValueError(f"crop: {self.crop} is not a multiple of scale {self.scale}")
         if self.precision not in PRECISIONS:

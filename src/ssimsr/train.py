@@ -80,9 +80,11 @@ def load_split(data_dir: str | os.PathLike, split: str, limit: int | None = None
 
 
 def epoch_batches(images: list[np.ndarray], params: RunParams, epoch: int):
-    """Batches of one epoch as float32 [B,H,W,3] in [0,1]; a pure function of (seed, epoch)."""
+    """Batches of one epoch as float32 [B,H,W,3] in [0,1]; a pure function of (seed, epoch).
+
+    With ``crop``, each image gives ``crops_per_image`` random crops, shuffled together."""
     rng = np.random.default_rng([params.seed, epoch])
-    order = rng.permutation(len(images))
+    order = rng.permutation(len(images) * params.crops_per_image) % len(images)
     if not params.crop:
         for i in order:
             yield images[i][None].astype(np.float32) / 255.0
@@ -100,6 +102,13 @@ def epoch_batches(images: list[np.ndarray], params: RunParams, epoch: int):
             left = int(rng.integers(0, (w - size) // params.scale + 1)) * params.scale
             crops.append(img[top:top + size, left:left + size])
         yield np.stack(crops).astype(np.float32) / 255.0
+
+
+def steps_per_epoch(params: RunParams, n_images: int) -> int:
+    """Training steps in one epoch of ``n_images`` training images (:func:`epoch_batches`)."""
+    if not params.crop:
+        return n_images
+    return math.ceil(n_images * params.crops_per_image / params.batch_size)
 
 
 def _batch(batch: np.ndarray, bucket: int) -> tuple:
@@ -384,7 +393,7 @@ class _Attempt:
 
     @property
     def steps_per_epoch(self) -> int:
-        return math.ceil(len(self.train_images) / (self.params.batch_size if self.params.crop else 1))
+        return steps_per_epoch(self.params, len(self.train_images))
 
 
 def train(params: RunParams, data_dir: str | os.PathLike, out_dir: str | os.PathLike,

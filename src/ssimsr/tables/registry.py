@@ -35,7 +35,7 @@ class _OnUse:
 
 _power, _stats = _OnUse("..power"), _OnUse("..stats")
 _paper, _statistics, _baseline = _OnUse(".paper"), _OnUse(".statistics"), _OnUse(".baseline")
-_contrasts, _versus = _OnUse(".contrasts"), _OnUse(".versus")
+_contrasts, _versus, _scale = _OnUse(".contrasts"), _OnUse(".versus"), _OnUse(".scale")
 
 #: The paper's Tables 2 and 3: lambda_s 1 vs 2 and 1 vs 0 (differences a - b).
 PAPER_TABLE_PAIRS = {"table2": (1.0, 2.0), "table3": (1.0, 0.0)}
@@ -148,6 +148,12 @@ def _with_appendix(report: dict) -> bool:
 def _table1(inputs: TableInputs) -> Table:
     table = _paper.table1(inputs.history, study=inputs.study, allow_incomplete=inputs.report["allow_incomplete_runs"])
     return _baseline.table1_with_baseline(table, inputs.baseline)
+
+
+@register_table("scale_reference")
+def _scale_reference(inputs: TableInputs) -> Table:
+    """Table 1's rows beside the paper-scale run measured on a GPU and the paper."""
+    return _scale.scale_reference(_table1(inputs).data, inputs.preset)
 
 
 @register_table("loss_shares")
