@@ -1,5 +1,5 @@
 # ssimsr: rebuilds "Effects of Normalised SSIM Loss on Super-Resolution Tasks" end to end.
-# Logic lives in src/ssimsr; rules call `ssimsr <stage>` or ssimsr.jobs (`script:`). See README.md.
+# Logic lives in src/ssimsr; rules call `ssimsr <stage>` or ssimsr.pipeline.jobs (`script:`). See README.md.
 from snakemake.utils import min_version, validate
 
 from ssimsr.config import SCHEMA_PATH, check_config

@@ -2,12 +2,12 @@
 
     python benchmarks/bicubic_baseline.py [--archive ../shared/data/BSDS300-images.tgz] [--out FILE]
 
-Prepares BSDS300 with the project's own code (``ssimsr.sources.fetch_source``,
-``ssimsr.data.prepare_dataset``) into a temporary folder, with config.yaml's bsds300
+Prepares BSDS300 with the project's own code (``ssimsr.data.sources.fetch_source``,
+``ssimsr.data.data.prepare_dataset``) into a temporary folder, with config.yaml's bsds300
 settings (longer side 500, then each side rounded down to a multiple of 16 by a bicubic
 resize, random split of 50 val images) and the local archive as source, and scores
-``ssimsr.baseline`` (Keys bicubic x2 of the decimated HR, the SR model's own input) with
-``ssimsr.metrics.image_metrics``: PSNR / SSIM on RGB as training measures them, mean over
+``ssimsr.evaluation.baseline`` (Keys bicubic x2 of the decimated HR, the SR model's own input) with
+``ssimsr.evaluation.metrics.image_metrics``: PSNR / SSIM on RGB as training measures them, mean over
 the val images. Varied: the filter of the 481 -> 500 px resize (split seed 0), and the
 split seed (default filter, bicubic); per origin of the images (``BSDS300/images/test``:
 byte-identical to the official archive; ``BSDS300/images/train``: re-encoded in
@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ssimsr.baseline import baseline_for_dataset, baseline_metrics
+from ssimsr.evaluation.baseline import baseline_for_dataset, baseline_metrics
 from ssimsr.config import load_config_files
-from ssimsr.data import image_origins, list_split, prepare_dataset
-from ssimsr.sources import fetch_source
+from ssimsr.data.data import image_origins, list_split, prepare_dataset
+from ssimsr.data.sources import fetch_source
 
 REPO = Path(__file__).resolve().parents[1]
 FILTERS = ("bicubic", "bilinear", "lanczos", "hamming", "box", "nearest")

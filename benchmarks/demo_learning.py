@@ -4,10 +4,10 @@
 
 Trains the SR runs of the demo study's corrected preset exactly as the demo does (the
 profile's config merged over config.yaml: ``profiles/demo``; the same run parameters, the
-same batches, ``ssimsr.train``'s own epochs and steps), but reads the validation PSNR at
+same batches, ``ssimsr.training.train``'s own epochs and steps), but reads the validation PSNR at
 each step budget in one pass: with a constant learning rate, step N of a longer run is the
 last step of a demo of N steps. Prints, per lambda_s and budget, the mean validation PSNR
-over the seeds minus the bicubic baseline's on the same images (``ssimsr.baseline``: what
+over the seeds minus the bicubic baseline's on the same images (``ssimsr.evaluation.baseline``: what
 ``results/tables/table1.csv``'s bicubic row holds), and the training seconds per run.
 Needs the prepared demo dataset (``snakemake --profile profiles/demo
 results/data/photos/manifest.csv``).
@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ssimsr.baseline import bicubic_baseline
+from ssimsr.evaluation.baseline import bicubic_baseline
 from ssimsr.config import load_config_files, workflow_config_files
-from ssimsr.experiments import experiment_table
-from ssimsr.metrics import psnr
-from ssimsr.run_params import RunParams
-from ssimsr.train import Trainer, _batch, epoch_batches, load_split
+from ssimsr.pipeline.experiments import experiment_table
+from ssimsr.evaluation.metrics import psnr
+from ssimsr.training.run_params import RunParams
+from ssimsr.training.train import Trainer, _batch, epoch_batches, load_split
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,9 +5,9 @@
     python benchmarks/irn_readout.py --seeds 0 1 2 --data-dir /tmp/bsds300   # reuse a prepared copy
 
 For each seed the IRN downscaler is built exactly as training builds it for that seed
-(``ssimsr.train.initial_downscaler``: the weights ``Trainer`` starts from, with the paper's
+(``ssimsr.training.train.initial_downscaler``: the weights ``Trainer`` starts from, with the paper's
 widths from config.yaml and the as_run preset, which freezes it), and the linear read-out
-of its 4-channel LR tensor (``ssimsr.readout``: each 2x2x3 HR block from the 3x3x4 LR
+of its 4-channel LR tensor (``ssimsr.training.readout``: each 2x2x3 HR block from the 3x3x4 LR
 neighbourhood, least squares with bias) is fitted on the first 8 training images and
 scored on the first 8 validation images, with the limits training uses
 (``train.READOUT_LIMITS``). Reference lines: the same read-out of fixed downscalers
@@ -36,14 +36,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "src") not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO / "src"))
 
-from ssimsr.runs import PAPER_PRESET  # noqa: E402  (Keras-free)
+from ssimsr.pipeline.runs import PAPER_PRESET  # noqa: E402  (Keras-free)
 
 ARCHIVE = "/work/shared/data/BSDS300-images.tgz"
 
 
 def prepare_bsds300(config: dict, archive: str, out: Path) -> None:
-    from ssimsr.data import prepare_dataset
-    from ssimsr.sources import fetch_source
+    from ssimsr.data.data import prepare_dataset
+    from ssimsr.data.sources import fetch_source
 
     dataset = config["datasets"]["bsds300"]
     source = {**dataset["sources"][0], "uri": archive, "sha256": None}  # the local copy (its own hash)
@@ -59,7 +59,7 @@ def reference_downscalers(train_images, scale: int, channels: int):
     (of the training blocks): the best per-block linear code with ``channels`` values."""
     import numpy as np
 
-    from ssimsr.readout import hr_blocks
+    from ssimsr.training.readout import hr_blocks
 
     def decimate(batch):
         return batch[:, ::scale, ::scale]
@@ -95,15 +95,15 @@ def main(argv=None) -> int:
     import yaml
 
     from ssimsr.config import with_defaults
-    from ssimsr.experiments import resolve_params
-    from ssimsr.train import RunParams
+    from ssimsr.pipeline.experiments import resolve_params
+    from ssimsr.training.train import RunParams
 
     config = with_defaults(yaml.safe_load(Path(args.config).read_text()))
     base = resolve_params(config, args.preset, "irn", "bsds300", 0.0, 0, config["losses"]["vgg_layers"], 1)
     os.environ.setdefault("KERAS_BACKEND", base["backend"])
-    from ssimsr.readout import describe, keras_downscale, readout_psnr
-    from ssimsr.backends import check_active
-    from ssimsr.train import READOUT_LIMITS, initial_downscaler, load_split
+    from ssimsr.training.readout import describe, keras_downscale, readout_psnr
+    from ssimsr.training.backends import check_active
+    from ssimsr.training.train import READOUT_LIMITS, initial_downscaler, load_split
 
     check_active(base["backend"])
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,8 +6,8 @@
     python benchmarks/train_step.py --quick                        # smoke run (CI), ~2 min on 2 cores
     python benchmarks/train_step.py --precision mixed_bfloat16 --json out.json
 
-What is timed: ``ssimsr.train.Trainer(run_params(...))`` and its backend step
-(``ssimsr.train_steps``), called as ``ssimsr.train.train`` calls it:
+What is timed: ``ssimsr.training.train.Trainer(run_params(...))`` and its backend step
+(``ssimsr.training.train_steps``), called as ``ssimsr.training.train.train`` calls it:
 ``trainer.steps.fetch([trainer.steps.train(batch)])`` (forward, the loss terms, gradient,
 Adam update, then the terms to the host, which also waits for an asynchronous backend), on
 a random numpy batch; data loading is left out. The first call (tracing / compilation) is
@@ -40,8 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "src") not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO / "src"))
 
-from ssimsr.backends import BACKENDS  # noqa: E402  (imports no backend)
-from ssimsr.run_params import PRECISIONS  # noqa: E402
+from ssimsr.training.backends import BACKENDS  # noqa: E402  (imports no backend)
+from ssimsr.training.run_params import PRECISIONS  # noqa: E402
 
 SHORT = {name: "tf" if name == "tensorflow" else name for name in BACKENDS}
 FULL_SIZES = [(320, 496, 1), (96, 96, 16)]  # (height, width, batch)
@@ -115,8 +115,8 @@ def timed(fn, warmup: int, repeats: int) -> tuple[float, list[float]]:
 def run_case(case: dict, args, vgg_path: str, backend: str) -> dict:
     import numpy as np
 
-    from ssimsr.experiments import run_params
-    from ssimsr.train import Trainer
+    from ssimsr.pipeline.experiments import run_params
+    from ssimsr.training.train import Trainer
 
     params = run_params(case["model"], dataset="benchmark", backend=backend, lambda_p=1.0 if case["vgg"] else 0.0,
                         vgg_weights=vgg_path, batch_size=case["batch"],
@@ -144,7 +144,7 @@ def child(args) -> None:
     out_json, vgg_path = args.child
     import keras
 
-    from ssimsr.backends import describe_devices
+    from ssimsr.training.backends import describe_devices
 
     backend = keras.backend.backend()
     if backend != os.environ.get("KERAS_BACKEND"):
@@ -169,7 +169,7 @@ def child(args) -> None:
 # --------------------------------------------------------------------------- parent
 
 def run_backend(backend: str, args, argv: list[str], tmp: Path) -> dict:
-    from ssimsr import backends
+    from ssimsr.training import backends
 
     out = tmp / f"{backend}.json"
     env = {**os.environ, **backends.get(backend).environment(), "TF_CPP_MIN_LOG_LEVEL": "2",

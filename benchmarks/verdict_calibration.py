@@ -2,7 +2,7 @@
 
 Prints, per number of seeds k and seed share of the noise, the rate of the rule the project
 used before (|z| >= 2, s taken as known), of plain Welch–Satterthwaite t, and of the guarded
-rule that ssimsr.noise.verdict applies (absolute cells, one shared split of 50 images), and
+rule that ssimsr.analysis.noise.verdict applies (absolute cells, one shared split of 50 images), and
 the guarded rule's power at a true difference of 4 true SDs. Run:
 ``python benchmarks/verdict_calibration.py [--draws N]``.
 """
@@ -15,7 +15,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from ssimsr import noise as N
+from ssimsr.analysis import noise as N
 
 
 def simulate(rng, k: int, share: float, draws: int, effect: float = 0.0, n_images: int = 50):

@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """A job's start-up, cold and warm: the same train and evaluate jobs, each in a fresh
 process as the workflow starts them, once importing Keras themselves (cold) and once
-forked from a zygote that imported it (warm, ``ssimsr.warm``). One table, with ratios.
+forked from a zygote that imported it (warm, ``ssimsr.pipeline.warm``). One table, with ratios.
 
     python benchmarks/warm_start.py              # 4 train and 4 evaluate jobs each way
     python benchmarks/warm_start.py --jobs 8 --epochs 6
 
-Each job is ``python -c`` calling ``ssimsr.jobs.run`` with a Snakemake-like object (what
+Each job is ``python -c`` calling ``ssimsr.pipeline.jobs.run`` with a Snakemake-like object (what
 ``workflow/scripts/job.py`` does; Snakemake's own bookkeeping is left out), one job at a
 time. Train jobs train a demo-sized SR run (``--epochs`` on 64-px crops in batches of 4)
 on scikit-image's photographs; evaluate jobs evaluate the first cold run. Wall time per
@@ -36,7 +36,7 @@ if str(REPO / "src") not in sys.path:  # run from a checkout without installing
 JOB = """
 import json, sys
 from types import SimpleNamespace
-from ssimsr import jobs
+from ssimsr.pipeline import jobs
 spec = json.loads(sys.argv[1])
 params = SimpleNamespace(**spec["params"])
 jobs.run(SimpleNamespace(rule=spec["rule"], log=[spec["log"]], params=params,
@@ -84,7 +84,7 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs of each train job (default: 3)")
     args = parser.parse_args(argv)
 
-    from ssimsr.experiments import run_params
+    from ssimsr.pipeline.experiments import run_params
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

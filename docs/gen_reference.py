@@ -7,8 +7,8 @@ A page holds a marker ``<!-- ssimsr:NAME -->`` on a line of its own; at build ti
 * ``config-reference``: every key of ``src/ssimsr/config.schema.yaml`` (type, default, description);
 * ``cli-reference``: ``ssimsr COMMAND --help`` of every command;
 * ``tables-figures``: every table and figure the workflow writes, with its report caption;
-* ``stages``, ``reruns``, ``registries``: the stages of ``ssimsr.jobs``, which code edit
-  reruns which stage (``ssimsr.code_digest``), the registered architectures, terms, backends.
+* ``stages``, ``reruns``, ``registries``: the stages of ``ssimsr.pipeline.jobs``, which code edit
+  reruns which stage (``ssimsr.pipeline.code_digest``), the registered architectures, terms, backends.
 
 ``python docs/gen_reference.py NAME`` prints one of them.
 """
@@ -145,7 +145,7 @@ def _caption(name: str) -> str:
 
 
 def tables_figures() -> str:
-    from ssimsr.report import FIGURE_EXTENSIONS, TABLE_EXTENSIONS, figure_caption, figure_names
+    from ssimsr.report.report import FIGURE_EXTENSIONS, TABLE_EXTENSIONS, figure_caption, figure_names
     from ssimsr.tables.registry import TABLES
 
     out = [f"| table (`results/tables/<name>.{{{','.join(TABLE_EXTENSIONS)}}}`) | what it holds |",
@@ -159,7 +159,7 @@ def tables_figures() -> str:
 
 
 def stages() -> str:
-    from ssimsr.jobs import STAGES
+    from ssimsr.pipeline.jobs import STAGES
 
     out = ["| stage (rule) | `ssimsr` command | digest entries (`code=`) | log kept across attempts | may start warm |",
            "| --- | --- | --- | --- | --- |"]
@@ -171,15 +171,12 @@ def stages() -> str:
 
 
 def reruns() -> str:
-    from ssimsr import code_digest
+    from ssimsr.pipeline import code_digest
 
-    package = ROOT / "src" / "ssimsr"
-    units = sorted({p.stem for p in package.glob("*.py") if p.stem not in ("__init__", "__main__")}
-                   | {p.parent.name for p in package.glob("*/__init__.py")} | {"published"})
     covered = {stage: code_digest.stage_modules(stage) for stage in code_digest.stage_entries()}
     excluded = code_digest.excluded()
-    out = ["| module or package | an edit reruns (and everything downstream) |", "| --- | --- |"]
-    for unit in units:
+    out = ["| module (package data: its folder) | an edit reruns (and everything downstream) |", "| --- | --- |"]
+    for unit in code_digest.modules():
         hit = [f"`{stage}`" for stage, modules in covered.items() if unit in modules]
         why = f"nothing: {_text(excluded[unit])}" if unit in excluded else "nothing: in no stage's imports"
         out.append(f"| `{unit}` | {', '.join(hit) or why} |")
@@ -189,7 +186,7 @@ def reruns() -> str:
 def registries() -> str:
     import inspect
 
-    from ssimsr.backends import BACKENDS
+    from ssimsr.training.backends import BACKENDS
     from ssimsr.registry import ARCHITECTURES, LOSS_TERMS
 
     out = ["| architecture | defined in | learned downscaler | widths (`models.<name>`) and defaults |",

@@ -50,7 +50,7 @@ def vgg_weights(tmp_path_factory):
     import h5py
     from keras.src.legacy.saving import legacy_h5_format
 
-    from ssimsr.losses import VGG19_NOTOP_FILENAME
+    from ssimsr.models.losses import VGG19_NOTOP_FILENAME
 
     model = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
     path = tmp_path_factory.mktemp("vgg") / VGG19_NOTOP_FILENAME
@@ -67,7 +67,7 @@ TINY_WIDTHS = {"sr": {"filters": 8, "res_blocks": 1}, "irn": {"down_filters": 8,
 def tiny_params(model="sr", **overrides):
     """RunParams of a tiny run of this session's backend: 3 epochs of 32-px crops in batches
     of 2, no perceptual term, TINY_WIDTHS; ``overrides`` as ``experiments.run_params``."""
-    from ssimsr.experiments import run_params
+    from ssimsr.pipeline.experiments import run_params
 
     values = dict(dataset="tiny", epochs=3, crop=32, batch_size=2, lambda_p=0.0, log_every=100,
                   widths=TINY_WIDTHS[model], backend=BACKEND)
@@ -114,7 +114,7 @@ def save_run(pair, folder: Path, model: str = "sr", scale: int = 2) -> Path:
 def tiny_sr_run(tmp_path_factory):
     """A run folder of a tiny SR pair (TINY_WIDTHS, random weights, seed 0): for tests of
     formats, errors and plumbing, not of quality."""
-    from ssimsr import models
+    from ssimsr.models import models
 
     keras.utils.set_random_seed(0)
     return save_run(models.build_pair("sr", 2, **TINY_WIDTHS["sr"]), tmp_path_factory.mktemp("tiny_sr_run"))

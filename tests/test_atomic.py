@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from ssimsr import atomic
-from ssimsr.atomic import atomic_path, write_csv, write_text
+from ssimsr.io import atomic
+from ssimsr.io.atomic import atomic_path, write_csv, write_text
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # what a write on a full disk raises
 

@@ -1,4 +1,4 @@
-"""The model-free bicubic baseline (ssimsr.baseline): Keys interpolation of the decimated HR."""
+"""The model-free bicubic baseline (ssimsr.evaluation.baseline): Keys interpolation of the decimated HR."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from ssimsr import baseline
-from ssimsr.baseline import baseline_for_dataset, baseline_metrics, bicubic_baseline, bicubic_upscale
+from ssimsr.evaluation import baseline
+from ssimsr.evaluation.baseline import baseline_for_dataset, baseline_metrics, bicubic_baseline, bicubic_upscale
 
 
 def keys_1d_loop(signal: np.ndarray, scale: int, a: float = -0.5) -> np.ndarray:
@@ -101,7 +101,7 @@ def _write(folder, name, array):
 
 
 def test_baseline_metrics_per_image(tmp_path, photo):
-    from ssimsr.metrics import image_metrics
+    from ssimsr.evaluation.metrics import image_metrics
 
     u8 = np.round(photo * 255).astype(np.uint8)
     paths = [_write(tmp_path, "b.png", u8), _write(tmp_path, "a.png", u8[::-1].copy())]
@@ -114,8 +114,8 @@ def test_baseline_metrics_per_image(tmp_path, photo):
         assert frame.loc[0, key] == pytest.approx(value)
     assert 20 < frame.loc[0, "psnr"] < 60
     # the MATLAB protocol's columns: imresize.matlab_bicubic scored by psnr_y / ssim_y
-    from ssimsr.imresize import matlab_bicubic
-    from ssimsr.metrics import psnr_y, ssim_y
+    from ssimsr.data.imresize import matlab_bicubic
+    from ssimsr.evaluation.metrics import psnr_y, ssim_y
 
     sr = matlab_bicubic(u8, 2)[1].astype(np.float32) / 255
     assert frame.loc[0, "psnr_y_matlab"] == pytest.approx(psnr_y(hr, sr, 2))
@@ -162,7 +162,7 @@ def test_keys_kernel_values():
 def test_baseline_jobs_write_per_dataset_and_combined_tables(tmp_path, photo):
     from types import SimpleNamespace
 
-    from ssimsr import jobs
+    from ssimsr.pipeline import jobs
 
     u8 = np.round(photo * 255).astype(np.uint8)
     for name in ("bsds", "set5"):
@@ -197,7 +197,7 @@ def test_a_split_per_seed_gets_a_baseline_per_seed_that_the_tables_average(tmp_p
     by-origin table average over the seeds' splits."""
     from types import SimpleNamespace
 
-    from ssimsr import jobs
+    from ssimsr.pipeline import jobs
     from ssimsr.tables.baseline import baseline_values
     from ssimsr.tables.benchmarks import by_origin_table
 
@@ -233,7 +233,7 @@ def test_a_split_per_seed_gets_a_baseline_per_seed_that_the_tables_average(tmp_p
 
 def test_evaluate_cli_adds_each_benchmark_as_an_image_set(tmp_path, photo):
     from ssimsr import cli
-    from ssimsr.data import image_sets
+    from ssimsr.data.data import image_sets
 
     u8 = np.round(photo * 255).astype(np.uint8)
     for name in ("bsds", "set5", "set14"):
@@ -250,7 +250,7 @@ def test_evaluate_cli_adds_each_benchmark_as_an_image_set(tmp_path, photo):
 
 
 # ============================================================================ MATLAB imresize and
-# the SR literature's bicubic protocol (ssimsr.imresize), grey images (issue 23, deliverable 8)
+# the SR literature's bicubic protocol (ssimsr.data.imresize), grey images (issue 23, deliverable 8)
 
 def _matlab_weights_loop(n_in: int, n_out: int, scale: float, antialias: bool = True) -> np.ndarray:
     """A dense (n_out, n_in) matrix of MATLAB's resize weights, one output sample and one
@@ -291,7 +291,7 @@ def _resize_loop(image: np.ndarray, n_out: tuple[int, int], antialias: bool = Tr
 
 
 def test_matlab_cubic_is_the_keys_kernel():
-    from ssimsr.imresize import cubic
+    from ssimsr.data.imresize import cubic
 
     x = np.linspace(-2.6, 2.6, 521)
     np.testing.assert_allclose(cubic(x), baseline.keys_kernel(x), rtol=0, atol=1e-14)  # two float forms
@@ -300,7 +300,7 @@ def test_matlab_cubic_is_the_keys_kernel():
 def test_x2_downscale_weights_by_hand():
     """MATLAB's antialiased x1/2 filter: (1/2) cubic(d/2) at the distances d = ±0.5, ±1.5,
     ±2.5, ±3.5 input pixels, i.e. cubic(±0.25, ±0.75, ±1.25, ±1.75) / 2, already summing to 1."""
-    from ssimsr.imresize import contributions
+    from ssimsr.data.imresize import contributions
 
     by_hand = np.array([-0.0234375, -0.0703125, 0.2265625, 0.8671875,
                         0.8671875, 0.2265625, -0.0703125, -0.0234375]) / 2
@@ -330,7 +330,7 @@ def test_x2_downscale_weights_by_hand():
     ((5, 4), (2, 2), True),  # shorter than the kernel: the mirror wraps more than once
 ])
 def test_imresize_equals_a_direct_loop(photo, shape, n_out, antialias):
-    from ssimsr.imresize import imresize
+    from ssimsr.data.imresize import imresize
 
     image = photo[:shape[0], :shape[1]]
     expected = _resize_loop(image, n_out, antialias)
@@ -342,7 +342,7 @@ def test_imresize_equals_a_direct_loop(photo, shape, n_out, antialias):
 
 
 def test_imresize_uint8_rounds_each_pass_as_matlab(photo):
-    from ssimsr.imresize import imresize
+    from ssimsr.data.imresize import imresize
 
     u8 = np.round(photo * 255).astype(np.uint8)
     h, w = u8.shape[:2]
@@ -364,7 +364,7 @@ def test_integer_upscale_is_the_keys_bicubic_on_a_shifted_grid(photo):
     """MATLAB's x2 output i sits at LR coordinate i / 2 - 1/4 (0-based), where the project's
     bicubic_upscale x4 puts its output 2i - 1: the same kernel must give the same values away
     from the borders (MATLAB mirrors, bicubic_upscale clamps)."""
-    from ssimsr.imresize import imresize
+    from ssimsr.data.imresize import imresize
 
     lr = photo[:16, :20]
     ours = imresize(lr, 2, antialias=False)
@@ -377,7 +377,7 @@ def test_integer_upscale_is_the_keys_bicubic_on_a_shifted_grid(photo):
 
 
 def test_matlab_bicubic_protocol(photo):
-    from ssimsr.imresize import imresize, matlab_bicubic, modcrop
+    from ssimsr.data.imresize import imresize, matlab_bicubic, modcrop
 
     u8 = np.round(photo * 255).astype(np.uint8)[:63, :79]  # odd sizes: cropped to 62x78 first
     hr, sr = matlab_bicubic(u8, 2)
@@ -405,14 +405,14 @@ def test_matlab_bicubic_protocol(photo):
     (lambda f: f.matlab_bicubic(np.zeros((1, 4, 3), np.uint8), 2), "smaller than scale"),
 ])
 def test_imresize_bad_input_is_refused(call, message):
-    from ssimsr import imresize
+    from ssimsr.data import imresize
 
     with pytest.raises(ValueError, match=message):
         call(imresize)
 
 
 def test_grey_images_from_the_file_or_the_manifest(tmp_path, photo):
-    from ssimsr.metrics import grey_images
+    from ssimsr.evaluation.metrics import grey_images
 
     u8 = np.round(photo * 255).astype(np.uint8)
     raw = [_write(tmp_path / "raw", "grey.png", u8[..., 0]), _write(tmp_path / "raw", "rgb.png", u8),
@@ -426,7 +426,7 @@ def test_grey_images_from_the_file_or_the_manifest(tmp_path, photo):
 
 
 def test_baseline_scores_grey_sources_on_their_grey_values(tmp_path, photo):
-    from ssimsr.metrics import psnr_y
+    from ssimsr.evaluation.metrics import psnr_y
 
     grey = np.round(photo[..., 1] * 255).astype(np.uint8)
     frame = baseline_metrics([_write(tmp_path, "grey.png", grey)], 2, "set14")
@@ -453,9 +453,9 @@ def test_matlab_protocol_reproduces_the_published_bicubic_figures(name):
     import os
 
     from conftest import SHARED
-    from ssimsr.metrics import grey_images
-    from ssimsr.imresize import matlab_bicubic
-    from ssimsr.metrics import psnr_y, ssim_y
+    from ssimsr.evaluation.metrics import grey_images
+    from ssimsr.data.imresize import matlab_bicubic
+    from ssimsr.evaluation.metrics import psnr_y, ssim_y
 
     paths = sorted((SHARED / "data" / name).glob("*.png"))
     if not paths:

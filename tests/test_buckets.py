@@ -6,9 +6,10 @@ import pytest
 from skimage import data as skdata
 
 from conftest import BACKEND, to_numpy
-from ssimsr import buckets, losses
-from ssimsr.experiments import run_params
-from ssimsr.train import Trainer
+from ssimsr.training import buckets
+from ssimsr.models import losses
+from ssimsr.pipeline.experiments import run_params
+from ssimsr.training.train import Trainer
 
 TINY = {"sr": {"filters": 8, "res_blocks": 2}, "irn": {"down_filters": 8, "up_filters": 4}}
 
@@ -87,7 +88,7 @@ def test_auto_buckets_bound_the_compilations(tmp_path):
 
     from PIL import Image
 
-    from ssimsr.train import train
+    from ssimsr.training.train import train
 
     if BACKEND != "jax":
         pytest.skip("compilation per shape is JAX's; run with KERAS_BACKEND=jax (.ci/run does)")

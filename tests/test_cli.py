@@ -215,7 +215,7 @@ def test_upscale_writes_the_format_its_suffix_names(tiny_sr_run, photo, tmp_path
 
 
 def test_upscale_unsupported_suffix_is_one_line_before_loading(photo, tmp_path, capsys):
-    from ssimsr.upscale import OUTPUT_FORMATS
+    from ssimsr.evaluation.upscale import OUTPUT_FORMATS
 
     # the run folder does not exist: the suffix is checked before the run is loaded
     assert cli.main(["upscale", str(tmp_path / "no_run"), str(photo), str(tmp_path / "x2.bmp")]) == 1
@@ -412,7 +412,7 @@ def test_evaluate_and_upscale_use_the_runs_backend_unless_told_otherwise(bad_inp
     params.json without a backend (older runs) means TensorFlow."""
     from types import SimpleNamespace
 
-    from ssimsr import jobs, runner
+    from ssimsr.pipeline import jobs, runner
 
     run = tmp_path / "run"
     run.mkdir()

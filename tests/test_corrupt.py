@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 
 from conftest import BACKEND, TINY_WIDTHS, tiny_params
-from ssimsr import cli, status
-from ssimsr.checkpoints import CorruptFile
-from ssimsr.train import train
+from ssimsr import cli
+from ssimsr.pipeline import status
+from ssimsr.training.checkpoints import CorruptFile
+from ssimsr.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +39,7 @@ def saved_pair(tmp_path_factory):
     """The two networks of a tiny SR run, saved once: copied into each test's run folder."""
     import keras
 
-    from ssimsr import models
+    from ssimsr.models import models
 
     keras.utils.set_random_seed(0)
     pair = models.build_pair("sr", 2, **TINY_WIDTHS["sr"])
@@ -160,7 +161,7 @@ def test_status_does_not_call_a_run_with_a_truncated_upscaler_done(tmp_path, sav
                                                         "remove it and rerun snakemake")
     # an evaluation moves it aside: still not done, until a training starts again
     with pytest.raises(CorruptFile):
-        from ssimsr.upscale import load_run
+        from ssimsr.evaluation.upscale import load_run
 
         load_run(folder)
     moved = state()

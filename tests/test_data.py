@@ -20,10 +20,10 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from ssimsr import data
-from ssimsr.data import BadImageError
-from ssimsr.download import ChecksumMismatch, DataError, sha256_file
-from ssimsr.sources import StaleCacheError, fetch_source, iter_members
+from ssimsr.data import data
+from ssimsr.data.data import BadImageError
+from ssimsr.data.download import ChecksumMismatch, DataError, sha256_file
+from ssimsr.data.sources import StaleCacheError, fetch_source, iter_members
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BSDS_SHA256 = "78e720c13d4a313e15ceb31d790f2606741e3065757d7794c18d20fb2b19cb8c"
@@ -339,7 +339,7 @@ def test_folder_lists_non_images_as_ignored(tmp_path, caplog):
     receipt = tmp_path / "r.json"
     fetch_source({"uri": str(folder)}, receipt, tmp_path)
     options = {"multiple": 16, "scale": 2, "split": {"method": "fixed", "val": ["rocket"]}}
-    with caplog.at_level(logging.INFO, logger="ssimsr.data"):
+    with caplog.at_level(logging.INFO, logger="ssimsr.data.data"):
         manifest = data.prepare_dataset([receipt], options, tmp_path / "out")
     ignored = manifest[manifest.status == "ignored"].set_index("source")
     assert dict(ignored.reason) == {
@@ -545,7 +545,7 @@ PER_SEED = {"method": "random", "n_val": 50, "seed": 0, "per_seed": True}
 
 
 def test_per_seed_splits_differ_between_seeds_and_partition_every_image():
-    from ssimsr.seed_split import per_seed_split
+    from ssimsr.data.seed_split import per_seed_split
 
     stems = [f"{100000 + 37 * i}" for i in range(300)]  # BSDS300's size, the paper's 250 / 50
     splits = {seed: per_seed_split(stems, PER_SEED, seed) for seed in range(4)}
@@ -566,15 +566,15 @@ def test_per_seed_splits_differ_between_seeds_and_partition_every_image():
 
 def test_per_seed_needs_a_random_split_and_names_the_key():
     from ssimsr.config import ConfigError
-    from ssimsr.seed_split import per_seed_datasets, per_seed_split, split_label
+    from ssimsr.data.seed_split import per_seed_datasets, per_seed_split, split_label
 
     config = {"datasets": {"a": {"split": {"method": "random", "n_val": 2, "per_seed": True}},
                            "b": {"split": {"method": "random", "n_val": 2, "per_seed": False}},
                            "c": {"split": {"method": "by_source"}}}}
     assert per_seed_datasets(config) == ["a"]
     assert [split_label(d["split"]) for d in config["datasets"].values()] == ["random_per_seed", "random", "by_source"]
-    from ssimsr import noise
-    from ssimsr.seed_split import PER_SEED_LABEL
+    from ssimsr.analysis import noise
+    from ssimsr.data.seed_split import PER_SEED_LABEL
 
     assert PER_SEED_LABEL == noise.PER_SEED  # the label the statistics read (two literals, one value)
     config["datasets"]["c"]["split"]["per_seed"] = True
@@ -590,7 +590,7 @@ def test_per_seed_needs_a_random_split_and_names_the_key():
 def test_seed_split_folders_link_the_prepared_images(tmp_path, photo_zip):
     import os
 
-    from ssimsr.seed_split import write_seed_split
+    from ssimsr.data.seed_split import write_seed_split
 
     receipt = tmp_path / "source0.json"
     with warnings.catch_warnings():

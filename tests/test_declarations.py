@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ssimsr import backends, jobs, registry
+from ssimsr.training import backends
+from ssimsr.pipeline import jobs
+from ssimsr import registry
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "ssimsr"
 

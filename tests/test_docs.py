@@ -122,7 +122,7 @@ def test_every_generated_part_builds_from_the_code():
     parts = {name: make() for name, make in gen.GENERATORS.items()}
     assert "### `ssimsr status`" in parts["cli-reference"]
     assert "| `train` | `ssimsr train` |" in parts["stages"]
-    assert "| `losses` | `train`," in parts["reruns"]
+    assert "| `models.losses` | `train`," in parts["reruns"]
     assert "| `verdict` |" in parts["tables-figures"] and "| `forest_contrasts` |" in parts["tables-figures"]
     assert "| `sr` |" in parts["registries"] and "| `ssim_n` | `lambda_s` |" in parts["registries"]
     page = gen.expand((DOCS / "architecture.md").read_text(encoding="utf-8"))

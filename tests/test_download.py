@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 
 import ssimsr
-from ssimsr import sources
-from ssimsr.download import CHUNK, ChecksumMismatch, DataError, DownloadError, DownloadPolicy, download_file
+from ssimsr.data import sources
+from ssimsr.data.download import CHUNK, ChecksumMismatch, DataError, DownloadError, DownloadPolicy, download_file
 
 #: The source tree this process imported ssimsr from; child processes import the same one.
 SRC = Path(ssimsr.__file__).resolve().parents[1]
@@ -202,7 +202,7 @@ def kill_9_mid_download(server: ScriptedServer, dest: Path, hold: int) -> int:
     then blocked, sending nothing more), kill -9 it, let the server go on, and return the
     size of the part file it left."""
     part = dest.with_name(f".{dest.name}.part")
-    code = ("import sys; from ssimsr.download import download_file, DownloadPolicy; "
+    code = ("import sys; from ssimsr.data.download import download_file, DownloadPolicy; "
             "download_file(sys.argv[1], sys.argv[2], None, policy=DownloadPolicy(retries=0, timeout=300, backoff=0))")
     proc = subprocess.Popen([sys.executable, "-c", code, server.url, str(dest)], env=child_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -290,7 +290,7 @@ def test_404_is_not_retried(tmp_path, serve):
 
 def test_503_then_200_is_retried(tmp_path, serve, caplog):
     server = serve(["status:503", "ok"])
-    with caplog.at_level(logging.INFO, logger="ssimsr.download"):
+    with caplog.at_level(logging.INFO, logger="ssimsr.data.download"):
         digest, verified = download_file(server.url, tmp_path / "a.bin", PAYLOAD_SHA, policy=FAST)
     assert (digest, verified) == (PAYLOAD_SHA, True)
     assert hashlib.sha256((tmp_path / "a.bin").read_bytes()).hexdigest() == PAYLOAD_SHA
@@ -347,7 +347,7 @@ def test_connection_refused_cli_gives_one_line(tmp_path):
 
 def test_range_resume_hashes_like_an_uninterrupted_download(tmp_path, serve, caplog):
     server = serve(["truncate:100000", "ok"])
-    with caplog.at_level(logging.INFO, logger="ssimsr.download"):
+    with caplog.at_level(logging.INFO, logger="ssimsr.data.download"):
         digest, _ = download_file(server.url, tmp_path / "a.bin", PAYLOAD_SHA, policy=FAST)
     assert digest == PAYLOAD_SHA
     assert len(server.requests) == 2, server.requests

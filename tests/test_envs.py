@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from ssimsr.backends import BACKENDS
+from ssimsr.training.backends import BACKENDS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,7 +105,7 @@ def test_tensorflow_s_gpu_probe_is_quiet_where_no_gpu_is_expected(monkeypatch):
     import subprocess
     import sys
 
-    from ssimsr import backends
+    from ssimsr.training import backends
 
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     monkeypatch.setenv("SSIMSR_NUM_GPUS", "0")

@@ -12,12 +12,14 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from conftest import BACKEND, FLOAT32_U, TINY_WIDTHS, ssim_float32_tolerance, to_numpy, write_photo_dataset
-from ssimsr import evaluate, registry, weights
-from ssimsr.download import ChecksumMismatch
-from ssimsr.stats import compare_studies
-from ssimsr.experiments import run_params
-from ssimsr.runs import Run
-from ssimsr.train import train
+from ssimsr.evaluation import evaluate
+from ssimsr import registry
+from ssimsr.data import weights
+from ssimsr.data.download import ChecksumMismatch
+from ssimsr.analysis.stats import compare_studies
+from ssimsr.pipeline.experiments import run_params
+from ssimsr.pipeline.runs import Run
+from ssimsr.training.train import train
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,7 @@ def test_evaluate_run_matches_independent_references(workspace, capsys):
     conventions metrics.py documents, and metrics.csv read back."""
     import keras
 
-    from ssimsr import models  # noqa: F401  registers the custom layers of the saved networks
+    from ssimsr.models import models  # noqa: F401  registers the custom layers of the saved networks
 
     root, runs = workspace
     run = runs[1]
@@ -174,7 +176,7 @@ def test_loss_values_are_the_registered_terms_and_equal_the_numpy_formulas(model
     import keras
     from keras.applications.vgg19 import preprocess_input
 
-    from ssimsr import losses, models
+    from ssimsr.models import losses, models
 
     @registry.register_loss_term("tv", weight="lambda_tv", label="TV")
     def total_variation(batch):
@@ -217,7 +219,7 @@ def test_evaluate_run_computes_perceptual_only_with_the_run_s_vgg19_weights(work
     are empty, with a warning naming it (never computed from random weights)."""
     import shutil
 
-    from ssimsr import losses
+    from ssimsr.models import losses
 
     root, runs = workspace
     val = sorted((root / "results/data/tiny/val").glob("*.png"))[:1]
@@ -231,7 +233,7 @@ def test_evaluate_run_computes_perceptual_only_with_the_run_s_vgg19_weights(work
     frame = evaluate.evaluate_run(run, {"val": val}, tmp_path / "eval")
     import keras
 
-    from ssimsr import models  # noqa: F401  registers the custom layers of the saved networks
+    from ssimsr.models import models  # noqa: F401  registers the custom layers of the saved networks
 
     hr = np.asarray(Image.open(val[0]).convert("RGB"), dtype=np.float32) / 255.0
     pair = [keras.saving.load_model(run / f"{n}.keras") for n in ("downscaler", "upscaler")]

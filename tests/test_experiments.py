@@ -8,8 +8,8 @@ import yaml
 
 from ssimsr import registry
 from ssimsr.config import SCHEMA_PATH, ConfigError, defaults, describe_errors, with_defaults
-from ssimsr.experiments import experiment_table, run_params
-from ssimsr.runs import GROUP_KEYS, Run, lambda_tag, parse_lambda_tag, vgg_tag
+from ssimsr.pipeline.experiments import experiment_table, run_params
+from ssimsr.pipeline.runs import GROUP_KEYS, Run, lambda_tag, parse_lambda_tag, vgg_tag
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -135,7 +135,7 @@ def test_lambda_s_outside_the_grid_is_refused_with_one_line(paper_config, text, 
 
 
 def test_the_weights_of_a_grid_are_told_apart(paper_config):
-    from ssimsr.runs import WEIGHT_DIGITS, same_weight, weight_key
+    from ssimsr.pipeline.runs import WEIGHT_DIGITS, same_weight, weight_key
 
     with pytest.raises(ValueError, match=r"studies.s.lambda_s: .* same weight to 12 significant digits"):
         experiment_table(_study(paper_config, models=["sr"], lambda_s=[0.1, 0.1 + 1e-14]))
@@ -206,7 +206,7 @@ def test_perceptual_norm_relative_by_default_raw_by_preset_bad_value_named(paper
 # ----------------------------------------------------------------- evaluation.benchmarks (issue 15)
 
 def test_benchmarks_are_configured_datasets_never_trained_on(paper_config):
-    from ssimsr.experiments import check_benchmarks
+    from ssimsr.pipeline.experiments import check_benchmarks
 
     assert check_benchmarks(paper_config) == ["set5", "set14"]
     for name in ("set5", "set14"):

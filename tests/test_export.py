@@ -19,8 +19,8 @@ from skimage import data as skdata
 
 from conftest import tiny_params
 from ssimsr import cli
-from ssimsr.export import FORMAT, FORMAT_VERSION, MANIFEST, MODEL_CARD, final_validation
-from ssimsr.train import train
+from ssimsr.evaluation.export import FORMAT, FORMAT_VERSION, MANIFEST, MODEL_CARD, final_validation
+from ssimsr.training.train import train
 
 MEMBERS = [MANIFEST, MODEL_CARD, "params.json", "upscaler.keras", "downscaler.keras", "provenance.json", "history.csv"]
 
@@ -200,8 +200,9 @@ def test_the_export_models_job_writes_each_run_and_an_index_of_their_sha256(trai
     give the same files and index again."""
     import csv
 
-    from ssimsr import __version__, jobs
-    from ssimsr.provenance import git_state
+    from ssimsr import __version__
+    from ssimsr.pipeline import jobs
+    from ssimsr.pipeline.provenance import git_state
     from test_jobs import Named, snakemake_object
 
     other = tmp_path / "results" / "train" / "tiny" / "irn-like" / "seed1"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ssimsr import extras, runner
+from ssimsr.pipeline import extras, runner
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONAL = ("tensorflow", "torch", "torchvision", "lpips", "snakemake")
@@ -57,7 +57,7 @@ def test_the_core_modules_import_without_the_optional_packages():
     torch, lpips and snakemake unimportable, and import none of them."""
     code = """
 import importlib, json
-import ssimsr.cli, ssimsr.upscale, ssimsr.export, ssimsr.provenance, ssimsr.extras, ssimsr.report, ssimsr.status
+import ssimsr.cli, ssimsr.evaluation.upscale, ssimsr.evaluation.export, ssimsr.pipeline.provenance, ssimsr.pipeline.extras, ssimsr.report.report, ssimsr.pipeline.status
 for name in ("paper", "published", "registry", "render", "runs", "statistics", "versus", "baseline",
              "benchmarks", "contrasts"):
     importlib.import_module("ssimsr.tables." + name)

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from skimage import data, filters, transform
 
-from ssimsr import figures, report
-from ssimsr.figures import difference_maps, panel_label, plot_difference_figure, plot_training_curves
+from ssimsr.report import figures, report
+from ssimsr.report.figures import difference_maps, panel_label, plot_difference_figure, plot_training_curves
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,7 @@ def study(tmp_path_factory):
              "coins": np.repeat(data.coins()[40:88, 100:148, None], 3, axis=2)}
     from PIL import Image
 
-    from ssimsr.runs import Run
+    from ssimsr.pipeline.runs import Run
 
     for name, crop in crops.items():
         assert crop.shape == (48, 48, 3)
@@ -218,7 +218,7 @@ def _gid_artists(fig, prefix):
 
 
 def _showcase_runs():
-    from ssimsr.runs import Run
+    from ssimsr.pipeline.runs import Run
 
     return [Run("demo", "corrected", "sr", "photos", lam, 0, VGG) for lam in (1.0, 0.0, 2.0)]
 
@@ -226,7 +226,7 @@ def _showcase_runs():
 def test_sr_comparison_panels_and_their_metrics(study, tmp_path, monkeypatch):
     from skimage.metrics import peak_signal_noise_ratio
 
-    from ssimsr import metrics
+    from ssimsr.evaluation import metrics
 
     rows = report.sr_comparison_rows(SHOWCASE, study["showcase_dir"], study["eval_root"], _showcase_runs(), scale=2)
     assert [r["image"] for r in rows] == ["astro", "coins"]
@@ -264,7 +264,7 @@ def test_sr_comparison_panels_and_their_metrics(study, tmp_path, monkeypatch):
 
 
 def test_sr_comparison_missing_reconstruction_names_the_file(study, tmp_path):
-    from ssimsr.runs import Run
+    from ssimsr.pipeline.runs import Run
 
     runs = _showcase_runs() + [Run("demo", "corrected", "sr", "photos", 0.5, 0, VGG)]
     missing = Path(runs[-1].under(study["eval_root"])) / "recon" / "showcase" / "astro.png"
@@ -365,7 +365,7 @@ def test_contrast_forest_shows_ours_the_paper_and_the_calibrated_bar(tmp_path, m
     """The bar is the paper values compatible with ours (ours +- t_crit s, the half-width of
     the interval of ours - paper):
     the cross lies outside it exactly where the verdict says "differs"."""
-    from ssimsr.noise import contrast_agreement
+    from ssimsr.analysis.noise import contrast_agreement
 
     rows = []
     for contrast, ours, paper in (("λ_s 1 − 0", 0.30, 0.25), ("λ_s 1 − 2", -0.9, 2.78)):

@@ -5,14 +5,14 @@ import subprocess
 import sys
 import textwrap
 
-from ssimsr import gpus
+from ssimsr.pipeline import gpus
 
 
 def test_concurrent_processes_claim_distinct_gpus(tmp_path):
     script = textwrap.dedent(f"""
         import os, sys, time
         os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-        from ssimsr.gpus import claim_gpu
+        from ssimsr.pipeline.gpus import claim_gpu
         gpu = claim_gpu({str(tmp_path)!r}, n_gpus=3)
         print(gpu, flush=True)
         sys.stdin.read()  # hold the claim until the test closes stdin (no timing)
@@ -83,7 +83,7 @@ def test_the_train_job_claims_its_slot_with_the_rules_jobs_per_gpu_resource(data
     import pytest
 
     from conftest import tiny_params
-    from ssimsr import jobs
+    from ssimsr.pipeline import jobs
 
     asked = []
 

@@ -1,11 +1,11 @@
-"""The workflow's script jobs (ssimsr.jobs): Python values in, a log, one-line errors."""
+"""The workflow's script jobs (ssimsr.pipeline.jobs): Python values in, a log, one-line errors."""
 
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
-from ssimsr import jobs
+from ssimsr.pipeline import jobs
 
 
 class Named(list):
@@ -64,7 +64,8 @@ def test_every_script_rule_runs_a_declared_stage_and_every_stage_is_one_rule():
     kept logs, the warm starts and the stage commands are read from the declarations."""
     import re
 
-    from ssimsr import cli, code_digest
+    from ssimsr import cli
+    from ssimsr.pipeline import code_digest
 
     rules = _rules()
     scripted = {name for name, text in rules.items() if re.search(r"script:\s*\n\s*JOB_SCRIPT", text)}
@@ -91,7 +92,7 @@ def test_a_bug_in_a_stage_shows_at_most_three_ssimsr_frames_above_it(tmp_path, m
     def compare_studies(frame, pairs):
         raise LookupError("a bug")  # not an expected error: the traceback is kept
 
-    monkeypatch.setattr("ssimsr.stats.compare_studies", compare_studies)
+    monkeypatch.setattr("ssimsr.analysis.stats.compare_studies", compare_studies)
     (tmp_path / "per_image.csv").write_text("study,lambda_s\ns,1\n")
     log = tmp_path / "stats.log"
     with pytest.raises(SystemExit):

@@ -12,9 +12,9 @@ from skimage import data  # noqa: E402
 from skimage.filters import gaussian  # noqa: E402
 from skimage.metrics import structural_similarity  # noqa: E402
 
-from ssimsr import losses  # noqa: E402
-from ssimsr.archs import irn, sr  # noqa: E402
-from ssimsr.losses import loss_weights  # noqa: E402
+from ssimsr.models import losses  # noqa: E402
+from ssimsr.models.archs import irn, sr  # noqa: E402
+from ssimsr.models.losses import loss_weights  # noqa: E402
 
 # Keras' own convert_to_numpy (get_weights) triggers a NumPy 2 copy-keyword warning.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -182,7 +182,7 @@ def test_perceptual_norm_default_is_the_schema_s_alone():
 
     import yaml
 
-    from ssimsr import run_params
+    from ssimsr.training import run_params
     from ssimsr.config import SCHEMA_PATH, defaults
 
     assert losses.PERCEPTUAL_NORMS is run_params.PERCEPTUAL_NORMS
@@ -311,8 +311,8 @@ def snapshot(variables):
 
 def train_step(arch, freeze, vgg_path, widths):
     """One step of this backend's train step (train_steps) with all four terms live."""
-    from ssimsr.experiments import run_params
-    from ssimsr.train import Trainer
+    from ssimsr.pipeline.experiments import run_params
+    from ssimsr.training.train import Trainer
 
     params = run_params(arch, vgg_weights=str(vgg_path), widths=widths, train_downscaler=not freeze,
                         learning_rate=1e-3, backend=BACKEND)

@@ -1,4 +1,4 @@
-"""Tests for ssimsr.lpips_eval with synthetic torchvision-format backbone files.
+"""Tests for ssimsr.evaluation.lpips_eval with synthetic torchvision-format backbone files.
 
 No real ImageNet weights are needed (nothing is downloaded): random torchvision
 state_dicts are saved under the expected file names and loaded with
@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 tvm = pytest.importorskip("torchvision.models")
 pytest.importorskip("lpips")
 
-from ssimsr import lpips_eval as le  # noqa: E402
+from ssimsr.evaluation import lpips_eval as le  # noqa: E402
 
 TV_BUILDERS = {"alex": tvm.alexnet, "squeeze": tvm.squeezenet1_1, "vgg": tvm.vgg16}
 
@@ -199,7 +199,7 @@ def test_lpips_table_logs_progress_with_a_label(tmp_path, capsys):
 
 
 def test_lpips_table_accepts_paths(tmp_path):
-    from ssimsr.metrics import save_image, load_image
+    from ssimsr.evaluation.metrics import save_image, load_image
 
     _write_fake_backbone(tmp_path, "alex")
     hr, rec = _images(size=40)
@@ -214,7 +214,7 @@ def test_lpips_table_accepts_paths(tmp_path):
 
 def test_import_does_not_import_torch():
     code = (
-        "import sys, ssimsr.lpips_eval as m; "
+        "import sys, ssimsr.evaluation.lpips_eval as m; "
         "assert 'torch' not in sys.modules, 'torch imported'; "
         "assert 'lpips' not in sys.modules, 'lpips imported'; "
         "print(m.BACKBONE_FILES['alex'])"

@@ -1,4 +1,4 @@
-"""Tests for ssimsr.metrics against independent references (scikit-image, hand values)."""
+"""Tests for ssimsr.evaluation.metrics against independent references (scikit-image, hand values)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from scipy.ndimage import gaussian_filter
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from conftest import ssim_float32_tolerance
-from ssimsr import metrics as M
+from ssimsr.evaluation import metrics as M
 
 
 def _pair(seed=0, h=48, w=56, noise=0.05):

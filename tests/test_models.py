@@ -7,8 +7,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from conftest import BACKEND, random_images, to_numpy  # noqa: E402
 
-from ssimsr import layers, models  # noqa: E402
-from ssimsr.archs import irn, sr  # noqa: E402
+from ssimsr.models import layers, models  # noqa: E402
+from ssimsr.models.archs import irn, sr  # noqa: E402
 
 def trainable_count(model):
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
@@ -192,8 +192,8 @@ def test_keras_save_load_round_trip(builder, tmp_path):
 
 def test_irn_downscaler_receives_gradients():
     """One step of this backend's train step moves every downscaler kernel and bias."""
-    from ssimsr.experiments import run_params
-    from ssimsr.train import Trainer
+    from ssimsr.pipeline.experiments import run_params
+    from ssimsr.training.train import Trainer
 
     trainer = Trainer(run_params("irn", lambda_p=0.0, backend=BACKEND))
     before = [np.array(w) for w in trainer.pair.downscaler.get_weights()]
@@ -230,7 +230,7 @@ def test_build_pair_rejects_bad_arguments():
 
 
 def test_footprint_of_a_small_sr_upscaler_is_the_hand_computed_reach():
-    from ssimsr.upscale import footprint
+    from ssimsr.evaluation.upscale import footprint
 
     # feature conv 3x3 (+1), one residual block (+1 +1), upsample conv (+1), pixel shuffle
     # (+1 LR pixel) = 5 LR pixels; the nearest skip (+1) is narrower; the output conv adds
@@ -240,7 +240,7 @@ def test_footprint_of_a_small_sr_upscaler_is_the_hand_computed_reach():
 
 
 def test_a_layer_that_declares_no_footprint_cannot_be_tiled():
-    from ssimsr.upscale import footprint
+    from ssimsr.evaluation.upscale import footprint
 
     class Blur(keras.layers.Layer):  # reaches its neighbours, but says nothing about it
         def call(self, x):

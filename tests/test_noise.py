@@ -1,4 +1,4 @@
-"""ssimsr.noise against simulations with a known answer and the chi-square / noncentral t."""
+"""ssimsr.analysis.noise against simulations with a known answer and the chi-square / noncentral t."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from ssimsr import noise as N
-from ssimsr.power import detectable_effect, t_test_power
+from ssimsr.analysis import noise as N
+from ssimsr.analysis.power import detectable_effect, t_test_power
 
 DRAWS = 20_000  # Monte Carlo SEs below: an SD to ~0.5 %, a proportion near 0.9 to 0.002
 

@@ -1,7 +1,7 @@
-"""ssimsr.preprocessing: the bicubic baseline under each candidate offline resize filter.
+"""ssimsr.evaluation.preprocessing: the bicubic baseline under each candidate offline resize filter.
 
 The references are computed independently of the module: Pillow's resize of the file
-itself, a centre crop by hand, the decimation + bicubic upscaling of ``ssimsr.baseline``
+itself, a centre crop by hand, the decimation + bicubic upscaling of ``ssimsr.evaluation.baseline``
 on the whole RGB image, PSNR from its formula, SSIM from Keras (the baseline stage's
 ``metrics.ssim``); and the whole chain against ``prepare_dataset`` + ``baseline_for_dataset``
 (what the workflow's prepare and baseline jobs give under that filter).
@@ -21,11 +21,12 @@ from PIL import Image
 from skimage import data as skdata
 
 from conftest import SHARED, ssim_float32_tolerance
-from ssimsr import data, preprocessing as pp
-from ssimsr.baseline import baseline_for_dataset, bicubic_upscale
-from ssimsr.download import DataError
-from ssimsr.metrics import ssim
-from ssimsr.sources import fetch_source
+from ssimsr.data import data
+from ssimsr.evaluation import preprocessing as pp
+from ssimsr.evaluation.baseline import baseline_for_dataset, bicubic_upscale
+from ssimsr.data.download import DataError
+from ssimsr.evaluation.metrics import ssim
+from ssimsr.data.sources import fetch_source
 
 SIZE = 160  # longer side of the offline resize: small images, fast tests
 OPTIONS = {"resize": {"mode": "longer_side", "size": SIZE}, "split": {"method": "fixed", "val": ["chelsea", "made"]}}
@@ -132,7 +133,7 @@ def test_the_configured_filter_matches_the_prepare_and_baseline_stages(source, t
     then baseline_for_dataset (the baseline stage: Keras SSIM) on val and on train + val."""
     data.prepare_dataset([source.receipt], {**OPTIONS, "scale": 2}, tmp_path / "photos")
     val = baseline_for_dataset(tmp_path / "photos", 2)
-    from ssimsr.baseline import baseline_metrics
+    from ssimsr.evaluation.baseline import baseline_metrics
 
     every = baseline_metrics(data.list_split(tmp_path / "photos", "train") + data.list_split(tmp_path / "photos", "val"),
                              2)
@@ -175,7 +176,7 @@ def test_processes_give_the_serial_result(source, table):
 def test_write_is_atomic_and_the_job_writes_the_table(source, table, tmp_path):
     from test_jobs import snakemake_object
 
-    from ssimsr import jobs
+    from ssimsr.pipeline import jobs
 
     out = tmp_path / "eval" / "preprocessing.csv"
     entry = {"dataset": "photos", "options": OPTIONS, "sources": [{"uri": str(source.folder)}]}
@@ -317,7 +318,7 @@ def test_bsds300_baseline_per_filter_and_split_offset(tmp_path):
 
     receipt = _bsds_receipt(tmp_path)
     config = load_config_files([Path(__file__).resolve().parents[1] / "config.yaml"])["datasets"]["bsds300"]
-    from ssimsr.sources import iter_members, load_receipt
+    from ssimsr.data.sources import iter_members, load_receipt
 
     include = config["sources"][0]["include"]
     stems = [m.stem for m in iter_members(load_receipt(receipt), include)]

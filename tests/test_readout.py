@@ -10,8 +10,8 @@ import pytest
 from skimage import data as skdata
 
 from conftest import BACKEND
-from ssimsr.experiments import run_params
-from ssimsr.readout import describe, readout_psnr
+from ssimsr.pipeline.experiments import run_params
+from ssimsr.training.readout import describe, readout_psnr
 
 
 def _photos(n: int, h: int = 24, w: int = 32, seed: int = 0) -> list[np.ndarray]:
@@ -156,8 +156,8 @@ def _tiny(model="irn", **overrides):
 
 
 def test_irn_run_writes_readout_on_a_fresh_start_and_keeps_it_on_resume(dataset, tmp_path, capsys):
-    from ssimsr.readout import keras_downscale
-    from ssimsr.train import Trainer, initial_downscaler, load_split, train
+    from ssimsr.training.readout import keras_downscale
+    from ssimsr.training.train import Trainer, initial_downscaler, load_split, train
 
     params = _tiny(train_downscaler=False)  # as_run: the downscaler stays at its initialisation
     train(params, dataset, tmp_path, stop_after_epoch=1)
@@ -187,7 +187,7 @@ def test_irn_run_writes_readout_on_a_fresh_start_and_keeps_it_on_resume(dataset,
 
 
 def test_missing_readout_is_recomputed_on_resume_and_sr_writes_none(dataset, tmp_path, capsys):
-    from ssimsr.train import train
+    from ssimsr.training.train import train
 
     params = _tiny(epochs=2)
     train(params, dataset, tmp_path, stop_after_epoch=1)
@@ -209,9 +209,9 @@ def test_collect_adds_the_readout_psnr_to_each_runs_history(tmp_path):
 
     import pandas as pd
 
-    from ssimsr import evaluate
-    from ssimsr.runs import Run
-    from ssimsr.train import history_columns
+    from ssimsr.evaluation import evaluate
+    from ssimsr.pipeline.runs import Run
+    from ssimsr.training.train import history_columns
 
     (tmp_path / "data/tiny/train").mkdir(parents=True)
     train_dirs, eval_dirs = [], []
@@ -241,7 +241,7 @@ def test_fit_readout_predicts_as_lstsq_on_the_tall_matrix():
     least squares of the full matrix, also with collinear and constant features."""
     from scipy.linalg import lstsq
 
-    from ssimsr.readout import fit_readout
+    from ssimsr.training.readout import fit_readout
 
     rng = np.random.default_rng(5)
     base = rng.normal(size=(3000, 6)) @ rng.normal(size=(6, 10))  # rank 6 of 10: collinear

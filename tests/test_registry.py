@@ -8,10 +8,11 @@ import pytest
 import yaml
 
 from conftest import BACKEND
-from ssimsr import balance, registry
+from ssimsr.training import balance
+from ssimsr import registry
 from ssimsr.config import SCHEMA_PATH
-from ssimsr.experiments import run_params
-from ssimsr.train import history_columns, term_names
+from ssimsr.pipeline.experiments import run_params
+from ssimsr.training.train import history_columns, term_names
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_a_workflow_config_must_weigh_a_new_term(scratch_registry):
     """By hand a new term is off; in a study its weight must be set (never on or off by accident)."""
     from pathlib import Path
 
-    from ssimsr.experiments import experiment_table
+    from ssimsr.pipeline.experiments import experiment_table
 
     registry.register_loss_term("tv", weight="lambda_tv")(lambda batch: 0.0)
     config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
@@ -73,7 +74,7 @@ def test_a_workflow_config_must_weigh_a_new_term(scratch_registry):
 
 
 def test_params_json_from_before_loss_weights_still_loads():
-    from ssimsr.train import RunParams
+    from ssimsr.training.train import RunParams
 
     old = run_params("sr").as_dict()
     old.update(old.pop("loss_weights"))  # the flat lambda_b / lambda_f / lambda_p layout
@@ -88,9 +89,9 @@ def test_a_registered_architecture_and_term_train(scratch_registry):
     from keras import ops
 
     from ssimsr.config import defaults
-    from ssimsr.experiments import resolve_params
-    from ssimsr.models import ModelPair
-    from ssimsr.train import RunParams, Trainer
+    from ssimsr.pipeline.experiments import resolve_params
+    from ssimsr.models.models import ModelPair
+    from ssimsr.training.train import RunParams, Trainer
 
     @registry.register_architecture("toy", learned_downscaler=False)
     def build_toy(scale=2, filters=4):
@@ -157,8 +158,8 @@ def _literal_collections(path: Path):
 
 
 def test_schema_backends_are_the_backends_module_s():
-    from ssimsr import backends
-    from ssimsr.backends import BACKENDS, Backend
+    from ssimsr.training import backends
+    from ssimsr.training.backends import BACKENDS, Backend
     from ssimsr.registry import Registry
 
     assert isinstance(BACKENDS, Registry)
@@ -172,7 +173,8 @@ def test_schema_backends_are_the_backends_module_s():
 
 
 def test_a_run_without_a_backend_gets_the_schema_s_default(tmp_path, monkeypatch):
-    from ssimsr import backends, runner
+    from ssimsr.training import backends
+    from ssimsr.pipeline import runner
 
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     default = _schema()["properties"]["training"]["properties"]["backend"]["default"]
@@ -184,10 +186,10 @@ def test_a_run_without_a_backend_gets_the_schema_s_default(tmp_path, monkeypatch
 
 
 def test_backend_names_are_written_once():
-    """The backends' names are BACKENDS' entries (ssimsr/backends.py): no other module of the
+    """The backends' names are BACKENDS' entries (ssimsr/training/backends.py): no other module of the
     library spells one (a fallback, a comparison, a table keyed by backend), and no list of them
     comes back in the library, the workflow or the tests (they iterate ``BACKENDS``)."""
-    from ssimsr.backends import BACKENDS
+    from ssimsr.training.backends import BACKENDS
 
     names = set(BACKENDS)
     # torchvision's hub folder (torch/hub/checkpoints), not the Keras backend
@@ -195,18 +197,18 @@ def test_backend_names_are_written_once():
     spelled = [f"{path.relative_to(REPO)}:{line}: {value!r}" for path in _python_files("src/ssimsr")
                if path.name != "backends.py" for line, value in _string_constants(path)
                if value in names and (path.name, value) not in not_a_backend]
-    assert not spelled, "a backend named outside ssimsr/backends.py (use its BACKENDS entry):\n" + "\n".join(spelled)
+    assert not spelled, "a backend named outside ssimsr/training/backends.py (use its BACKENDS entry):\n" + "\n".join(spelled)
     lists = [f"{path.relative_to(REPO)}:{line}: {sorted(found & names)}"
              for path in _python_files("src/ssimsr", "workflow", "tests")
              for line, found in _literal_collections(path) if names <= found]
     quoted = re.compile(rf"[\"']({'|'.join(map(re.escape, names))})[\"']")
     lists += [f"{path.relative_to(REPO)}:{i}" for path in [REPO / "Snakefile", *sorted((REPO / "workflow").rglob("*.smk"))]
               for i, line in enumerate(path.read_text().splitlines(), 1) if len(set(quoted.findall(line))) > 1]
-    assert not lists, "a list of the backends (iterate ssimsr.backends.BACKENDS):\n" + "\n".join(lists)
+    assert not lists, "a list of the backends (iterate ssimsr.training.backends.BACKENDS):\n" + "\n".join(lists)
 
 
 def test_schema_precisions_are_run_params():
-    from ssimsr.run_params import PRECISIONS
+    from ssimsr.training.run_params import PRECISIONS
 
     schema = _schema()
     assert schema["properties"]["training"]["properties"]["precision"]["enum"] == list(PRECISIONS)
@@ -214,7 +216,8 @@ def test_schema_precisions_are_run_params():
 
 
 def test_lpips_nets_and_columns_have_one_home():
-    from ssimsr import lpips_eval, lpips_nets, stats
+    from ssimsr.evaluation import lpips_eval, lpips_nets
+    from ssimsr.analysis import stats
     from ssimsr.tables import STATS_METRICS, TABLE4_METRICS
 
     nets = _schema()["properties"]["evaluation"]["properties"]["lpips_nets"]
@@ -229,7 +232,7 @@ def test_preset_names_have_one_home():
     """``corrected`` (the default preset) is written once, in the schema (one YAML anchor that
     the other defaults alias); ``as_run`` (the paper's) once, ``runs.PAPER_PRESET``."""
     from ssimsr import tables
-    from ssimsr.runs import DEFAULT_PRESET, PAPER_PRESET
+    from ssimsr.pipeline.runs import DEFAULT_PRESET, PAPER_PRESET
 
     schema = _schema()
     assert schema["properties"]["presets"]["default"] == {DEFAULT_PRESET: {}}
@@ -243,7 +246,7 @@ def test_preset_names_have_one_home():
                         for line, value in _string_constants(path) if value == preset]
                for preset in (DEFAULT_PRESET, PAPER_PRESET)}
     assert spelled == {DEFAULT_PRESET: [], PAPER_PRESET: [spelled[PAPER_PRESET][0]]}
-    assert spelled[PAPER_PRESET][0].startswith("src/ssimsr/runs.py:")
+    assert spelled[PAPER_PRESET][0].startswith("src/ssimsr/pipeline/runs.py:")
     paper = yaml.safe_load((REPO / "config.yaml").read_text())
     assert {DEFAULT_PRESET, PAPER_PRESET} <= set(paper["presets"])  # the paper's study defines both
 
@@ -270,8 +273,8 @@ def test_study_names_have_no_python_default():
 
 
 def test_vgg19_weights_file_has_one_home():
-    from ssimsr import losses
-    from ssimsr.weights import VGG19_NOTOP_FILENAME, VGG19_NOTOP_MD5
+    from ssimsr.models import losses
+    from ssimsr.data.weights import VGG19_NOTOP_FILENAME, VGG19_NOTOP_MD5
 
     schema = _schema()["properties"]
     vgg19 = schema["weights"]["properties"]["vgg19"]["properties"]

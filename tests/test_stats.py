@@ -1,4 +1,4 @@
-"""Tests for ssimsr.stats, ssimsr.power and ssimsr.simulation against scipy, hand
+"""Tests for ssimsr.analysis.stats, ssimsr.analysis.power and ssimsr.analysis.simulation against scipy, hand
 computations, simulations and the paper's Table 2."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from ssimsr import stats as S
-from ssimsr.power import detectable_effect, seeds_needed, t_test_power
-from ssimsr.simulation import rejection_rates, simulate_differences
-from ssimsr.stats import SEED_KEYS, STAT_KEYS, compare, compare_variants
+from ssimsr.analysis import stats as S
+from ssimsr.analysis.power import detectable_effect, seeds_needed, t_test_power
+from ssimsr.analysis.simulation import rejection_rates, simulate_differences
+from ssimsr.analysis.stats import SEED_KEYS, STAT_KEYS, compare, compare_variants
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from ssimsr import cli, status
-from ssimsr.progress import Progress, format_duration
-from ssimsr.runs import Run
+from ssimsr import cli
+from ssimsr.pipeline import status
+from ssimsr.pipeline.progress import Progress, format_duration
+from ssimsr.pipeline.runs import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 #: a study of 24 runs like the demo's, merged over config.yaml (fixed here: the demo's config may change)

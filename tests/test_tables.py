@@ -15,9 +15,9 @@ import pytest
 from scipy import stats as sps
 
 from ssimsr import tables as T
-from ssimsr import stats as S
+from ssimsr.analysis import stats as S
 
-from ssimsr.stats import compare_variants
+from ssimsr.analysis.stats import compare_variants
 
 #: The studies of Table 1 and A2: the schema's defaults (the tables take them from the config).
 REPORT = defaults("report")

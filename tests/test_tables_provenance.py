@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ssimsr import __version__, code_digest, jobs
+from ssimsr import __version__
+from ssimsr.pipeline import code_digest, jobs
 from ssimsr import tables as T
-from ssimsr.provenance import config_hash, describe, git_state
+from ssimsr.pipeline.provenance import config_hash, describe, git_state
 
 REPO = Path(__file__).resolve().parents[1]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -51,13 +52,13 @@ def test_the_provenance_ends_the_latex_caption_and_follows_the_markdown_one(tmp_
 
 
 def test_the_tables_job_puts_the_run_s_provenance_in_every_caption(tmp_path):
-    """The tables job (ssimsr.jobs.tables) reads the version, this checkout's commit and the
+    """The tables job (ssimsr.pipeline.jobs.tables) reads the version, this checkout's commit and the
     job's resolved config (Snakemake's ``snakemake.config``) when it runs."""
     from test_jobs import Named, snakemake_object
     from test_tables import _study_frames
 
-    from ssimsr import stats as S
-    from ssimsr.preprocessing import COLUMNS
+    from ssimsr.analysis import stats as S
+    from ssimsr.evaluation.preprocessing import COLUMNS
 
     history, per_image = _study_frames()
     files = {"history": history, "per_image": per_image,
@@ -87,9 +88,10 @@ def test_the_tables_job_puts_the_run_s_provenance_in_every_caption(tmp_path):
 
 def test_provenance_is_in_no_digest_and_no_rule_s_params():
     """A new commit, a dirty tree or another version changes captions, not what reruns."""
-    assert {"provenance", "export", "extras"} <= set(code_digest.excluded())
+    glue = {"pipeline.provenance", "evaluation.export", "pipeline.extras"}
+    assert glue <= set(code_digest.excluded())
     for stage in code_digest.stage_entries():
-        assert not {"provenance", "extras", "export"} & set(code_digest.stage_modules(stage)), stage
+        assert not glue & set(code_digest.stage_modules(stage)), stage
     rules = (REPO / "workflow" / "rules" / "report.smk").read_text()
     for rule in re.findall(r"^rule \w+:\n(?:(?!^rule ).)*", rules, flags=re.M | re.S):
         params = rule.split("params:", 1)[-1].split("conda:", 1)[0] if "params:" in rule else ""

@@ -14,8 +14,8 @@ from skimage import data as skdata
 
 from conftest import BACKEND, tiny_params, to_numpy
 from ssimsr import cli
-from ssimsr.backends import BACKENDS, describe_devices
-from ssimsr.train import NonFiniteLoss, RunParams, epoch_batches, history_columns, steps_per_epoch, train
+from ssimsr.training.backends import BACKENDS, describe_devices
+from ssimsr.training.train import NonFiniteLoss, RunParams, epoch_batches, history_columns, steps_per_epoch, train
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +48,8 @@ def test_a_run_folder_says_what_produced_it(trained_runs):
     import keras
 
     from ssimsr import __version__
-    from ssimsr.code_digest import code_digest
-    from ssimsr.provenance import git_state
+    from ssimsr.pipeline.code_digest import code_digest
+    from ssimsr.pipeline.provenance import git_state
 
     record = json.loads((trained_runs["sr"] / "provenance.json").read_text())
     assert record["ssimsr"] == __version__ and record["stage"] == "train"
@@ -141,24 +141,24 @@ def test_a_killed_train_job_keeps_its_history_and_both_attempts_in_its_log(datas
     between; the rerun resumes, and its log holds both attempts with a header each."""
     from types import SimpleNamespace
 
-    import ssimsr.train
-    from ssimsr import jobs
+    import ssimsr.training.train
+    from ssimsr.pipeline import jobs
 
     monkeypatch.chdir(tmp_path)  # train_run's GPU lock folder is relative
     params = tiny_params(epochs=3)
     out, log = tmp_path / "run", tmp_path / "run" / "train.log"
     smk = SimpleNamespace(rule="train", log=[str(log)], resources=SimpleNamespace(jobs_per_gpu=1),
                           params=SimpleNamespace(run=params.as_dict(), data=str(dataset), out=str(out)))
-    real_train = ssimsr.train.train
+    real_train = ssimsr.training.train.train
 
     def killed_after_epoch_1(*args, **kwargs):
         real_train(*args, **{**kwargs, "stop_after_epoch": 1})
         raise RuntimeError("killed")  # the job dies here (SIGKILL at a time limit, say)
 
-    monkeypatch.setattr(ssimsr.train, "train", killed_after_epoch_1)
+    monkeypatch.setattr(ssimsr.training.train, "train", killed_after_epoch_1)
     with pytest.raises(SystemExit):
         jobs.run(smk)
-    monkeypatch.setattr(ssimsr.train, "train", real_train)
+    monkeypatch.setattr(ssimsr.training.train, "train", real_train)
     for name in ("history.csv", "params.json", "train.log"):  # what Snakemake deletes
         (out / name).unlink()
     progress = pd.read_csv(out / "progress.csv")
@@ -239,7 +239,7 @@ def test_a_killed_train_command_resumes_and_equals_an_uninterrupted_run(dataset,
     import sys
     import time
 
-    from ssimsr.train import checkpoint_epoch
+    from ssimsr.training.train import checkpoint_epoch
 
     params, straight, straight_history = every_2_uninterrupted
     (tmp_path / "params.json").write_text(json.dumps(params.as_dict()))
@@ -292,8 +292,8 @@ def test_the_backend_is_part_of_the_fingerprint_and_another_backends_checkpoint_
                                                                                                  tmp_path):
     import shutil
 
-    from ssimsr.checkpoints import load_checkpoint
-    from ssimsr.train import Trainer, begin_attempt, checkpoint_epoch
+    from ssimsr.training.checkpoints import load_checkpoint
+    from ssimsr.training.train import Trainer, begin_attempt, checkpoint_epoch
 
     same = tiny_params("sr", epochs=2, crop=None, batch_size=1)  # trained_runs["sr"]'s parameters
     other = tiny_params("sr", epochs=2, crop=None, batch_size=1,
@@ -335,7 +335,7 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(dataset, tmp_pa
 def test_epoch_0_row_is_the_initial_weights_validated(dataset, tmp_path):
     """The epoch-0 row equals an independent validation of a fresh Trainer of the same seed
     (the same initial weights), and training then moves the terms."""
-    from ssimsr.train import Trainer, load_split
+    from ssimsr.training.train import Trainer, load_split
 
     params = tiny_params("irn", epochs=1)
     history = train(params, dataset, tmp_path)
@@ -351,7 +351,7 @@ def test_epoch_0_row_is_the_initial_weights_validated(dataset, tmp_path):
 
 
 def test_term_shares_and_dominance_by_hand():
-    from ssimsr import balance
+    from ssimsr.training import balance
 
     lambdas = {"lambda_b": 1.0, "lambda_f": 1.0, "lambda_p": 1.0, "lambda_s": 1.0}
     terms = {"bw_mse": 0.001, "fw_mse": 0.002, "perceptual": 0.5, "ssim_n": 0.0}
@@ -373,18 +373,18 @@ def test_train_log_warns_on_a_dominant_term_at_epoch_0_and_the_end(dataset, tmp_
     """lambda_s = 1000: 1000 x SSIM_N (about 0.1-0.5) drowns bwMSE + fwMSE (about 0.01-0.1)."""
     import logging
 
-    with caplog.at_level(logging.INFO, logger="ssimsr.train"):
+    with caplog.at_level(logging.INFO, logger="ssimsr.training.train"):
         history = train(tiny_params(lambda_s=1000.0, epochs=1), dataset, tmp_path)
-    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "ssimsr.train"]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "ssimsr.training.train"]
     assert len(warned) == 2, warned
     assert "(before training (epoch 0)): lambda_s x ssim_n" in warned[0]
     assert "(epoch 1): lambda_s x ssim_n" in warned[1] and "> 100x" in warned[1]
     val = history[history.split == "val"]
     assert (1000 * val.ssim_n > 100 * (val.bw_mse + val.fw_mse)).all()  # the warning is right
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="ssimsr.train"):
+    with caplog.at_level(logging.INFO, logger="ssimsr.training.train"):
         train(tiny_params(epochs=1), dataset, tmp_path / "balanced")
-    assert not [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "ssimsr.train"]
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "ssimsr.training.train"]
     shares = [r.getMessage() for r in caplog.records if "loss shares" in r.getMessage()]
     assert len(shares) == 2 and "bw_mse" in shares[0] and "perceptual" not in shares[0]
 
@@ -408,11 +408,11 @@ def test_perceptual_run_epoch_0_terms_and_shares_by_hand(dataset, tmp_path, vgg_
 
     import keras
 
-    from ssimsr import models
+    from ssimsr.models import models
 
     lambdas = {"lambda_b": 1.0, "lambda_f": 0.5, "lambda_p": 0.25, "lambda_s": 2.0}
     params = tiny_params(epochs=1, vgg_weights=str(vgg_weights[0]), perceptual_norm="relative", **lambdas)
-    with caplog.at_level(logging.INFO, logger="ssimsr.train"):
+    with caplog.at_level(logging.INFO, logger="ssimsr.training.train"):
         history = train(params, dataset, tmp_path)
     start = history[history.epoch == 0].iloc[0]
     assert start.fw_mse > 0 and start.ssim_n > 0
@@ -521,7 +521,7 @@ def test_upscale_cli_single_file_and_errors(trained_runs, tmp_path, capsys):
 def test_mixed_bfloat16_run_saves_float32_models(dataset, tmp_path):
     import keras
 
-    from ssimsr import models  # noqa: F401  registers the custom layers
+    from ssimsr.models import models  # noqa: F401  registers the custom layers
 
     history = train(tiny_params("irn", epochs=1, precision="mixed_bfloat16"), dataset, tmp_path)
     assert np.isfinite(history.drop(columns="split").to_numpy(dtype=float)).all()
@@ -570,8 +570,8 @@ def test_saved_models_upscale_under_tensorflow_and_jax(trained_runs, tmp_path, m
 def test_a_code_change_retrains_instead_of_resuming_the_old_checkpoint(dataset, tmp_path, monkeypatch, capsys):
     """Snakemake reruns a finished training when its code digest changes; the run must train
     again, not re-export the weights of the old code's last checkpoint."""
-    from ssimsr import code_digest as digest_module
-    from ssimsr.train import checkpoint_epoch
+    from ssimsr.pipeline import code_digest as digest_module
+    from ssimsr.training.train import checkpoint_epoch
 
     params = tiny_params(epochs=1)
     train(params, dataset, tmp_path)

@@ -19,10 +19,11 @@ from PIL import Image
 from skimage import data as skdata
 
 from conftest import save_run
-from ssimsr import cli, models
-from ssimsr.upscale import Footprint, apply, auto_tile, footprint, reconstruct_tiled, run_tiled
+from ssimsr import cli
+from ssimsr.models import models
+from ssimsr.evaluation.upscale import Footprint, apply, auto_tile, footprint, reconstruct_tiled, run_tiled
 
-SRC = Path(models.__file__).resolve().parents[1]  # the ssimsr this session imports, for subprocesses
+SRC = Path(models.__file__).resolve().parents[2]  # the ssimsr this session imports, for subprocesses
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +120,7 @@ def sr_run(pairs, tmp_path_factory):
 
 def test_upscale_cli_tiles_with_progress_and_matches_whole(sr_run, pairs, photo, tmp_path, caplog):
     Image.fromarray(photo).save(tmp_path / "photo.png")
-    with caplog.at_level(logging.INFO, logger="ssimsr.upscale"):
+    with caplog.at_level(logging.INFO, logger="ssimsr.evaluation.upscale"):
         assert cli.main(["upscale", str(sr_run), str(tmp_path / "photo.png"), str(tmp_path / "x2.png"),
                          "--tile", "40"]) == 0
     messages = [r.message for r in caplog.records]
@@ -174,7 +175,7 @@ def _out_of_memory_errors():
 @pytest.mark.parametrize("error", _out_of_memory_errors(), ids=lambda e: type(e).__name__)
 def test_out_of_memory_suggests_a_smaller_tile(tiny_sr_run, tmp_path, monkeypatch, capsys, error):
     """Running out of memory on a tile ends in one line that names --tile and a smaller value."""
-    from ssimsr import upscale
+    from ssimsr.evaluation import upscale
 
     real = upscale._networks
 

@@ -1,4 +1,4 @@
-"""Warm start (ssimsr.warm): Keras jobs forked from a process that imported Keras once give
+"""Warm start (ssimsr.pipeline.warm): Keras jobs forked from a process that imported Keras once give
 the same files as cold ones, report their status and signals, see code edits, and clean up."""
 
 import json
@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from conftest import tiny_params, write_photo_dataset
-from ssimsr import jobs, warm
+from ssimsr.pipeline import jobs, warm
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="warm start is Linux-only")
 
@@ -122,7 +122,7 @@ def test_a_warm_train_job_on_torch_gives_the_files_of_a_cold_one(tmp_path, warm_
     pytest.importorskip("torch")
     data = tmp_path / "data"
     write_photo_dataset(data)
-    job = ("import json, sys\nfrom types import SimpleNamespace\nfrom ssimsr import jobs\n"
+    job = ("import json, sys\nfrom types import SimpleNamespace\nfrom ssimsr.pipeline import jobs\n"
            "spec = json.loads(sys.argv[1])\n"
            "jobs.run(SimpleNamespace(rule='train', log=[spec['out'] + '.log'], params=SimpleNamespace(**spec),"
            " resources=SimpleNamespace(jobs_per_gpu=1, warm_start=spec.pop('warm'))))\n")
@@ -182,7 +182,7 @@ def client(tmp_path, where, target, *args, prelude="", **popen):
     """A job's process (``run_warm`` in its own interpreter), as Snakemake starts one; exit
     status 99 when it would run the job cold. ``prelude``: code run first. It preloads what
     this test's zygotes do (``light``)."""
-    code = (f"import os, sys; sys.path.insert(0, {HERE!r}); {prelude}from ssimsr import warm; "
+    code = (f"import os, sys; sys.path.insert(0, {HERE!r}); {prelude}from ssimsr.pipeline import warm; "
             f"warm.PRELOAD = {tuple(warm.PRELOAD)!r}; "
             f"status = warm.run_warm({target!r}, {args!r}, 'tensorflow'); sys.exit(99 if status is None else status)")
     env = {**os.environ, "SSIMSR_WARM_DIR": str(where)}

@@ -64,7 +64,7 @@ def touched_train_run(workdir: Path) -> tuple[str, subprocess.CompletedProcess]:
 
 def jobs_after_editing(workdir: Path, module: str, edit, tmp: Path) -> dict[str, int]:
     """Job counts of a dry run after ``edit`` (text appended, or a function of the text) in a
-    temporary copy of ssimsr/<module>.py (``tables/render``: a file of a package; the copy
+    temporary copy of ssimsr/<module>.py (``models/losses``, ``tables/render``: a module of a package; the copy
     is imported first: PYTHONPATH)."""
     import os
     import shutil
@@ -207,17 +207,17 @@ def test_tiny_workflow_runs_and_reruns_nothing(finished_tiny, tmp_path):
     # everything after it (the showcase crops too: their code imports the loss, through
     # evaluate's imports); the tables code the tables and the figures (forest_contrasts reads the
     # contrast table); a comment or docstring nothing.
-    after_losses = jobs_after_editing(tmp_path, "losses", "\n_EDITED = 1\n", edits)
+    after_losses = jobs_after_editing(tmp_path, "models/losses", "\n_EDITED = 1\n", edits)
     assert after_losses == {"train": 3, "showcase": 1, "evaluate": 3, "lpips": 3, "collect": 1, "stats": 1,
-                            "tables": 1, "figures": 1, "all": 1}
+                            "tables": 1, "figures": 1, "export_models": 1, "all": 1}
     assert jobs_after_editing(tmp_path, "tables/render", "\n_EDITED = 1\n", edits) == {"tables": 1, "figures": 1,
                                                                                       "all": 1}
     def reword(text):  # a comment and a changed docstring only
         return "# a comment\n" + text.replace('"""Per-image reconstruction metrics', '"""Per-image metrics', 1)
 
-    assert jobs_after_editing(tmp_path, "metrics", reword, edits) == {}
+    assert jobs_after_editing(tmp_path, "evaluation/metrics", reword, edits) == {}
     # provenance is informative: editing what writes it reruns nothing (issue 27)
-    assert jobs_after_editing(tmp_path, "provenance", "\n_EDITED = 1\n", edits) == {}
+    assert jobs_after_editing(tmp_path, "pipeline/provenance", "\n_EDITED = 1\n", edits) == {}
     assert (tmp_path / "results/train/smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0/provenance.json").is_file()
     assert (tmp_path / "results/eval/smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0/provenance.json").is_file()
 
@@ -285,7 +285,7 @@ def test_other_lambdas_build_every_table(tmp_path):
 
 
 TOY_ARCHITECTURE = '''"""Toy architecture of the extension test: average pooling down; up-sampling and two convs up."""
-from ..registry import register_architecture
+from ...registry import register_architecture
 
 
 @register_architecture("toy", learned_downscaler=False)
@@ -304,7 +304,7 @@ def build_toy(scale=2, filters=8):
 '''
 
 TOY_TERM = '''"""Total variation of the reconstruction (the extension test's loss term)."""
-from ..registry import register_loss_term
+from ...registry import register_loss_term
 
 
 @register_loss_term("tv", weight="lambda_tv", label="TV")
@@ -325,8 +325,8 @@ def test_a_new_architecture_and_loss_term_run_through_the_workflow(tmp_path):
 
     package = tmp_path / "src"
     shutil.copytree(REPO / "src" / "ssimsr", package / "ssimsr", ignore=shutil.ignore_patterns("__pycache__"))
-    (package / "ssimsr" / "archs" / "toy.py").write_text(TOY_ARCHITECTURE)
-    (package / "ssimsr" / "terms" / "tv.py").write_text(TOY_TERM)
+    (package / "ssimsr" / "models" / "archs" / "toy.py").write_text(TOY_ARCHITECTURE)
+    (package / "ssimsr" / "models" / "terms" / "tv.py").write_text(TOY_TERM)
     env = {**os.environ, "PYTHONPATH": str(package)}
     config = yaml.safe_load(yaml.safe_dump(TINY))
     config["studies"]["smoke"].update(models=["toy"], lambda_s=[0, 1])
@@ -375,7 +375,7 @@ def test_a_new_architecture_and_loss_term_run_through_the_workflow(tmp_path):
 def test_every_configured_lambda_has_its_own_folder_and_train_job(tmp_path):
     """Awkward λ_s values (exponents, many digits, values that %g would merge) all reach the DAG:
     one train job per configured run, each in a folder that reads back as its value."""
-    from ssimsr.runs import Run, lambda_tag
+    from ssimsr.pipeline.runs import Run, lambda_tag
 
     values = [0.00001, 1, 0.1234567, 0.1234568, 2.5e-7, 1000000.0]
     tags = [lambda_tag(v) for v in values]

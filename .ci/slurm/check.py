@@ -218,7 +218,7 @@ def check_resumed(args) -> None:
 
     import keras
 
-    import ssimsr.models  # noqa: F401  registers the custom layers
+    import ssimsr.models.models  # noqa: F401  registers the custom layers
 
     counts = []
     for name in ("upscaler.keras", "downscaler.keras"):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ssimsr.runs import Run
+from ssimsr.pipeline.runs import Run
 from ssimsr.tables import load_published
 
 

@@ -1,8 +1,8 @@
 """Command line: ``ssimsr <stage> ...`` for the stages users also run by hand.
 
 ``train``, ``evaluate``, ``lpips``, ``upscale``, ``export``, and the dataset and weights fetchers.
-The workflow's rules run the same stages as ``script:`` jobs (``ssimsr.jobs``); both ways
-in share their bodies and their error handling (``ssimsr.runner``).
+The workflow's rules run the same stages as ``script:`` jobs (``ssimsr.pipeline.jobs``); both ways
+in share their bodies and their error handling (``ssimsr.pipeline.runner``).
 
 Heavy libraries (TensorFlow, torch) are imported inside the subcommand that needs them,
 so ``ssimsr fetch`` and ``ssimsr --help`` start quickly.
@@ -24,11 +24,21 @@ import os
 import sys
 from pathlib import Path
 
-from .backends import BACKENDS
-from .runner import (evaluate, fetch_lpips, fetch_sources, fetch_weights, guarded, lpips, prepare_dataset,
-                     receipt_path, run_backend, use_backend)
+from .training.backends import BACKENDS
+from .pipeline.runner import (
+    evaluate,
+    fetch_lpips,
+    fetch_sources,
+    fetch_weights,
+    guarded,
+    lpips,
+    prepare_dataset,
+    receipt_path,
+    run_backend,
+    use_backend,
+)
 
-#: in no code digest, its imports not followed (ssimsr.code_digest)
+#: in no code digest, its imports not followed (ssimsr.pipeline.code_digest)
 DIGEST_EXCLUDED = "argument glue of the shell: rules' ssimsr commands"
 
 
@@ -53,7 +63,7 @@ def _json_or_file(text: str):
 
 
 def _sha256(text: str) -> str:
-    from .export import check_sha256
+    from .evaluation.export import check_sha256
 
     try:
         return check_sha256(text)
@@ -145,7 +155,7 @@ def _cmd_fetch(args) -> None:
 
 
 def _cmd_prepare(args) -> None:
-    from .download import DataError
+    from .data.download import DataError
 
     config = load_config(args.config, args.profile)
     dataset = dataset_config(config, args.dataset)
@@ -168,21 +178,21 @@ def _cmd_fetch_weights(args) -> None:
 
 
 def _cmd_train(args) -> None:
-    from .runner import train_run
+    from .pipeline.runner import train_run
 
     train_run(args.params, args.data, args.out, jobs_per_gpu=args.jobs_per_gpu, gpu_lock_dir=args.gpu_lock_dir,
               stop_after_epoch=args.stop_after_epoch)
 
 
 def _cmd_upscale(args) -> None:
-    from .download import DownloadPolicy
-    from .export import local_run, trained_backend
+    from .data.download import DownloadPolicy
+    from .evaluation.export import local_run, trained_backend
 
     # a URL is fetched (into the cache) first: the export's params.json names the backend
     policy = DownloadPolicy(**_downloads(args))
     run = local_run(args.run, args.sha256, policy)
     use_backend(args.backend or trained_backend(run))
-    from .upscale import upscale_paths
+    from .evaluation.upscale import upscale_paths
 
     for path in upscale_paths(run, args.input, args.output, tile=args.tile, overwrite=args.overwrite,
                               sha256=args.sha256, policy=policy):
@@ -190,26 +200,26 @@ def _cmd_upscale(args) -> None:
 
 
 def _cmd_export(args) -> None:
-    from .export import export_run
+    from .evaluation.export import export_run
 
     path, sha256 = export_run(args.run, args.output)
     print(f"{path}  sha256 {sha256}")
 
 
 def _cmd_evaluate(args) -> None:
-    from .data import image_sets
+    from .data.data import image_sets
 
     evaluate(args.run, image_sets(args.data, args.showcase, args.benchmarks), args.out, backend=args.backend)
 
 
 def _cmd_lpips(args) -> None:
-    from .data import image_sets
+    from .data.data import image_sets
 
     lpips(image_sets(args.data, args.showcase, args.benchmarks), args.eval_dir, args.nets, args.weights_dir)
 
 
 def _cmd_status(args) -> None:
-    from .status import main
+    from .pipeline.status import main
 
     main(args.config, profile=args.profile, results=args.results, watch=args.watch, stale_minutes=args.stale, jobs=args.jobs,
          states=args.state)
@@ -415,7 +425,7 @@ def _add_fetch_lpips(sub) -> None:
 
 
 def _add_status(sub) -> None:
-    from .status import STATES
+    from .pipeline.status import STATES
 
     p = _command(sub, "status", "every configured run: done, running, failed or pending; the study's time left",
                  "ssimsr status",
@@ -463,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _download_options(parser: argparse.ArgumentParser, from_config: bool = False) -> None:
     """--retries, --timeout, --backoff: the config schema's `downloads` defaults
-    (ssimsr.download.DownloadPolicy), or, with a config, the config's values."""
+    (ssimsr.data.download.DownloadPolicy), or, with a config, the config's values."""
     schema = _schema_default("downloads")
 
     def default(key: str) -> str:

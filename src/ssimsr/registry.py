@@ -4,11 +4,11 @@ Like BasicSR's ``ARCH_REGISTRY`` / ``LOSS_REGISTRY``, every architecture and eve
 term registers itself where it is defined, and the rest of the code derives what it
 needs from the registry:
 
-* an architecture (``ssimsr/archs/<name>.py``, :func:`register_architecture`): its
+* an architecture (``ssimsr/models/archs/<name>.py``, :func:`register_architecture`): its
   builder and whether its downscaler is learned. The workflow's ``model`` wildcard,
   the config check of study models and widths, the ``train_downscaler`` switch and
   the upscaling CLI's round trip all read it.
-* a loss term (``ssimsr/terms/*.py``, :func:`register_loss_term`): its function and
+* a loss term (``ssimsr/models/terms/*.py``, :func:`register_loss_term`): its function and
   the name of its weight (lambda). The loss's weighted sum (``losses.loss_terms``),
   the history columns, the per-image values of the evaluation (``evaluate.loss_values``:
   metrics.csv, per_image.csv), the loss-share table, the loss-term figure and the config
@@ -16,7 +16,7 @@ needs from the registry:
   metrics.csv, per_image.csv, Tables 1 / A2 and the loss-share table (``share_<name>``),
   its ``label`` its header in every table (``tables.render.metric_label``).
 
-Every module of ``ssimsr.archs`` and ``ssimsr.terms`` is imported on first use, so
+Every module of ``ssimsr.models.archs`` and ``ssimsr.models.terms`` is imported on first use, so
 dropping a file there registers it. Those modules import Keras inside their functions:
 the Snakefile lists architectures and terms without starting Keras (about 7 s).
 """
@@ -33,7 +33,7 @@ from typing import Callable, Generic, Iterator, TypeVar
 T = TypeVar("T")
 
 #: The packages whose modules register architectures and loss terms.
-PLUGIN_PACKAGES = ("ssimsr.archs", "ssimsr.terms")
+PLUGIN_PACKAGES = ("ssimsr.models.archs", "ssimsr.models.terms")
 
 
 class Registry(Generic[T]):
@@ -174,9 +174,9 @@ def discover() -> None:
             importlib.import_module(f"{package_name}.{name}")
 
 
-#: ``ssimsr/archs/<name>.py``: the workflow's ``model`` wildcard, the study models and widths check
+#: ``ssimsr/models/archs/<name>.py``: the workflow's ``model`` wildcard, the study models and widths check
 ARCHITECTURES: Registry[Architecture] = Registry("architecture", discover=discover)
-#: ``ssimsr/terms/*.py``, in registration order (the paper's four first)
+#: ``ssimsr/models/terms/*.py``, in registration order (the paper's four first)
 LOSS_TERMS: Registry[LossTerm] = Registry("loss term", discover=discover)
 
 

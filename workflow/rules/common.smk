@@ -2,32 +2,32 @@
 # rule parameters. Logic that is not about paths lives in src/ssimsr.
 from pathlib import Path
 
-from ssimsr import backends
-from ssimsr.code_digest import code_digest
-from ssimsr.gpus import count_gpus
-from ssimsr.experiments import check_benchmarks, check_report_config, experiment_table
+from ssimsr.data.seed_split import per_seed_datasets, split_label
+from ssimsr.data.weights import VGG19_NOTOP_FILENAME
+from ssimsr.pipeline.code_digest import code_digest
+from ssimsr.pipeline.experiments import check_benchmarks, check_report_config, experiment_table
+from ssimsr.pipeline.gpus import count_gpus
+from ssimsr.pipeline.runs import Run
 from ssimsr.registry import architectures
-from ssimsr.report import FIGURE_EXTENSIONS, TABLE_EXTENSIONS, figure_names
-from ssimsr.runs import Run
-from ssimsr.seed_split import per_seed_datasets, split_label
+from ssimsr.report.report import FIGURE_EXTENSIONS, TABLE_EXTENSIONS, figure_names
 from ssimsr.tables import table_names
-from ssimsr.weights import VGG19_NOTOP_FILENAME
+from ssimsr.training import backends
 
 RESULTS = "results"
 RESOURCES = "resources"
 VGG19_FILE = f"{RESOURCES}/weights/{VGG19_NOTOP_FILENAME}"  # fetch_vgg19's output
-JOB_SCRIPT = "../scripts/job.py"  # the script: of the workflow-only rules (ssimsr.jobs)
+JOB_SCRIPT = "../scripts/job.py"  # the script: of the workflow-only rules (ssimsr.pipeline.jobs)
 
 
 def train_env(config):
     """--sdm conda: the train rule's env file (relative to workflow/rules), the one of
-    config's training.backend (ssimsr.backends)."""
+    config's training.backend (ssimsr.training.backends)."""
     return f"../../envs/{backends.get(config['training']['backend']).env_file}"
 
 
 wildcard_constraints:
     index=r"\d+",
-    model="|".join(architectures()),  # the registered architectures (src/ssimsr/archs)
+    model="|".join(architectures()),  # the registered architectures (src/ssimsr/models/archs)
     **Run.WILDCARDS,
 
 
@@ -44,7 +44,7 @@ PER_SEED = per_seed_datasets(config)
 # a GPU per train job on its own).
 TRAIN_GPU = 1 if count_gpus() else 0
 # Keras jobs on this machine's CPU fork from a process that imported Keras once
-# (ssimsr.warm). A resource, not a param: it does not change results, so no rerun.
+# (ssimsr.pipeline.warm). A resource, not a param: it does not change results, so no rerun.
 WARM_START = int(config["execution"]["warm_start"] and not TRAIN_GPU)
 
 TRAIN_DIR = f"{RESULTS}/train/{Run.PATTERN}"
@@ -131,7 +131,7 @@ def train_inputs(wildcards):
 
 
 def run_params(run):
-    from ssimsr.run_params import RunParams
+    from ssimsr.training.run_params import RunParams
 
     return RunParams.from_dict(RUNS[run])
 
@@ -199,7 +199,7 @@ def model_runs():
 def model_files():
     """Rule export_models' outputs: each table1-study run as one export file
     (``ssimsr export``'s name for it), and their index."""
-    from ssimsr.export import default_name
+    from ssimsr.evaluation.export import default_name
 
     return [f"{RESULTS}/models/{default_name(Path(run))}" for run in model_runs()] + [MODELS_INDEX]
 
@@ -227,7 +227,7 @@ def preprocessing_inputs(wildcards):
 
 
 def preprocessing_entries():
-    """Per such dataset: its name, prepare options and sources (ssimsr.preprocessing)."""
+    """Per such dataset: its name, prepare options and sources (ssimsr.evaluation.preprocessing)."""
     from types import SimpleNamespace
 
     return [{"dataset": d, "options": prepare_options(SimpleNamespace(dataset=d)),

@@ -61,7 +61,7 @@ rule evaluate:
         showcase=showcase_of,
         benchmarks=benchmark_dirs,
     resources:
-        warm_start=WARM_START,  # not a param: no rerun (ssimsr.warm)
+        warm_start=WARM_START,  # not a param: no rerun (ssimsr.pipeline.warm)
     conda:
         "../../envs/tensorflow.yaml"
     benchmark:
@@ -69,7 +69,7 @@ rule evaluate:
     log:
         f"{EVAL_DIR}/evaluate.log",
     script:
-        JOB_SCRIPT  # ssimsr.jobs.evaluate, as `ssimsr evaluate` (on the run's own backend)
+        JOB_SCRIPT  # ssimsr.pipeline.jobs.evaluate, as `ssimsr evaluate` (on the run's own backend)
 
 
 rule lpips:
@@ -95,7 +95,7 @@ rule lpips:
     log:
         f"{EVAL_DIR}/lpips.log",
     script:
-        JOB_SCRIPT  # ssimsr.jobs.lpips, as `ssimsr lpips`
+        JOB_SCRIPT  # ssimsr.pipeline.jobs.lpips, as `ssimsr lpips`
 
 
 rule collect:

@@ -25,7 +25,7 @@ rule tables:
     params:
         code=code_digest("tables"),  # editing its library code reruns it
         report=config["report"],
-        # dataset -> split method; "random_per_seed" where split.per_seed (ssimsr.seed_split)
+        # dataset -> split method; "random_per_seed" where split.per_seed (ssimsr.data.seed_split)
         splits={name: split_label(d["split"]) for name, d in config["datasets"].items()},
         showcase=config["evaluation"]["showcase"],
         benchmarks=BENCHMARKS,
@@ -54,7 +54,7 @@ rule figures:
             else f
             for f in figure_files()
             # the caption of figure <name> is <name>.rst, of every diff_<image> difference_maps.rst
-            # (ssimsr.report.figure_caption)
+            # (ssimsr.report.report.figure_caption)
             for c in ["difference_maps" if Path(f).stem.startswith("diff_") else Path(f).stem]
         ],
     params:

@@ -27,4 +27,4 @@ rule train:
     log:
         f"{TRAIN_DIR}/train.log",
     script:
-        JOB_SCRIPT  # ssimsr.jobs.train, as `ssimsr train`
+        JOB_SCRIPT  # ssimsr.pipeline.jobs.train, as `ssimsr train`

@@ -18,4 +18,4 @@ rule fetch_vgg19:
     log:
         "logs/weights/vgg19.log",
     script:
-        JOB_SCRIPT  # ssimsr.jobs.fetch_vgg19, as `ssimsr fetch-weights`
+        JOB_SCRIPT  # ssimsr.pipeline.jobs.fetch_vgg19, as `ssimsr fetch-weights`

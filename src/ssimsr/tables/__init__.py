@@ -1,6 +1,6 @@
 """The paper's tables from the workflow's long result tables, plus "paper vs ours".
 
-Inputs (long ``pandas`` frames written by the collect and stats jobs, ``ssimsr.jobs``):
+Inputs (long ``pandas`` frames written by the collect and stats jobs, ``ssimsr.pipeline.jobs``):
 
 ``history``
     one row per (run, epoch, split): run columns ``study, preset, model, dataset,
@@ -17,7 +17,7 @@ Inputs (long ``pandas`` frames written by the collect and stats jobs, ``ssimsr.j
     The statistics and the paper's tables read ``set == "val"`` (Table 4: ``showcase``).
 ``comparisons``
     one row per (study, preset, model, dataset, vgg, comparison, metric) with ``status``
-    and the statistics of :func:`ssimsr.stats.compare`; ``comparison`` is ``ls1_vs_ls2``
+    and the statistics of :func:`ssimsr.analysis.stats.compare`; ``comparison`` is ``ls1_vs_ls2``
     (variant a minus variant b).
 
 Modules: ``render`` (the generic :class:`Table` and its .tex/.csv/.md files), ``runs``
@@ -58,7 +58,7 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_MODULE_OF})
 
 
-#: the paper's published values (CSV files) these tables read: in the tables digest (ssimsr.code_digest)
+#: the paper's published values (CSV files) these tables read: in the tables digest (ssimsr.pipeline.code_digest)
 DIGEST_DATA = ("published",)
 
 __all__ = sorted(_MODULE_OF)

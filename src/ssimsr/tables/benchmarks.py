@@ -3,7 +3,7 @@
 
 ``per_image`` rows of a benchmark have ``set`` = the benchmark's dataset name (``set5``);
 the statistics and the paper's tables read ``set == "val"`` only. ``baseline`` is
-``results/eval/baseline.csv`` (``ssimsr.baseline``): per image ``dataset, set, image,
+``results/eval/baseline.csv`` (``ssimsr.evaluation.baseline``): per image ``dataset, set, image,
 origin`` and the metric columns, for the validation split of every trained dataset
 (``set == "val"``) and for every benchmark (``set`` = its name); ``psnr_y_matlab`` /
 ``ssim_y_matlab`` are the same images' bicubic baseline under MATLAB's antialiased resize
@@ -26,7 +26,7 @@ BENCHMARK_METRICS = ("psnr_y", "ssim_y")
 #: The origin table's metrics: RGB as training measures them, and luma.
 ORIGIN_METRICS = ("psnr", "ssim", "psnr_y", "ssim_y")
 BICUBIC = "bicubic"
-#: The bicubic baseline under the SR literature's LR protocol (``ssimsr.imresize``).
+#: The bicubic baseline under the SR literature's LR protocol (``ssimsr.data.imresize``).
 BICUBIC_MATLAB = "bicubic (MATLAB imresize protocol)"
 #: baseline.csv's columns of :data:`BICUBIC_MATLAB`, per :data:`BENCHMARK_METRICS` entry.
 MATLAB_COLUMNS = {"psnr_y": "psnr_y_matlab", "ssim_y": "ssim_y_matlab"}
@@ -46,7 +46,7 @@ def decimation_protocol(scale) -> str:
 
 
 def matlab_protocol(scale) -> str:
-    """The SR literature's LR protocol, named (``ssimsr.imresize.matlab_bicubic``)."""
+    """The SR literature's LR protocol, named (``ssimsr.data.imresize.matlab_bicubic``)."""
     s = "s" if scale is None else str(int(scale))
     return f"MATLAB imresize(HR, 1/{s}) bicubic, antialiased, LR rounded to uint8"
 

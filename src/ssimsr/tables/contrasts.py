@@ -5,7 +5,7 @@ preprocessing and the metric convention move both λ_s values alike and largely 
 while they move an absolute cell by more than its noise. Ours is the mean over seeds of the
 per-seed paired differences (the λ_s runs of one seed share initial weights, data order and
 split); the paper's is the difference of two independently started runs. The noise of each
-side and the calibrated verdict: :mod:`ssimsr.noise` (:func:`~ssimsr.noise.contrast_components`).
+side and the calibrated verdict: :mod:`ssimsr.analysis.noise` (:func:`~ssimsr.analysis.noise.contrast_components`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import math
 
 import pandas as pd
 
-from ..noise import ONE_SEED, PER_SEED, contrast_agreement, multiplicity_note, rounding_variance, verdict
-from ..runs import same_weight, weight_key
+from ..analysis.noise import ONE_SEED, PER_SEED, contrast_agreement, multiplicity_note, rounding_variance, verdict
+from ..pipeline.runs import same_weight, weight_key
 from .published import load_published
 from .render import NA, Table
 from .versus import (EVALUATION_END, VERDICT_HEADERS, _of_keys, _population, _show_noise, pooled_seed_sd,

@@ -9,10 +9,10 @@ from typing import Sequence
 import pandas as pd
 
 from .. import registry
-from ..balance import DOMINANCE_RATIO, weighted_terms
-from ..balance import shares as _term_shares
-from ..lpips_nets import LPIPS_COLUMNS
-from ..runs import weight_key
+from ..training.balance import DOMINANCE_RATIO, weighted_terms
+from ..training.balance import shares as _term_shares
+from ..evaluation.lpips_nets import LPIPS_COLUMNS
+from ..pipeline.runs import weight_key
 from .render import Table, base_column, best_mask
 from .runs import aggregate_seeds, default_study, run_keys, run_stages, select_rows, several, unique_or_fail
 
@@ -46,7 +46,7 @@ def table1(history: pd.DataFrame, seeds_agg: bool = True, *, study: str | None,
     (lower total/bwMSE, higher PSNR/SSIM). A run whose history is shorter than its configured
     epochs raises ``IncompleteRun`` unless ``allow_incomplete``; then ``n_incomplete``
     counts such runs per row and a note names them. ``readout_psnr`` (learned downscalers:
-    the linear read-out PSNR of the downscaler at initialisation, ``ssimsr.readout``) is
+    the linear read-out PSNR of the downscaler at initialisation, ``ssimsr.training.readout``) is
     carried when the history has it.
     """
     hist = select_rows(history, "table1", study=default_study(history, study))
@@ -81,7 +81,7 @@ def table1(history: pd.DataFrame, seeds_agg: bool = True, *, study: str | None,
                f"last epoch (end); {'mean ± sd over ' + seed_note + ' seed(s)' if seeds_agg else 'one row per seed'}. "
                "Best end-of-training value per dataset and model in bold."
                + (" readout_psnr: PSNR of a linear read-out of the learned downscaler at initialisation "
-                  "(how much of the image a frozen random downscaler keeps; ssimsr.readout)." if extra_values else ""))
+                  "(how much of the image a frozen random downscaler keeps; ssimsr.training.readout)." if extra_values else ""))
     notes = []
     if per_run["n_incomplete"].any():
         bad = per_run[per_run["n_incomplete"] > 0]

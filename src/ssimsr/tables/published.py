@@ -1,4 +1,4 @@
-"""The paper's published values, shipped as package data in ``ssimsr/published/*.csv``
+"""The paper's published values, shipped as package data in ``ssimsr/tables/published/*.csv``
 (transcription notes in ``published/README.md``)."""
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ PUBLISHED = ("table1", "table2", "table3", "table4", "table_a2")
 
 
 def load_published(name: str, printed: bool = False) -> pd.DataFrame:
-    """A table of the paper's published values (package data ``ssimsr/published/<name>.csv``).
+    """A table of the paper's published values (package data ``ssimsr/tables/published/<name>.csv``).
 
     ``name`` in :data:`PUBLISHED`: ``table1`` (18 rows), ``table2`` / ``table3``
     (statistic x metric), ``table4`` (metric, lambda_s, fig4..fig9), ``table_a2``.
     ``printed``: every cell as the text printed (strings, e.g. ``"0.0020"``), for the
-    rounding error a printed precision carries (:func:`ssimsr.noise.rounding_variance`).
+    rounding error a printed precision carries (:func:`ssimsr.analysis.noise.rounding_variance`).
     """
     if name not in PUBLISHED:
         raise ValueError(f"load_published: unknown table {name!r}; available: {list(PUBLISHED)}")
-    text = (resources.files("ssimsr") / "published" / f"{name}.csv").read_text(encoding="utf-8")
+    text = (resources.files(__package__) / "published" / f"{name}.csv").read_text(encoding="utf-8")
     if printed:
         return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     return pd.read_csv(io.StringIO(text))

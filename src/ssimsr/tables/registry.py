@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..config import fill_defaults
 from ..registry import Registry
-from ..runs import DEFAULT_PRESET, GROUP_KEYS, PAPER_PRESET, weight_key
+from ..pipeline.runs import DEFAULT_PRESET, GROUP_KEYS, PAPER_PRESET, weight_key
 from .published import load_published
 from .render import Table
 from .runs import default_study
@@ -33,7 +33,7 @@ class _OnUse:
         return getattr(importlib.import_module(self._name, __package__), attribute)
 
 
-_power, _stats = _OnUse("..power"), _OnUse("..stats")
+_power, _stats = _OnUse("..analysis.power"), _OnUse("..analysis.stats")
 _paper, _statistics, _baseline = _OnUse(".paper"), _OnUse(".statistics"), _OnUse(".baseline")
 _contrasts, _versus, _scale = _OnUse(".contrasts"), _OnUse(".versus"), _OnUse(".scale")
 
@@ -57,7 +57,7 @@ class TableInputs:
     #: origin`` and the metric columns); an empty frame when there are no baseline rows
     baseline: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: the bicubic baseline per offline resize filter (``results/eval/preprocessing.csv``,
-    #: ``ssimsr.preprocessing.COLUMNS``): the preprocessing uncertainty; empty when absent
+    #: ``ssimsr.evaluation.preprocessing.COLUMNS``): the preprocessing uncertainty; empty when absent
     preprocessing: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
@@ -123,7 +123,7 @@ def build_tables(history: pd.DataFrame, per_image: pd.DataFrame, comparisons: pd
     dataset's split method (:attr:`TableInputs.splits`); ``baseline``: the bicubic baseline
     (:attr:`TableInputs.baseline`); ``preprocessing``: the baseline per offline resize filter
     (:attr:`TableInputs.preprocessing`); ``provenance``: which code and config produced them
-    (``ssimsr.provenance.describe``), in every table's caption (``render.write_table``)."""
+    (``ssimsr.pipeline.provenance.describe``), in every table's caption (``render.write_table``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = fill_defaults(report, "report")
@@ -270,9 +270,9 @@ def _paper_vs_ours_table1(inputs: TableInputs) -> Table:
 
 
 def _preprocessing_notes(inputs: TableInputs, data: pd.DataFrame) -> list[str]:
-    """The preprocessing uncertainty of each dataset in ``data`` (``ssimsr.preprocessing``),
+    """The preprocessing uncertainty of each dataset in ``data`` (``ssimsr.evaluation.preprocessing``),
     which the verdict's interval does not cover."""
-    from ..preprocessing import preprocessing_note
+    from ..evaluation.preprocessing import preprocessing_note
 
     if inputs.preprocessing.empty or "dataset" not in data.columns:
         return []

@@ -18,8 +18,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..atomic import write_text
-from ..lpips_nets import NETS, lpips_column
+from ..io.atomic import write_text
+from ..evaluation.lpips_nets import NETS, lpips_column
 
 PLUS_MINUS = " ± "
 NA = "n/a"
@@ -309,7 +309,7 @@ def write_table(df: pd.DataFrame, stem, caption: str, bold: pd.DataFrame | None 
     ``bold`` is a boolean mask (any subset of the columns; missing cells are False) of the
     cells to set in bold: ``\\textbf{}`` in LaTeX, ``**x**`` in Markdown. ``label`` is the
     LaTeX ``\\label``; ``notes`` are printed under the table. ``provenance`` (one sentence: which
-    code and config produced the table, ``ssimsr.provenance.describe``) ends the LaTeX caption
+    code and config produced the table, ``ssimsr.pipeline.provenance.describe``) ends the LaTeX caption
     and is the line under the Markdown caption; the CSV holds the data alone.
     """
     stem = Path(stem)

@@ -6,7 +6,7 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
-from ..runs import Run, same_weight
+from ..pipeline.runs import Run, same_weight
 
 #: Columns identifying one training run.
 RUN_KEYS = Run.keys()

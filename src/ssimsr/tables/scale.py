@@ -1,7 +1,7 @@
 """This run beside the paper-scale run measured on a GPU and beside the paper: the demo's
 first question ("is this what the method does?") answered with the numbers of both scales.
 
-The reference is package data (``ssimsr/published/reference_h200.csv``, see its README):
+The reference is package data (``ssimsr/tables/published/reference_h200.csv``, see its README):
 Table 1's BSDS300 rows of our own full-scale run on an NVIDIA H200, with the bicubic baseline
 on the same validation images. What differs between the scales (images, widths, steps) is
 said in the caption; the margins over bicubic are comparable, the absolute PSNRs are not.
@@ -28,7 +28,7 @@ HEADERS = {"n_seeds": "Seeds", "psnr_end": "This run: PSNR (end)", "bicubic_psnr
 
 def load_reference() -> pd.DataFrame:
     """Our paper-scale rows (``published/reference_h200.csv``)."""
-    text = (resources.files("ssimsr") / "published" / "reference_h200.csv").read_text(encoding="utf-8")
+    text = (resources.files(__package__) / "published" / "reference_h200.csv").read_text(encoding="utf-8")
     return pd.read_csv(io.StringIO(text))
 
 

@@ -9,10 +9,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..lpips_nets import LPIPS_COLUMNS
-from ..runs import GROUP_KEYS, parse_lambda_tag, same_weight, weight_key
-from ..power import ALPHA, POWER
-from ..stats import DEFAULT_PAIRS, IMAGE_SET, check_pairs, comparison_label
+from ..evaluation.lpips_nets import LPIPS_COLUMNS
+from ..pipeline.runs import GROUP_KEYS, parse_lambda_tag, same_weight, weight_key
+from ..analysis.power import ALPHA, POWER
+from ..analysis.stats import DEFAULT_PAIRS, IMAGE_SET, check_pairs, comparison_label
 from .published import load_published
 from .render import METRIC_LABELS, NA, Table, fmt_p
 from .runs import default_study, select_rows, several, unique_or_fail
@@ -40,7 +40,7 @@ PAIRED_BLOCK = "paired by image, n = images (these models)"
 
 
 def _parse_comparison(comparison: str) -> tuple[float, float]:
-    """``ls<a>_vs_ls<b>`` (:func:`~ssimsr.stats.comparison_label`) -> (a, b)."""
+    """``ls<a>_vs_ls<b>`` (:func:`~ssimsr.analysis.stats.comparison_label`) -> (a, b)."""
     m = re.fullmatch(r"ls(?P<a>[^_]+)_vs_ls(?P<b>[^_]+)", comparison)
     try:
         return parse_lambda_tag(m["a"]), parse_lambda_tag(m["b"])
@@ -68,7 +68,7 @@ def table_stats(comparisons: pd.DataFrame, model: str, dataset: str, comparison:
     """Tables 2 / 3: statistics (rows) x metrics (columns) of one comparison.
 
     Expects ``comparisons`` columns ``model, dataset, comparison, metric, status`` (+
-    ``study, preset, vgg, pairing``) and the :data:`ssimsr.stats.STAT_KEYS`. After
+    ``study, preset, vgg, pairing``) and the :data:`ssimsr.analysis.stats.STAT_KEYS`. After
     filtering, each metric must have one row (else ValueError: choose study/preset/vgg).
     ``data`` has columns ``test`` (the block), ``statistic`` (the stats key), ``label``
     and one column per metric; three blocks, each with its n and unit: the verdict test
@@ -179,7 +179,7 @@ def _stats_caption(subject: str, a: float, b: float, n_seeds: str, n_images: str
 # --------------------------------------------------------------------------- verdict
 
 def _mde_na(n_seeds: int) -> str:
-    from ..noise import MIN_SEEDS_FOR_POWER
+    from ..analysis.noise import MIN_SEEDS_FOR_POWER
 
     return f"n/a (fewer than {MIN_SEEDS_FOR_POWER} seeds)" if n_seeds < MIN_SEEDS_FOR_POWER else NA
 
@@ -218,15 +218,15 @@ def verdict(per_image: pd.DataFrame, comparisons: pd.DataFrame, pairs=None,
     """Does λ_s = a change what training produces, against λ_s = b? Ours beside the paper's Table 1.
 
     The statistics are read from ``comparisons`` (results/stats/comparisons.csv: the rows of
-    :func:`ssimsr.stats.compare_studies` for the same ``pairs``), not computed again;
+    :func:`ssimsr.analysis.stats.compare_studies` for the same ``pairs``), not computed again;
     ``per_image`` (columns ``model, dataset, lambda_s, seed, set, image`` + ``study, preset,
     vgg``) gives the groups and the λ_s values each holds. ``pairs`` is ``report.comparisons``
-    (default :data:`ssimsr.stats.DEFAULT_PAIRS`: 1 vs 0, 1 vs 2). One row per (preset, model,
-    dataset, [vgg,] comparison) of the :data:`ssimsr.stats.IMAGE_SET` images: for each metric
+    (default :data:`ssimsr.analysis.stats.DEFAULT_PAIRS`: 1 vs 0, 1 vs 2). One row per (preset, model,
+    dataset, [vgg,] comparison) of the :data:`ssimsr.analysis.stats.IMAGE_SET` images: for each metric
     ``d<metric>_mean`` = the mean difference a − b, ``d<metric>_sd`` = SD over seeds of the
     per-seed mean differences, ``p_<metric>`` = the verdict test (paired t on the per-seed
     means, n = seeds), ``mde_<metric>`` = the smallest true difference the seeds detect
-    (:data:`ssimsr.power.POWER` at :data:`ssimsr.power.ALPHA`) given that SD,
+    (:data:`ssimsr.analysis.power.POWER` at :data:`ssimsr.analysis.power.ALPHA`) given that SD,
     ``pimg_<metric>`` = paired t on per-image differences averaged over seeds (n = images;
     these trained models only), and ``paper_d<metric>`` = the paper's Table 1
     end-of-training difference. ``agree_<metric>`` is 1 where our mean difference has the

@@ -11,9 +11,19 @@ import numpy as np
 import pandas as pd
 
 
-from ..noise import (ALPHA, DIFFERS, INCONCLUSIVE, PER_SEED, WITHIN, agreement, contrast_agreement, holm,
-                     multiplicity_note, rounding_variance)
-from ..runs import DEFAULT_PRESET, PAPER_PRESET, same_weight, weight_key
+from ..analysis.noise import (
+    ALPHA,
+    DIFFERS,
+    INCONCLUSIVE,
+    PER_SEED,
+    WITHIN,
+    agreement,
+    contrast_agreement,
+    holm,
+    multiplicity_note,
+    rounding_variance,
+)
+from ..pipeline.runs import DEFAULT_PRESET, PAPER_PRESET, same_weight, weight_key
 from .paper import A2_METRICS, TABLE1_VALUES
 from .published import load_published
 from .render import NA, PLUS_MINUS, Table, fmt_hms, fmt_p, header_label
@@ -71,7 +81,7 @@ def paper_vs_ours(ours, published: pd.DataFrame | None = None, table: str = "tab
                   noise: dict | None = None) -> Table:
     """Our numbers beside the paper's, long format: keys, ``quantity``, ``ours`` (+ ``ours_sd``),
     ``n_seeds``, ``paper``, ``diff`` = ours − paper, and whether the difference is within
-    noise: ``split_sd``, ``s``, ``z`` = diff / s and ``agreement`` (:func:`ssimsr.noise.agreement`).
+    noise: ``split_sd``, ``s``, ``z`` = diff / s and ``agreement`` (:func:`ssimsr.analysis.noise.agreement`).
 
     The noise of a cell: ``split_sd(keys, quantity)`` (Table 1, Table A2) gives the
     split-sampling SD of the cell's quantity for the row's keys (0 where both sides validate
@@ -198,7 +208,7 @@ def _welch_records(ours: pd.DataFrame, published: pd.DataFrame, printed: pd.Data
 
 def _judged(data: pd.DataFrame) -> pd.DataFrame:
     """``data`` with each cell's verdict (:func:`with_verdicts`): a Tables 2/3 mean difference
-    is judged as a contrast of two runs, every other cell by :func:`ssimsr.noise.agreement`."""
+    is judged as a contrast of two runs, every other cell by :func:`ssimsr.analysis.noise.agreement`."""
     if "_contrast" in data.columns:  # Tables 2/3: a mean difference is a contrast of two runs
         unknown = {"diff_sd": math.nan, "pooled_sd": math.nan, "n_seeds": math.nan}
         verdicts = [contrast_agreement(r["ours"], r["paper"], rounding_var=r["rounding_var"],
@@ -274,7 +284,7 @@ HIDDEN = ("ours_sd", "n_seeds", "split_sd", "split_df", "per_seed", "rounding_va
 
 
 def with_verdicts(data: pd.DataFrame, verdicts: list[dict]) -> pd.DataFrame:
-    """``data`` with the verdict columns (:func:`ssimsr.noise.verdict`) and ``holm_differs``:
+    """``data`` with the verdict columns (:func:`ssimsr.analysis.noise.verdict`) and ``holm_differs``:
     "differs" that survives Holm's adjustment over the table's verdicts."""
     frame = pd.DataFrame(verdicts, index=data.index)
     for col in ("s", "df", "critical", "low", "high", "z", "p"):
@@ -446,7 +456,7 @@ def _presets_headers() -> dict[str, str]:
 # --------------------------------------------------------------------------- like-for-like and the noise
 
 #: The paper's per-image metrics (Tables 2-4) came from the authors' inference script:
-#: our columns in that convention (``ssimsr.metrics.image_metrics``).
+#: our columns in that convention (``ssimsr.evaluation.metrics.image_metrics``).
 AUTHORS_METRICS = {"psnr": "psnr_authors", "ssim": "ssim_authors"}
 
 
@@ -490,9 +500,9 @@ def _of_keys(frame: pd.DataFrame, keys: dict) -> pd.DataFrame:
 
 def pooled_split_sd(rows: pd.DataFrame, column: str, population) -> tuple[float, float]:
     """(SD, df) of a validation mean of ``column`` over random splits, from each run's
-    per-image values (:func:`ssimsr.noise.split_sampling_sd`), pooled over runs (root mean
+    per-image values (:func:`ssimsr.analysis.noise.split_sampling_sd`), pooled over runs (root mean
     square); df = images − 1. NaN without two finite values."""
-    from ..noise import split_sampling_sd
+    from ..analysis.noise import split_sampling_sd
 
     by = [c for c in ("seed", "lambda_s") if c in rows.columns]  # one run's images at a time
     groups = rows.groupby(by) if by else [(0, rows)]
@@ -592,7 +602,7 @@ def end_cells_from_evaluation(per_run: pd.DataFrame, per_image: pd.DataFrame, im
 def stats_noise(comparisons: pd.DataFrame, per_image: pd.DataFrame, history: pd.DataFrame, splits: dict,
                 dataset: str, metrics: dict, pair: tuple[float, float]) -> dict:
     """``{paper metric: contrast noise}`` of Tables 2/3's mean difference (the keyword
-    arguments of :func:`ssimsr.noise.contrast_agreement`), from the comparisons rows (one per
+    arguments of :func:`ssimsr.analysis.noise.contrast_agreement`), from the comparisons rows (one per
     our metric in ``metrics``, paper name -> ours) and the per-image rows of the compared
     runs: the SD across seeds of the per-seed differences, our per-λ_s SDs across seeds
     pooled (the paper's two independent runs), the split-sampling SD of a mean of per-image

@@ -1,0 +1,1 @@
+"""Writing outputs safely: under a temporary name, renamed when complete."""
