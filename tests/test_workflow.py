@@ -163,6 +163,25 @@ def test_paper_dag_resolves():
     assert all((vgg in j) == (p == "corrected") for j, p in zip(evaluations, evaluated_preset))
 
 
+#: what a dry run must not import: the tables' and figures' libraries, the networks'
+#: frameworks (they cost the Snakefile up to 1.5 s per `snakemake -n` on 2 cores, issue 25)
+HEAVY_FOR_A_DRY_RUN = ("pandas", "scipy", "matplotlib", "keras", "tensorflow", "torch", "jax", "lpips", "skimage")
+
+
+def test_the_snakefile_imports_no_heavy_library():
+    """Every ``ssimsr`` import in the Snakefile and its rule files (top level and inside
+    input functions, as a dry run runs them) loads none of :data:`HEAVY_FOR_A_DRY_RUN`."""
+    sources = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
+    imports = sorted({line.strip() for path in sources for line in path.read_text().splitlines()
+                      if re.match(r"\s*(from ssimsr[\w.]* import |import ssimsr)", line)})
+    assert len(imports) >= 10, imports  # the Snakefile's imports were found
+    code = "\n".join(["import sys", "import snakemake.api", *imports,
+                      f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY_FOR_A_DRY_RUN)!r}))"])
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]", f"the Snakefile's imports load {result.stdout.strip()}"
+
+
 @pytest.fixture(scope="module")
 def finished_tiny(tmp_path_factory):
     """A folder where the ``TINY`` workflow has run to the end (shared: a full run costs a

@@ -32,12 +32,16 @@ import logging
 import os
 import shutil
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..config import ConfigError, fill_defaults
-from .data import assign_splits
 from .download import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas and .data (numpy, PIL) are imported in the functions that write a split: the
+# Snakefile imports this module for its config helpers, and a dry run should not pay for them
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +95,8 @@ def per_seed_split(stems: list[str], split: dict, seed: int) -> dict[str, str]:
         raise DataError(f"per_seed_split: seed must be a non-negative integer, got {seed!r}")
     # seed 0: default_rng(split.seed), the shared split (numpy seeds [a, 0] as a anyway)
     entropy = int(split["seed"]) if seed == 0 else [int(split["seed"]), int(seed)]
+    from .data import assign_splits
+
     return assign_splits(stems, {**split, "seed": entropy}, {})
 
 
@@ -108,6 +114,8 @@ def write_seed_split(data_dir: str | os.PathLike, out_dir: str | os.PathLike, sp
     ``{train,val}/<stem>.png`` (hard links of the prepared PNGs), ``manifest.csv`` (the
     dataset's rows, ``split`` and ``output`` this seed's) and ``splits.csv``; atomically
     (a temporary folder renamed onto ``out_dir``). Returns the manifest."""
+    import pandas as pd
+
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     path = data_dir / "manifest.csv"
     if not path.is_file():

@@ -25,13 +25,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from ..io.atomic import atomic_path
 from ..pipeline.runs import same_weight, weight_key
+
+if TYPE_CHECKING:  # the Snakefile imports this package for the figure names: a dry run imports no pandas
+    import pandas as pd
 
 __all__ = ["difference_maps", "plot_difference_figure", "plot_training_curves", "panel_label", "plot_sr_comparison",
            "plot_forest", "plot_loss_terms", "metrics_text"]
@@ -273,9 +275,16 @@ def plot_sr_comparison(rows: Sequence[Mapping], stem, title: str = "", dpi: int 
     return _finish(fig, stem, dpi, layout=False)
 
 
+def _missing(value) -> bool:
+    """``pandas.isna`` of one value (None, NaN, NA or NaT)."""
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
 def metrics_text(psnr, ssim) -> str:
     """``"PSNR 28.31 dB / SSIM 0.8123"``; the reference (no values) reads "reference"."""
-    if psnr is None or ssim is None or (pd.isna(psnr) and pd.isna(ssim)):
+    if psnr is None or ssim is None or (_missing(psnr) and _missing(ssim)):
         return "reference"
     return f"PSNR {float(psnr):.2f} dB / SSIM {float(ssim):.4f}"
 
@@ -372,7 +381,7 @@ def _forest_row(ax, y: int, s: pd.Series, metric: str, label: str, notes: set) -
     from ..analysis.noise import MIN_SEEDS_FOR_POWER
 
     mean, lo, hi, mde = (float(s[k]) for k in ("mean_diff", "ci_low_seed", "ci_high_seed", "mde_seed"))
-    n_seeds = int(s["n_seeds"]) if pd.notna(s["n_seeds"]) else 0
+    n_seeds = 0 if _missing(s["n_seeds"]) else int(s["n_seeds"])
     if np.isfinite(mde):
         ax.barh(y, 2 * mde, left=-mde, height=0.5, color="0.85", edgecolor="none", zorder=0,
                 gid=f"mde:{metric}:{label}")

@@ -9,13 +9,18 @@ the outputs (the table names come from :func:`ssimsr.tables.table_names`);
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from PIL import Image
 
 from . import figures
 from ..pipeline.runs import DEFAULT_PRESET, Run
+
+if TYPE_CHECKING:
+    import pandas as pd
+# pandas is imported where a table is read: the Snakefile imports this module for the
+# figure names, and a dry run should not pay for pandas
 
 TABLE_EXTENSIONS = ("tex", "csv", "md")
 FIGURE_EXTENSIONS = ("png", "pdf")
@@ -74,6 +79,8 @@ def sr_comparison_rows(showcase: dict, showcase_dir: str | Path, eval_root: str 
     from the 8-bit PNG (noted under the panel). A missing crop or reconstruction is a
     FileNotFoundError naming the file.
     """
+    import pandas as pd
+
     from ..evaluation import metrics
     from ..evaluation.baseline import bicubic_upscale, decimate
 
@@ -127,6 +134,8 @@ def build_figures(history: pd.DataFrame, showcase: dict, showcase_dir: str | Pat
     ``showcase.dataset`` in ``study``/``preset``) for lambda_s 1, 0, 2 (the paper's panel
     order), of the first seed unless ``seed`` is given.
     """
+    import pandas as pd
+
     from ..registry import loss_terms
 
     out = Path(out_dir)

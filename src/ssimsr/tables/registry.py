@@ -9,22 +9,20 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Callable
 
 from ..config import fill_defaults
 from ..registry import Registry
 from ..pipeline.runs import DEFAULT_PRESET, GROUP_KEYS, PAPER_PRESET, weight_key
-from .published import load_published
-from .render import Table
-from .runs import default_study
+
+if TYPE_CHECKING:
+    from .render import Table
 
 
 class _OnUse:
     """A module imported on its first attribute use. Listing the tables (``table_names``:
     the Snakefile, on every dry run) needs their names, not the builders' modules and the
-    scipy they import (0.7 s of a 4 s dry run)."""
+    scipy and pandas they import (0.7 s and 0.2 s of a 4 s dry run)."""
 
     def __init__(self, name: str):
         self._name = name
@@ -36,6 +34,7 @@ class _OnUse:
 _power, _stats = _OnUse("..analysis.power"), _OnUse("..analysis.stats")
 _paper, _statistics, _baseline = _OnUse(".paper"), _OnUse(".statistics"), _OnUse(".baseline")
 _contrasts, _versus, _scale = _OnUse(".contrasts"), _OnUse(".versus"), _OnUse(".scale")
+_render, _runs, _published, pd = _OnUse(".render"), _OnUse(".runs"), _OnUse(".published"), _OnUse("pandas")
 
 #: The paper's Tables 2 and 3: lambda_s 1 vs 2 and 1 vs 0 (differences a - b).
 PAPER_TABLE_PAIRS = {"table2": (1.0, 2.0), "table3": (1.0, 0.0)}
@@ -55,10 +54,10 @@ class TableInputs:
     splits: dict = field(default_factory=dict)
     #: the bicubic baseline per image (``results/eval/baseline.csv``: ``dataset, set, image,
     #: origin`` and the metric columns); an empty frame when there are no baseline rows
-    baseline: pd.DataFrame = field(default_factory=pd.DataFrame)
+    baseline: pd.DataFrame = field(default_factory=lambda: pd.DataFrame())
     #: the bicubic baseline per offline resize filter (``results/eval/preprocessing.csv``,
     #: ``ssimsr.evaluation.preprocessing.COLUMNS``): the preprocessing uncertainty; empty when absent
-    preprocessing: pd.DataFrame = field(default_factory=pd.DataFrame)
+    preprocessing: pd.DataFrame = field(default_factory=lambda: pd.DataFrame())
 
     @property
     def study(self) -> str:
@@ -162,7 +161,7 @@ def _loss_shares(inputs: TableInputs) -> Table:
     try:
         return _paper.loss_shares(inputs.history, study=inputs.study)
     except ValueError as exc:
-        return Table(pd.DataFrame(columns=["stage", "epoch"]),
+        return _render.Table(pd.DataFrame(columns=["stage", "epoch"]),
                      "Share of each weighted loss term in the validation total: not available.",
                      notes=[str(exc)])
 
@@ -181,7 +180,7 @@ def _stats_table(comparisons: pd.DataFrame, model: str, dataset: str, pair: tupl
         note = (f"λ_s {pair[0]:g} vs {pair[1]:g} (the paper's {name}) was not compared for {where}: the study "
                 "lacks one of the values or report.comparisons does not list the pair "
                 f"(comparisons present: {', '.join(have) or 'none'}).")
-        return Table(pd.DataFrame(columns=["test", "statistic"]), f"{name}: λ_s = {pair[0]:g} vs "
+        return _render.Table(pd.DataFrame(columns=["test", "statistic"]), f"{name}: λ_s = {pair[0]:g} vs "
                      f"λ_s = {pair[1]:g} ({dataset} {model}): not available.", notes=[note])
     return _statistics.table_stats(comparisons, model, dataset, label, **select)
 
@@ -216,7 +215,7 @@ def _stats_all(inputs: TableInputs) -> Table:
             "n", "ci_low", "ci_high", "t_paired", "df_paired", "p_paired", "cohens_dz", "p_wilcoxon",
             "t_welch", "df_welch", "p_welch", "cohens_d_pooled", "pairing"]
     data = comparisons[[c for c in keep if c in comparisons.columns]].reset_index(drop=True)
-    return Table(data, "All comparisons of λ_s variants (validation images, differences a − b). *_seed: "
+    return _render.Table(data, "All comparisons of λ_s variants (validation images, differences a − b). *_seed: "
                        "the verdict test, a paired t on the per-seed mean differences (n_seeds = n, unit: "
                        f"the training run; mde_seed = the difference detectable with {_power.POWER * 100:g} % power). "
                        "n = images: "
@@ -244,7 +243,7 @@ def _table1_runs(inputs: TableInputs, preset: str) -> tuple[pd.DataFrame, pd.Dat
         raise ValueError(f"preset {preset!r} was not run")
     # like for like: the paper's total is the authors' validation total (with fwMSE)
     history = history.assign(total=_versus.authors_total(history))
-    per_image = _of(inputs.per_image, preset=preset, study=default_study(inputs.per_image, inputs.study))
+    per_image = _of(inputs.per_image, preset=preset, study=_runs.default_study(inputs.per_image, inputs.study))
     runs = _paper.table1(history, seeds_agg=False, study=inputs.study,
                          allow_incomplete=inputs.report["allow_incomplete_runs"])
     runs.data = _versus.end_cells_from_evaluation(runs.data.assign(preset=preset), per_image)
@@ -287,7 +286,7 @@ def _paper_vs_ours_contrasts(inputs: TableInputs) -> Table:
         runs, per_image, _ = _table1_runs(inputs, preset)
         return _contrasts.table1_contrasts(runs, per_image, inputs.history, inputs.splits)
 
-    return _stack_presets(for_preset, lambda reasons: Table(
+    return _stack_presets(for_preset, lambda reasons: _render.Table(
         pd.DataFrame(columns=["preset", "dataset", "model", "contrast", "quantity"]),
         "The paper's λ_s contrasts beside ours: not available.", notes=reasons))
 
@@ -310,7 +309,7 @@ def _stack_presets(build: Callable[[str], Table], unavailable: Callable[[list[st
         tables.append(table)
     if not tables:
         return unavailable(reasons)
-    return Table(pd.concat([t.data for t in tables], ignore_index=True), tables[0].caption,
+    return _render.Table(pd.concat([t.data for t in tables], ignore_index=True), tables[0].caption,
                  display=pd.concat([t.display for t in tables], ignore_index=True), headers=tables[0].headers,
                  notes=[n for t in tables for n in t.notes] + [f"ours unavailable ({r})" for r in reasons])
 
@@ -338,7 +337,7 @@ def _paper_vs_ours_stats(inputs: TableInputs, name: str) -> Table:
         rows = _of(inputs.comparisons, model=inputs.model, dataset=inputs.dataset, comparison=label,
                    study=inputs.stats_study, preset=preset)
         per_image = _of(inputs.per_image, model=inputs.model, dataset=inputs.dataset, set="val", preset=preset,
-                        study=default_study(inputs.per_image, inputs.stats_study))
+                        study=_runs.default_study(inputs.per_image, inputs.stats_study))
         noise = _versus.stats_noise(rows, per_image, _of(inputs.history, preset=preset), inputs.splits, inputs.dataset,
                                     metrics, PAPER_TABLE_PAIRS[name])
         return _versus.paper_vs_ours(ours, table=name, noise=noise)
@@ -369,7 +368,7 @@ def _paper_vs_ours_table4(inputs: TableInputs) -> Table:
     def for_preset(preset: str) -> Table:
         model, dataset = inputs.showcase
         rows = _of(inputs.per_image, model=model, dataset=dataset, set="showcase", preset=preset,
-                   study=default_study(inputs.per_image, inputs.stats_study))
+                   study=_runs.default_study(inputs.per_image, inputs.stats_study))
         if rows.empty:
             raise ValueError(f"table4: no rows with preset == {preset!r}")
         return _contrasts.table4_contrasts(rows, metrics)
@@ -399,7 +398,7 @@ def _paper_vs_ours_table_a2(inputs: TableInputs) -> Table:
             raise ValueError(f"no {PAPER_PRESET} run in the appendix study (add {PAPER_PRESET} to its presets)")
         runs = _paper.table_a2(history, study=inputs.report["appendix_study"], seeds_agg=False,
                                allow_incomplete=inputs.report["allow_incomplete_runs"]).data
-        paper_vgg = load_published("table_a2")[["experiment", "vgg", "lambda_s"]].drop_duplicates()
+        paper_vgg = _published.load_published("table_a2")[["experiment", "vgg", "lambda_s"]].drop_duplicates()
         paper_vgg = paper_vgg.assign(lambda_s=weight_key(paper_vgg["lambda_s"]))
         ours = runs.drop(columns=[c for c in ("experiment", "vgg", "vgg_layers") if c in runs.columns])
         ours = ours.assign(lambda_s=weight_key(ours["lambda_s"])).merge(paper_vgg, on="lambda_s")
