@@ -1,0 +1,102 @@
+#!/usr/bin/env python
+"""The paper's dry run (``snakemake -n --cores 1 --resources gpu=1``), two commits side by side.
+
+    python benchmarks/dry_run.py                       # HEAD vs 64e9a33 (before issue 25), best of 5
+    python benchmarks/dry_run.py --baseline REF --candidate REF --repeats 7 --out FILE
+
+Each commit is checked out into a fresh ``git worktree`` (no ``results/``: the DAG of a new
+clone, all 441 jobs), and ``snakemake`` runs there with that worktree's ``src/`` first on
+``PYTHONPATH``, so each commit's own library answers its Snakefile's imports, in this
+environment. The runs alternate (baseline, candidate, baseline, ...) so a machine that
+slows down affects both alike; the best and the median of each are printed, and their ratio
+(candidate / baseline: below 1 is faster). A plain Snakefile of one job is timed too: what
+Snakemake itself costs before any workflow (its imports, its start-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+COMMAND = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--resources", "gpu=1"]
+#: the last commit before issue 25's work (the time the issue's acceptance halves)
+BEFORE_ISSUE_25 = "64e9a33"
+TRIVIAL_SNAKEFILE = 'rule all:\n    input: "a.txt"\n\nrule a:\n    output: "a.txt"\n    shell: "touch {output}"\n'
+
+
+def worktree(ref: str, where: Path) -> Path:
+    """A detached worktree of ``ref`` in ``where`` (removed by :func:`main`)."""
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(where), ref], check=True)
+    return where
+
+
+def timed_run(cwd: Path, src: Path | None) -> float:
+    """Seconds of one dry run in ``cwd``; ``src`` first on PYTHONPATH. A failed run is an error."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [env.get("PYTHONPATH")])])
+    start = time.perf_counter()
+    result = subprocess.run(COMMAND, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"dry run in {cwd} failed:\n{result.stderr[-2000:]}")
+    return seconds
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", default=BEFORE_ISSUE_25, help="git ref timed first (default: %(default)s)")
+    parser.add_argument("--candidate", default="HEAD", help="git ref compared with it (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", help="also write the printout here")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    commits = {name: subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", ref], check=True,
+                                    capture_output=True, text=True).stdout.strip()
+               for name, ref in (("baseline", args.baseline), ("candidate", args.candidate))}
+    with tempfile.TemporaryDirectory(prefix="ssimsr-dry-run-") as tmp:
+        trees = {name: worktree(commit, Path(tmp) / name) for name, commit in commits.items()}
+        trivial = Path(tmp) / "trivial"
+        trivial.mkdir()
+        (trivial / "Snakefile").write_text(TRIVIAL_SNAKEFILE)
+        try:
+            for tree in trees.values():  # untimed: byte-compiles each tree's modules once
+                timed_run(tree, tree / "src")
+            times = {name: [] for name in (*trees, "trivial")}
+            for _ in range(args.repeats):
+                for name, tree in trees.items():
+                    times[name].append(timed_run(tree, tree / "src"))
+                times["trivial"].append(timed_run(trivial, None))
+        finally:
+            for tree in trees.values():
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
+    best = {name: min(t) for name, t in times.items()}
+    lines = [f"Paper dry run ({' '.join(COMMAND[2:])}), {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+             f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python {platform.python_version()}",
+             f"{'':<26} {'best s':>7} {'median s':>9} {'runs':>5}"]
+    labels = {"baseline": f"baseline {commits['baseline']}", "candidate": f"candidate {commits['candidate']}",
+              "trivial": "Snakemake alone (1 job)"}
+    for name, label in labels.items():
+        lines.append(f"{label:<26} {best[name]:7.2f} {statistics.median(times[name]):9.2f} {len(times[name]):5d}")
+    lines.append(f"candidate / baseline (best): {best['candidate'] / best['baseline']:.2f}; "
+                 f"above Snakemake alone: {best['baseline'] - best['trivial']:.2f} s -> "
+                 f"{best['candidate'] - best['trivial']:.2f} s")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
