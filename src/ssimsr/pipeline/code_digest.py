@@ -119,6 +119,7 @@ def _modules(root: Path, under: str = "") -> list[str]:
     return sorted(found)
 
 
+@functools.cache  # ~1,800 lookups per Snakefile parse, each two stat calls
 def _path(root: Path, name: str) -> Path | None:
     """The file of module ``name`` (dotted): ``x/y.py``, or ``x/y/__init__.py`` for a package."""
     base = root.joinpath(*name.split("."))
