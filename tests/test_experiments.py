@@ -67,7 +67,7 @@ def test_a_models_training_settings_apply_to_its_runs_under_the_presets(paper_co
     assert runs[("corrected", "irn")]["learning_rate"] == 0.0005
     assert runs[("as_run", "sr")]["crops_per_image"] == 1 and runs[("as_run", "sr")]["learning_rate"] == 0.002
     config["models"] = {"sr": {"training": {"epochs": 3}}}
-    assert describe_errors(config) == ["models.sr.training.epochs: unknown key (known: batch_size, crop, "
+    assert describe_errors(config) == ["models.sr.training.epochs: unknown key (known: augment, batch_size, crop, "
                                        "crops_per_image, learning_rate, precision)"]
 
 

@@ -91,6 +91,35 @@ def test_an_epoch_draws_crops_per_image_crops_of_every_image():
     assert steps_per_epoch(tiny_params(crop=None, batch_size=1), 4) == 4  # whole images: one per step
 
 
+def _orientations(crop: np.ndarray) -> list[np.ndarray]:
+    """The 8 orientations of a square crop: a horizontal flip or not, then 0-3 quarter turns."""
+    return [np.rot90(c, k) for c in (crop, crop[:, ::-1]) for k in range(4)]
+
+
+def test_augment_shows_the_same_crops_in_their_eight_orientations():
+    """Each augmented crop is one of the 8 orientations of the crop drawn without
+    ``augment`` (positions unchanged), the orientations are drawn about evenly and they are
+    a function of (seed, epoch)."""
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (40, 48, 3), dtype=np.uint8) for _ in range(3)]
+    plain_params = tiny_params(batch_size=4, crops_per_image=200)
+    plain = np.concatenate(list(epoch_batches(images, plain_params, 1)))
+    augmented = np.concatenate(list(epoch_batches(images, tiny_params(batch_size=4, crops_per_image=200,
+                                                                      augment=True), 1)))
+    assert augmented.shape == plain.shape == (600, 32, 32, 3)
+    drawn = []
+    for a, p in zip(augmented, plain):
+        # random pixels: no two orientations of a crop are equal, so the match is unique
+        matches = [k for k, o in enumerate(_orientations(p)) if np.array_equal(a, o)]
+        assert len(matches) == 1
+        drawn.append(matches[0])
+    counts = np.bincount(drawn, minlength=8)
+    # 600 draws of 8 equally likely orientations: 75 each, SD 8.1; 40..110 is beyond 4 SD
+    assert counts.min() > 40 and counts.max() < 110, counts
+    again = np.concatenate(list(epoch_batches(images, tiny_params(batch_size=4, crops_per_image=200, augment=True), 1)))
+    np.testing.assert_array_equal(augmented, again)
+
+
 def test_a_resumed_run_of_many_crops_per_image_equals_an_uninterrupted_one(dataset, tmp_path):
     params = tiny_params(crops_per_image=3)
     straight = train(params, dataset, tmp_path / "straight")
@@ -479,8 +508,10 @@ def test_bad_parameters_name_the_key():
         tiny_params(crop=None, batch_size=1, crops_per_image=2)
     with pytest.raises(ValueError, match="crops_per_image: must be >= 1"):
         tiny_params(crops_per_image=0)
-    # a params.json from before the option reads as the run it was: one crop of each image
-    old = {k: v for k, v in tiny_params().as_dict().items() if k != "crops_per_image"}
+    with pytest.raises(ValueError, match="augment needs `crop`"):
+        tiny_params(crop=None, batch_size=1, augment=True)
+    # a params.json from before the options reads as the run it was: one crop of each image, as drawn
+    old = {k: v for k, v in tiny_params().as_dict().items() if k not in ("crops_per_image", "augment")}
     assert RunParams.from_dict(old) == tiny_params()
 
 

@@ -100,7 +100,7 @@ def test_lambda_s_in_a_preset_is_refused_with_one_line(tmp_path):
     lines = {line.strip() for line in (result.stdout + result.stderr).splitlines() if "lambda_s" in line}
     assert len(lines) == 1, lines
     [line] = lines
-    assert line.startswith("presets.as_run.lambda_s: unknown key (known: batch_size, crop, crops_per_image, lambda_b, lambda_f, "
+    assert line.startswith("presets.as_run.lambda_s: unknown key (known: augment, batch_size, crop, crops_per_image, lambda_b, lambda_f, "
                            "lambda_p, learning_rate,"), line
 
 

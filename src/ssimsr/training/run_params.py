@@ -19,7 +19,7 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 #: them for JSON Schema (tests/test_losses.py checks), its ``losses.perceptual_norm`` holds the default
 PERCEPTUAL_NORMS = ("relative", "raw")
 #: Parameters added after runs were trained: an older params.json reads as if it had these.
-ADDED_PARAMS = {"crops_per_image": 1}
+ADDED_PARAMS = {"crops_per_image": 1, "augment": False}
 
 
 def check_perceptual_norm(norm):
@@ -75,6 +75,7 @@ class RunParams:
     batch_size: int
     crop: int | None
     crops_per_image: int  # random crops of each training image per epoch (with crop)
+    augment: bool  # each crop in one of its 8 orientations (flips, 90-degree turns), at random
     max_train_images: int | None
     checkpoint_every: int
     log_every: int
@@ -125,6 +126,8 @@ class RunParams:
             raise ValueError("batch_size > 1 needs `crop` (whole images differ in size)")
         if self.crops_per_image > 1 and not self.crop:
             raise ValueError("crops_per_image > 1 needs `crop` (it draws random crops)")
+        if self.augment and not self.crop:
+            raise ValueError("augment needs `crop` (it turns square crops; a turned whole image changes shape)")
         if self.crop and self.crop % self.scale:
             raise ValueError(f"crop: {self.crop} is not a multiple of scale {self.scale}")
         if self.precision not in PRECISIONS:

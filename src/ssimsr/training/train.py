@@ -83,8 +83,11 @@ def load_split(data_dir: str | os.PathLike, split: str, limit: int | None = None
 def epoch_batches(images: list[np.ndarray], params: RunParams, epoch: int):
     """Batches of one epoch as float32 [B,H,W,3] in [0,1]; a pure function of (seed, epoch).
 
-    With ``crop``, each image gives ``crops_per_image`` random crops, shuffled together."""
+    With ``crop``, each image gives ``crops_per_image`` random crops, shuffled together; with
+    ``augment``, each crop is shown in one of its 8 orientations (a horizontal flip or not, then
+    0-3 quarter turns), drawn from a stream of its own: the same crops as without ``augment``."""
     rng = np.random.default_rng([params.seed, epoch])
+    orientations = np.random.default_rng([params.seed, epoch, 1]) if params.augment else None
     order = rng.permutation(len(images) * params.crops_per_image) % len(images)
     if not params.crop:
         for i in order:
@@ -101,7 +104,12 @@ def epoch_batches(images: list[np.ndarray], params: RunParams, epoch: int):
             # crops start on the scale grid, so decimation sees the same pixel phase
             top = int(rng.integers(0, (h - size) // params.scale + 1)) * params.scale
             left = int(rng.integers(0, (w - size) // params.scale + 1)) * params.scale
-            crops.append(img[top:top + size, left:left + size])
+            crop = img[top:top + size, left:left + size]
+            if orientations is not None:
+                flip, turns = orientations.integers(2), orientations.integers(4)
+                # decimated from another corner: another pixel phase of the image, an equally valid pair
+                crop = np.rot90(crop[:, ::-1] if flip else crop, turns)
+            crops.append(crop)
         yield np.stack(crops).astype(np.float32) / 255.0
 
 
