@@ -573,7 +573,8 @@ def test_unknown_backend_is_refused():
         tiny_params(backend="mxnet")
 
 
-@pytest.mark.parametrize("model", ["sr", "irn"])
+# IRN: the same promise through the other architecture, in the slow run (four backend processes: 26 s)
+@pytest.mark.parametrize("model", ["sr", pytest.param("irn", marks=pytest.mark.slow)])
 def test_saved_models_upscale_under_tensorflow_and_jax(trained_runs, tmp_path, model):
     """A run saved under this session's backend upscales the same under both backends
     (each `ssimsr upscale --backend` runs in its own process: the backend is per process)."""

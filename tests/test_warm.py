@@ -114,6 +114,7 @@ def test_a_warm_train_job_gives_the_files_of_a_cold_one(tmp_path, warm_dir):
     assert len(zygote_pids(warm_dir)) == 1
 
 
+@pytest.mark.slow  # 16 s: Keras on PyTorch imported twice, a cold and a warm job
 def test_a_warm_train_job_on_torch_gives_the_files_of_a_cold_one(tmp_path, warm_dir):
     """Keras on PyTorch starts no thread when imported, so it is forked too: the same run,
     cold and warm, each from its own job process (Keras runs TensorFlow in this one)."""
