@@ -33,6 +33,8 @@ from ssimsr.config import load_config_files
 from ssimsr.data.data import image_origins, list_split, prepare_dataset
 from ssimsr.data.sources import fetch_source
 
+from record import emit  # benchmarks/record.py: scripts here run with this folder on sys.path
+
 REPO = Path(__file__).resolve().parents[1]
 FILTERS = ("bicubic", "bilinear", "lanczos", "hamming", "box", "nearest")
 SEEDS = (0, 1, 2, 3, 4)
@@ -150,10 +152,7 @@ def main(argv=None) -> int:
                   f"{PAPER_SR[0] - OURS_SR_BICUBIC:.2f} dB. The bilinear resize raises the bicubic baseline by "
                   f"{d_bil:.2f} dB on the same 50 images.", ""]
         lines.append(f"elapsed: {time.perf_counter() - start:.0f} s")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    emit(lines, args.out)
     return 0
 
 

@@ -31,6 +31,8 @@ from ssimsr.evaluation.metrics import psnr
 from ssimsr.training.run_params import RunParams
 from ssimsr.training.train import Trainer, _batch, epoch_batches, load_split
 
+from record import emit  # benchmarks/record.py: scripts here run with this folder on sys.path
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -92,10 +94,7 @@ def main(argv=None) -> int:
             secs = np.mean([curves[(ls, s)][steps][1] for s in seeds])
             lines.append(f"{ls:8g} {steps:6d} {np.mean(margins):38.3f} {' '.join(f'{m:+.2f}' for m in margins):>18} "
                          f"{secs:12.1f}")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit(lines, args.out)
     return 0
 
 

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from record import emit  # benchmarks/record.py: scripts here run with this folder on sys.path
+
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--resources", "gpu=1"]
 #: the last commit before issue 25's work (the time the issue's acceptance halves)
@@ -91,10 +93,7 @@ def main(argv=None) -> int:
     lines.append(f"candidate / baseline (best): {best['candidate'] / best['baseline']:.2f}; "
                  f"above Snakemake alone: {best['baseline'] - best['trivial']:.2f} s -> "
                  f"{best['candidate'] - best['trivial']:.2f} s")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit(lines, args.out)
     return 0
 
 

@@ -162,8 +162,8 @@ def _loss_shares(inputs: TableInputs) -> Table:
         return _paper.loss_shares(inputs.history, study=inputs.study)
     except ValueError as exc:
         return _render.Table(pd.DataFrame(columns=["stage", "epoch"]),
-                     "Share of each weighted loss term in the validation total: not available.",
-                     notes=[str(exc)])
+                             "Share of each weighted loss term in the validation total: not available.",
+                             notes=[str(exc)])
 
 
 def _stats_table(comparisons: pd.DataFrame, model: str, dataset: str, pair: tuple[float, float],
@@ -181,7 +181,7 @@ def _stats_table(comparisons: pd.DataFrame, model: str, dataset: str, pair: tupl
                 "lacks one of the values or report.comparisons does not list the pair "
                 f"(comparisons present: {', '.join(have) or 'none'}).")
         return _render.Table(pd.DataFrame(columns=["test", "statistic"]), f"{name}: λ_s = {pair[0]:g} vs "
-                     f"λ_s = {pair[1]:g} ({dataset} {model}): not available.", notes=[note])
+                             f"λ_s = {pair[1]:g} ({dataset} {model}): not available.", notes=[note])
     return _statistics.table_stats(comparisons, model, dataset, label, **select)
 
 
@@ -215,13 +215,14 @@ def _stats_all(inputs: TableInputs) -> Table:
             "n", "ci_low", "ci_high", "t_paired", "df_paired", "p_paired", "cohens_dz", "p_wilcoxon",
             "t_welch", "df_welch", "p_welch", "cohens_d_pooled", "pairing"]
     data = comparisons[[c for c in keep if c in comparisons.columns]].reset_index(drop=True)
-    return _render.Table(data, "All comparisons of λ_s variants (validation images, differences a − b). *_seed: "
-                       "the verdict test, a paired t on the per-seed mean differences (n_seeds = n, unit: "
-                       f"the training run; mde_seed = the difference detectable with {_power.POWER * 100:g} % power). "
-                       "n = images: "
-                       "paired t, Wilcoxon and d_z on the per-image differences averaged over seeds (these "
-                       "trained models), and Welch, the paper's unpaired test, on the per-image values "
-                       "averaged over seeds.")
+    return _render.Table(
+        data, "All comparisons of λ_s variants (validation images, differences a − b). *_seed: "
+        "the verdict test, a paired t on the per-seed mean differences (n_seeds = n, unit: "
+        f"the training run; mde_seed = the difference detectable with {_power.POWER * 100:g} % power). "
+        "n = images: "
+        "paired t, Wilcoxon and d_z on the per-image differences averaged over seeds (these "
+        "trained models), and Welch, the paper's unpaired test, on the per-image values "
+        "averaged over seeds.")
 
 
 # --------------------------------------------------------------------------- paper vs ours
@@ -310,8 +311,8 @@ def _stack_presets(build: Callable[[str], Table], unavailable: Callable[[list[st
     if not tables:
         return unavailable(reasons)
     return _render.Table(pd.concat([t.data for t in tables], ignore_index=True), tables[0].caption,
-                 display=pd.concat([t.display for t in tables], ignore_index=True), headers=tables[0].headers,
-                 notes=[n for t in tables for n in t.notes] + [f"ours unavailable ({r})" for r in reasons])
+                         display=pd.concat([t.display for t in tables], ignore_index=True), headers=tables[0].headers,
+                         notes=[n for t in tables for n in t.notes] + [f"ours unavailable ({r})" for r in reasons])
 
 
 def _mark_incomplete(out: Table, table: Table) -> Table:
