@@ -165,9 +165,9 @@ def test_paper_dag_resolves():
     assert all((vgg in j) == (p == "corrected") for j, p in zip(evaluations, evaluated_preset))
 
 
-#: what a dry run must not import: the tables' and figures' libraries, Keras and every
+#: what a dry run must not import: numpy, PIL, the tables' and figures' libraries, Keras and every
 #: backend (they cost the Snakefile up to 1.5 s per `snakemake -n` on 2 cores, issue 25)
-HEAVY_FOR_A_DRY_RUN = ("pandas", "scipy", "matplotlib", "keras", "lpips", "skimage", *BACKENDS)
+HEAVY_FOR_A_DRY_RUN = ("numpy", "PIL", "pandas", "scipy", "matplotlib", "keras", "lpips", "skimage", *BACKENDS)
 
 
 def test_the_snakefile_imports_no_heavy_library():
@@ -241,6 +241,28 @@ def test_tiny_workflow_runs_and_reruns_nothing(finished_tiny, tmp_path):
     assert jobs_after_editing(tmp_path, "pipeline/provenance", "\n_EDITED = 1\n", edits) == {}
     assert (tmp_path / "results/train/smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0/provenance.json").is_file()
     assert (tmp_path / "results/eval/smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0/provenance.json").is_file()
+
+
+@pytest.mark.slow
+def test_any_lost_run_output_reschedules_its_job(finished_tiny):
+    """Losing one output of a finished run (a user deletes it; a failed rerun deletes them
+    all) schedules the job that writes it and what reads it after: Snakemake rebuilds a
+    missing intermediate file only when it is a target or something downstream is out of
+    date, so the default rule names every per-run output (common.run_outputs; naming one
+    output per job leaves a lost upscaler.keras unnoticed)."""
+    run = "smoke/corrected/sr/tiny/ls1/b4c4-b5c4/seed0"
+    for lost, job in [(f"results/train/{run}/upscaler.keras", "train"), (f"results/train/{run}/history.csv", "train"),
+                      (f"results/eval/{run}/recon", "evaluate")]:
+        path = finished_tiny / lost
+        aside = path.with_name(path.name + ".aside")
+        path.rename(aside)
+        try:
+            planned = run_snakemake(finished_tiny, TINY, "-n")
+        finally:
+            aside.rename(path)
+        assert planned.returncode == 0, planned.stderr[-2000:]
+        jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", planned.stdout, flags=re.M))
+        assert jobs.get(job) == "1" and jobs.get("tables") == "1", (lost, planned.stdout[-2000:])
 
 
 @pytest.mark.slow

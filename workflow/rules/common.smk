@@ -1,5 +1,6 @@
 # Helpers that turn the validated config into the experiment table, file lists and
 # rule parameters. Logic that is not about paths lives in src/ssimsr.
+import functools
 from pathlib import Path
 
 from ssimsr.data.seed_split import per_seed_datasets, split_label
@@ -36,6 +37,7 @@ RUNS = experiment_table(config)
 check_report_config(config)
 # evaluation.benchmarks: datasets every run is also evaluated on, never trained on
 BENCHMARKS = check_benchmarks(config)
+BENCHMARK_DIRS = [f"{RESULTS}/data/{b}" for b in BENCHMARKS]  # every run is evaluated on these too
 # datasets with split.per_seed: each seed's runs use their own split (rule seed_split)
 PER_SEED = per_seed_datasets(config)
 
@@ -63,9 +65,6 @@ def baseline_datasets():
     return active_datasets() + [b for b in BENCHMARKS if b not in active_datasets()]
 
 
-def benchmark_dirs(wildcards):
-    """The prepared folders of evaluation.benchmarks, which every run is evaluated on too."""
-    return [f"{RESULTS}/data/{b}" for b in BENCHMARKS]
 
 
 def showcase_of(wildcards):
@@ -125,15 +124,16 @@ def run_of(wildcards):
 def train_inputs(wildcards):
     run = run_of(wildcards)
     inputs = {"manifest": f"{run_data(run)}/manifest.csv"}
-    if run_params(run).uses_extractor():
+    if uses_extractor(run):  # the VGG19 features of the perceptual term
         inputs["vgg19"] = RUNS[run]["vgg_weights"]
     return inputs
 
 
-def run_params(run):
+@functools.cache  # asked by train and evaluate of each run; RUNS does not change in a process
+def uses_extractor(run):
     from ssimsr.training.run_params import RunParams
 
-    return RunParams.from_dict(RUNS[run])
+    return RunParams.from_dict(RUNS[run]).uses_extractor()
 
 
 def all_targets():
@@ -166,10 +166,15 @@ def showcase_manifests(wildcards):
     return [f"{RESULTS}/data/{d}/manifest.csv" for d in sorted(names)]
 
 
-def eval_inputs(wildcards):
+def eval_inputs(wildcards, vgg19=False):
+    """A run's networks and the images it is evaluated on; with ``vgg19``, the VGG19 file
+    too for a run that trained with its features (one input function per job: Snakemake
+    inspects each function's signature on every call)."""
     run = TRAIN_DIR.format(**wildcards)
     inputs = {"upscaler": f"{run}/upscaler.keras", "downscaler": f"{run}/downscaler.keras",
               "params": f"{run}/params.json", "manifest": f"{run_data(wildcards)}/manifest.csv"}
+    if vgg19 and uses_extractor(run_of(wildcards)):
+        inputs["vgg19"] = RUNS[run_of(wildcards)]["vgg_weights"]
     if is_showcase_run(wildcards):
         inputs["showcase"] = SHOWCASE_DIR
     for name in BENCHMARKS:  # every run is also evaluated on each benchmark's images

@@ -47,9 +47,9 @@ rule showcase:
 rule evaluate:
     """Reconstruct the val split (and showcase crops) with a run; PSNR/SSIM per image."""
     input:
-        unpack(eval_inputs),
-        # a run that trained with the VGG19 features: its perceptual term per image (evaluate.term_extractor)
-        vgg19=lambda w: train_inputs(w).get("vgg19", []),
+        # with the VGG19 file for a run that trained with its features: its perceptual term
+        # per image (evaluate.term_extractor)
+        unpack(lambda w: eval_inputs(w, vgg19=True)),
     output:
         metrics=f"{EVAL_DIR}/metrics.csv",
         recon=directory(f"{EVAL_DIR}/recon"),
@@ -59,7 +59,7 @@ rule evaluate:
         out=lambda w: EVAL_DIR.format(**w),
         data=run_data,  # the seed's split where split.per_seed
         showcase=showcase_of,
-        benchmarks=benchmark_dirs,
+        benchmarks=BENCHMARK_DIRS,
     resources:
         warm_start=WARM_START,  # not a param: no rerun (ssimsr.pipeline.warm)
     conda:
@@ -87,7 +87,7 @@ rule lpips:
         showcase=showcase_of,
         nets=config["evaluation"]["lpips_nets"],
         weights_dir=lambda w, input: parent(input.status),
-        benchmarks=benchmark_dirs,
+        benchmarks=BENCHMARK_DIRS,
     conda:
         "../../envs/torch.yaml"
     benchmark:
