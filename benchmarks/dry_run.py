@@ -49,7 +49,9 @@ def worktree(ref: str, where: Path) -> Path:
 
 def dry_run(cwd: Path, src: Path | None, *extra: str) -> tuple[float, str]:
     """Seconds and printout of one dry run in ``cwd``; ``src`` first on PYTHONPATH. A failed run is an error."""
-    env = dict(os.environ)
+    # byte-code cached as on a user's machine (the first, untimed run writes it); a shell
+    # that sets PYTHONDONTWRITEBYTECODE would make every run compile every module again
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     if src is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [env.get("PYTHONPATH")])])
     start = time.perf_counter()

@@ -94,26 +94,16 @@ def _filling_validator(schema: dict) -> jsonschema.protocols.Validator:
     return jsonschema.validators.extend(base, {"properties": properties})(schema)
 
 
-#: configs already filled in this process, by (repr, schema): the Snakefile's helpers each
-#: take the raw config (4 calls of 9 ms per dry run); small, as a process sees few configs
-_FILLED: dict[tuple[str, str], dict] = {}
-
-
 def with_defaults(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     """A validated copy of ``config`` with the schema's defaults filled in.
 
     Raises ConfigError listing every violation by key.
     """
-    key = (repr(config), str(schema_path))
-    if key not in _FILLED:
-        check_config(config, schema_path)
-        filled = copy.deepcopy(config)
-        for _ in _filling_validator(_schema(str(schema_path))).iter_errors(filled):
-            pass  # valid (checked above); iterating fills the defaults
-        if len(_FILLED) >= 16:
-            _FILLED.clear()
-        _FILLED[key] = filled
-    return copy.deepcopy(_FILLED[key])
+    check_config(config, schema_path)
+    filled = copy.deepcopy(config)
+    for _ in _filling_validator(_schema(str(schema_path))).iter_errors(filled):
+        pass  # valid (checked above); iterating fills the defaults
+    return filled
 
 
 def defaults(section: str | None = None):

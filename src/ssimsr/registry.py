@@ -105,7 +105,7 @@ class Architecture:
     build: Callable
     learned_downscaler: bool  # trained end to end (IRN) or fixed (SR's decimation)
 
-    @functools.cached_property  # inspect.signature per run params check: 0.06 s of a dry run
+    @property
     def widths(self) -> dict:
         """The builder's keyword arguments besides ``scale``, with their defaults."""
         return {p.name: p.default for p in inspect.signature(self.build).parameters.values()

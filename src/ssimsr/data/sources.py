@@ -32,6 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+from PIL import Image
+
 from ..io.atomic import write_text
 from .download import DataError, DownloadPolicy, download_file, sha256_file, verify_checksum
 
@@ -71,8 +74,6 @@ def local_path(uri: str) -> Path:
 
 def _materialise_skimage(names: list[str], folder: Path) -> None:
     """Write scikit-image's bundled photos as PNGs into ``folder`` (atomically)."""
-    import numpy as np  # here, not at the top: the Snakefile imports this module (data.weights)
-    from PIL import Image
     from skimage import data as skdata
 
     unknown = [n for n in names if n not in SKIMAGE_PHOTOS]

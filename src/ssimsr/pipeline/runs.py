@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 
@@ -120,8 +120,7 @@ class Run:
         return sorted(Path(root).glob(re.sub(r"\{\w+\}", "*", cls.PATTERN)))
 
     def as_dict(self) -> dict:
-        # not dataclasses.asdict: its deep copy of flat values cost 0.04 s per dry run (2,400 calls)
-        return {name: getattr(self, name) for name in self.keys()}
+        return asdict(self)
 
     def fill(self, pattern: str) -> str:
         """A path pattern with the run's wildcards (``{study}``, ``ls{lambda_s}``, ...) filled in."""

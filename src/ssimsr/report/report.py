@@ -11,13 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+from PIL import Image
+
+from . import figures
 from ..pipeline.runs import DEFAULT_PRESET, Run
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
-# numpy, PIL, pandas and the plotting module are imported where they are used: the Snakefile
-# imports this module for the figure names, and a dry run should not pay for them
+# pandas is imported where a table is read: the Snakefile imports this module for the
+# figure names, and a dry run should not pay for pandas
 
 TABLE_EXTENSIONS = ("tex", "csv", "md")
 FIGURE_EXTENSIONS = ("png", "pdf")
@@ -56,9 +59,6 @@ def _read_rgb(path: Path, what: str) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"figures: {what} {path} does not exist")
-    import numpy as np
-    from PIL import Image
-
     with Image.open(path) as img:
         return np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0
 
@@ -79,10 +79,8 @@ def sr_comparison_rows(showcase: dict, showcase_dir: str | Path, eval_root: str 
     from the 8-bit PNG (noted under the panel). A missing crop or reconstruction is a
     FileNotFoundError naming the file.
     """
-    import numpy as np
     import pandas as pd
 
-    from . import figures
     from ..evaluation import metrics
     from ..evaluation.baseline import bicubic_upscale, decimate
 
@@ -138,7 +136,6 @@ def build_figures(history: pd.DataFrame, showcase: dict, showcase_dir: str | Pat
     """
     import pandas as pd
 
-    from . import figures
     from ..registry import loss_terms
 
     out = Path(out_dir)
