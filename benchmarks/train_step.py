@@ -172,7 +172,9 @@ def run_backend(backend: str, args, argv: list[str], tmp: Path) -> dict:
     from ssimsr.training import backends
 
     out = tmp / f"{backend}.json"
-    env = {**os.environ, **backends.get(backend).environment(), "TF_CPP_MIN_LOG_LEVEL": "2",
+    # TensorFlow's C++ log at warnings and above, or quiet where the backend says so (no GPU:
+    # its CUDA probe's "failed call to cuInit" is no fault, backends._TensorFlow.environment)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **backends.get(backend).environment(),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, __file__, *argv, "--child", str(out), str(tmp / "vgg19_random_notop.h5")]
     start = time.perf_counter()
