@@ -4,7 +4,7 @@ The verdict test (:func:`ssimsr.analysis.stats.seed_level_test`) is a two-sided 
 per-seed mean differences, so its power is exact from the noncentral t: effects are in
 units of the SD of one per-seed difference. ``detectable_effect`` gives the verdict
 table's smallest detectable difference (``mde_seed``); ``seeds_needed`` plans a study
-(README, "How many seeds a conclusive study needs").
+(docs/lambda-verdict.md, "How many seeds a conclusive study needs").
 """
 
 from __future__ import annotations

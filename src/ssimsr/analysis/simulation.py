@@ -1,6 +1,6 @@
 """Simulated studies: how often each test of the comparison rejects, with run-level variance.
 
-Used to show (tests/test_stats.py, README) that the verdict test (n = seeds) holds its
+Used to show (tests/test_stats.py, docs/lambda-verdict.md) that the verdict test (n = seeds) holds its
 level when training runs differ, and that tests over images reject a true null far too
 often; and to check the exact power of :mod:`ssimsr.analysis.power` by simulation.
 """
