@@ -89,9 +89,10 @@ def main(argv=None) -> int:
         (shape / "env.yaml").write_text("channels: []\n")  # conda: and script: must name files
         (shape / "job.py").write_text("")
         try:
-            for tree in trees.values():  # untimed: byte-compiles each tree's modules once
-                jobs = job_counts(dry_run(tree, tree / "src")[1])
-            runs = jobs["train"]  # the candidate's (the last tree)
+            # untimed: byte-compiles each tree's modules once
+            printouts = {name: dry_run(tree, tree / "src")[1] for name, tree in trees.items()}
+            jobs = job_counts(printouts["candidate"])
+            runs = jobs["train"]
             others = {
                 "trivial": lambda: dry_run(trivial, None),
                 "shape": lambda: dry_run(shape, None, "--config", f"runs={runs}"),

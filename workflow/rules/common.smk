@@ -65,8 +65,6 @@ def baseline_datasets():
     return active_datasets() + [b for b in BENCHMARKS if b not in active_datasets()]
 
 
-
-
 def showcase_of(wildcards):
     """The showcase crops' folder for the run that the figures show, else None."""
     return SHOWCASE_DIR if is_showcase_run(wildcards) else None
@@ -123,10 +121,12 @@ def run_of(wildcards):
 
 def train_inputs(wildcards):
     run = run_of(wildcards)
-    inputs = {"manifest": f"{run_data(run)}/manifest.csv"}
-    if uses_extractor(run):  # the VGG19 features of the perceptual term
-        inputs["vgg19"] = RUNS[run]["vgg_weights"]
-    return inputs
+    return {"manifest": f"{run_data(run)}/manifest.csv", **vgg19_input(run)}
+
+
+def vgg19_input(run):
+    """The VGG19 weights file for a run whose loss uses its features (the perceptual term), else none."""
+    return {"vgg19": RUNS[run]["vgg_weights"]} if uses_extractor(run) else {}
 
 
 @functools.cache  # asked by train and evaluate of each run; RUNS does not change in a process
@@ -173,8 +173,8 @@ def eval_inputs(wildcards, vgg19=False):
     run = TRAIN_DIR.format(**wildcards)
     inputs = {"upscaler": f"{run}/upscaler.keras", "downscaler": f"{run}/downscaler.keras",
               "params": f"{run}/params.json", "manifest": f"{run_data(wildcards)}/manifest.csv"}
-    if vgg19 and uses_extractor(run_of(wildcards)):
-        inputs["vgg19"] = RUNS[run_of(wildcards)]["vgg_weights"]
+    if vgg19:
+        inputs.update(vgg19_input(run_of(wildcards)))
     if is_showcase_run(wildcards):
         inputs["showcase"] = SHOWCASE_DIR
     for name in BENCHMARKS:  # every run is also evaluated on each benchmark's images
